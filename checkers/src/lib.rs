@@ -1,0 +1,1 @@
+//! splitbrain-checkers (being built; see the crate description).

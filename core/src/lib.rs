@@ -1,0 +1,1 @@
+//! splitbrain-core (being built; see the crate description).

@@ -1,0 +1,1 @@
+//! splitbrain-environments (being built; see the crate description).

@@ -1,0 +1,1 @@
+//! splitbrain-nemeses (being built; see the crate description).

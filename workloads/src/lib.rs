@@ -1,0 +1,1 @@
+//! splitbrain-workloads (being built; see the crate description).
