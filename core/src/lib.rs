@@ -1,1 +1,5 @@
-//! splitbrain-core (being built; see the crate description).
+//! Core of splitbrain: the history model, SSH control of nodes and the cluster
+//! model that every other crate builds on.
+#![warn(missing_docs)]
+
+pub mod cluster;

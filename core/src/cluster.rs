@@ -1,0 +1,131 @@
+//! The cluster model: what each ZooKeeper server and Kafka broker says about
+//! itself at one moment. Environments produce an [`Observation`] by asking the
+//! servers; the observer records it in the history (`process: "observer"`,
+//! `f: "observe"`); the split-brain checker reads it back. Keeping the type here
+//! lets all three agree without depending on each other.
+
+use serde::{Deserialize, Serialize};
+
+/// One sample of every server's own view of the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    /// One entry per ZooKeeper server that splitbrain started (reachable or not).
+    #[serde(default)]
+    pub zookeeper: Vec<ZkServerView>,
+    /// One entry per Kafka broker that splitbrain started (reachable or not).
+    #[serde(default)]
+    pub kafka: Vec<BrokerView>,
+}
+
+/// What a ZooKeeper server reports of itself (`srvr`, `conf`) and what it
+/// serves for the znodes Kafka's control plane depends on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZkServerView {
+    /// Node the server runs on, e.g. `"n1"`.
+    pub node: String,
+    /// The server's `myid`.
+    pub server_id: u64,
+    /// Its role, or `unreachable` when it did not answer.
+    pub mode: ZkMode,
+    /// Last zxid it has seen (`srvr`'s `Zxid`), when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zxid: Option<u64>,
+    /// The epoch: the high 32 bits of the zxid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u32>,
+    /// Server ids of the voting members it believes in (`conf`'s server list).
+    #[serde(default)]
+    pub members: Vec<u64>,
+    /// Number of znodes in its tree (`srvr`'s `Node count`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub znode_count: Option<u64>,
+    /// `brokerid` of `/controller` as read from this server; `None` when absent
+    /// or unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<i32>,
+    /// Content of `/cluster/id` as read from this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    /// Why some field could not be read, when one could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A ZooKeeper server's role as it reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZkMode {
+    /// Leads an ensemble.
+    Leader,
+    /// Follows a leader.
+    Follower,
+    /// Non-voting member.
+    Observer,
+    /// Single-server mode.
+    Standalone,
+    /// Running but not serving (e.g. looking for a leader).
+    Looking,
+    /// Did not answer.
+    Unreachable,
+}
+
+/// What a Kafka broker believes about the cluster, asked of that broker alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerView {
+    /// Node the broker runs on.
+    pub node: String,
+    /// Its `broker.id`.
+    pub broker_id: i32,
+    /// The controller this broker names in its metadata; `None` if unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<i32>,
+    /// Why it could not be asked, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ZkServerView {
+    /// Splits a zxid into its epoch (high 32 bits).
+    pub fn epoch_of(zxid: u64) -> u32 {
+        (zxid >> 32) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_is_high_32_bits() {
+        assert_eq!(ZkServerView::epoch_of(0x0000_0003_0000_0010), 3);
+        assert_eq!(ZkServerView::epoch_of(0x10), 0);
+    }
+
+    #[test]
+    fn observation_round_trips_through_json() {
+        let obs = Observation {
+            zookeeper: vec![ZkServerView {
+                node: "n1".into(),
+                server_id: 1,
+                mode: ZkMode::Leader,
+                zxid: Some(0x1_0000_0005),
+                epoch: Some(1),
+                members: vec![1, 2, 3],
+                znode_count: Some(40),
+                controller: Some(2),
+                cluster_id: Some("abc".into()),
+                error: None,
+            }],
+            kafka: vec![BrokerView {
+                node: "n4".into(),
+                broker_id: 1,
+                controller: Some(2),
+                error: None,
+            }],
+        };
+        let text = serde_json::to_string(&obs).unwrap();
+        assert!(text.contains("\"mode\":\"leader\""));
+        let back: Observation = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, obs);
+    }
+}
