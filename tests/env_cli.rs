@@ -39,8 +39,11 @@ impl Drop for Cleanup {
 
 /// Starts `env up` in its own process group and returns once it is visibly
 /// mid-way: its state file says not ready and a namespace exists.
+// The lint cannot see that the caller waits on the returned child; the
+// failure paths here kill and wait.
+#[allow(clippy::zombie_processes)]
 fn start_up_and_wait_until_midway(name: &str, nodes: &str) -> Child {
-    let child = splitbrain()
+    let mut child = splitbrain()
         .args(["env", "up", "--env-name", name, "--nodes", nodes])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -55,12 +58,22 @@ fn start_up_and_wait_until_midway(name: &str, nodes: &str) -> Child {
         let has_ns = listed
             .lines()
             .any(|l| l.split_whitespace().next() == Some(&ns));
-        if has_ns {
-            let state = EnvState::load(name).expect("state file written before resources");
-            assert!(!state.ready, "env up already finished: cannot test mid-way");
-            return child;
+        let problem = if has_ns {
+            match EnvState::load(name) {
+                Ok(state) if !state.ready => return child,
+                Ok(_) => "env up already finished: cannot test mid-way".to_string(),
+                Err(e) => format!("no state file while resources exist: {e}"),
+            }
+        } else if Instant::now() > deadline {
+            format!("env up never created {ns}")
+        } else {
+            String::new()
+        };
+        if !problem.is_empty() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{problem}");
         }
-        assert!(Instant::now() < deadline, "env up never created {ns}");
         std::thread::sleep(Duration::from_millis(1));
     }
 }
