@@ -1,1 +1,103 @@
-//! splitbrain-environments (being built; see the crate description).
+//! splitbrain-environments: where splitbrain's nodes come from (netns, ssh,
+//! docker) and how ZooKeeper and Kafka run on them.
+//!
+//! Every environment records an [`EnvState`] (JSON in its state directory)
+//! that other code loads by name to get the nodes, then talks to them only
+//! over SSH through [`splitbrain_core::control`].
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod netns;
+pub mod ssh;
+pub mod state;
+mod sys;
+
+pub use error::EnvError;
+pub use state::{EnvKind, EnvState, SharedDir};
+
+use splitbrain_core::control::Session;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Removes environment `name`, whatever its kind (read from its state file).
+/// Without a state file it still removes any netns resources named after it
+/// (a crash before the state file was written, or a deleted state dir).
+/// Returns a one-line summary of what was removed.
+pub fn down(name: &str) -> Result<String, EnvError> {
+    let kind = match EnvState::try_load(name) {
+        Ok(Some(state)) => state.kind,
+        // Unreadable or missing state: only netns leaves traces findable by name.
+        Ok(None) | Err(EnvError::BadState { .. }) => EnvKind::Netns,
+        Err(e) => return Err(e),
+    };
+    match kind {
+        EnvKind::Netns => {
+            let r = netns::down(name)?;
+            Ok(if r.is_empty() {
+                format!("nothing of environment {name} found; nothing to do")
+            } else {
+                format!(
+                    "removed environment {name}: {} process(es), {} namespace(s), {} link(s), {} iptables rule(s){}",
+                    r.processes.len(),
+                    r.namespaces.len(),
+                    r.links.len(),
+                    r.iptables_rules.len(),
+                    if r.removed_state_dir { ", state directory" } else { "" }
+                )
+            })
+        }
+        EnvKind::Ssh => {
+            ssh::down(name, Duration::from_secs(10))?;
+            Ok(format!("removed splitbrain's files, processes and firewall rules from the hosts of {name}, and its state"))
+        }
+        EnvKind::Docker => Err(EnvError::BadInput(format!(
+            "environment {name} is a docker environment, which this build does not handle; remove it with the docker environment's own down"
+        ))),
+    }
+}
+
+/// Whether one node answers over SSH.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Node name.
+    pub name: String,
+    /// Its address.
+    pub address: IpAddr,
+    /// `Ok(hostname it reports)` when sshd answered and `hostname` ran,
+    /// `Err(reason)` otherwise.
+    pub answer: Result<String, String>,
+}
+
+/// Asks every node of `state` over SSH (concurrently, one connection each)
+/// for its hostname.
+pub fn node_status(state: &EnvState, timeout: Duration) -> Vec<NodeStatus> {
+    let handles: Vec<_> = state
+        .nodes
+        .iter()
+        .cloned()
+        .map(|node| {
+            std::thread::spawn(move || {
+                let answer = Session::connect(&node, timeout)
+                    .and_then(|mut s| s.exec_ok("hostname", timeout))
+                    .map(|out| out.stdout.trim().to_string())
+                    .map_err(|e| e.to_string());
+                NodeStatus {
+                    name: node.name.clone(),
+                    address: node.address,
+                    answer,
+                }
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .zip(&state.nodes)
+        .map(|(h, node)| {
+            h.join().unwrap_or_else(|_| NodeStatus {
+                name: node.name.clone(),
+                address: node.address,
+                answer: Err("status check panicked".into()),
+            })
+        })
+        .collect()
+}
