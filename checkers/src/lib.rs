@@ -1,5 +1,6 @@
 //! Pure checkers over splitbrain histories: queue anomalies and DLQ
-//! reconciliation ([`queue`]) and split brain ([`splitbrain`]).
+//! reconciliation ([`queue`]), split brain ([`splitbrain`]), and a
+//! generator of synthetic histories with planted anomalies ([`synth`]).
 //!
 //! Checkers do no I/O and read no clock: they are fed parsed operations
 //! ([`splitbrain_core::history::Op`]) one at a time and return a
@@ -9,6 +10,7 @@
 mod fxhash;
 pub mod queue;
 pub mod splitbrain;
+pub mod synth;
 
 pub mod verdict;
 
