@@ -2,16 +2,18 @@
 //! broker), managed through shell commands run over SSH.
 //!
 //! Each service owns one directory on its node (`<node dir>/zookeeper` or
-//! `<node dir>/kafka`) holding its configuration, `run.sh`, a `pid` file, its
-//! data and its logs. Commands are rendered here as plain strings, so they can
+//! `<node dir>/kafka`) holding its configuration, `run.sh`, its data and its
+//! logs; its pid file is `<node dir>/run/<kind>.pid`. Commands are rendered here as plain strings, so they can
 //! be tested with a local `sh` and run unchanged over SSH.
 //!
-//! A process counts as running only if the pid in `pid` is alive *and* its
+//! A process counts as running only if the pid in its pid file is alive *and* its
 //! command line contains the service's marker (its config file path): pids
 //! get reused, and a zombie has an empty command line, so neither is mistaken
 //! for the server.
 
+use splitbrain_core::control::{Control, ControlError};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Which server a [`Service`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -47,6 +49,9 @@ pub struct Service {
     pub kind: ServiceKind,
     /// `<node dir>/<kind>`.
     pub dir: PathBuf,
+    /// `<node dir>/run/<kind>.pid`, where the environments' `down` looks for
+    /// the processes splitbrain started (see `splitbrain_core::control::Node::dir`).
+    pid: PathBuf,
 }
 
 /// How long `stop` waits for a clean exit before SIGKILL, in tenths of a second.
@@ -65,6 +70,7 @@ impl Service {
         Self {
             kind,
             dir: node_dir.join(kind.name()),
+            pid: node_dir.join("run").join(format!("{}.pid", kind.name())),
         }
     }
     /// Configuration file path.
@@ -85,7 +91,7 @@ impl Service {
     }
     /// The pid file.
     pub fn pid_path(&self) -> PathBuf {
-        self.dir.join("pid")
+        self.pid.clone()
     }
 
     fn q(&self, p: PathBuf) -> String {
@@ -123,7 +129,7 @@ impl Service {
     pub fn start_cmd(&self) -> String {
         format!(
             "{find}; if [ -n \"$p\" ]; then echo running; exit 0; fi; \
-             mkdir -p {logs} {data} && cd {dir} && rm -f {pid} || exit 1; \
+             mkdir -p {logs} {data} {rundir} && cd {dir} && rm -f {pid} || exit 1; \
              setsid sh {run} >> {logs}/stdout.log 2>&1 < /dev/null & \
              i=0; while [ ! -s {pid} ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; \
              if [ -s {pid} ]; then echo started; else echo 'no pid file after 5 s' >&2; exit 1; fi",
@@ -133,6 +139,7 @@ impl Service {
             dir = self.q(self.dir.clone()),
             pid = self.q(self.pid_path()),
             run = self.q(self.run_script_path()),
+            rundir = self.q(self.pid.parent().unwrap_or(Path::new("/")).to_path_buf()),
         )
     }
 
@@ -183,6 +190,48 @@ impl Service {
             self.q(self.log_dir()),
             self.q(self.pid_path())
         )
+    }
+}
+
+/// Timeout for one lifecycle command over SSH (stop waits up to 10 s itself).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Service {
+    /// Runs one of this service's commands on `node`; its trimmed stdout.
+    pub fn run(&self, control: &Control, node: &str, cmd: &str) -> Result<String, ControlError> {
+        Ok(control
+            .exec_ok(node, cmd, COMMAND_TIMEOUT)?
+            .stdout
+            .trim()
+            .to_string())
+    }
+    /// Starts the server on `node` ([`Service::start_cmd`]).
+    pub fn start(&self, control: &Control, node: &str) -> Result<String, ControlError> {
+        self.run(control, node, &self.start_cmd())
+    }
+    /// Stops it cleanly ([`Service::stop_cmd`]).
+    pub fn stop(&self, control: &Control, node: &str) -> Result<String, ControlError> {
+        self.run(control, node, &self.stop_cmd())
+    }
+    /// Kills it with SIGKILL ([`Service::kill_cmd`]).
+    pub fn kill(&self, control: &Control, node: &str) -> Result<String, ControlError> {
+        self.run(control, node, &self.kill_cmd())
+    }
+    /// Pauses it (SIGSTOP); returns the pid, empty if not running.
+    pub fn pause(&self, control: &Control, node: &str) -> Result<String, ControlError> {
+        self.run(control, node, &self.signal_cmd("STOP"))
+    }
+    /// Resumes it (SIGCONT); returns the pid, empty if not running.
+    pub fn resume(&self, control: &Control, node: &str) -> Result<String, ControlError> {
+        self.run(control, node, &self.signal_cmd("CONT"))
+    }
+    /// Its pid if running.
+    pub fn pid(&self, control: &Control, node: &str) -> Result<Option<u32>, ControlError> {
+        Ok(self.run(control, node, &self.pid_cmd())?.parse().ok())
+    }
+    /// Removes its data and logs.
+    pub fn wipe(&self, control: &Control, node: &str) -> Result<String, ControlError> {
+        self.run(control, node, &self.wipe_cmd())
     }
 }
 
@@ -259,7 +308,7 @@ mod tests {
     fn a_reused_pid_is_not_mistaken_for_the_server() {
         let tmp = tempfile::tempdir().unwrap();
         let svc = Service::new(ServiceKind::Kafka, tmp.path());
-        std::fs::create_dir_all(&svc.dir).unwrap();
+        std::fs::create_dir_all(svc.pid_path().parent().unwrap()).unwrap();
         // Our own pid: alive, but its command line lacks the config path.
         std::fs::write(svc.pid_path(), std::process::id().to_string()).unwrap();
         assert_eq!(sh(&svc.pid_cmd()).1, "");
