@@ -1,22 +1,85 @@
-//! Where splitbrain's nodes come from and how ZooKeeper and Kafka run on them.
+//! splitbrain-environments: where splitbrain's nodes come from (netns, ssh,
+//! docker) and how ZooKeeper and Kafka run on them.
 //!
-//! This part: the ZooKeeper/Kafka artifacts, their configuration, their
-//! lifecycle on nodes (over SSH) and the observation of what every server
-//! believes (over TCP from the control node).
+//! Every environment records an [`EnvState`] (JSON in its state directory)
+//! that other code loads by name to get the nodes, then talks to them only
+//! over SSH through [`splitbrain_core::control`].
+//!
+//! ZooKeeper and Kafka on the nodes: [`artifacts`] (the jars), [`zookeeper`]
+//! and [`kafka`] (configuration, installation), [`service`] (start, stop,
+//! kill, pause over SSH), [`cluster`] (layout, bring-up, topics, log
+//! collection, the incident's rapid add) and [`observe`] (what every server
+//! believes, over TCP from the control node).
 #![warn(missing_docs)]
 
 pub mod artifacts;
 pub mod cluster;
+pub mod error;
 pub mod kafka;
 pub mod kafka_client;
+pub mod netns;
 pub mod observe;
 pub mod service;
+pub mod state;
+mod sys;
 pub mod wire;
 pub mod zk_client;
 pub mod zookeeper;
 
-use std::path::PathBuf;
+pub use error::EnvError;
+pub use state::{EnvKind, EnvState, SharedDir};
+
+use splitbrain_core::control::Session;
+use std::net::IpAddr;
 use std::time::Duration;
+
+/// Whether one node answers over SSH.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Node name.
+    pub name: String,
+    /// Its address.
+    pub address: IpAddr,
+    /// `Ok(hostname it reports)` when sshd answered and `hostname` ran,
+    /// `Err(reason)` otherwise.
+    pub answer: Result<String, String>,
+}
+
+/// Asks every node of `state` over SSH (concurrently, one connection each)
+/// for its hostname.
+pub fn node_status(state: &EnvState, timeout: Duration) -> Vec<NodeStatus> {
+    let handles: Vec<_> = state
+        .nodes
+        .iter()
+        .cloned()
+        .map(|node| {
+            std::thread::spawn(move || {
+                let answer = Session::connect(&node, timeout)
+                    .and_then(|mut s| s.exec_ok("hostname", timeout))
+                    .map(|out| out.stdout.trim().to_string())
+                    .map_err(|e| e.to_string());
+                NodeStatus {
+                    name: node.name.clone(),
+                    address: node.address,
+                    answer,
+                }
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .zip(&state.nodes)
+        .map(|(h, node)| {
+            h.join().unwrap_or_else(|_| NodeStatus {
+                name: node.name.clone(),
+                address: node.address,
+                answer: Err("status check panicked".into()),
+            })
+        })
+        .collect()
+}
+
+use std::path::PathBuf;
 
 /// Failure setting up, running or observing ZooKeeper and Kafka.
 #[derive(Debug, thiserror::Error)]
