@@ -251,7 +251,8 @@ pub fn start_zookeeper(
 }
 
 /// Starts every broker at once and waits until all are registered in
-/// `/brokers/ids` (read from the first ZooKeeper server that answers).
+/// `/brokers/ids` (read from the first ZooKeeper server) and each answers
+/// metadata requests naming a controller and every broker.
 pub fn start_kafka(
     control: &Control,
     layout: &ClusterLayout,
@@ -271,7 +272,13 @@ pub fn start_kafka(
         .first()
         .copied()
         .ok_or_else(|| ClusterError::Layout("no ZooKeeper server in the layout".into()))?;
-    kafka::wait_registered(zk, &ids, timeout)
+    let deadline = Instant::now() + timeout;
+    kafka::wait_registered(zk, &ids, timeout)?;
+    kafka::wait_answering(
+        &layout.kafka,
+        &layout.kafka_settings,
+        deadline.saturating_duration_since(Instant::now()),
+    )
 }
 
 /// Installs and starts everything: ZooKeeper first (all at once), then the

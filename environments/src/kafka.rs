@@ -281,6 +281,54 @@ pub fn wait_registered(zk: SocketAddr, ids: &[i32], timeout: Duration) -> Result
     }
 }
 
+/// Waits until every broker in `brokers` answers a Metadata request
+/// (its listener is open, which happens after it registers) naming a
+/// controller and all of `brokers` as alive, polling every 200 ms.
+pub fn wait_answering(
+    brokers: &[Broker],
+    settings: &KafkaSettings,
+    timeout: Duration,
+) -> Result<(), ClusterError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut waiting = Vec::new();
+        for b in brokers {
+            match crate::kafka_client::metadata(
+                b.addr(settings),
+                Some(&[]),
+                Duration::from_millis(500),
+            ) {
+                Ok(m) => {
+                    let alive: Vec<i32> = m.brokers.iter().map(|x| x.node_id).collect();
+                    let missing: Vec<i32> = brokers
+                        .iter()
+                        .map(|x| x.id)
+                        .filter(|i| !alive.contains(i))
+                        .collect();
+                    if m.controller.is_none() || !missing.is_empty() {
+                        waiting.push(format!(
+                            "broker {}: controller {:?}, does not list {missing:?} yet",
+                            b.id, m.controller
+                        ));
+                    }
+                }
+                Err(e) => waiting.push(format!("broker {}: {e}", b.id)),
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(ClusterError::NotReady {
+                what: "brokers answering metadata requests".into(),
+                timeout,
+                detail: waiting.join("; "),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
