@@ -3,3 +3,5 @@
 #![warn(missing_docs)]
 
 pub mod cluster;
+pub mod control;
+pub mod firewall;

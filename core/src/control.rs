@@ -1,0 +1,1231 @@
+//! SSH control of nodes: the only way splitbrain touches a node.
+//!
+//! Like Jepsen's `control` namespace: a [`Node`] says where a machine is and
+//! how to log in; a [`Session`] is one authenticated SSH connection to it that
+//! runs commands with a timeout, moves files and follows logs; a [`Control`]
+//! owns one session per node, each on its own worker thread, and runs work on
+//! one node or on all of them concurrently.
+//!
+//! Rules this module keeps:
+//! - host keys are checked against the node's `known_hosts` file (written by the
+//!   environment that created the node); an unknown or changed key is an error;
+//! - authentication is by private key only; no password is ever used or logged;
+//! - only *connecting* is retried (with bounded backoff); a command that may have
+//!   had an effect is never retried here;
+//! - every wait is bounded by a caller-given timeout.
+//!
+//! Sessions run libssh2 in non-blocking mode and wait on the socket with
+//! `poll(2)`, so a timeout bounds the whole command (not each read), and stdout
+//! and stderr are drained together (a chatty stderr cannot stall stdout).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A machine splitbrain controls over SSH.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// Short logical name, e.g. `"n1"`; unique within an environment.
+    pub name: String,
+    /// Address the control node reaches the node's sshd at.
+    pub address: IpAddr,
+    /// sshd port (22 for netns nodes).
+    pub port: u16,
+    /// Login user (`root` for netns nodes).
+    pub user: String,
+    /// Private key on the control node used to log in (key auth only).
+    pub key_path: PathBuf,
+    /// `known_hosts` file on the control node holding this node's host key.
+    pub known_hosts: PathBuf,
+    /// This node's own directory *on the node*: data, logs and configs of
+    /// everything splitbrain runs there live under it, so "node n3's disk" is
+    /// one directory. By convention processes splitbrain starts write their pid
+    /// file to `<dir>/run/<name>.pid` (the `ssh` environment's `down` stops them).
+    pub dir: PathBuf,
+}
+
+impl Node {
+    /// The node's sshd address.
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.address, self.port)
+    }
+}
+
+/// What a remote command did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    /// Exit status. When the command was killed by a signal this is
+    /// `128 + signal number` (as a shell reports it), `255` if the signal is
+    /// unknown.
+    pub status: i32,
+    /// Everything it wrote to stdout (lossily decoded as UTF-8).
+    pub stdout: String,
+    /// Everything it wrote to stderr (lossily decoded as UTF-8).
+    pub stderr: String,
+}
+
+impl Output {
+    /// True when the command exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+}
+
+/// Why a control operation failed. Every variant names the node and the
+/// command (for connecting, the command is `connect`).
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No SSH connection could be made within the timeout.
+    #[error(
+        "{node}: connect to {addr}: gave up after {attempts} attempt(s) in {elapsed:?}: {detail}; \
+         check that the node is up and its sshd listens there (`splitbrain env status`)"
+    )]
+    Connect {
+        /// Node name.
+        node: String,
+        /// Address tried.
+        addr: SocketAddr,
+        /// Connection attempts made.
+        attempts: u32,
+        /// Time spent.
+        elapsed: Duration,
+        /// Last failure.
+        detail: String,
+    },
+    /// The node's host key is not in its known_hosts file.
+    #[error(
+        "{node}: connect to {addr}: host key not found in {known_hosts}; refusing to connect. \
+         Re-create the environment (`splitbrain env up`) or add the node's verified key to that file"
+    )]
+    HostKeyUnknown {
+        /// Node name.
+        node: String,
+        /// Address connected to.
+        addr: SocketAddr,
+        /// File checked.
+        known_hosts: PathBuf,
+    },
+    /// The node presented a different host key from the recorded one.
+    #[error(
+        "{node}: connect to {addr}: host key DIFFERS from the one in {known_hosts}; refusing to \
+         connect (the node was re-created, or something intercepts the connection). Re-create the \
+         environment or correct that file"
+    )]
+    HostKeyChanged {
+        /// Node name.
+        node: String,
+        /// Address connected to.
+        addr: SocketAddr,
+        /// File checked.
+        known_hosts: PathBuf,
+    },
+    /// Key authentication was refused.
+    #[error(
+        "{node}: connect: key authentication as {user} with {key_path} failed: {detail}; check \
+         that the matching public key is in the node's authorized_keys"
+    )]
+    Auth {
+        /// Node name.
+        node: String,
+        /// Login user.
+        user: String,
+        /// Private key used.
+        key_path: PathBuf,
+        /// libssh2's reason.
+        detail: String,
+    },
+    /// An SSH protocol or transport error while running a command.
+    #[error("{node}: `{command}`: ssh error: {detail}")]
+    Ssh {
+        /// Node name.
+        node: String,
+        /// Command being run.
+        command: String,
+        /// libssh2's reason.
+        detail: String,
+    },
+    /// The command did not finish within its timeout. It may still be running
+    /// on the node (and may have had an effect): it is not retried.
+    #[error("{node}: `{command}` did not finish within {timeout:?}; it may still be running on the node")]
+    Timeout {
+        /// Node name.
+        node: String,
+        /// Command being run.
+        command: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The command exited with a non-zero status (from `exec_ok` and friends).
+    #[error("{node}: `{command}` exited with status {status}: {stderr}")]
+    Failed {
+        /// Node name.
+        node: String,
+        /// Command run.
+        command: String,
+        /// Its exit status.
+        status: i32,
+        /// Its stderr (trimmed).
+        stderr: String,
+    },
+    /// A local file could not be read or written.
+    #[error("{node}: `{command}`: local file {path}: {source}")]
+    LocalIo {
+        /// Node name.
+        node: String,
+        /// Operation.
+        command: String,
+        /// Local path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// A followed log stream ended (the remote `tail` exited or the
+    /// connection closed).
+    #[error("{node}: `{command}`: the log stream ended")]
+    StreamEnded {
+        /// Node name.
+        node: String,
+        /// The follow command.
+        command: String,
+    },
+    /// The node is not part of this [`Control`].
+    #[error("{node}: `{command}`: no such node here (known nodes: {known})")]
+    UnknownNode {
+        /// Requested node name.
+        node: String,
+        /// Operation.
+        command: String,
+        /// Names that exist.
+        known: String,
+    },
+    /// The node's worker thread is gone (it cannot run anything any more).
+    #[error(
+        "{node}: `{command}`: the node's control thread has stopped; reconnect with a new Control"
+    )]
+    WorkerGone {
+        /// Node name.
+        node: String,
+        /// Operation.
+        command: String,
+    },
+    /// The closure run on the node panicked (the session was kept).
+    #[error("{node}: `{command}` panicked: {message}")]
+    Panicked {
+        /// Node name.
+        node: String,
+        /// Operation.
+        command: String,
+        /// Panic payload, when it was a string.
+        message: String,
+    },
+}
+
+impl ControlError {
+    /// Name of the node the error is about.
+    pub fn node(&self) -> &str {
+        match self {
+            ControlError::Connect { node, .. }
+            | ControlError::HostKeyUnknown { node, .. }
+            | ControlError::HostKeyChanged { node, .. }
+            | ControlError::Auth { node, .. }
+            | ControlError::Ssh { node, .. }
+            | ControlError::Timeout { node, .. }
+            | ControlError::Failed { node, .. }
+            | ControlError::LocalIo { node, .. }
+            | ControlError::StreamEnded { node, .. }
+            | ControlError::UnknownNode { node, .. }
+            | ControlError::WorkerGone { node, .. }
+            | ControlError::Panicked { node, .. } => node,
+        }
+    }
+}
+
+/// Quotes `s` for a POSIX shell (single quotes), so any path or argument can
+/// be pasted into a remote command line.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// libssh2's "would block" code.
+const EAGAIN: i32 = -37;
+
+fn is_eagain(e: &ssh2::Error) -> bool {
+    e.code() == ssh2::ErrorCode::Session(EAGAIN)
+}
+
+/// Maps an exit signal name (`"KILL"`) to the shell's `128 + n` status.
+fn signal_status(name: &str) -> i32 {
+    let n = match name {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "ILL" => 4,
+        "ABRT" => 6,
+        "FPE" => 8,
+        "KILL" => 9,
+        "USR1" => 10,
+        "SEGV" => 11,
+        "USR2" => 12,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        _ => return 255,
+    };
+    128 + n
+}
+
+/// One authenticated SSH connection to one node. Not shared between threads:
+/// [`Control`] gives each session its own worker thread.
+pub struct Session {
+    node: Node,
+    ssh: ssh2::Session,
+    fd: RawFd,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("node", &self.node.name)
+            .finish()
+    }
+}
+
+impl Session {
+    /// Connects to `node`, checks its host key against `node.known_hosts` and
+    /// logs in with `node.key_path`. TCP connection and handshake failures
+    /// (e.g. sshd not started yet) are retried with backoff (50 ms doubling up
+    /// to 1 s) until `timeout` has passed; host-key and authentication
+    /// failures are not retried.
+    pub fn connect(node: &Node, timeout: Duration) -> Result<Session, ControlError> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let addr = node.socket_addr();
+        let mut attempts = 0u32;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            attempts += 1;
+            let last = match Self::try_connect(node, deadline) {
+                Ok(session) => return Ok(session),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Retry(detail)) => detail,
+            };
+            let now = Instant::now();
+            if now + backoff >= deadline {
+                return Err(ControlError::Connect {
+                    node: node.name.clone(),
+                    addr,
+                    attempts,
+                    elapsed: now - started,
+                    detail: last,
+                });
+            }
+            tracing::debug!(node = %node.name, %addr, attempts, "connect failed, retrying: {last}");
+            thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    fn try_connect(node: &Node, deadline: Instant) -> Result<Session, Attempt> {
+        let addr = node.socket_addr();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(Attempt::Retry("timed out".into()));
+        }
+        let tcp = TcpStream::connect_timeout(&addr, remaining)
+            .map_err(|e| Attempt::Retry(format!("tcp: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        let fd = tcp.as_raw_fd();
+        let mut ssh = ssh2::Session::new().map_err(|e| Attempt::Retry(e.to_string()))?;
+        ssh.set_tcp_stream(tcp);
+        ssh.set_blocking(false);
+        let mut session = Session {
+            node: node.clone(),
+            ssh,
+            fd,
+        };
+        // The handshake needs `&mut ssh2::Session`; run the non-blocking loop
+        // by hand.
+        loop {
+            match session.ssh.handshake() {
+                Ok(()) => break,
+                Err(e) if is_eagain(&e) => {
+                    if !session.wait_socket(deadline) {
+                        return Err(Attempt::Retry("ssh handshake timed out".into()));
+                    }
+                }
+                Err(e) => return Err(Attempt::Retry(format!("ssh handshake: {e}"))),
+            }
+        }
+        session.check_host_key().map_err(Attempt::Fatal)?;
+        let key_path = node.key_path.clone();
+        let user = node.user.clone();
+        let auth = session.again("connect", deadline, Duration::ZERO, |ssh| {
+            ssh.userauth_pubkey_file(&user, None, &key_path, None)
+        });
+        match auth {
+            Ok(()) if session.ssh.authenticated() => Ok(session),
+            Ok(()) => Err(Attempt::Fatal(
+                session.auth_error("not authenticated".into()),
+            )),
+            Err(ControlError::Timeout { .. }) => {
+                Err(Attempt::Retry("authentication timed out".into()))
+            }
+            Err(ControlError::Ssh { detail, .. }) => {
+                Err(Attempt::Fatal(session.auth_error(detail)))
+            }
+            Err(e) => Err(Attempt::Fatal(e)),
+        }
+    }
+
+    fn auth_error(&self, detail: String) -> ControlError {
+        ControlError::Auth {
+            node: self.node.name.clone(),
+            user: self.node.user.clone(),
+            key_path: self.node.key_path.clone(),
+            detail,
+        }
+    }
+
+    fn check_host_key(&self) -> Result<(), ControlError> {
+        let node = &self.node;
+        let addr = node.socket_addr();
+        let unknown = || ControlError::HostKeyUnknown {
+            node: node.name.clone(),
+            addr,
+            known_hosts: node.known_hosts.clone(),
+        };
+        let (key, _kind) = self.ssh.host_key().ok_or_else(unknown)?;
+        let mut known = self.ssh.known_hosts().map_err(|e| ControlError::Ssh {
+            node: node.name.clone(),
+            command: "connect".into(),
+            detail: e.to_string(),
+        })?;
+        if let Err(e) = known.read_file(&node.known_hosts, ssh2::KnownHostFileKind::OpenSSH) {
+            // A missing or unreadable file means we cannot vouch for the key.
+            tracing::warn!(node = %node.name, file = %node.known_hosts.display(), "cannot read known_hosts: {e}");
+            return Err(unknown());
+        }
+        match known.check_port(&node.address.to_string(), node.port, key) {
+            ssh2::CheckResult::Match => Ok(()),
+            ssh2::CheckResult::Mismatch => Err(ControlError::HostKeyChanged {
+                node: node.name.clone(),
+                addr,
+                known_hosts: node.known_hosts.clone(),
+            }),
+            ssh2::CheckResult::NotFound | ssh2::CheckResult::Failure => Err(unknown()),
+        }
+    }
+
+    /// The node this session is connected to.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Waits until the socket is ready in the direction libssh2 is blocked on,
+    /// or the deadline passes (returns false then).
+    fn wait_socket(&self, deadline: Instant) -> bool {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return false;
+        }
+        let events = match self.ssh.block_directions() {
+            ssh2::BlockDirections::Inbound => libc::POLLIN,
+            ssh2::BlockDirections::Outbound => libc::POLLOUT,
+            _ => libc::POLLIN | libc::POLLOUT,
+        };
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            events,
+            revents: 0,
+        };
+        // Wake at least every 100 ms so a deadline is never overshot by much.
+        let ms = remaining.as_millis().clamp(1, 100) as libc::c_int;
+        // SAFETY: one valid pollfd, owned by this stack frame, for the call.
+        unsafe { libc::poll(&mut pfd, 1, ms) };
+        true
+    }
+
+    /// Runs a non-blocking libssh2 call until it stops saying "would block".
+    fn again<T>(
+        &self,
+        command: &str,
+        deadline: Instant,
+        timeout: Duration,
+        mut f: impl FnMut(&ssh2::Session) -> Result<T, ssh2::Error>,
+    ) -> Result<T, ControlError> {
+        loop {
+            match f(&self.ssh) {
+                Ok(v) => return Ok(v),
+                Err(e) if is_eagain(&e) => {
+                    if !self.wait_socket(deadline) {
+                        return Err(self.timeout_error(command, timeout));
+                    }
+                }
+                Err(e) => return Err(self.ssh_error(command, e)),
+            }
+        }
+    }
+
+    fn ssh_error(&self, command: &str, e: impl fmt::Display) -> ControlError {
+        ControlError::Ssh {
+            node: self.node.name.clone(),
+            command: command.to_string(),
+            detail: e.to_string(),
+        }
+    }
+
+    fn timeout_error(&self, command: &str, timeout: Duration) -> ControlError {
+        ControlError::Timeout {
+            node: self.node.name.clone(),
+            command: command.to_string(),
+            timeout,
+        }
+    }
+
+    fn local_error(&self, command: &str, path: &Path, source: io::Error) -> ControlError {
+        ControlError::LocalIo {
+            node: self.node.name.clone(),
+            command: command.to_string(),
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Frees a channel that may be mid-operation without leaving libssh2 in
+    /// a half-done state: closing is given up to a second in blocking mode.
+    fn discard(&self, mut channel: ssh2::Channel) {
+        self.ssh.set_blocking(true);
+        self.ssh.set_timeout(1000);
+        let _ = channel.close();
+        drop(channel);
+        self.ssh.set_timeout(0);
+        self.ssh.set_blocking(false);
+    }
+
+    /// Runs `cmd` (through the login user's shell) and returns its exit status
+    /// and output, whatever the status. Errors only if the command could not be
+    /// run or did not finish within `timeout`.
+    pub fn exec(&mut self, cmd: &str, timeout: Duration) -> Result<Output, ControlError> {
+        let deadline = Instant::now() + timeout;
+        let mut channel = self.again(cmd, deadline, timeout, |s| s.channel_session())?;
+        if let Err(e) = self.again(cmd, deadline, timeout, |_| channel.exec(cmd)) {
+            self.discard(channel);
+            return Err(e);
+        }
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let mut progressed = false;
+            for (stream_id, sink) in [(0, &mut stdout), (1, &mut stderr)] {
+                match channel.stream(stream_id).read(&mut buf) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        sink.extend_from_slice(&buf[..n]);
+                        progressed = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        let err = self.ssh_error(cmd, e);
+                        self.discard(channel);
+                        return Err(err);
+                    }
+                }
+            }
+            if channel.eof() {
+                break;
+            }
+            if !progressed && !self.wait_socket(deadline) {
+                self.discard(channel);
+                return Err(self.timeout_error(cmd, timeout));
+            }
+        }
+        // Drain anything that arrived with the EOF.
+        for (stream_id, sink) in [(0, &mut stdout), (1, &mut stderr)] {
+            let _ = channel.stream(stream_id).read_to_end(sink);
+        }
+        self.again(cmd, deadline, timeout, |_| channel.wait_close())?;
+        let mut status = channel.exit_status().map_err(|e| self.ssh_error(cmd, e))?;
+        if let Ok(signal) = channel.exit_signal() {
+            if let Some(name) = signal.exit_signal {
+                status = signal_status(&name);
+            }
+        }
+        Ok(Output {
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+
+    /// Like [`Session::exec`], but a non-zero exit status is an error
+    /// ([`ControlError::Failed`]) carrying the status and stderr.
+    pub fn exec_ok(&mut self, cmd: &str, timeout: Duration) -> Result<Output, ControlError> {
+        let out = self.exec(cmd, timeout)?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(ControlError::Failed {
+                node: self.node.name.clone(),
+                command: cmd.to_string(),
+                status: out.status,
+                stderr: out.stderr.trim().to_string(),
+            })
+        }
+    }
+
+    /// Writes `contents` to `remote` on the node with permission bits `mode`
+    /// (e.g. `0o644`), creating its parent directories. Overwrites. Bounded by
+    /// a timeout of 30 s plus 1 s per MiB.
+    pub fn write_file(
+        &mut self,
+        remote: &Path,
+        contents: &[u8],
+        mode: i32,
+    ) -> Result<(), ControlError> {
+        self.send(
+            remote,
+            mode,
+            contents.len() as u64,
+            &mut &contents[..],
+            None,
+        )
+    }
+
+    /// Copies the local file `local` to `remote` on the node with permission
+    /// bits `mode`, creating the remote parent directories. Streams the file
+    /// (no size limit). Bounded by a timeout of 30 s plus 1 s per MiB.
+    pub fn upload(&mut self, local: &Path, remote: &Path, mode: i32) -> Result<(), ControlError> {
+        let command = format!("upload {} -> {}", local.display(), remote.display());
+        let mut file = File::open(local).map_err(|e| self.local_error(&command, local, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| self.local_error(&command, local, e))?
+            .len();
+        self.send(remote, mode, len, &mut file, Some(local))
+    }
+
+    fn send(
+        &mut self,
+        remote: &Path,
+        mode: i32,
+        len: u64,
+        source: &mut dyn Read,
+        local: Option<&Path>,
+    ) -> Result<(), ControlError> {
+        let command = format!("write {}", remote.display());
+        if let Some(parent) = remote.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let mkdir = format!("mkdir -p {}", shell_quote(&parent.to_string_lossy()));
+            self.exec_ok(&mkdir, Duration::from_secs(30))?;
+        }
+        let timeout = transfer_timeout(len);
+        let deadline = Instant::now() + timeout;
+        let mut channel = self.again(&command, deadline, timeout, |s| {
+            s.scp_send(remote, mode, len, None)
+        })?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut sent = 0u64;
+        while sent < len {
+            let n = match source.read(&mut buf) {
+                Ok(0) => {
+                    self.discard(channel);
+                    let e =
+                        io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while sending");
+                    return Err(self.local_error(&command, local.unwrap_or(remote), e));
+                }
+                Ok(n) => n.min((len - sent) as usize),
+                Err(e) => {
+                    self.discard(channel);
+                    return Err(self.local_error(&command, local.unwrap_or(remote), e));
+                }
+            };
+            let mut chunk = &buf[..n];
+            while !chunk.is_empty() {
+                match channel.write(chunk) {
+                    Ok(w) => chunk = &chunk[w..],
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if !self.wait_socket(deadline) {
+                            self.discard(channel);
+                            return Err(self.timeout_error(&command, timeout));
+                        }
+                    }
+                    Err(e) => {
+                        let err = self.ssh_error(&command, e);
+                        self.discard(channel);
+                        return Err(err);
+                    }
+                }
+            }
+            sent += n as u64;
+        }
+        let finish = (|| {
+            self.again(&command, deadline, timeout, |_| channel.send_eof())?;
+            self.again(&command, deadline, timeout, |_| channel.wait_eof())?;
+            self.again(&command, deadline, timeout, |_| channel.close())?;
+            self.again(&command, deadline, timeout, |_| channel.wait_close())
+        })();
+        if let Err(e) = finish {
+            self.discard(channel);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Copies `remote` on the node to the local file `local` (overwriting it).
+    /// Bounded by a timeout of 30 s plus 1 s per MiB.
+    pub fn download(&mut self, remote: &Path, local: &Path) -> Result<(), ControlError> {
+        let command = format!("download {} -> {}", remote.display(), local.display());
+        let timeout0 = Duration::from_secs(30);
+        let deadline0 = Instant::now() + timeout0;
+        let (mut channel, stat) =
+            self.again(&command, deadline0, timeout0, |s| s.scp_recv(remote))?;
+        let len = stat.size();
+        let timeout = transfer_timeout(len);
+        let deadline = Instant::now() + timeout;
+        let mut file = match File::create(local) {
+            Ok(f) => f,
+            Err(e) => {
+                self.discard(channel);
+                return Err(self.local_error(&command, local, e));
+            }
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut received = 0u64;
+        while received < len {
+            let want = buf.len().min((len - received) as usize);
+            match channel.read(&mut buf[..want]) {
+                Ok(0) => {
+                    if channel.eof() {
+                        self.discard(channel);
+                        let detail = format!("stream ended after {received} of {len} bytes");
+                        return Err(self.ssh_error(&command, detail));
+                    }
+                    if !self.wait_socket(deadline) {
+                        self.discard(channel);
+                        return Err(self.timeout_error(&command, timeout));
+                    }
+                }
+                Ok(n) => {
+                    if let Err(e) = file.write_all(&buf[..n]) {
+                        self.discard(channel);
+                        return Err(self.local_error(&command, local, e));
+                    }
+                    received += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !self.wait_socket(deadline) {
+                        self.discard(channel);
+                        return Err(self.timeout_error(&command, timeout));
+                    }
+                }
+                Err(e) => {
+                    let err = self.ssh_error(&command, e);
+                    self.discard(channel);
+                    return Err(err);
+                }
+            }
+        }
+        // Closing the scp channel is best effort: the bytes are all here.
+        self.discard(channel);
+        file.sync_all()
+            .map_err(|e| self.local_error(&command, local, e))
+    }
+
+    /// Starts following the remote file `path` (like `tail -F`: it may not
+    /// exist yet, and is followed across rotation). With `from_start` the
+    /// existing content is delivered first; otherwise only lines appended from
+    /// now on. The session is busy until the [`LogFollower`] is dropped; use
+    /// [`Control::stream_log`] to follow a log on its own connection.
+    pub fn follow(
+        &mut self,
+        path: &Path,
+        from_start: bool,
+    ) -> Result<LogFollower<'_>, ControlError> {
+        let start = if from_start { "+1" } else { "0" };
+        // `tail` runs in the background and is killed when our stdin closes,
+        // i.e. when the follower is dropped: otherwise a `tail -F` on a quiet
+        // log would outlive the channel.
+        let command = format!(
+            "tail -n {start} -F -- {} 2>/dev/null & read -r _; kill $! 2>/dev/null",
+            shell_quote(&path.to_string_lossy())
+        );
+        let timeout = Duration::from_secs(30);
+        let deadline = Instant::now() + timeout;
+        let mut channel = self.again(&command, deadline, timeout, |s| s.channel_session())?;
+        if let Err(e) = self.again(&command, deadline, timeout, |_| channel.exec(&command)) {
+            self.discard(channel);
+            return Err(e);
+        }
+        Ok(LogFollower {
+            session: self,
+            channel: Some(channel),
+            command,
+            pending: Vec::new(),
+        })
+    }
+}
+
+fn transfer_timeout(len: u64) -> Duration {
+    Duration::from_secs(30 + len / (1024 * 1024))
+}
+
+enum Attempt {
+    Retry(String),
+    Fatal(ControlError),
+}
+
+/// A remote file being followed over a session (see [`Session::follow`]).
+/// Dropping it stops the remote `tail`.
+pub struct LogFollower<'a> {
+    session: &'a Session,
+    channel: Option<ssh2::Channel>,
+    command: String,
+    pending: Vec<u8>,
+}
+
+impl LogFollower<'_> {
+    /// Returns the next complete line (without its newline), or `None` if no
+    /// complete line arrived within `timeout`. Errors with
+    /// [`ControlError::StreamEnded`] when the remote side closed.
+    pub fn next_line(&mut self, timeout: Duration) -> Result<Option<String>, ControlError> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            if let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=i).collect();
+                let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+                return Ok(Some(line));
+            }
+            let Some(channel) = self.channel.as_mut() else {
+                return Err(self.ended());
+            };
+            match channel.read(&mut buf) {
+                Ok(0) if channel.eof() => return Err(self.ended()),
+                Ok(0) => {}
+                Ok(n) => {
+                    self.pending.extend_from_slice(&buf[..n]);
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(self.session.ssh_error(&self.command, e)),
+            }
+            if !self.session.wait_socket(deadline) {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads lines until one satisfies `matches` and returns it; errors with
+    /// [`ControlError::Timeout`] if none does within `timeout`.
+    pub fn wait_for(
+        &mut self,
+        timeout: Duration,
+        mut matches: impl FnMut(&str) -> bool,
+    ) -> Result<String, ControlError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match self.next_line(remaining)? {
+                Some(line) if matches(&line) => return Ok(line),
+                Some(_) if !remaining.is_zero() => {}
+                _ => return Err(self.session.timeout_error(&self.command, timeout)),
+            }
+        }
+    }
+
+    fn ended(&self) -> ControlError {
+        ControlError::StreamEnded {
+            node: self.session.node.name.clone(),
+            command: self.command.clone(),
+        }
+    }
+}
+
+impl Drop for LogFollower<'_> {
+    fn drop(&mut self) {
+        if let Some(mut channel) = self.channel.take() {
+            // EOF on the remote `read` makes the wrapper kill `tail`.
+            self.session.ssh.set_blocking(true);
+            self.session.ssh.set_timeout(1000);
+            let _ = channel.send_eof();
+            let _ = channel.close();
+            drop(channel);
+            self.session.ssh.set_timeout(0);
+            self.session.ssh.set_blocking(false);
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Session) + Send>;
+
+struct Worker {
+    node: Node,
+    jobs: mpsc::Sender<Job>,
+}
+
+struct Inner {
+    nodes: Vec<Node>,
+    workers: Vec<Worker>,
+}
+
+/// One SSH session per node, each owned by its own worker thread (libssh2
+/// sessions must not be used from two threads). Cheap to clone: clones share
+/// the sessions; they close when the last clone is dropped. Work sent to one
+/// node runs in order; work on different nodes runs concurrently.
+#[derive(Clone)]
+pub struct Control {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Control {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.inner.nodes.iter().map(|n| n.name.as_str()).collect();
+        f.debug_struct("Control").field("nodes", &names).finish()
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+impl Control {
+    /// Connects to every node concurrently (see [`Session::connect`] for
+    /// retries and checks). Fails with the first node's error (in `nodes`
+    /// order) if any node cannot be reached; then no session stays open.
+    pub fn connect(nodes: &[Node], timeout: Duration) -> Result<Control, ControlError> {
+        let mut pending = Vec::new();
+        for node in nodes {
+            let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), ControlError>>(1);
+            let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+            let worker_node = node.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("ssh-{}", node.name))
+                .spawn(move || {
+                    let mut session = match Session::connect(&worker_node, timeout) {
+                        Ok(s) => {
+                            let _ = ready_tx.send(Ok(()));
+                            s
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    // Runs until every sender (every Control clone) is gone.
+                    for job in jobs_rx {
+                        job(&mut session);
+                    }
+                });
+            if let Err(e) = spawned {
+                return Err(ControlError::WorkerGone {
+                    node: node.name.clone(),
+                    command: format!("connect (spawn thread: {e})"),
+                });
+            }
+            pending.push((node.clone(), ready_rx, jobs_tx));
+        }
+        let mut workers = Vec::new();
+        let mut first_error = None;
+        for (node, ready_rx, jobs) in pending {
+            match ready_rx.recv() {
+                Ok(Ok(())) => workers.push(Worker { node, jobs }),
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_error.get_or_insert(ControlError::WorkerGone {
+                        node: node.name.clone(),
+                        command: "connect".into(),
+                    });
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        Ok(Control {
+            inner: Arc::new(Inner {
+                nodes: nodes.to_vec(),
+                workers,
+            }),
+        })
+    }
+
+    /// The nodes, in the order given to [`Control::connect`].
+    pub fn nodes(&self) -> &[Node] {
+        &self.inner.nodes
+    }
+
+    /// The node called `name`, if there is one.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.inner.nodes.iter().find(|n| n.name == name)
+    }
+
+    fn worker(&self, node: &str, command: &str) -> Result<&Worker, ControlError> {
+        self.inner
+            .workers
+            .iter()
+            .find(|w| w.node.name == node)
+            .ok_or_else(|| ControlError::UnknownNode {
+                node: node.to_string(),
+                command: command.to_string(),
+                known: self
+                    .inner
+                    .nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// Sends `f` to `worker`; the returned receiver yields its result.
+    fn submit<T: Send + 'static>(
+        worker: &Worker,
+        f: impl FnOnce(&mut Session) -> Result<T, ControlError> + Send + 'static,
+    ) -> mpsc::Receiver<Result<T, ControlError>> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |session: &mut Session| {
+            let result = catch_unwind(AssertUnwindSafe(|| f(session))).unwrap_or_else(|p| {
+                Err(ControlError::Panicked {
+                    node: session.node.name.clone(),
+                    command: "closure run by Control".into(),
+                    message: panic_message(p),
+                })
+            });
+            let _ = tx.send(result);
+        });
+        // If the worker is gone the job (and `tx`) is dropped and the
+        // receiver reports it.
+        let _ = worker.jobs.send(job);
+        rx
+    }
+
+    fn receive<T>(
+        rx: mpsc::Receiver<Result<T, ControlError>>,
+        node: &str,
+    ) -> Result<T, ControlError> {
+        rx.recv().unwrap_or_else(|_| {
+            Err(ControlError::WorkerGone {
+                node: node.to_string(),
+                command: "closure run by Control".into(),
+            })
+        })
+    }
+
+    /// Runs `f` with the session of node `node` (on that node's worker
+    /// thread) and waits for its result.
+    pub fn on<T: Send + 'static>(
+        &self,
+        node: &str,
+        f: impl FnOnce(&mut Session) -> Result<T, ControlError> + Send + 'static,
+    ) -> Result<T, ControlError> {
+        let worker = self.worker(node, "closure run by Control")?;
+        Self::receive(Self::submit(worker, f), node)
+    }
+
+    /// Runs `f` on every node concurrently and returns `(node name, result)`
+    /// in node order.
+    pub fn on_all<T: Send + 'static>(
+        &self,
+        f: impl Fn(&Node, &mut Session) -> Result<T, ControlError> + Send + Sync + 'static,
+    ) -> Vec<(String, Result<T, ControlError>)> {
+        let f = Arc::new(f);
+        let receivers: Vec<_> = self
+            .inner
+            .workers
+            .iter()
+            .map(|worker| {
+                let f = Arc::clone(&f);
+                let rx = Self::submit(worker, move |session| {
+                    let node = session.node.clone();
+                    f(&node, session)
+                });
+                (worker.node.name.clone(), rx)
+            })
+            .collect();
+        receivers
+            .into_iter()
+            .map(|(name, rx)| {
+                let result = Self::receive(rx, &name);
+                (name, result)
+            })
+            .collect()
+    }
+
+    /// Runs `cmd` on one node ([`Session::exec`]: any exit status is Ok).
+    pub fn exec(&self, node: &str, cmd: &str, timeout: Duration) -> Result<Output, ControlError> {
+        let cmd = cmd.to_string();
+        self.on(node, move |s| s.exec(&cmd, timeout))
+    }
+
+    /// Runs `cmd` on one node ([`Session::exec_ok`]: non-zero exit is an error).
+    pub fn exec_ok(
+        &self,
+        node: &str,
+        cmd: &str,
+        timeout: Duration,
+    ) -> Result<Output, ControlError> {
+        let cmd = cmd.to_string();
+        self.on(node, move |s| s.exec_ok(&cmd, timeout))
+    }
+
+    /// Runs `cmd` on every node concurrently ([`Session::exec`]).
+    pub fn exec_all(
+        &self,
+        cmd: &str,
+        timeout: Duration,
+    ) -> Vec<(String, Result<Output, ControlError>)> {
+        let cmd = cmd.to_string();
+        self.on_all(move |_, s| s.exec(&cmd, timeout))
+    }
+
+    /// Follows the remote file `path` on `node` over a *separate* SSH
+    /// connection (so the node's main session stays free), delivering lines
+    /// through the returned [`LogStream`]. See [`Session::follow`] for
+    /// `from_start`. Stops when the `LogStream` is dropped.
+    pub fn stream_log(
+        &self,
+        node: &str,
+        path: &Path,
+        from_start: bool,
+        connect_timeout: Duration,
+    ) -> Result<LogStream, ControlError> {
+        let command = format!("follow {}", path.display());
+        let node = self.worker(node, &command)?.node.clone();
+        let mut session = Session::connect(&node, connect_timeout)?;
+        let (lines_tx, lines_rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = Arc::clone(&stop);
+        let path = path.to_path_buf();
+        let spawned = thread::Builder::new()
+            .name(format!("log-{}", node.name))
+            .spawn(move || {
+                let mut follower = match session.follow(&path, from_start) {
+                    Ok(f) => {
+                        let _ = ready_tx.send(Ok(()));
+                        f
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                while !thread_stop.load(Ordering::Relaxed) {
+                    match follower.next_line(Duration::from_millis(100)) {
+                        Ok(Some(line)) => {
+                            if lines_tx.send(Ok(line)).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            let _ = lines_tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            return Err(ControlError::WorkerGone {
+                node: node.name.clone(),
+                command: format!("{command} (spawn thread: {e})"),
+            });
+        }
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(ControlError::WorkerGone {
+                    node: node.name.clone(),
+                    command,
+                })
+            }
+        }
+        Ok(LogStream {
+            node: node.name,
+            command,
+            lines: lines_rx,
+            stop,
+        })
+    }
+}
+
+/// Lines of a remote log followed on its own connection (see
+/// [`Control::stream_log`]). Dropping it stops the remote `tail` and closes
+/// the connection.
+#[derive(Debug)]
+pub struct LogStream {
+    node: String,
+    command: String,
+    lines: mpsc::Receiver<Result<String, ControlError>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl LogStream {
+    /// The next line, or `None` if none arrived within `timeout`.
+    pub fn next_line(&self, timeout: Duration) -> Result<Option<String>, ControlError> {
+        match self.lines.recv_timeout(timeout) {
+            Ok(Ok(line)) => Ok(Some(line)),
+            Ok(Err(e)) => Err(e),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ControlError::StreamEnded {
+                node: self.node.clone(),
+                command: self.command.clone(),
+            }),
+        }
+    }
+
+    /// Reads lines until one satisfies `matches` and returns it; errors with
+    /// [`ControlError::Timeout`] if none does within `timeout`.
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        mut matches: impl FnMut(&str) -> bool,
+    ) -> Result<String, ControlError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match self.next_line(remaining)? {
+                Some(line) if matches(&line) => return Ok(line),
+                Some(_) if !remaining.is_zero() => {}
+                _ => {
+                    return Err(ControlError::Timeout {
+                        node: self.node.clone(),
+                        command: self.command.clone(),
+                        timeout,
+                    })
+                }
+            }
+        }
+    }
+}
+
+impl Drop for LogStream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,421 @@
+//! The control layer against a real sshd on loopback (no namespaces needed).
+//! Needs root (sshd's privilege separation) and Debian's openssh-server.
+
+use splitbrain_core::control::{Control, ControlError, Node, Session};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(10);
+
+/// An sshd on 127.0.0.1:<free port> with its own host key, config and
+/// authorized key; killed on drop.
+struct LocalSshd {
+    dir: tempfile::TempDir,
+    child: Child,
+    port: u16,
+}
+
+fn keygen(path: &Path) {
+    let status = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "splitbrain-test",
+            "-f",
+        ])
+        .arg(path)
+        .status()
+        .expect("run ssh-keygen (install openssh-client: scripts/setup)");
+    assert!(status.success(), "ssh-keygen failed");
+}
+
+impl LocalSshd {
+    fn start() -> LocalSshd {
+        assert!(
+            unsafe_is_root(),
+            "these tests start sshd and must run as root (sudo cargo test)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        keygen(&d.join("host_key"));
+        keygen(&d.join("client_key"));
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = format!(
+            "ListenAddress 127.0.0.1:{port}\nHostKey {d}/host_key\nPidFile none\n\
+             AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+             StrictModes no\nUseDNS no\nMaxSessions 50\nLogLevel ERROR\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+        let mut fields = host_pub.split_whitespace();
+        let (kind, key) = (fields.next().unwrap(), fields.next().unwrap());
+        std::fs::write(
+            d.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {kind} {key}\n"),
+        )
+        .unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start /usr/sbin/sshd (install openssh-server: scripts/setup)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "sshd did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        LocalSshd { dir, child, port }
+    }
+
+    fn node(&self, name: &str) -> Node {
+        Node {
+            name: name.into(),
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: self.port,
+            user: "root".into(),
+            key_path: self.path("client_key"),
+            known_hosts: self.path("known_hosts"),
+            dir: self.path(&format!("node-{name}")),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for LocalSshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn exec_reports_status_stdout_and_stderr_separately() {
+    let sshd = LocalSshd::start();
+    let mut s = Session::connect(&sshd.node("n1"), T).unwrap();
+    let out = s.exec("echo out; echo err >&2; exit 3", T).unwrap();
+    assert_eq!(out.status, 3);
+    assert_eq!(out.stdout, "out\n");
+    assert_eq!(out.stderr, "err\n");
+    // Same session reused.
+    let out = s.exec("echo again", T).unwrap();
+    assert_eq!((out.status, out.stdout.as_str()), (0, "again\n"));
+}
+
+#[test]
+fn exec_ok_turns_nonzero_exit_into_error_naming_node_and_command() {
+    let sshd = LocalSshd::start();
+    let mut s = Session::connect(&sshd.node("n7"), T).unwrap();
+    let err = s.exec_ok("echo nope >&2; false", T).unwrap_err();
+    match &err {
+        ControlError::Failed {
+            node,
+            command,
+            status,
+            stderr,
+        } => {
+            assert_eq!(node, "n7");
+            assert_eq!(command, "echo nope >&2; false");
+            assert_eq!(*status, 1);
+            assert_eq!(stderr, "nope");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains("n7") && text.contains("false"), "{text}");
+}
+
+#[test]
+fn signal_death_reported_as_128_plus_signal() {
+    let sshd = LocalSshd::start();
+    let mut s = Session::connect(&sshd.node("n1"), T).unwrap();
+    let out = s.exec("kill -KILL $$", T).unwrap();
+    assert_eq!(out.status, 137, "{out:?}");
+}
+
+#[test]
+fn timeout_bounds_the_whole_command_and_session_stays_usable() {
+    let sshd = LocalSshd::start();
+    let mut s = Session::connect(&sshd.node("n1"), T).unwrap();
+    let started = Instant::now();
+    // Output keeps arriving, so a per-read timeout would never fire.
+    let err = s
+        .exec(
+            "while true; do echo tick; sleep 0.05; done",
+            Duration::from_millis(500),
+        )
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, ControlError::Timeout { .. }), "{err:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    let out = s.exec("echo alive", T).unwrap();
+    assert_eq!(out.stdout, "alive\n");
+}
+
+#[test]
+fn large_stdout_and_stderr_do_not_stall_each_other() {
+    let sshd = LocalSshd::start();
+    let mut s = Session::connect(&sshd.node("n1"), T).unwrap();
+    // 4 MiB on stderr before anything on stdout: more than a channel window.
+    let out = s
+        .exec(
+            "head -c 4194304 /dev/zero | tr '\\0' e >&2; head -c 3000000 /dev/zero | tr '\\0' o",
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    assert_eq!(out.status, 0);
+    assert_eq!(out.stderr.len(), 4194304);
+    assert_eq!(out.stdout.len(), 3000000);
+    assert!(out.stdout.bytes().all(|b| b == b'o'));
+}
+
+#[test]
+fn write_upload_download_round_trip() {
+    let sshd = LocalSshd::start();
+    let mut s = Session::connect(&sshd.node("n1"), T).unwrap();
+    let remote = sshd.path("remote/sub dir/hello.txt");
+    s.write_file(&remote, b"hello\nworld\n", 0o640).unwrap();
+    let out = s
+        .exec_ok(
+            &format!(
+                "stat -c %a '{}'; cat '{}'",
+                remote.display(),
+                remote.display()
+            ),
+            T,
+        )
+        .unwrap();
+    assert_eq!(out.stdout, "640\nhello\nworld\n");
+
+    // A multi-window binary file.
+    let local = sshd.path("local.bin");
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&local, &data).unwrap();
+    let remote_bin = sshd.path("remote/copy.bin");
+    s.upload(&local, &remote_bin, 0o600).unwrap();
+    let back = sshd.path("back.bin");
+    s.download(&remote_bin, &back).unwrap();
+    assert_eq!(std::fs::read(&back).unwrap(), data);
+
+    let err = s
+        .download(&sshd.path("remote/missing"), &sshd.path("x"))
+        .unwrap_err();
+    assert!(err.to_string().contains("n1"), "{err}");
+}
+
+#[test]
+fn unknown_host_key_is_refused() {
+    let sshd = LocalSshd::start();
+    let mut node = sshd.node("n1");
+    let empty = sshd.path("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    node.known_hosts = empty;
+    let err = Session::connect(&node, T).unwrap_err();
+    assert!(
+        matches!(err, ControlError::HostKeyUnknown { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn changed_host_key_is_refused() {
+    let sshd = LocalSshd::start();
+    let other = sshd.path("other_host_key");
+    keygen(&other);
+    let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let mut fields = other_pub.split_whitespace();
+    let line = format!(
+        "[127.0.0.1]:{} {} {}\n",
+        sshd.port,
+        fields.next().unwrap(),
+        fields.next().unwrap()
+    );
+    let wrong = sshd.path("wrong_known_hosts");
+    std::fs::write(&wrong, line).unwrap();
+    let mut node = sshd.node("n1");
+    node.known_hosts = wrong;
+    let started = Instant::now();
+    let err = Session::connect(&node, T).unwrap_err();
+    assert!(
+        matches!(err, ControlError::HostKeyChanged { .. }),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "not retried");
+}
+
+#[test]
+fn wrong_key_fails_authentication_without_retrying() {
+    let sshd = LocalSshd::start();
+    let stranger = sshd.path("stranger_key");
+    keygen(&stranger);
+    let mut node = sshd.node("n1");
+    node.key_path = stranger;
+    let started = Instant::now();
+    let err = Session::connect(&node, T).unwrap_err();
+    assert!(matches!(err, ControlError::Auth { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn connect_retries_until_sshd_appears_then_gives_up_within_bound() {
+    let sshd = LocalSshd::start();
+    // Nothing listens on this port: connect must fail within its timeout.
+    let free = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut node = sshd.node("n1");
+    node.port = free;
+    let started = Instant::now();
+    let err = Session::connect(&node, Duration::from_millis(700)).unwrap_err();
+    let took = started.elapsed();
+    match err {
+        ControlError::Connect { attempts, .. } => assert!(attempts >= 2, "retried: {attempts}"),
+        other => panic!("expected Connect, got {other:?}"),
+    }
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+#[test]
+fn follow_delivers_existing_and_appended_lines() {
+    let sshd = LocalSshd::start();
+    let mut s = Session::connect(&sshd.node("n1"), T).unwrap();
+    let log = sshd.path("app.log");
+    std::fs::write(&log, "first\nsecond\n").unwrap();
+    {
+        let mut f = s.follow(&log, true).unwrap();
+        assert_eq!(f.next_line(T).unwrap().as_deref(), Some("first"));
+        assert_eq!(f.next_line(T).unwrap().as_deref(), Some("second"));
+        assert_eq!(f.next_line(Duration::from_millis(200)).unwrap(), None);
+        use std::io::Write;
+        let mut w = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        writeln!(w, "noise").unwrap();
+        writeln!(w, "binding to port 9092").unwrap();
+        let line = f.wait_for(T, |l| l.contains("binding")).unwrap();
+        assert_eq!(line, "binding to port 9092");
+    }
+    // The tail was stopped with the follower: the session is free and no
+    // tail of this file is left running.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = s
+            .exec(
+                &format!("pgrep -f '[t]ail -n .1 -F -- {}' || true", log.display()),
+                T,
+            )
+            .unwrap();
+        if out.stdout.trim().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tail still running: {}",
+            out.stdout
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn control_runs_on_all_nodes_concurrently_and_keeps_order() {
+    let sshd = LocalSshd::start();
+    let nodes: Vec<Node> = (1..=4).map(|i| sshd.node(&format!("n{i}"))).collect();
+    let control = Control::connect(&nodes, T).unwrap();
+    assert_eq!(control.nodes().len(), 4);
+    // Each sleeps 1 s: sequentially that is 4 s.
+    let started = Instant::now();
+    let results = control.on_all(|node, s| {
+        let out = s.exec_ok(&format!("sleep 1; echo {}", node.name), T)?;
+        Ok(out.stdout.trim().to_string())
+    });
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(2500),
+        "not concurrent: {took:?}"
+    );
+    let names: Vec<(String, String)> = results.into_iter().map(|(n, r)| (n, r.unwrap())).collect();
+    assert_eq!(
+        names,
+        (1..=4)
+            .map(|i| (format!("n{i}"), format!("n{i}")))
+            .collect::<Vec<_>>()
+    );
+
+    // Handles are cloneable and usable from other threads.
+    let c2 = control.clone();
+    let t = std::thread::spawn(move || c2.exec_ok("n2", "echo from-thread", T).unwrap().stdout);
+    assert_eq!(t.join().unwrap(), "from-thread\n");
+
+    let all = control.exec_all("exit 4", T);
+    assert!(all.iter().all(|(_, r)| r.as_ref().unwrap().status == 4));
+
+    let err = control.on("n9", |s| s.exec("true", T)).unwrap_err();
+    assert!(matches!(err, ControlError::UnknownNode { .. }), "{err:?}");
+
+    // A panicking closure is reported, and the worker survives it.
+    let err = control
+        .on("n1", |_s| -> Result<(), ControlError> { panic!("boom") })
+        .unwrap_err();
+    assert!(matches!(err, ControlError::Panicked { ref message, .. } if message == "boom"));
+    assert_eq!(control.exec_ok("n1", "echo ok", T).unwrap().stdout, "ok\n");
+}
+
+#[test]
+fn control_connect_fails_naming_the_unreachable_node() {
+    let sshd = LocalSshd::start();
+    let mut bad = sshd.node("n2");
+    bad.port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = Control::connect(&[sshd.node("n1"), bad], Duration::from_millis(500)).unwrap_err();
+    assert_eq!(err.node(), "n2");
+}
+
+#[test]
+fn stream_log_follows_on_its_own_connection() {
+    let sshd = LocalSshd::start();
+    let control = Control::connect(&[sshd.node("n1")], T).unwrap();
+    let log = sshd.path("server.log");
+    let stream = control.stream_log("n1", &log, false, T).unwrap();
+    // The main session is free while the log is followed.
+    control
+        .exec_ok("n1", &format!("echo started >> '{}'", log.display()), T)
+        .unwrap();
+    let line = stream.wait_for(T, |l| l == "started").unwrap();
+    assert_eq!(line, "started");
+    let err = stream
+        .wait_for(Duration::from_millis(300), |l| l == "never")
+        .unwrap_err();
+    assert!(matches!(err, ControlError::Timeout { .. }));
+}
