@@ -1,112 +1,135 @@
 //! The Docker environment end to end (issue 8): five containers up, SSH to
-//! each, an iptables partition between two of them measured with TCP
-//! connects, and `down` leaving no container or network behind. Needs root
-//! and a Docker engine, which the test starts (installing Debian's docker.io
-//! if missing) and stops again when it started it.
+//! each through the control layer, an iptables partition between two of them
+//! measured with TCP connects, and `down` leaving no container or network
+//! behind. Needs root and a Docker engine, which the test starts (installing
+//! Debian's docker.io if missing) and stops again when it started it.
 
+use splitbrain_core::control::Control;
+use splitbrain_core::firewall::{heal, set_blocked, Block};
+use splitbrain_environments::docker::engine::EngineLease;
+use splitbrain_environments::docker::image::build_residue;
 use splitbrain_environments::docker::{find_resources, DockerTestEnv};
-use std::process::Command;
 use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(20);
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Runs `cmd` on a node over SSH with the environment's key and known_hosts
-/// (strict host key checking: the keys came from the containers).
-fn ssh(env: &DockerTestEnv, node: usize, cmd: &str) -> (i32, String) {
-    let rec = &env.record;
-    let out = Command::new("ssh")
-        .args(["-i", &rec.key_path.to_string_lossy()])
-        .args([
-            "-o",
-            &format!("UserKnownHostsFile={}", rec.known_hosts.display()),
-        ])
-        .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
-        .args(["-o", "ConnectTimeout=5"])
-        .arg(format!("root@{}", rec.nodes[node].address))
-        .arg(cmd)
-        .output()
-        .expect("ssh runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-    )
+/// From `from`, one TCP connect to `to`'s sshd, bounded to 2 s: "open" or
+/// "closed", and how long it took.
+fn tcp_connect(control: &Control, from: &str, to: std::net::IpAddr) -> (String, Duration) {
+    let cmd = format!("timeout 2 bash -c '</dev/tcp/{to}/22' && echo open || echo closed");
+    let start = Instant::now();
+    let out = control.exec_ok(from, &cmd, T).expect("connect probe runs");
+    (out.stdout.trim().to_string(), start.elapsed())
+}
+
+/// The engine must not have touched the host's firewall: no DOCKER chains,
+/// no NAT rules (the netns environment's bridge depends on it).
+fn host_firewall_untouched() {
+    for table in ["filter", "nat"] {
+        let out = std::process::Command::new("iptables")
+            .args(["-w", "-t", table, "-S"])
+            .output()
+            .expect("iptables runs on the host");
+        let rules = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !rules.contains("DOCKER"),
+            "dockerd changed the host's {table} table:\n{rules}"
+        );
+    }
 }
 
 #[test]
 fn five_nodes_ssh_partition_and_clean_down() {
     if !is_root() {
-        eprintln!("SKIPPED: the Docker environment needs root (to start dockerd and debootstrap); run the tests as root");
+        eprintln!(
+            "SKIPPED: the Docker environment needs root (to start dockerd and run debootstrap); \
+             run the tests as root"
+        );
         return;
     }
+    // Our own lease keeps the engine up until we have looked at it after
+    // `down`; the environment holds another.
+    let lease = EngineLease::acquire()
+        .unwrap_or_else(|e| panic!("no Docker engine could be found or started: {e}"));
+    let started_engine = lease.started_engine();
+    let cli = lease.cli().clone();
     let start = Instant::now();
-    let env = match DockerTestEnv::up("five-nodes", 5) {
-        Ok(env) => env,
-        Err(e) => panic!("Docker environment could not be brought up: {e}"),
-    };
+    let env = DockerTestEnv::up_with(
+        EngineLease::acquire().expect("second lease"),
+        "five-nodes",
+        5,
+    )
+    .unwrap_or_else(|e| panic!("Docker environment could not be brought up: {e}"));
     eprintln!("env up (5 nodes) took {:?}", start.elapsed());
     let rec = env.record.clone();
     assert_eq!(rec.nodes.len(), 5);
+    host_firewall_untouched();
+    let nodes = rec.control_nodes();
 
-    // SSH to each node: its own hostname and address.
-    for (i, node) in rec.nodes.iter().enumerate() {
-        let (status, out) = ssh(&env, i, "hostname; ip -4 -o addr show scope global");
-        assert_eq!(status, 0, "ssh to {}", node.name);
-        let mut lines = out.lines();
-        assert_eq!(lines.next(), Some(node.name.as_str()));
-        assert!(out.contains(&format!("{}/24", node.address)), "{out}");
+    // SSH to each node (host keys checked against the keys read from the
+    // containers): its own hostname and address.
+    let control = Control::connect(&nodes, T).expect("SSH to every node");
+    for node in &nodes {
+        let out = control
+            .exec_ok(&node.name, "hostname; ip -4 -o addr show scope global", T)
+            .expect("ssh exec");
+        assert_eq!(out.stdout.lines().next(), Some(node.name.as_str()));
+        assert!(
+            out.stdout.contains(&format!("{}/24", node.address)),
+            "{}",
+            out.stdout
+        );
     }
 
-    // A TCP connect from n2 to n1's sshd, bounded to 2 s.
-    let connect = |env: &DockerTestEnv| {
-        let cmd = format!(
-            "timeout 2 bash -c '</dev/tcp/{}/22' && echo open || echo closed",
-            rec.nodes[0].address
-        );
-        ssh(env, 1, &cmd).1
-    };
-    assert_eq!(connect(&env), "open");
+    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    assert_eq!(tcp_connect(&control, "n2", n1.address).0, "open");
 
-    // Partition n1 from n2 with iptables inside n1's own namespace.
-    let n2 = rec.nodes[1].address;
-    let (status, _) = ssh(
-        &env,
-        0,
-        &format!(
-            "iptables -N SPLITBRAIN && iptables -I INPUT -j SPLITBRAIN && iptables -I OUTPUT -j SPLITBRAIN \
-             && iptables -A SPLITBRAIN -s {n2} -j DROP && iptables -A SPLITBRAIN -d {n2} -j DROP"
-        ),
-    );
-    assert_eq!(status, 0, "iptables in n1");
-    let t = Instant::now();
+    // Partition n1 | n2 with iptables inside n1's own network namespace.
+    let block = Block::both(n2.address);
+    control
+        .on("n1", move |s| set_blocked(s, &[block], T))
+        .expect("partition n1 from n2");
+    let (result, took) = tcp_connect(&control, "n2", n1.address);
     assert_eq!(
-        connect(&env),
-        "closed",
+        result, "closed",
         "n2 still reaches n1 through the partition"
     );
     assert!(
-        t.elapsed() >= Duration::from_secs(2),
-        "connect failed fast, not dropped"
+        took >= Duration::from_secs(2),
+        "dropped packets time out; this failed fast ({took:?})"
     );
-    // Others are unaffected: n3 still reaches n1, and the host still does.
-    let cmd = format!(
-        "timeout 2 bash -c '</dev/tcp/{}/22' && echo open || echo closed",
-        rec.nodes[0].address
-    );
-    assert_eq!(ssh(&env, 2, &cmd).1, "open");
-    // Heal: n2 reaches n1 again.
-    let (status, _) = ssh(&env, 0, "iptables -F SPLITBRAIN");
-    assert_eq!(status, 0);
-    assert_eq!(connect(&env), "open");
+    assert_eq!(tcp_connect(&control, "n1", n2.address).0, "closed");
+    // Only that pair: n3 still reaches both.
+    assert_eq!(tcp_connect(&control, "n3", n1.address).0, "open");
+    assert_eq!(tcp_connect(&control, "n3", n2.address).0, "open");
+    let _ = n3;
 
-    // Down leaves nothing labelled with the environment.
-    let cli = env.cli();
+    // Heal: n2 reaches n1 again.
+    control.on("n1", |s| heal(s, T)).expect("heal n1");
+    assert_eq!(tcp_connect(&control, "n2", n1.address).0, "open");
+    drop(control);
+
+    // Down leaves nothing labelled with the environment, and no build residue.
     let env_name = rec.env.clone();
     let state_dir = env.state_dir.clone();
     env.down().expect("env down");
     let left = find_resources(&cli, &env_name).expect("engine still answers");
     assert!(left.is_empty(), "left behind: {left:?}");
     assert!(!state_dir.exists());
+    let residue = build_residue(&cli).expect("engine still answers");
+    assert!(residue.is_empty(), "residue: {residue:?}");
+
+    // The engine this test started is stopped when its last lease ends.
+    drop(lease);
+    if started_engine {
+        assert!(
+            !cli.answers(Duration::from_secs(5)),
+            "the dockerd the test started still runs"
+        );
+    }
 }

@@ -167,6 +167,7 @@ impl Drop for FileLock {
 #[derive(Debug)]
 pub struct EngineLease {
     cli: DockerCli,
+    started: bool,
     _shared: FileLock,
 }
 
@@ -176,9 +177,11 @@ impl EngineLease {
     pub fn acquire() -> Result<EngineLease, DockerError> {
         let dir = run_dir();
         let shared = FileLock::shared(&dir.join("leases.lock"))?;
+        let mut started = false;
         let cli = match find() {
             Ok(cli) => cli,
             Err(_) => {
+                started = true;
                 let cli = start()?;
                 std::fs::write(dir.join("started-for-tests"), b"").map_err(|source| {
                     DockerError::Io {
@@ -191,8 +194,14 @@ impl EngineLease {
         };
         Ok(EngineLease {
             cli,
+            started,
             _shared: shared,
         })
+    }
+
+    /// Whether this lease started the engine (it was not answering).
+    pub fn started_engine(&self) -> bool {
+        self.started
     }
 
     /// The CLI for the leased engine.

@@ -151,6 +151,25 @@ pub fn ensure_node_image(cli: &DockerCli, base: &str) -> Result<String, DockerEr
     Ok(name)
 }
 
+/// What a build may leave behind by mistake: containers that belong to no
+/// environment (a build's intermediate containers) and dangling images.
+/// Holds the build lock while looking, so a build in progress elsewhere on
+/// this machine is not mistaken for residue. Empty when clean.
+pub fn build_residue(cli: &DockerCli) -> Result<Vec<String>, DockerError> {
+    let _lock = FileLock::exclusive(&run_dir().join("build.lock"))?;
+    let format = format!("{{{{.Names}}}}\t{{{{.Label \"{}\"}}}}", super::ENV_LABEL);
+    let containers = cli.ok(&["ps", "-a", "--format", &format], QUICK)?;
+    let mut residue: Vec<String> = containers
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(_, env)| env.trim().is_empty())
+        .map(|(name, _)| format!("container {name}"))
+        .collect();
+    let dangling = cli.ok(&["images", "-q", "--filter", "dangling=true"], QUICK)?;
+    residue.extend(dangling.lines().map(|id| format!("dangling image {id}")));
+    Ok(residue)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ pub use test_env::DockerTestEnv;
 
 use engine::FileLock;
 use serde::{Deserialize, Serialize};
+use splitbrain_core::control::Node;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -166,6 +167,10 @@ pub struct DockerRecord {
     pub ready: bool,
 }
 
+/// Each node's own directory inside its container. Containers don't share a
+/// filesystem, so one fixed path serves every node.
+pub const NODE_DIR: &str = "/var/lib/splitbrain/node";
+
 /// File name of the record inside the state directory.
 pub const RECORD_FILE: &str = "docker.json";
 
@@ -183,6 +188,24 @@ impl DockerRecord {
                 path.display()
             ))
         })
+    }
+
+    /// The nodes as the SSH control layer takes them: root on port 22 with
+    /// the environment's key and known_hosts; each node's directory is
+    /// [`NODE_DIR`] inside its own container.
+    pub fn control_nodes(&self) -> Vec<Node> {
+        self.nodes
+            .iter()
+            .map(|n| Node {
+                name: n.name.clone(),
+                address: n.address,
+                port: 22,
+                user: "root".into(),
+                key_path: self.key_path.clone(),
+                known_hosts: self.known_hosts.clone(),
+                dir: PathBuf::from(NODE_DIR),
+            })
+            .collect()
     }
 
     fn save(&self, state_dir: &Path) -> Result<(), DockerError> {

@@ -28,6 +28,16 @@ impl DockerTestEnv {
     /// be used here, for the test to print when it skips.
     pub fn up(test_name: &str, nodes: usize) -> Result<DockerTestEnv, DockerError> {
         let lease = EngineLease::acquire()?;
+        Self::up_with(lease, test_name, nodes)
+    }
+
+    /// As [`Self::up`], on an engine the test already leased (to look at the
+    /// engine after `down`, keep a lease of your own).
+    pub fn up_with(
+        lease: EngineLease,
+        test_name: &str,
+        nodes: usize,
+    ) -> Result<DockerTestEnv, DockerError> {
         let slug: String = test_name
             .chars()
             .map(|c| {
