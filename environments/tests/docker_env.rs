@@ -7,8 +7,10 @@
 use splitbrain_core::control::Control;
 use splitbrain_core::firewall::{heal, set_blocked, Block};
 use splitbrain_environments::docker::engine::EngineLease;
-use splitbrain_environments::docker::image::build_residue;
-use splitbrain_environments::docker::{find_resources, DockerTestEnv};
+use splitbrain_environments::docker::image::{build_residue, LOCAL_BASE_IMAGE};
+use splitbrain_environments::docker::{
+    down, find_resources, up, DockerOptions, DockerSubnet, DockerTestEnv,
+};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
@@ -132,4 +134,71 @@ fn five_nodes_ssh_partition_and_clean_down() {
             "the dockerd the test started still runs"
         );
     }
+}
+
+/// `down` after a crash: the control process's memory and record are gone,
+/// yet the labels lead `down` to every container and the network; a second
+/// `down` finds nothing and succeeds.
+#[test]
+fn down_after_a_crash_finds_everything_by_label() {
+    if !is_root() {
+        eprintln!("SKIPPED: the Docker environment needs root; run the tests as root");
+        return;
+    }
+    let lease = EngineLease::acquire()
+        .unwrap_or_else(|e| panic!("no Docker engine could be found or started: {e}"));
+    let cli = lease.cli().clone();
+    let env = DockerTestEnv::up_with(EngineLease::acquire().expect("second lease"), "crash", 2)
+        .unwrap_or_else(|e| panic!("Docker environment could not be brought up: {e}"));
+    let name = env.record.env.clone();
+    // Simulate the crash: the record is lost and nothing runs `Drop`.
+    std::fs::remove_dir_all(&env.state_dir).expect("remove state");
+    let found = find_resources(&cli, &name).expect("list");
+    assert_eq!((found.containers.len(), found.networks.len()), (2, 1));
+    let empty = tempfile::tempdir().expect("tempdir");
+    let state_dir = empty.path().join(&name);
+    down(&name, &state_dir, false).expect("down without a record");
+    assert!(find_resources(&cli, &name).expect("list").is_empty());
+    down(&name, &state_dir, false).expect("second down is a no-op");
+    drop(env);
+    drop(lease);
+}
+
+/// `up` that fails half-way (the subnet is taken) removes what it made and
+/// says what to do.
+#[test]
+fn failed_up_leaves_nothing_behind() {
+    if !is_root() {
+        eprintln!("SKIPPED: the Docker environment needs root; run the tests as root");
+        return;
+    }
+    let lease = EngineLease::acquire()
+        .unwrap_or_else(|e| panic!("no Docker engine could be found or started: {e}"));
+    let cli = lease.cli().clone();
+    let first = DockerTestEnv::up_with(EngineLease::acquire().expect("second lease"), "taken", 1)
+        .unwrap_or_else(|e| panic!("Docker environment could not be brought up: {e}"));
+    let taken: DockerSubnet = first
+        .record
+        .subnet
+        .as_deref()
+        .expect("subnet recorded")
+        .parse()
+        .expect("valid subnet");
+    let state = tempfile::tempdir().expect("tempdir");
+    let name = format!("t{}-clash", std::process::id());
+    let opts = DockerOptions {
+        env: name.clone(),
+        nodes: 2,
+        subnet: Some(taken),
+        base_image: std::env::var("SPLITBRAIN_DOCKER_BASE")
+            .unwrap_or_else(|_| LOCAL_BASE_IMAGE.to_string()),
+        artifacts: None,
+        state_dir: state.path().join(&name),
+        start_engine: false,
+    };
+    let err = up(&opts).expect_err("a taken subnet must fail");
+    assert!(err.to_string().contains("env down"), "{err}");
+    assert!(find_resources(&cli, &name).expect("list").is_empty());
+    drop(first);
+    drop(lease);
 }
