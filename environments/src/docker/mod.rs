@@ -21,7 +21,7 @@ pub use test_env::DockerTestEnv;
 
 use engine::FileLock;
 use serde::{Deserialize, Serialize};
-use splitbrain_core::control::Node;
+use splitbrain_core::control::{ControlError, Node, Session};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -229,12 +229,12 @@ pub fn validate_env_name(env: &str) -> Result<(), DockerError> {
         && env.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && env
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if ok {
         Ok(())
     } else {
         Err(DockerError::BadInput(format!(
-            "environment name {env:?}: use 1-40 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
+            "environment name {env:?}: use 1-40 characters of a-z, 0-9 and '-', starting with a letter or digit"
         )))
     }
 }
@@ -571,6 +571,22 @@ fn build(
     }
     std::fs::write(&record.known_hosts, known_hosts)
         .map_err(io(format!("write {}", record.known_hosts.display())))?;
+    // Log in once to each node as the control layer will: proves the key,
+    // the known_hosts entry and sshd's config together.
+    for (node, result) in record.control_nodes().iter().zip(parallel(
+        &record.control_nodes(),
+        |node| -> Result<(), ControlError> {
+            let mut session = Session::connect(node, READY_TIMEOUT)?;
+            session.exec_ok("true", QUICK)?;
+            Ok(())
+        },
+    )) {
+        result.map_err(|e| DockerError::NotReady {
+            node: node.name.clone(),
+            container: format!("{}-{}", record.env, node.name),
+            detail: format!("SSH login failed: {e}"),
+        })?;
+    }
     record.ready = true;
     record.save(&opts.state_dir)
 }
@@ -707,10 +723,10 @@ mod tests {
 
     #[test]
     fn env_names_follow_docker_rules() {
-        for good in ["a", "docker", "t-12_x", "9lives"] {
+        for good in ["a", "docker", "t-12-x", "9lives"] {
             assert!(validate_env_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "-x", "Upper", "a b", "a/b", "é", &"x".repeat(41)] {
+        for bad in ["", "-x", "Upper", "a b", "a/b", "a_b", "é", &"x".repeat(41)] {
             assert!(validate_env_name(bad).is_err(), "{bad}");
         }
     }
