@@ -1,5 +1,66 @@
 //! splitbrain-environments: where splitbrain's nodes come from (netns, ssh,
 //! docker) and how ZooKeeper and Kafka run on them.
+//!
+//! Every environment records an [`EnvState`] (JSON in its state directory)
+//! that other code loads by name to get the nodes, then talks to them only
+//! over SSH through [`splitbrain_core::control`].
 #![warn(missing_docs)]
 
 pub mod docker;
+pub mod error;
+pub mod netns;
+pub mod state;
+mod sys;
+
+pub use error::EnvError;
+pub use state::{EnvKind, EnvState, SharedDir};
+
+use splitbrain_core::control::Session;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Whether one node answers over SSH.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Node name.
+    pub name: String,
+    /// Its address.
+    pub address: IpAddr,
+    /// `Ok(hostname it reports)` when sshd answered and `hostname` ran,
+    /// `Err(reason)` otherwise.
+    pub answer: Result<String, String>,
+}
+
+/// Asks every node of `state` over SSH (concurrently, one connection each)
+/// for its hostname.
+pub fn node_status(state: &EnvState, timeout: Duration) -> Vec<NodeStatus> {
+    let handles: Vec<_> = state
+        .nodes
+        .iter()
+        .cloned()
+        .map(|node| {
+            std::thread::spawn(move || {
+                let answer = Session::connect(&node, timeout)
+                    .and_then(|mut s| s.exec_ok("hostname", timeout))
+                    .map(|out| out.stdout.trim().to_string())
+                    .map_err(|e| e.to_string());
+                NodeStatus {
+                    name: node.name.clone(),
+                    address: node.address,
+                    answer,
+                }
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .zip(&state.nodes)
+        .map(|(h, node)| {
+            h.join().unwrap_or_else(|_| NodeStatus {
+                name: node.name.clone(),
+                address: node.address,
+                answer: Err("status check panicked".into()),
+            })
+        })
+        .collect()
+}
