@@ -1,8 +1,9 @@
 //! The Docker environment end to end (issue 8): five containers up, SSH to
 //! each through the control layer, an iptables partition between two of them
-//! measured with TCP connects, and `down` leaving no container or network
-//! behind. Needs root and a Docker engine, which the test starts (installing
-//! Debian's docker.io if missing) and stops again when it started it.
+//! measured with TCP connects, and `down` leaving no container, network or
+//! build residue behind. Needs root and a Docker engine, which the tests start
+//! (installing Debian's docker.io if missing) and stop again when they
+//! started it.
 
 use splitbrain_core::control::Control;
 use splitbrain_core::firewall::{heal, set_blocked, Block};
@@ -11,6 +12,7 @@ use splitbrain_environments::docker::image::{build_residue, LOCAL_BASE_IMAGE};
 use splitbrain_environments::docker::{
     down, find_resources, up, DockerOptions, DockerSubnet, DockerTestEnv,
 };
+use splitbrain_environments::{EnvKind, EnvState};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
@@ -18,6 +20,22 @@ const T: Duration = Duration::from_secs(20);
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// The engine lease every test takes first, or `None` (with the reason
+/// printed) when these tests cannot run here.
+fn lease_or_skip() -> Option<EngineLease> {
+    if !is_root() {
+        eprintln!(
+            "SKIPPED: the Docker environment needs root (to start dockerd and run debootstrap); \
+             run the tests as root"
+        );
+        return None;
+    }
+    Some(
+        EngineLease::acquire()
+            .unwrap_or_else(|e| panic!("no Docker engine could be found or started: {e}")),
+    )
 }
 
 /// From `from`, one TCP connect to `to`'s sshd, bounded to 2 s: "open" or
@@ -47,17 +65,9 @@ fn host_firewall_untouched() {
 
 #[test]
 fn five_nodes_ssh_partition_and_clean_down() {
-    if !is_root() {
-        eprintln!(
-            "SKIPPED: the Docker environment needs root (to start dockerd and run debootstrap); \
-             run the tests as root"
-        );
-        return;
-    }
     // Our own lease keeps the engine up until we have looked at it after
     // `down`; the environment holds another.
-    let lease = EngineLease::acquire()
-        .unwrap_or_else(|e| panic!("no Docker engine could be found or started: {e}"));
+    let Some(lease) = lease_or_skip() else { return };
     let started_engine = lease.started_engine();
     let cli = lease.cli().clone();
     let start = Instant::now();
@@ -68,17 +78,29 @@ fn five_nodes_ssh_partition_and_clean_down() {
     )
     .unwrap_or_else(|e| panic!("Docker environment could not be brought up: {e}"));
     eprintln!("env up (5 nodes) took {:?}", start.elapsed());
-    let rec = env.record.clone();
-    assert_eq!(rec.nodes.len(), 5);
     host_firewall_untouched();
-    let nodes = rec.control_nodes();
+
+    // Other code finds the nodes by name, as for netns.
+    let state = EnvState::load(env.name()).expect("state by name");
+    assert_eq!(state.kind, EnvKind::Docker);
+    assert!(state.ready);
+    assert_eq!(&state.nodes, env.nodes());
+    let nodes = state.nodes.clone();
+    assert_eq!(nodes.len(), 5);
 
     // SSH to each node (host keys checked against the keys read from the
-    // containers): its own hostname and address.
+    // containers): its own hostname, address and directory.
     let control = Control::connect(&nodes, T).expect("SSH to every node");
     for node in &nodes {
         let out = control
-            .exec_ok(&node.name, "hostname; ip -4 -o addr show scope global", T)
+            .exec_ok(
+                &node.name,
+                &format!(
+                    "hostname; ip -4 -o addr show scope global; test -d {}",
+                    node.dir.display()
+                ),
+                T,
+            )
             .expect("ssh exec");
         assert_eq!(out.stdout.lines().next(), Some(node.name.as_str()));
         assert!(
@@ -88,7 +110,7 @@ fn five_nodes_ssh_partition_and_clean_down() {
         );
     }
 
-    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    let (n1, n2) = (&nodes[0], &nodes[1]);
     assert_eq!(tcp_connect(&control, "n2", n1.address).0, "open");
 
     // Partition n1 | n2 with iptables inside n1's own network namespace.
@@ -109,7 +131,6 @@ fn five_nodes_ssh_partition_and_clean_down() {
     // Only that pair: n3 still reaches both.
     assert_eq!(tcp_connect(&control, "n3", n1.address).0, "open");
     assert_eq!(tcp_connect(&control, "n3", n2.address).0, "open");
-    let _ = n3;
 
     // Heal: n2 reaches n1 again.
     control.on("n1", |s| heal(s, T)).expect("heal n1");
@@ -117,12 +138,11 @@ fn five_nodes_ssh_partition_and_clean_down() {
     drop(control);
 
     // Down leaves nothing labelled with the environment, and no build residue.
-    let env_name = rec.env.clone();
-    let state_dir = env.state_dir.clone();
+    let name = env.name().to_string();
     env.down().expect("env down");
-    let left = find_resources(&cli, &env_name).expect("engine still answers");
+    let left = find_resources(&cli, &name).expect("engine still answers");
     assert!(left.is_empty(), "left behind: {left:?}");
-    assert!(!state_dir.exists());
+    assert!(!EnvState::dir_of(&name).exists());
     let residue = build_residue(&cli).expect("engine still answers");
     assert!(residue.is_empty(), "residue: {residue:?}");
 
@@ -136,30 +156,23 @@ fn five_nodes_ssh_partition_and_clean_down() {
     }
 }
 
-/// `down` after a crash: the control process's memory and record are gone,
+/// `down` after a crash: the control process's memory and records are gone,
 /// yet the labels lead `down` to every container and the network; a second
 /// `down` finds nothing and succeeds.
 #[test]
 fn down_after_a_crash_finds_everything_by_label() {
-    if !is_root() {
-        eprintln!("SKIPPED: the Docker environment needs root; run the tests as root");
-        return;
-    }
-    let lease = EngineLease::acquire()
-        .unwrap_or_else(|e| panic!("no Docker engine could be found or started: {e}"));
+    let Some(lease) = lease_or_skip() else { return };
     let cli = lease.cli().clone();
     let env = DockerTestEnv::up_with(EngineLease::acquire().expect("second lease"), "crash", 2)
         .unwrap_or_else(|e| panic!("Docker environment could not be brought up: {e}"));
-    let name = env.record.env.clone();
-    // Simulate the crash: the record is lost and nothing runs `Drop`.
-    std::fs::remove_dir_all(&env.state_dir).expect("remove state");
+    let name = env.name().to_string();
+    // Simulate the crash: the records are lost and nothing runs `Drop`.
+    std::fs::remove_dir_all(EnvState::dir_of(&name)).expect("remove state");
     let found = find_resources(&cli, &name).expect("list");
     assert_eq!((found.containers.len(), found.networks.len()), (2, 1));
-    let empty = tempfile::tempdir().expect("tempdir");
-    let state_dir = empty.path().join(&name);
-    down(&name, &state_dir, false).expect("down without a record");
+    down(&name, false).expect("down without a record");
     assert!(find_resources(&cli, &name).expect("list").is_empty());
-    down(&name, &state_dir, false).expect("second down is a no-op");
+    down(&name, false).expect("second down is a no-op");
     drop(env);
     drop(lease);
 }
@@ -168,37 +181,30 @@ fn down_after_a_crash_finds_everything_by_label() {
 /// says what to do.
 #[test]
 fn failed_up_leaves_nothing_behind() {
-    if !is_root() {
-        eprintln!("SKIPPED: the Docker environment needs root; run the tests as root");
-        return;
-    }
-    let lease = EngineLease::acquire()
-        .unwrap_or_else(|e| panic!("no Docker engine could be found or started: {e}"));
+    let Some(lease) = lease_or_skip() else { return };
     let cli = lease.cli().clone();
     let first = DockerTestEnv::up_with(EngineLease::acquire().expect("second lease"), "taken", 1)
         .unwrap_or_else(|e| panic!("Docker environment could not be brought up: {e}"));
-    let taken: DockerSubnet = first
-        .record
-        .subnet
-        .as_deref()
-        .expect("subnet recorded")
-        .parse()
-        .expect("valid subnet");
-    let state = tempfile::tempdir().expect("tempdir");
-    let name = format!("t{}-clash", std::process::id());
+    let taken: DockerSubnet = format!("{}.0/24", {
+        let a = first.nodes()[0].address.to_string();
+        a.rsplit_once('.').expect("IPv4").0.to_string()
+    })
+    .parse()
+    .expect("valid subnet");
+    let name = format!("td-clash-{}", std::process::id());
     let opts = DockerOptions {
-        env: name.clone(),
+        name: name.clone(),
         nodes: 2,
         subnet: Some(taken),
         base_image: std::env::var("SPLITBRAIN_DOCKER_BASE")
             .unwrap_or_else(|_| LOCAL_BASE_IMAGE.to_string()),
         artifacts: None,
-        state_dir: state.path().join(&name),
         start_engine: false,
     };
     let err = up(&opts).expect_err("a taken subnet must fail");
     assert!(err.to_string().contains("env down"), "{err}");
     assert!(find_resources(&cli, &name).expect("list").is_empty());
+    assert!(!EnvState::dir_of(&name).exists());
     drop(first);
     drop(lease);
 }

@@ -19,6 +19,8 @@ pub use cli::DockerCli;
 pub use subnet::DockerSubnet;
 pub use test_env::DockerTestEnv;
 
+use crate::state::{validate_name, EnvKind, EnvState, SharedDir};
+use crate::EnvError;
 use engine::FileLock;
 use serde::{Deserialize, Serialize};
 use splitbrain_core::control::{ControlError, Node, Session};
@@ -106,13 +108,16 @@ pub enum DockerError {
     /// The environment already exists or is in the way.
     #[error("{0}")]
     Conflict(String),
+    /// Reading or writing the environment's state failed.
+    #[error(transparent)]
+    Env(#[from] EnvError),
 }
 
 /// How to bring a Docker environment up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DockerOptions {
-    /// Environment name: containers are `<env>-n1` …, the network `<env>`.
-    pub env: String,
+    /// Environment name: containers are `<name>-n1` …, the network `<name>`.
+    pub name: String,
     /// Number of nodes, 1 … 253.
     pub nodes: usize,
     /// The /24 to use; `None` picks the first free one.
@@ -123,8 +128,6 @@ pub struct DockerOptions {
     /// Host directory mounted read-only at the same path in every node (the
     /// ZooKeeper/Kafka artifact cache). Created if missing.
     pub artifacts: Option<PathBuf>,
-    /// Directory for the environment's key pair, known_hosts and record.
-    pub state_dir: PathBuf,
     /// Start (and if need be install) a Docker engine when none answers.
     pub start_engine: bool,
 }
@@ -140,9 +143,10 @@ pub struct DockerNode {
     pub address: IpAddr,
 }
 
-/// What `up` made, saved as `docker.json` in the state directory before
-/// anything is created (intent) and again when done; `down` reads it and the
-/// engine's labels.
+/// The Docker side of an environment, saved as `docker.json` beside the
+/// environment's `state.json` ([`EnvState`], which holds the nodes as the
+/// control layer takes them). Written before anything is created (intent);
+/// `down` reads it and the engine's labels.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DockerRecord {
     /// Environment name.
@@ -157,85 +161,41 @@ pub struct DockerRecord {
     pub image: String,
     /// The nodes (planned, then made).
     pub nodes: Vec<DockerNode>,
-    /// Private key (on the control node) whose public half every node accepts.
-    pub key_path: PathBuf,
-    /// known_hosts with every node's host key, read from the node itself.
-    pub known_hosts: PathBuf,
     /// The artifact cache mounted read-only in every node, if any.
     pub artifacts: Option<PathBuf>,
-    /// True once every node accepts SSH.
-    pub ready: bool,
 }
 
-/// Each node's own directory inside its container. Containers don't share a
-/// filesystem, so one fixed path serves every node.
-pub const NODE_DIR: &str = "/var/lib/splitbrain/node";
-
-/// File name of the record inside the state directory.
+/// File name of the Docker record inside the environment's directory.
 pub const RECORD_FILE: &str = "docker.json";
 
 impl DockerRecord {
-    /// Reads `docker.json` from `state_dir`.
-    pub fn load(state_dir: &Path) -> Result<DockerRecord, DockerError> {
-        let path = state_dir.join(RECORD_FILE);
+    /// Reads `docker.json` of environment `name`.
+    pub fn load(name: &str) -> Result<DockerRecord, DockerError> {
+        let path = EnvState::dir_of(name).join(RECORD_FILE);
         let text = std::fs::read_to_string(&path).map_err(|source| DockerError::Io {
             what: format!("read {}", path.display()),
             source,
         })?;
         serde_json::from_str(&text).map_err(|e| {
             DockerError::BadInput(format!(
-                "{} is not a Docker environment record ({e}); remove the environment with env down",
+                "{} is not a Docker environment record ({e}); `splitbrain env down --env-name {name}` \
+                 still removes everything labelled with the environment",
                 path.display()
             ))
         })
     }
 
-    /// The nodes as the SSH control layer takes them: root on port 22 with
-    /// the environment's key and known_hosts; each node's directory is
-    /// [`NODE_DIR`] inside its own container.
-    pub fn control_nodes(&self) -> Vec<Node> {
-        self.nodes
-            .iter()
-            .map(|n| Node {
-                name: n.name.clone(),
-                address: n.address,
-                port: 22,
-                user: "root".into(),
-                key_path: self.key_path.clone(),
-                known_hosts: self.known_hosts.clone(),
-                dir: PathBuf::from(NODE_DIR),
-            })
-            .collect()
-    }
-
-    fn save(&self, state_dir: &Path) -> Result<(), DockerError> {
-        let path = state_dir.join(RECORD_FILE);
-        let tmp = state_dir.join(format!("{RECORD_FILE}.tmp"));
-        let text = serde_json::to_string_pretty(self).expect("record serializes");
+    fn save(&self) -> Result<(), DockerError> {
+        let dir = EnvState::dir_of(&self.env);
+        std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+        let path = dir.join(RECORD_FILE);
+        let tmp = dir.join(format!("{RECORD_FILE}.tmp"));
+        let text = serde_json::to_string_pretty(self).map_err(|e| {
+            DockerError::BadInput(format!("record of {} does not serialize: {e}", self.env))
+        })?;
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|source| DockerError::Io {
-                what: format!("write {}", path.display()),
-                source,
-            })
-    }
-}
-
-/// Checks an environment name: it becomes part of container and network
-/// names, so Docker's name rules apply, kept short and lower-case.
-pub fn validate_env_name(env: &str) -> Result<(), DockerError> {
-    let ok = !env.is_empty()
-        && env.len() <= 40
-        && env.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && env
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(DockerError::BadInput(format!(
-            "environment name {env:?}: use 1-40 characters of a-z, 0-9 and '-', starting with a letter or digit"
-        )))
+            .map_err(io(format!("write {}", path.display())))
     }
 }
 
@@ -243,10 +203,11 @@ fn io(what: String) -> impl FnOnce(std::io::Error) -> DockerError {
     move |source| DockerError::Io { what, source }
 }
 
-/// Makes the environment's ed25519 key pair (kept if it exists).
-fn ensure_key_pair(state_dir: &Path, env: &str) -> Result<(PathBuf, String), DockerError> {
-    let key = state_dir.join("id_ed25519");
-    let public = state_dir.join("id_ed25519.pub");
+/// Makes the environment's ed25519 key pair in `ssh_dir` (kept if it
+/// exists); returns the public key.
+fn ensure_key_pair(ssh_dir: &Path, env: &str) -> Result<String, DockerError> {
+    let key = ssh_dir.join("id_ed25519");
+    let public = ssh_dir.join("id_ed25519.pub");
     if !key.exists() || !public.exists() {
         let _ = std::fs::remove_file(&key);
         let _ = std::fs::remove_file(&public);
@@ -274,7 +235,7 @@ fn ensure_key_pair(state_dir: &Path, env: &str) -> Result<(PathBuf, String), Doc
     }
     let text =
         std::fs::read_to_string(&public).map_err(io(format!("read {}", public.display())))?;
-    Ok((key, text.trim().to_string()))
+    Ok(text.trim().to_string())
 }
 
 /// Runs `f` once per item on its own thread and returns the results in order.
@@ -384,6 +345,7 @@ fn used_subnets(cli: &DockerCli) -> Result<Vec<DockerSubnet>, DockerError> {
 fn run_container(
     cli: &DockerCli,
     record: &DockerRecord,
+    state: &EnvState,
     node: &DockerNode,
     public_key: &str,
 ) -> Result<(), DockerError> {
@@ -397,10 +359,22 @@ fn run_container(
         .filter(|n| n.name != node.name)
         .map(|n| format!("{}:{}", n.name, n.address))
         .collect();
-    let mount = record
-        .artifacts
-        .as_ref()
-        .map(|p| format!("type=bind,source={0},target={0},readonly", p.display()));
+    // Read-only bind mounts at the same path as on the host: the artifact
+    // cache and the environment's shared directory.
+    let mut mounts: Vec<String> = Vec::new();
+    if let Some(p) = &record.artifacts {
+        mounts.push(format!(
+            "type=bind,source={0},target={0},readonly",
+            p.display()
+        ));
+    }
+    if let Some(shared) = &state.shared {
+        mounts.push(format!(
+            "type=bind,source={},target={},readonly",
+            shared.control_path.display(),
+            shared.node_path.display()
+        ));
+    }
     let mut args: Vec<&str> = vec![
         "run",
         "--detach",
@@ -425,7 +399,7 @@ fn run_container(
     for h in &hosts {
         args.extend(["--add-host", h]);
     }
-    if let Some(m) = &mount {
+    for m in &mounts {
         args.extend(["--mount", m]);
     }
     args.push(&record.image);
@@ -441,7 +415,6 @@ fn await_node(cli: &DockerCli, node: &DockerNode) -> Result<String, DockerError>
         container: node.container.clone(),
         detail,
     };
-    let mut last = String::new();
     let host_key = loop {
         let out = cli.run(
             &[
@@ -456,14 +429,14 @@ fn await_node(cli: &DockerCli, node: &DockerNode) -> Result<String, DockerError>
         if out.status == 0 {
             break out.stdout;
         }
-        last = out.stderr.trim().to_string();
         if Instant::now() >= deadline {
             let logs = cli
                 .run(&["logs", "--tail", "20", &node.container], QUICK)
                 .map(|o| format!("{}{}", o.stdout, o.stderr))
                 .unwrap_or_default();
             return Err(not_ready(format!(
-                "no host key after {READY_TIMEOUT:?} ({last}); container log: {}",
+                "no host key after {READY_TIMEOUT:?} ({}); container log: {}",
+                out.stderr.trim(),
                 logs.trim()
             )));
         }
@@ -481,86 +454,137 @@ fn await_node(cli: &DockerCli, node: &DockerNode) -> Result<String, DockerError>
             Err(e) if Instant::now() >= deadline => {
                 return Err(not_ready(format!("sshd at {addr} does not accept: {e}")))
             }
-            Err(e) => last = e.to_string(),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = last;
     Ok(format!("{} {kind} {key}", node.address))
 }
 
+/// The state `up` will create, written before anything else. Nodes are as
+/// on netns: root on port 22, the environment's key and known_hosts under
+/// `<env dir>/ssh`, each node's directory `<env dir>/nodes/nK` (inside its
+/// own container), the shared directory `<env dir>/shared` (mounted
+/// read-only in every node at the same path).
+fn plan(name: &str, subnet: DockerSubnet, n: usize) -> EnvState {
+    let dir = EnvState::dir_of(name);
+    let ssh = dir.join("ssh");
+    let nodes = (1..=n)
+        .filter_map(|k| {
+            Some(Node {
+                name: format!("n{k}"),
+                address: IpAddr::V4(subnet.node_address(k)?),
+                port: 22,
+                user: "root".into(),
+                key_path: ssh.join("id_ed25519"),
+                known_hosts: ssh.join("known_hosts"),
+                dir: dir.join("nodes").join(format!("n{k}")),
+            })
+        })
+        .collect();
+    let shared = dir.join("shared");
+    EnvState {
+        name: name.to_string(),
+        kind: EnvKind::Docker,
+        ready: false,
+        nodes,
+        shared: Some(SharedDir {
+            control_path: shared.clone(),
+            node_path: shared,
+        }),
+        netns: None,
+        ssh: None,
+        created_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    }
+}
+
 /// Brings a Docker environment up: engine, image, key pair, network,
-/// containers, known_hosts. On failure what was created is removed again.
-pub fn up(opts: &DockerOptions) -> Result<DockerRecord, DockerError> {
-    validate_env_name(&opts.env)?;
+/// containers, known_hosts, one SSH login per node. Returns the state that
+/// `EnvState::load(name)` gives later. On failure what was created is
+/// removed again.
+pub fn up(opts: &DockerOptions) -> Result<EnvState, DockerError> {
+    validate_name(&opts.name)?;
     if opts.nodes == 0 || opts.nodes > DockerSubnet::MAX_NODES {
         return Err(DockerError::BadInput(format!(
-            "--nodes {}: choose 1 … {}",
+            "--nodes {}: a Docker environment has 1 to {} nodes",
             opts.nodes,
             DockerSubnet::MAX_NODES
         )));
     }
+    if EnvState::path_of(&opts.name).exists() {
+        return Err(EnvError::Exists {
+            name: opts.name.clone(),
+            detail: format!("{} exists", EnvState::path_of(&opts.name).display()),
+        }
+        .into());
+    }
     let cli = engine_for(opts.start_engine)?;
-    let existing = find_resources(&cli, &opts.env)?;
+    let existing = find_resources(&cli, &opts.name)?;
     if !existing.is_empty() {
-        return Err(DockerError::Conflict(format!(
-            "environment {} already has {} in Docker; remove it first: splitbrain env down --env-name {}",
-            opts.env,
-            existing.describe(),
-            opts.env
-        )));
+        return Err(EnvError::Exists {
+            name: opts.name.clone(),
+            detail: format!("Docker has {} labelled with it", existing.describe()),
+        }
+        .into());
     }
     let image = image::ensure_node_image(&cli, &opts.base_image)?;
-    std::fs::create_dir_all(&opts.state_dir)
-        .map_err(io(format!("create {}", opts.state_dir.display())))?;
     if let Some(artifacts) = &opts.artifacts {
         std::fs::create_dir_all(artifacts)
             .map_err(io(format!("create {}", artifacts.display())))?;
     }
     let mut record = DockerRecord {
-        env: opts.env.clone(),
+        env: opts.name.clone(),
         docker_host: cli.host.clone(),
-        network: opts.env.clone(),
+        network: opts.name.clone(),
         subnet: None,
         image,
         nodes: Vec::new(),
-        key_path: opts.state_dir.join("id_ed25519"),
-        known_hosts: opts.state_dir.join("known_hosts"),
         artifacts: opts.artifacts.clone(),
-        ready: false,
     };
-    // Intent first: a crash from here on leaves a record `down` can follow.
-    record.save(&opts.state_dir)?;
-    let result = build(&cli, opts, &mut record);
-    if let Err(e) = result {
-        let _ = remove_resources(&cli, &opts.env);
-        return Err(e);
+    // Intent first: a crash from here on leaves a record `down` can follow
+    // (and the labels, which `down` follows without any record).
+    record.save()?;
+    match build(&cli, opts, &mut record) {
+        Ok(state) => Ok(state),
+        Err(e) => {
+            let _ = remove_resources(&cli, &opts.name);
+            let _ = std::fs::remove_dir_all(EnvState::dir_of(&opts.name));
+            Err(e)
+        }
     }
-    Ok(record)
 }
 
 fn build(
     cli: &DockerCli,
     opts: &DockerOptions,
     record: &mut DockerRecord,
-) -> Result<(), DockerError> {
-    let (_key, public_key) = ensure_key_pair(&opts.state_dir, &opts.env)?;
+) -> Result<EnvState, DockerError> {
+    let started = Instant::now();
     let subnet = create_network(cli, record, opts.subnet)?;
+    let mut state = plan(&opts.name, subnet, opts.nodes);
     record.subnet = Some(subnet.to_string());
-    record.nodes = (1..=opts.nodes)
-        .map(|i| DockerNode {
-            name: format!("n{i}"),
-            container: format!("{}-n{i}", opts.env),
-            address: IpAddr::V4(
-                subnet
-                    .node_address(i)
-                    .expect("nodes checked against MAX_NODES"),
-            ),
+    record.nodes = state
+        .nodes
+        .iter()
+        .map(|n| DockerNode {
+            name: n.name.clone(),
+            container: format!("{}-{}", opts.name, n.name),
+            address: n.address,
         })
         .collect();
-    record.save(&opts.state_dir)?;
+    record.save()?;
+    state.save()?;
+    let ssh_dir = EnvState::dir_of(&opts.name).join("ssh");
+    std::fs::create_dir_all(&ssh_dir).map_err(io(format!("create {}", ssh_dir.display())))?;
+    if let Some(shared) = &state.shared {
+        std::fs::create_dir_all(&shared.control_path)
+            .map_err(io(format!("create {}", shared.control_path.display())))?;
+    }
+    let public_key = ensure_key_pair(&ssh_dir, &opts.name)?;
     for result in parallel(&record.nodes, |node| {
-        run_container(cli, record, node, &public_key)
+        run_container(cli, record, &state, node, &public_key)
     }) {
         result?;
     }
@@ -569,26 +593,33 @@ fn build(
         known_hosts.push_str(&line?);
         known_hosts.push('\n');
     }
-    std::fs::write(&record.known_hosts, known_hosts)
-        .map_err(io(format!("write {}", record.known_hosts.display())))?;
+    let known_hosts_path = ssh_dir.join("known_hosts");
+    std::fs::write(&known_hosts_path, known_hosts)
+        .map_err(io(format!("write {}", known_hosts_path.display())))?;
     // Log in once to each node as the control layer will: proves the key,
-    // the known_hosts entry and sshd's config together.
-    for (node, result) in record.control_nodes().iter().zip(parallel(
-        &record.control_nodes(),
-        |node| -> Result<(), ControlError> {
-            let mut session = Session::connect(node, READY_TIMEOUT)?;
-            session.exec_ok("true", QUICK)?;
-            Ok(())
-        },
-    )) {
+    // the known_hosts entry and sshd's config together, and makes the node's
+    // directory.
+    let logins = parallel(&state.nodes, |node| -> Result<(), ControlError> {
+        let mut session = Session::connect(node, READY_TIMEOUT)?;
+        let mkdir = format!(
+            "mkdir -p {}",
+            splitbrain_core::control::shell_quote(&node.dir.to_string_lossy())
+        );
+        session.exec_ok(&mkdir, QUICK)?;
+        Ok(())
+    });
+    for (node, result) in state.nodes.iter().zip(logins) {
         result.map_err(|e| DockerError::NotReady {
             node: node.name.clone(),
-            container: format!("{}-{}", record.env, node.name),
+            container: format!("{}-{}", opts.name, node.name),
             detail: format!("SSH login failed: {e}"),
         })?;
     }
-    record.ready = true;
-    record.save(&opts.state_dir)
+    state.ready = true;
+    state.save()?;
+    tracing::info!(env = %opts.name, nodes = state.nodes.len(), %subnet,
+        "docker environment up in {:?}", started.elapsed());
+    Ok(state)
 }
 
 /// What the engine holds for one environment (found by label).
@@ -655,22 +686,23 @@ pub fn remove_resources(cli: &DockerCli, env: &str) -> Result<(), DockerError> {
     Ok(())
 }
 
-/// Tears an environment down: every labelled container and network, then the
-/// state directory. Works after a crash (labels, not memory) and when there
-/// is nothing left (idempotent). Starts the engine if `start_engine` and none
-/// answers, since a stopped private engine still holds stopped containers.
-pub fn down(env: &str, state_dir: &Path, start_engine: bool) -> Result<(), DockerError> {
-    validate_env_name(env)?;
-    let cli = match DockerRecord::load(state_dir) {
+/// Tears an environment down: every labelled container and network, then
+/// the environment's directory. Works after a crash (labels, not memory) and
+/// when there is nothing left (idempotent). Starts the engine if
+/// `start_engine` and none answers, since a stopped private engine still
+/// holds stopped containers.
+pub fn down(name: &str, start_engine: bool) -> Result<(), DockerError> {
+    validate_name(name)?;
+    let cli = match DockerRecord::load(name) {
         Ok(record) if DockerCli::new(record.docker_host.clone()).answers(QUICK) => {
             DockerCli::new(record.docker_host)
         }
         _ => engine_for(start_engine)?,
     };
-    remove_resources(&cli, env)?;
-    if state_dir.exists() {
-        std::fs::remove_dir_all(state_dir)
-            .map_err(io(format!("remove {}", state_dir.display())))?;
+    remove_resources(&cli, name)?;
+    let dir = EnvState::dir_of(name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(io(format!("remove {}", dir.display())))?;
     }
     Ok(())
 }
@@ -722,48 +754,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn env_names_follow_docker_rules() {
-        for good in ["a", "docker", "t-12-x", "9lives"] {
-            assert!(validate_env_name(good).is_ok(), "{good}");
-        }
-        for bad in ["", "-x", "Upper", "a b", "a/b", "a_b", "é", &"x".repeat(41)] {
-            assert!(validate_env_name(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn record_round_trips_through_its_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let record = DockerRecord {
-            env: "e".into(),
-            docker_host: "unix:///x".into(),
-            network: "e".into(),
-            subnet: Some("10.89.3.0/24".into()),
-            image: "splitbrain/node:0".into(),
-            nodes: vec![DockerNode {
-                name: "n1".into(),
-                container: "e-n1".into(),
-                address: "10.89.3.2".parse().unwrap(),
-            }],
-            key_path: dir.path().join("id_ed25519"),
-            known_hosts: dir.path().join("known_hosts"),
-            artifacts: None,
-            ready: true,
-        };
-        record.save(dir.path()).unwrap();
-        assert_eq!(DockerRecord::load(dir.path()).unwrap(), record);
-    }
-
-    #[test]
-    fn a_broken_record_is_an_error_not_a_panic() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(RECORD_FILE), "{not json").unwrap();
-        let err = DockerRecord::load(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("env down"), "{err}");
+    fn plan_matches_the_netns_layout_on_10_89() {
+        let subnet = DockerSubnet::new(7).unwrap();
+        let state = plan("d1", subnet, 3);
+        assert_eq!(state.kind, EnvKind::Docker);
+        assert!(!state.ready);
+        let names: Vec<&str> = state.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["n1", "n2", "n3"]);
+        assert_eq!(
+            state.nodes[0].address,
+            "10.89.7.2".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            state.nodes[2].address,
+            "10.89.7.4".parse::<IpAddr>().unwrap()
+        );
+        let dir = EnvState::dir_of("d1");
+        assert_eq!(state.nodes[1].dir, dir.join("nodes/n2"));
+        assert_eq!(state.nodes[0].known_hosts, dir.join("ssh/known_hosts"));
+        assert_eq!(
+            (state.nodes[0].port, state.nodes[0].user.as_str()),
+            (22, "root")
+        );
     }
 
     #[test]
     fn parallel_keeps_order() {
         assert_eq!(parallel(&[3, 1, 2], |x| x * 10), vec![30, 10, 20]);
+    }
+
+    #[test]
+    fn ids_skip_blank_lines() {
+        assert_eq!(ids("a\n\n b \n"), vec!["a".to_string(), "b".to_string()]);
     }
 }
