@@ -9,6 +9,7 @@
 pub mod docker;
 pub mod error;
 pub mod netns;
+pub mod ssh;
 pub mod state;
 mod sys;
 
@@ -18,6 +19,43 @@ pub use state::{EnvKind, EnvState, SharedDir};
 use splitbrain_core::control::Session;
 use std::net::IpAddr;
 use std::time::Duration;
+
+/// Removes environment `name`, whatever its kind (read from its state file).
+/// Without a state file it still removes any netns resources named after it
+/// (a crash before the state file was written, or a deleted state dir).
+/// Returns a one-line summary of what was removed.
+pub fn down(name: &str) -> Result<String, EnvError> {
+    let kind = match EnvState::try_load(name) {
+        Ok(Some(state)) => state.kind,
+        // Unreadable or missing state: only netns leaves traces findable by name.
+        Ok(None) | Err(EnvError::BadState { .. }) => EnvKind::Netns,
+        Err(e) => return Err(e),
+    };
+    match kind {
+        EnvKind::Netns => {
+            let r = netns::down(name)?;
+            Ok(if r.is_empty() {
+                format!("nothing of environment {name} found; nothing to do")
+            } else {
+                format!(
+                    "removed environment {name}: {} process(es), {} namespace(s), {} link(s), {} iptables rule(s){}",
+                    r.processes.len(),
+                    r.namespaces.len(),
+                    r.links.len(),
+                    r.iptables_rules.len(),
+                    if r.removed_state_dir { ", state directory" } else { "" }
+                )
+            })
+        }
+        EnvKind::Ssh => {
+            ssh::down(name, Duration::from_secs(10))?;
+            Ok(format!("removed splitbrain's files, processes and firewall rules from the hosts of {name}, and its state"))
+        }
+        EnvKind::Docker => Err(EnvError::BadInput(format!(
+            "environment {name} is a docker environment, which this build does not handle; remove it with the docker environment's own down"
+        ))),
+    }
+}
 
 /// Whether one node answers over SSH.
 #[derive(Clone, Debug, PartialEq, Eq)]

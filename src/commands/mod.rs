@@ -1,6 +1,8 @@
 //! Subcommands. Each lives in its own module and returns the process exit code:
 //! 0 valid / success, 1 anomalies found, 2 error (bad input, usage, environment).
 
+mod env;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -18,9 +20,14 @@ pub struct Cli {
 
 /// What to do.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Create, inspect and remove the nodes (netns, ssh).
+    Env(env::EnvArgs),
+}
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Env(args) => env::run(args),
+    }
 }

@@ -1,0 +1,213 @@
+//! `splitbrain env`: create, inspect and remove the nodes splitbrain runs on.
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use splitbrain_environments::netns::{self, Subnet, UpOptions};
+use splitbrain_environments::{ssh, EnvError, EnvState};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Set by the Ctrl-C / SIGTERM handler; `env up` checks it between steps and
+/// removes what it created.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Create (`up`), inspect (`status`, `list`) and remove (`down`) environments.
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// Environment name: namespaces are `<name>-n1`…, state is in
+    /// `$SPLITBRAIN_STATE_DIR/<name>/` (default `/var/lib/splitbrain/envs/<name>/`).
+    #[arg(
+        long,
+        global = true,
+        env = "SPLITBRAIN_ENV",
+        default_value = "splitbrain"
+    )]
+    pub env_name: String,
+    #[command(subcommand)]
+    pub action: EnvAction,
+}
+
+/// Where the nodes come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// Network namespaces on this machine, each with its own sshd (needs root).
+    Netns,
+    /// Existing hosts listed in a TOML file (`--hosts`).
+    Ssh,
+}
+
+/// What to do with the environment.
+#[derive(Debug, Subcommand)]
+pub enum EnvAction {
+    /// Create the environment and wait until every node answers over SSH.
+    Up {
+        /// Kind of environment.
+        #[arg(long, value_enum, default_value = "netns")]
+        kind: KindArg,
+        /// Number of nodes (netns).
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+        /// A /24 inside 10.88.0.0/16 for the nodes (netns); default: a free one.
+        #[arg(long)]
+        subnet: Option<String>,
+        /// TOML file listing the hosts (ssh); see docs/environments.md.
+        #[arg(long)]
+        hosts: Option<PathBuf>,
+    },
+    /// Show each node, its address and whether its sshd answers.
+    Status,
+    /// Remove everything the environment created (idempotent; works after a
+    /// crash of `env up`).
+    Down,
+    /// List environments that have a state file.
+    List,
+}
+
+/// Runs `splitbrain env …`.
+pub fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
+    let name = args.env_name;
+    match args.action {
+        EnvAction::Up {
+            kind,
+            nodes,
+            subnet,
+            hosts,
+        } => up(&name, kind, nodes, subnet, hosts),
+        EnvAction::Status => status(&name),
+        EnvAction::Down => {
+            let summary =
+                splitbrain_environments::down(&name).with_context(|| format!("env down {name}"))?;
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        EnvAction::List => {
+            let names = EnvState::list()?;
+            if names.is_empty() {
+                println!("no environments");
+            }
+            for n in names {
+                match EnvState::load(&n) {
+                    Ok(s) => println!(
+                        "{n}\t{}\t{} node(s)\t{}",
+                        s.kind,
+                        s.nodes.len(),
+                        if s.ready {
+                            "ready"
+                        } else {
+                            "incomplete (run env down)"
+                        }
+                    ),
+                    Err(e) => println!("{n}\tunreadable state: {e}"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn up(
+    name: &str,
+    kind: KindArg,
+    nodes: usize,
+    subnet: Option<String>,
+    hosts: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let state = match kind {
+        KindArg::Netns => {
+            if hosts.is_some() {
+                bail!("--hosts is for --kind ssh; a netns environment creates its own nodes");
+            }
+            let subnet = subnet.as_deref().map(Subnet::parse).transpose()?;
+            // First signal: stop between steps and clean up. The handler can
+            // only be installed once per process, which is all we need.
+            ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+                .context("install the Ctrl-C handler")?;
+            let opts = UpOptions {
+                name: name.to_string(),
+                nodes,
+                subnet,
+            };
+            match netns::up(&opts, Some(&INTERRUPTED)) {
+                Ok(state) => state,
+                Err(EnvError::Cancelled) => {
+                    eprintln!("env up {name}: interrupted; removed everything it had created");
+                    return Ok(ExitCode::from(130));
+                }
+                Err(e) => return Err(e).with_context(|| format!("env up {name}")),
+            }
+        }
+        KindArg::Ssh => {
+            let Some(hosts) = hosts else {
+                bail!("--kind ssh needs --hosts FILE.toml listing the nodes (see docs/environments.md)");
+            };
+            if subnet.is_some() {
+                bail!("--subnet is for --kind netns");
+            }
+            ssh::up(name, &hosts, Duration::from_secs(15))
+                .with_context(|| format!("env up {name} --kind ssh"))?
+        }
+    };
+    println!(
+        "environment {name} ({}) up in {:.2}s; state in {}",
+        state.kind,
+        started.elapsed().as_secs_f64(),
+        state.dir().display()
+    );
+    for node in &state.nodes {
+        println!(
+            "  {}\t{}:{}\tssh -i {} -o UserKnownHostsFile={} {}@{}",
+            node.name,
+            node.address,
+            node.port,
+            node.key_path.display(),
+            node.known_hosts.display(),
+            node.user,
+            node.address
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(name: &str) -> anyhow::Result<ExitCode> {
+    let state = EnvState::load(name)?;
+    println!(
+        "environment {name}: {}, {} node(s), {}",
+        state.kind,
+        state.nodes.len(),
+        if state.ready {
+            "ready"
+        } else {
+            "incomplete: `env up` did not finish; run `splitbrain env down`"
+        }
+    );
+    if let Some(net) = &state.netns {
+        println!(
+            "  subnet {} bridge {} host {}",
+            net.subnet, net.bridge, net.host_address
+        );
+    }
+    let mut all_answer = true;
+    for node in splitbrain_environments::node_status(&state, Duration::from_secs(3)) {
+        match node.answer {
+            Ok(hostname) => println!(
+                "  {}\t{}\tsshd answers (hostname {hostname})",
+                node.name, node.address
+            ),
+            Err(e) => {
+                all_answer = false;
+                println!(
+                    "  {}\t{}\tsshd does NOT answer: {e}",
+                    node.name, node.address
+                );
+            }
+        }
+    }
+    Ok(if all_answer {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
