@@ -359,10 +359,12 @@ pub fn up_with_lease(
     match create(&mut state, cancel) {
         Ok(()) => Ok(state),
         Err(e) => {
-            let cancelled = cancel.is_some_and(|c| c.load(Ordering::SeqCst));
             if let Err(cleanup) = down(name) {
                 tracing::error!("cleanup after failed `env up {name}` incomplete: {cleanup}");
             }
+            // Checked after the cleanup: the signal handler may set the flag
+            // only after a child killed by the same Ctrl-C made a step fail.
+            let cancelled = cancel.is_some_and(|c| c.load(Ordering::SeqCst));
             Err(if cancelled { EnvError::Cancelled } else { e })
         }
     }
@@ -406,7 +408,9 @@ fn generate_keys(paths: &[PathBuf], comment: &str) -> Result<(), EnvError> {
         let out = child
             .wait_with_output()
             .map_err(|e| EnvError::io("wait for ssh-keygen", e))?;
-        if !out.status.success() && first_error.is_none() {
+        if std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(libc::SIGINT) {
+            first_error = Some(EnvError::Cancelled);
+        } else if !out.status.success() && first_error.is_none() {
             first_error = Some(EnvError::Command {
                 command: format!("ssh-keygen -t ed25519 -f {}", path.display()),
                 status: out.status.code().unwrap_or(-1),
