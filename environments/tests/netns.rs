@@ -11,7 +11,7 @@ const T: Duration = Duration::from_secs(10);
 
 /// Shell test of TCP reachability from the node running it to `addr:22`.
 fn reach(addr: IpAddr) -> String {
-    format!("timeout 2 bash -c '</dev/tcp/{addr}/22' && echo yes || echo no")
+    format!("timeout 4 bash -c '</dev/tcp/{addr}/22' && echo yes || echo no")
 }
 
 fn can_reach(control: &Control, from: &str, to: IpAddr) -> bool {
