@@ -803,6 +803,16 @@ impl Session {
 /// First line the follow script prints, once it knows where to start.
 const FOLLOW_READY: &str = "splitbrain-follow-ready";
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Say goodbye in blocking mode (bounded by 1 s): in non-blocking mode
+        // libssh2 may give up half-way and leak the session.
+        self.ssh.set_blocking(true);
+        self.ssh.set_timeout(1000);
+        let _ = self.ssh.disconnect(None, "splitbrain done", None);
+    }
+}
+
 fn transfer_timeout(len: u64) -> Duration {
     Duration::from_secs(30 + len / (1024 * 1024))
 }

@@ -55,7 +55,9 @@ impl LocalSshd {
             "ListenAddress 127.0.0.1:{port}\nHostKey {d}/host_key\nPidFile none\n\
              AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-             StrictModes no\nUseDNS no\nMaxSessions 50\nLogLevel ERROR\n",
+             StrictModes no\nUseDNS no\nMaxSessions 50\nLogLevel ERROR\n\
+             # Keep the host's ~/.bashrc (bash reads it for sshd commands) out.\n\
+             SetEnv SHLVL=1\n",
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
