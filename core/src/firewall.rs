@@ -45,13 +45,6 @@ impl Block {
     }
 }
 
-fn iptables(addr: &IpAddr) -> &'static str {
-    match addr {
-        IpAddr::V4(_) => "iptables",
-        IpAddr::V6(_) => "ip6tables",
-    }
-}
-
 /// Shell command that creates [`CHAIN`] and its jumps if missing (for one
 /// iptables binary). Idempotent.
 fn ensure_chain(bin: &str) -> String {
