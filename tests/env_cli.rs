@@ -1,0 +1,199 @@
+//! `splitbrain env` as a user runs it, including being killed or interrupted
+//! in the middle of `env up`. Needs root.
+
+use splitbrain_environments::netns;
+use splitbrain_environments::EnvState;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn splitbrain() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+}
+
+fn run(args: &[&str]) -> Output {
+    splitbrain().args(args).output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn env_name(tag: &str) -> String {
+    format!("t-cli-{tag}-{}", std::process::id())
+}
+
+/// Removes the environment on drop, whatever the test did.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = netns::down(&self.0);
+    }
+}
+
+/// Starts `env up` in its own process group and returns once it is visibly
+/// mid-way: its state file says not ready and a namespace exists.
+// The lint cannot see that the caller waits on the returned child; the
+// failure paths here kill and wait.
+#[allow(clippy::zombie_processes)]
+fn start_up_and_wait_until_midway(name: &str, nodes: &str) -> Child {
+    let mut child = splitbrain()
+        .args(["env", "up", "--env-name", name, "--nodes", nodes])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let ns = netns::namespace_name(name, 1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed = Command::new("ip").args(["netns", "list"]).output().unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        let has_ns = listed
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(&ns));
+        let problem = if has_ns {
+            match EnvState::load(name) {
+                Ok(state) if !state.ready => return child,
+                Ok(_) => "env up already finished: cannot test mid-way".to_string(),
+                Err(e) => format!("no state file while resources exist: {e}"),
+            }
+        } else if Instant::now() > deadline {
+            format!("env up never created {ns}")
+        } else {
+            String::new()
+        };
+        if !problem.is_empty() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{problem}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn killed_env_up_is_cleaned_by_env_down() {
+    let name = env_name("kill");
+    let _cleanup = Cleanup(name.clone());
+    let mut child = start_up_and_wait_until_midway(&name, "9");
+    // SIGKILL: no handler runs; the state file and the system are all `down`
+    // has to go by.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !netns::leftovers(&name).is_empty(),
+        "nothing left behind by a killed up: the test proves nothing"
+    );
+
+    let out = run(&["env", "down", "--env-name", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        netns::leftovers(&name).is_empty(),
+        "left after down: {:?}",
+        netns::leftovers(&name)
+    );
+    // Idempotent.
+    let out = run(&["env", "down", "--env-name", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to do"));
+}
+
+#[test]
+fn interrupted_env_up_leaves_nothing_behind() {
+    let name = env_name("int");
+    let _cleanup = Cleanup(name.clone());
+    let child = start_up_and_wait_until_midway(&name, "9");
+    // Ctrl-C in a terminal signals the whole foreground process group.
+    let pgid = child.id() as i32;
+    // SAFETY: plain kill(2) on the child's process group.
+    assert_eq!(unsafe { libc::kill(-pgid, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    assert!(
+        netns::leftovers(&name).is_empty(),
+        "left after Ctrl-C: {:?}",
+        netns::leftovers(&name)
+    );
+}
+
+#[test]
+fn up_status_down_through_the_binary() {
+    let name = env_name("ok");
+    let _cleanup = Cleanup(name.clone());
+    let out = run(&["env", "up", "--env-name", &name, "--nodes", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&["env", "status", "--env-name", &name]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("n1") && shown.contains("sshd answers (hostname n1)"),
+        "{shown}"
+    );
+    assert!(shown.contains("sshd answers (hostname n2)"), "{shown}");
+
+    // A node whose sshd died is reported, with exit status 1.
+    let state = EnvState::load(&name).unwrap();
+    let pid_file = state.dir().join("sshd/n2/sshd.pid");
+    let pid: i32 = std::fs::read_to_string(pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) of the sshd this test's environment started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let out = run(&["env", "status", "--env-name", &name]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("n2\t") && text(&out).contains("does NOT answer"));
+
+    let out = run(&["env", "down", "--env-name", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(netns::leftovers(&name).is_empty());
+    let out = run(&["env", "status", "--env-name", &name]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("no environment named"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn env_up_as_non_root_says_so() {
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_splitbrain"))
+        .args(["env", "up", "--env-name", &env_name("user"), "--nodes", "1"])
+        .output()
+        .expect("setpriv (util-linux)");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("needs root") && stderr.contains("sudo"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_arguments_are_refused_clearly() {
+    let out = run(&[
+        "env",
+        "up",
+        "--env-name",
+        &env_name("bad"),
+        "--subnet",
+        "192.168.0.0/24",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("10.88.0.0/16"), "{}", text(&out));
+    let out = run(&["env", "up", "--env-name", &env_name("bad"), "--kind", "ssh"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("--hosts"), "{}", text(&out));
+}
