@@ -4,14 +4,29 @@
 //! Every environment records an [`EnvState`] (JSON in its state directory)
 //! that other code loads by name to get the nodes, then talks to them only
 //! over SSH through [`splitbrain_core::control`].
+//!
+//! ZooKeeper and Kafka on the nodes: [`artifacts`] (the jars), [`zookeeper`]
+//! and [`kafka`] (configuration, installation), [`service`] (start, stop,
+//! kill, pause over SSH), [`cluster`] (layout, bring-up, topics, log
+//! collection, the incident's rapid add) and [`observe`] (what every server
+//! believes, over TCP from the control node).
 #![warn(missing_docs)]
 
+pub mod artifacts;
+pub mod cluster;
 pub mod docker;
 pub mod error;
+pub mod kafka;
+pub mod kafka_client;
 pub mod netns;
+pub mod observe;
+pub mod service;
 pub mod ssh;
 pub mod state;
 mod sys;
+pub mod wire;
+pub mod zk_client;
+pub mod zookeeper;
 
 pub use error::EnvError;
 pub use state::{EnvKind, EnvState, SharedDir};
@@ -129,4 +144,52 @@ pub fn node_status(state: &EnvState, timeout: Duration) -> Vec<NodeStatus> {
             })
         })
         .collect()
+}
+
+use std::path::PathBuf;
+
+/// Failure setting up, running or observing ZooKeeper and Kafka.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A command on a node failed.
+    #[error(transparent)]
+    Control(#[from] splitbrain_core::control::ControlError),
+    /// The ZooKeeper/Kafka jars are missing.
+    #[error("artifacts in {path}: {detail}")]
+    Artifacts {
+        /// Where they were looked for.
+        path: PathBuf,
+        /// What is missing and how to get it.
+        detail: String,
+    },
+    /// Servers did not reach the expected state in time.
+    #[error("timed out after {timeout:?} waiting for {what}: {detail}; see the server logs under each node's directory (or `splitbrain cluster status`)")]
+    NotReady {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        timeout: Duration,
+        /// The last state seen.
+        detail: String,
+    },
+    /// Talking to a ZooKeeper server failed.
+    #[error(transparent)]
+    ZooKeeper(#[from] zk_client::ZkClientError),
+    /// Talking to a Kafka broker failed.
+    #[error(transparent)]
+    Kafka(#[from] kafka_client::KafkaClientError),
+    /// The requested layout does not fit the environment.
+    #[error("{0}")]
+    Layout(String),
+    /// Reading or writing the cluster's state file or run directory failed.
+    #[error("{path}: {detail}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The Kafka admin API failed (topic creation).
+    #[error("kafka admin: {0}")]
+    Admin(String),
 }
