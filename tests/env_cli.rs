@@ -197,3 +197,37 @@ fn bad_arguments_are_refused_clearly() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("--hosts"), "{}", text(&out));
 }
+
+#[test]
+fn state_dir_can_be_moved_with_splitbrain_state_dir() {
+    let name = env_name("dir");
+    let _cleanup = Cleanup(name.clone());
+    let root = tempfile::tempdir().unwrap();
+    let with_root = |args: &[&str]| {
+        splitbrain()
+            .args(args)
+            .env("SPLITBRAIN_STATE_DIR", root.path())
+            .output()
+            .unwrap()
+    };
+    let out = with_root(&["env", "up", "--env-name", &name, "--nodes", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let state_file = root.path().join(&name).join("state.json");
+    let state: EnvState =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert!(
+        state.nodes[0].dir.starts_with(root.path()),
+        "{:?}",
+        state.nodes[0].dir
+    );
+    assert!(
+        !EnvState::path_of(&name).exists(),
+        "also wrote to the default root"
+    );
+    let out = with_root(&["env", "status", "--env-name", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = with_root(&["env", "down", "--env-name", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!state_file.exists());
+    assert!(netns::leftovers(&name).is_empty());
+}
