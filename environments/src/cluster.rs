@@ -226,12 +226,20 @@ fn first_error<T>(results: Vec<Result<T, ClusterError>>) -> Result<Vec<T>, Clust
 
 /// Writes every server's configuration to its node.
 pub fn install(control: &Control, layout: &ClusterLayout) -> Result<(), ClusterError> {
-    first_error(concurrently(&layout.zookeeper, |s| {
-        zookeeper::install(control, s, &layout.zk_settings, &layout.artifacts)
-    }))?;
-    first_error(concurrently(&layout.kafka, |b| {
-        kafka::install(control, b, &layout.kafka_settings, &layout.artifacts)
-    }))?;
+    // ZooKeeper and Kafka nodes are distinct, so all installs run at once.
+    let (zk, kafka) = std::thread::scope(|scope| {
+        let zk = scope.spawn(|| {
+            first_error(concurrently(&layout.zookeeper, |s| {
+                zookeeper::install(control, s, &layout.zk_settings, &layout.artifacts)
+            }))
+        });
+        let kafka = first_error(concurrently(&layout.kafka, |b| {
+            kafka::install(control, b, &layout.kafka_settings, &layout.artifacts)
+        }));
+        (zk.join().expect("install thread panicked"), kafka)
+    });
+    zk?;
+    kafka?;
     Ok(())
 }
 
