@@ -11,6 +11,7 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use splitbrain_core::cluster::ZkMode;
 use splitbrain_environments::artifacts::Artifacts;
 use splitbrain_environments::cluster::{self, ClusterGuard, ClusterLayout};
+use splitbrain_environments::docker::test_env::lease_for_test;
 use splitbrain_environments::docker::DockerTestEnv;
 use splitbrain_environments::observe;
 use splitbrain_environments::zk_client::ZkSession;
@@ -26,11 +27,6 @@ impl TestEnv {
         DockerTestEnv::up(test_name, nodes)
             .unwrap_or_else(|e| panic!("Docker environment could not be brought up: {e}"))
     }
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -57,10 +53,9 @@ fn assert_all_stopped(guard_layout: &ClusterLayout, control: &splitbrain_core::c
 
 #[test]
 fn docker_three_zookeeper_three_kafka_produce_consume_and_fail_over() {
-    if !is_root() {
-        eprintln!("SKIPPED: the Docker environment needs root; run the tests as root");
+    let Some(_lease) = lease_for_test() else {
         return;
-    }
+    };
     let env = TestEnv::up("cluster-basic", 6);
     let control = env.control().unwrap();
     let layout =
@@ -212,10 +207,9 @@ fn docker_three_zookeeper_three_kafka_produce_consume_and_fail_over() {
 
 #[test]
 fn docker_rapid_add_of_four_participants_makes_a_second_leader_over_an_empty_tree() {
-    if !is_root() {
-        eprintln!("SKIPPED: the Docker environment needs root; run the tests as root");
+    let Some(_lease) = lease_for_test() else {
         return;
-    }
+    };
     let env = TestEnv::up("cluster-rapid-add", 7);
     let control = env.control().unwrap();
     let layout = ClusterLayout::plan(

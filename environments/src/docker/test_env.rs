@@ -121,6 +121,30 @@ impl DockerTestEnv {
     }
 }
 
+/// An engine lease for a test, or `None` after printing why the test is
+/// skipped: not root, or no Docker engine could be found or started. Under
+/// CI (`$CI` set) or with `SPLITBRAIN_REQUIRE_DOCKER=1`, an engine that
+/// cannot be started fails the test instead: CI must run these tests.
+pub fn lease_for_test() -> Option<EngineLease> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let required = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+        || std::env::var_os("SPLITBRAIN_REQUIRE_DOCKER").is_some_and(|v| v == "1");
+    let why = if !root {
+        "the Docker environment needs root (to start dockerd and run debootstrap); run the tests as root".to_string()
+    } else {
+        match EngineLease::acquire() {
+            Ok(lease) => return Some(lease),
+            Err(e) => format!("no Docker engine could be found or started: {e}"),
+        }
+    };
+    if required {
+        panic!("Docker is required here (CI or SPLITBRAIN_REQUIRE_DOCKER=1) but {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    None
+}
+
 /// The pid in a [`DockerTestEnv`] name (`td-<slug>-<pid>-<counter>`).
 fn test_env_pid(name: &str) -> Option<i32> {
     let rest = name.strip_prefix("td-")?;
