@@ -96,6 +96,19 @@ fn five_nodes_ssh_partition_and_clean_down() {
         );
     }
 
+    // Files go both ways over SSH (scp), into the node's own directory.
+    let remote = nodes[0].dir.join("probe.txt");
+    let local = tempfile::tempdir().expect("tempdir");
+    let local_copy = local.path().join("probe.txt");
+    let (r, l) = (remote.clone(), local_copy.clone());
+    control
+        .on("n1", move |s| {
+            s.write_file(&r, b"written over ssh\n", 0o644)?;
+            s.download(&r, &l)
+        })
+        .expect("write_file + download on n1");
+    assert_eq!(std::fs::read(&local_copy).unwrap(), b"written over ssh\n");
+
     let (n1, n2) = (&nodes[0], &nodes[1]);
     assert_eq!(tcp_connect(&control, "n2", n1.address).0, "open");
 
