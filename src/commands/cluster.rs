@@ -148,7 +148,7 @@ fn up(name: &str, zk: usize, kafka: usize, timeout: u64) -> anyhow::Result<ExitC
     let install_secs = t_install.elapsed().as_secs_f64();
     let t_zk = Instant::now();
     cluster::start_zookeeper(&control, &layout, &layout.zookeeper, wait)
-        .context("ZooKeeper did not start; the guard stopped every server (see zookeeper/logs under each node dir)")?;
+        .with_context(|| format!("ZooKeeper did not start; every server was stopped. Logs: `splitbrain cluster down --collect DIR --env-name {name}`"))?;
     let zk_secs = t_zk.elapsed().as_secs_f64();
     let t_kafka = Instant::now();
     cluster::start_kafka(&control, &layout, wait).context(
