@@ -50,7 +50,12 @@ fn three_zookeeper_three_kafka_produce_consume_and_fail_over() {
 
     // Exactly one ZooKeeper leader; every broker names the same controller,
     // and so does every ZooKeeper server's /controller.
+    let t = Instant::now();
     let obs = observe::observe(&layout);
+    eprintln!(
+        "observation of 3 ZooKeeper + 3 Kafka took {:?}",
+        t.elapsed()
+    );
     assert_eq!(leaders(&obs).len(), 1, "{obs:#?}");
     let followers = obs
         .zookeeper
@@ -76,7 +81,12 @@ fn three_zookeeper_three_kafka_produce_consume_and_fail_over() {
     let server = layout.zk_server(follower).unwrap();
     let svc = server.service();
     assert!(!svc.pause(&control, &server.node.name).unwrap().is_empty());
+    // Bounded even with a server that accepts connections but never answers.
+    let t = Instant::now();
     let paused = observe::observe(&layout);
+    let took = t.elapsed();
+    eprintln!("observation with a paused server took {took:?}");
+    assert!(took < Duration::from_secs(2), "observe took {took:?}");
     let view = paused
         .zookeeper
         .iter()
