@@ -39,8 +39,11 @@ impl Drop for Cleanup {
 
 /// Starts `env up` in its own process group and returns once it is visibly
 /// mid-way: its state file says not ready and a namespace exists.
+// The lint cannot see that the caller waits on the returned child; the
+// failure paths here kill and wait.
+#[allow(clippy::zombie_processes)]
 fn start_up_and_wait_until_midway(name: &str, nodes: &str) -> Child {
-    let child = splitbrain()
+    let mut child = splitbrain()
         .args(["env", "up", "--env-name", name, "--nodes", nodes])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -55,12 +58,22 @@ fn start_up_and_wait_until_midway(name: &str, nodes: &str) -> Child {
         let has_ns = listed
             .lines()
             .any(|l| l.split_whitespace().next() == Some(&ns));
-        if has_ns {
-            let state = EnvState::load(name).expect("state file written before resources");
-            assert!(!state.ready, "env up already finished: cannot test mid-way");
-            return child;
+        let problem = if has_ns {
+            match EnvState::load(name) {
+                Ok(state) if !state.ready => return child,
+                Ok(_) => "env up already finished: cannot test mid-way".to_string(),
+                Err(e) => format!("no state file while resources exist: {e}"),
+            }
+        } else if Instant::now() > deadline {
+            format!("env up never created {ns}")
+        } else {
+            String::new()
+        };
+        if !problem.is_empty() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{problem}");
         }
-        assert!(Instant::now() < deadline, "env up never created {ns}");
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -183,4 +196,38 @@ fn bad_arguments_are_refused_clearly() {
     let out = run(&["env", "up", "--env-name", &env_name("bad"), "--kind", "ssh"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("--hosts"), "{}", text(&out));
+}
+
+#[test]
+fn state_dir_can_be_moved_with_splitbrain_state_dir() {
+    let name = env_name("dir");
+    let _cleanup = Cleanup(name.clone());
+    let root = tempfile::tempdir().unwrap();
+    let with_root = |args: &[&str]| {
+        splitbrain()
+            .args(args)
+            .env("SPLITBRAIN_STATE_DIR", root.path())
+            .output()
+            .unwrap()
+    };
+    let out = with_root(&["env", "up", "--env-name", &name, "--nodes", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let state_file = root.path().join(&name).join("state.json");
+    let state: EnvState =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert!(
+        state.nodes[0].dir.starts_with(root.path()),
+        "{:?}",
+        state.nodes[0].dir
+    );
+    assert!(
+        !EnvState::path_of(&name).exists(),
+        "also wrote to the default root"
+    );
+    let out = with_root(&["env", "status", "--env-name", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = with_root(&["env", "down", "--env-name", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!state_file.exists());
+    assert!(netns::leftovers(&name).is_empty());
 }

@@ -105,9 +105,20 @@ pub struct EnvState {
 }
 
 /// The state root: `$SPLITBRAIN_STATE_DIR` or `/var/lib/splitbrain/envs`.
+/// A relative override is made absolute (paths in it end up in sshd configs
+/// and node records read by other processes).
 pub fn state_root() -> PathBuf {
     match std::env::var_os(STATE_DIR_VAR) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                std::env::current_dir()
+                    .map(|cwd| cwd.join(&dir))
+                    .unwrap_or(dir)
+            }
+        }
         _ => PathBuf::from(DEFAULT_STATE_ROOT),
     }
 }
