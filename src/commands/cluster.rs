@@ -98,14 +98,15 @@ fn load_env(name: &str) -> anyhow::Result<EnvState> {
 }
 
 /// The jars as the nodes see them: the local cache for netns nodes (they
-/// share this file system); `$SPLITBRAIN_NODE_ARTIFACTS` when set (the cache
-/// already copied to that path on every node).
+/// share this file system) and docker nodes (the docker environment mounts
+/// the cache read-only at the same path); `$SPLITBRAIN_NODE_ARTIFACTS` when
+/// set (the cache already copied to that path on every node).
 fn artifacts_for(state: &EnvState) -> anyhow::Result<Artifacts> {
     if let Some(path) = std::env::var_os("SPLITBRAIN_NODE_ARTIFACTS") {
         return Ok(Artifacts::at(&PathBuf::from(path)));
     }
     match state.kind {
-        EnvKind::Netns => Ok(Artifacts::locate()?),
+        EnvKind::Netns | EnvKind::Docker => Ok(Artifacts::locate()?),
         other => bail!(
             "environment '{}' is of kind {other:?}, whose nodes do not share this machine's files: \
              copy the artifact cache (environments/artifacts/fetch) to the same path on every node \
