@@ -98,9 +98,10 @@ fn load_env(name: &str) -> anyhow::Result<EnvState> {
 }
 
 /// The jars as the nodes see them: the local cache for netns nodes (they
-/// share this file system); the cache mounted in docker nodes (same path);
-/// `$SPLITBRAIN_NODE_ARTIFACTS` when set (the cache already copied to that
-/// path on every node).
+/// share this file system) and docker nodes (the docker environment mounts
+/// the cache read-only at the same path; the one recorded for that
+/// environment is used); `$SPLITBRAIN_NODE_ARTIFACTS` when set (the cache
+/// already copied to that path on every node).
 fn artifacts_for(state: &EnvState) -> anyhow::Result<Artifacts> {
     if let Some(path) = std::env::var_os("SPLITBRAIN_NODE_ARTIFACTS") {
         return Ok(Artifacts::at(&PathBuf::from(path)));
@@ -163,7 +164,7 @@ fn up(name: &str, zk: usize, kafka: usize, timeout: u64) -> anyhow::Result<ExitC
     let install_secs = t_install.elapsed().as_secs_f64();
     let t_zk = Instant::now();
     cluster::start_zookeeper(&control, &layout, &layout.zookeeper, wait)
-        .context("ZooKeeper did not start; the guard stopped every server (see zookeeper/logs under each node dir)")?;
+        .with_context(|| format!("ZooKeeper did not start; every server was stopped. Logs: `splitbrain cluster down --collect DIR --env-name {name}`"))?;
     let zk_secs = t_zk.elapsed().as_secs_f64();
     let t_kafka = Instant::now();
     cluster::start_kafka(&control, &layout, wait).context(
