@@ -5,3 +5,4 @@
 pub mod cluster;
 pub mod control;
 pub mod firewall;
+pub mod history;
