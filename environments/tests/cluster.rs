@@ -177,21 +177,20 @@ fn three_zookeeper_three_kafka_produce_consume_and_fail_over() {
         victim.service().pid(&control, &victim.node.name).unwrap(),
         None
     );
-    let survivors: Vec<_> = layout.kafka.iter().filter(|b| b.id != old).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     let new = loop {
-        let now = survivors.iter().find_map(|b| {
-            splitbrain_environments::kafka_client::metadata(
-                b.addr(&layout.kafka_settings),
-                Some(&[topic]),
-                Duration::from_millis(500),
-            )
-            .ok()
-            .and_then(|m| m.leader(topic, 0))
-        });
-        match now {
-            Some(l) if l != old => break l,
-            _ if Instant::now() > deadline => panic!("partition 0 still led by {now:?}"),
+        // Every surviving broker, asked on its own, names the same new leader.
+        let views = observe::broker_metadata(&layout, Some(&[topic]), Duration::from_millis(500));
+        let named: BTreeSet<Option<i32>> = views
+            .iter()
+            .filter(|(id, _)| *id != old)
+            .map(|(_, m)| m.as_ref().ok().and_then(|m| m.leader(topic, 0)))
+            .collect();
+        let dead_answered = views.iter().any(|(id, m)| *id == old && m.is_ok());
+        assert!(!dead_answered, "the killed broker still answers");
+        match named.iter().next() {
+            Some(Some(l)) if named.len() == 1 && *l != old => break *l,
+            _ if Instant::now() > deadline => panic!("partition 0 leaders named: {named:?}"),
             _ => std::thread::sleep(Duration::from_millis(200)),
         }
     };
