@@ -92,6 +92,14 @@ fn killed_env_up_is_cleaned_by_env_down() {
         "nothing left behind by a killed up: the test proves nothing"
     );
 
+    // Even without its state file the environment is listed and removable.
+    std::fs::remove_file(EnvState::path_of(&name)).unwrap();
+    let out = run(&["env", "list"]);
+    assert!(
+        text(&out).contains(&format!("{name}\tnetns\tno state file")),
+        "{}",
+        text(&out)
+    );
     let out = run(&["env", "down", "--env-name", &name]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -230,4 +238,53 @@ fn state_dir_can_be_moved_with_splitbrain_state_dir() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(!state_file.exists());
     assert!(netns::leftovers(&name).is_empty());
+}
+
+#[test]
+fn ssh_kind_through_the_binary() {
+    let hosts_env = netns::TestEnv::up("cli_ssh_hosts", 2);
+    let work = tempfile::tempdir().unwrap();
+    let mut toml = String::new();
+    for node in hosts_env.nodes() {
+        toml.push_str(&format!(
+            "[[nodes]]\nname = \"{}\"\naddress = \"{}\"\nkey_path = \"{}\"\nknown_hosts = \"{}\"\ndir = \"{}\"\n\n",
+            node.name,
+            node.address,
+            node.key_path.display(),
+            node.known_hosts.display(),
+            work.path().join(&node.name).display()
+        ));
+    }
+    let hosts = work.path().join("hosts.toml");
+    std::fs::write(&hosts, toml).unwrap();
+    let name = env_name("ssh");
+    let hosts_arg = hosts.to_str().unwrap();
+    let out = run(&[
+        "env",
+        "up",
+        "--env-name",
+        &name,
+        "--kind",
+        "ssh",
+        "--hosts",
+        hosts_arg,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(work.path().join("n1/.splitbrain-node").exists());
+    let out = run(&["env", "status", "--env-name", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("ssh, 2 node(s)"), "{}", text(&out));
+    let out = run(&["env", "down", "--env-name", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!work.path().join("n1").exists());
+    assert!(EnvState::try_load(&name).unwrap().is_none());
+    // The hosts themselves are still up.
+    let c = hosts_env.control();
+    assert_eq!(
+        c.exec_ok("n2", "hostname", Duration::from_secs(5))
+            .unwrap()
+            .stdout
+            .trim(),
+        "n2"
+    );
 }

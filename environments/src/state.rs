@@ -8,9 +8,10 @@
 
 use crate::error::EnvError;
 use serde::{Deserialize, Serialize};
-use splitbrain_core::control::Node;
+use splitbrain_core::control::{Control, ControlError, Node};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Environment variable overriding the state root.
 pub const STATE_DIR_VAR: &str = "SPLITBRAIN_STATE_DIR";
@@ -229,6 +230,11 @@ impl EnvState {
     /// The node called `name`.
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Connects a [`Control`] to every node (see [`Control::connect`]).
+    pub fn control(&self, timeout: Duration) -> Result<Control, ControlError> {
+        Control::connect(&self.nodes, timeout)
     }
 }
 
