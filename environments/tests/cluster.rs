@@ -104,6 +104,16 @@ fn three_zookeeper_three_kafka_produce_consume_and_fail_over() {
         .unwrap();
     assert_eq!(view.mode, ZkMode::Follower, "{view:?}");
 
+    // Kill -9 the same follower, wipe its data (a lost disk), start it again:
+    // it rejoins and syncs the whole tree from the leader.
+    assert!(!svc.kill(&control, &server.node.name).unwrap().is_empty());
+    svc.wipe(&control, &server.node.name).unwrap();
+    assert_eq!(svc.start(&control, &server.node.name).unwrap(), "started");
+    zookeeper::wait_serving(std::slice::from_ref(server), &layout.zk_settings, WAIT).unwrap();
+    let rejoined = observe::observe(&layout);
+    let counts: BTreeSet<Option<u64>> = rejoined.zookeeper.iter().map(|v| v.znode_count).collect();
+    assert_eq!(counts.len(), 1, "{rejoined:#?}");
+
     // A topic with 3 partitions, replication factor 3.
     let topic = "splitbrain-basic";
     cluster::create_topic(&layout, topic, 3, 3, WAIT).unwrap();
