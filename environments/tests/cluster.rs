@@ -104,6 +104,16 @@ fn three_zookeeper_three_kafka_produce_consume_and_fail_over() {
         .unwrap();
     assert_eq!(view.mode, ZkMode::Follower, "{view:?}");
 
+    // Kill -9 the same follower, wipe its data (a lost disk), start it again:
+    // it rejoins and syncs the whole tree from the leader.
+    assert!(!svc.kill(&control, &server.node.name).unwrap().is_empty());
+    svc.wipe(&control, &server.node.name).unwrap();
+    assert_eq!(svc.start(&control, &server.node.name).unwrap(), "started");
+    zookeeper::wait_serving(std::slice::from_ref(server), &layout.zk_settings, WAIT).unwrap();
+    let rejoined = observe::observe(&layout);
+    let counts: BTreeSet<Option<u64>> = rejoined.zookeeper.iter().map(|v| v.znode_count).collect();
+    assert_eq!(counts.len(), 1, "{rejoined:#?}");
+
     // A topic with 3 partitions, replication factor 3.
     let topic = "splitbrain-basic";
     cluster::create_topic(&layout, topic, 3, 3, WAIT).unwrap();
@@ -177,21 +187,20 @@ fn three_zookeeper_three_kafka_produce_consume_and_fail_over() {
         victim.service().pid(&control, &victim.node.name).unwrap(),
         None
     );
-    let survivors: Vec<_> = layout.kafka.iter().filter(|b| b.id != old).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     let new = loop {
-        let now = survivors.iter().find_map(|b| {
-            splitbrain_environments::kafka_client::metadata(
-                b.addr(&layout.kafka_settings),
-                Some(&[topic]),
-                Duration::from_millis(500),
-            )
-            .ok()
-            .and_then(|m| m.leader(topic, 0))
-        });
-        match now {
-            Some(l) if l != old => break l,
-            _ if Instant::now() > deadline => panic!("partition 0 still led by {now:?}"),
+        // Every surviving broker, asked on its own, names the same new leader.
+        let views = observe::broker_metadata(&layout, Some(&[topic]), Duration::from_millis(500));
+        let named: BTreeSet<Option<i32>> = views
+            .iter()
+            .filter(|(id, _)| *id != old)
+            .map(|(_, m)| m.as_ref().ok().and_then(|m| m.leader(topic, 0)))
+            .collect();
+        let dead_answered = views.iter().any(|(id, m)| *id == old && m.is_ok());
+        assert!(!dead_answered, "the killed broker still answers");
+        match named.iter().next() {
+            Some(Some(l)) if named.len() == 1 && *l != old => break *l,
+            _ if Instant::now() > deadline => panic!("partition 0 leaders named: {named:?}"),
             _ => std::thread::sleep(Duration::from_millis(200)),
         }
     };
