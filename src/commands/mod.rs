@@ -1,6 +1,7 @@
 //! Subcommands. Each lives in its own module and returns the process exit code:
 //! 0 valid / success, 1 anomalies found, 2 error (bad input, usage, environment).
 
+mod cluster;
 mod env;
 
 use clap::{Parser, Subcommand};
@@ -23,11 +24,14 @@ pub struct Cli {
 pub enum Command {
     /// Create, inspect and remove the nodes (netns, ssh).
     Env(env::EnvArgs),
+    /// Run real ZooKeeper and Kafka on an environment's nodes.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Env(args) => env::run(args),
+        Command::Cluster(args) => cluster::run(args),
     }
 }
