@@ -103,7 +103,15 @@ fn three_zookeeper_three_kafka_produce_consume_and_fail_over() {
     let server = layout.zk_server(follower).unwrap();
     let svc = server.service();
     assert!(!svc.pause(&control, &server.node.name).unwrap().is_empty());
-    // Bounded even with a server that accepts connections but never answers.
+    observe_until(&layout, "one leader while a follower is paused", |o| {
+        leaders(o).len() == 1
+            && o.zookeeper
+                .iter()
+                .any(|v| v.server_id == follower && v.mode == ZkMode::Unreachable)
+    });
+    // Bounded even with a server that accepts connections but never answers
+    // (measured once the pause is known to have taken effect, so a loaded
+    // machine cannot make this sample vacuous).
     let t = Instant::now();
     let paused = observe::observe(&layout);
     let took = t.elapsed();
@@ -115,12 +123,6 @@ fn three_zookeeper_three_kafka_produce_consume_and_fail_over() {
         .find(|v| v.server_id == follower)
         .unwrap();
     assert_eq!(view.mode, ZkMode::Unreachable, "{view:?}");
-    observe_until(&layout, "one leader while a follower is paused", |o| {
-        leaders(o).len() == 1
-            && o.zookeeper
-                .iter()
-                .any(|v| v.server_id == follower && v.mode == ZkMode::Unreachable)
-    });
     assert!(!svc.resume(&control, &server.node.name).unwrap().is_empty());
     zookeeper::wait_serving(std::slice::from_ref(server), &layout.zk_settings, WAIT).unwrap();
     observe_until(&layout, "the resumed server following", |o| {
