@@ -136,7 +136,10 @@ impl Observer {
     /// Whether the sampling thread has ended on its own (a bound reached or an
     /// error).
     pub fn is_finished(&self) -> bool {
-        self.handle.as_ref().map_or(true, |h| h.is_finished())
+        match &self.handle {
+            Some(h) => h.is_finished(),
+            None => true,
+        }
     }
 
     /// Stops sampling (after the sample in progress, if any) and reports.
