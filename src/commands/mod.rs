@@ -1,6 +1,9 @@
 //! Subcommands. Each lives in its own module and returns the process exit code:
 //! 0 valid / success, 1 anomalies found, 2 error (bad input, usage, environment).
 
+mod check;
+mod gen_history;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -18,9 +21,17 @@ pub struct Cli {
 
 /// What to do.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Check a history; exit 0 valid, 1 anomalies, 2 bad input.
+    Check(check::CheckArgs),
+    /// Write a synthetic history with planted anomalies.
+    GenHistory(gen_history::GenHistoryArgs),
+}
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {}
+    match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::GenHistory(args) => gen_history::run(args),
+    }
 }
