@@ -10,7 +10,9 @@ use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let path = args.next().ok_or("usage: parse_baseline FILE value|ignored")?;
+    let path = args
+        .next()
+        .ok_or("usage: parse_baseline FILE value|ignored")?;
     let mode = args.next().unwrap_or_else(|| "value".into());
     let start = Instant::now();
     let mut src = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&path)?);
