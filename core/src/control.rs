@@ -437,6 +437,15 @@ impl Session {
         &self.node
     }
 
+    /// Replaces this session with a fresh connection to the same node (same
+    /// checks and retries as [`Session::connect`]), e.g. after the node's sshd
+    /// was restarted. Inside a [`Control`]: `control.on(node, |s| s.reconnect(t))`.
+    pub fn reconnect(&mut self, timeout: Duration) -> Result<(), ControlError> {
+        let fresh = Session::connect(&self.node, timeout)?;
+        *self = fresh;
+        Ok(())
+    }
+
     /// Waits until the socket is ready in the direction libssh2 is blocked on,
     /// or the deadline passes (returns false then).
     fn wait_socket(&self, deadline: Instant) -> bool {

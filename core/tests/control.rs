@@ -390,6 +390,29 @@ fn control_runs_on_all_nodes_concurrently_and_keeps_order() {
 }
 
 #[test]
+fn reconnect_after_the_connection_died() {
+    let sshd = LocalSshd::start();
+    let control = Control::connect(&[sshd.node("n1")], T).unwrap();
+    assert_eq!(
+        control.exec_ok("n1", "echo one", T).unwrap().stdout,
+        "one\n"
+    );
+    // Kill this connection's own sshd process (the shell's parent): the
+    // session is dead from now on, and says so.
+    let _ = control.exec("n1", "kill -KILL $PPID", T);
+    let err = control.exec_ok("n1", "echo two", T).unwrap_err();
+    assert!(
+        matches!(err, ControlError::Ssh { .. } | ControlError::Timeout { .. }),
+        "{err:?}"
+    );
+    control.on("n1", |s| s.reconnect(T)).unwrap();
+    assert_eq!(
+        control.exec_ok("n1", "echo three", T).unwrap().stdout,
+        "three\n"
+    );
+}
+
+#[test]
 fn control_connect_fails_naming_the_unreachable_node() {
     let sshd = LocalSshd::start();
     let mut bad = sshd.node("n2");

@@ -321,3 +321,26 @@ fn up_of_five_nodes_is_fast() {
     );
     drop(env);
 }
+
+#[test]
+fn environments_of_dead_test_processes_are_reaped() {
+    // A pid that surely belonged to a process that has exited.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let name = format!("t-orphan-{dead}-0");
+    let opts = netns::UpOptions {
+        name: name.clone(),
+        nodes: 1,
+        subnet: None,
+    };
+    netns::up(&opts, None).unwrap();
+    assert!(!netns::leftovers(&name).is_empty());
+    // Normally done by every TestEnv::up; other tests may get there first.
+    netns::reap_orphaned_test_envs();
+    assert!(
+        netns::leftovers(&name).is_empty(),
+        "{:?}",
+        netns::leftovers(&name)
+    );
+}
