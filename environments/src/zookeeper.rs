@@ -239,14 +239,17 @@ pub fn install(
     );
     let logback = render_logback(&svc.log_dir());
     let run = svc.run_script(&artifacts.java, &java_args(&svc, settings, artifacts));
-    let myid = format!("{}\n", server.id);
-    control.on(&server.node.name, move |s| {
-        s.write_file(&svc.config_path(), cfg.as_bytes(), 0o644)?;
-        s.write_file(&svc.data_dir().join("myid"), myid.as_bytes(), 0o644)?;
-        s.write_file(&svc.dir.join("logback.xml"), logback.as_bytes(), 0o644)?;
-        s.write_file(&svc.run_script_path(), run.as_bytes(), 0o755)?;
-        Ok(())
-    })?;
+    let cmd = crate::service::write_files_cmd(&[
+        (svc.config_path(), cfg, 0o644),
+        (
+            svc.data_dir().join("myid"),
+            format!("{}\n", server.id),
+            0o644,
+        ),
+        (svc.dir.join("logback.xml"), logback, 0o644),
+        (svc.run_script_path(), run, 0o755),
+    ]);
+    control.exec_ok(&server.node.name, &cmd, crate::service::COMMAND_TIMEOUT)?;
     Ok(())
 }
 

@@ -9,8 +9,8 @@ use splitbrain_core::cluster::ZkMode;
 use splitbrain_environments::artifacts::Artifacts;
 use splitbrain_environments::cluster::{self, ClusterGuard, ClusterLayout};
 use splitbrain_environments::netns::TestEnv;
-use splitbrain_environments::observe;
 use splitbrain_environments::zk_client::ZkSession;
+use splitbrain_environments::{observe, zookeeper};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -64,6 +64,34 @@ fn three_zookeeper_three_kafka_produce_consume_and_fail_over() {
         .zookeeper
         .iter()
         .all(|v| v.controller == Some(controller) && v.cluster_id.is_some()));
+
+    // Pause (SIGSTOP) a follower: it stops answering; resume: it follows again.
+    let follower = obs
+        .zookeeper
+        .iter()
+        .find(|v| v.mode == ZkMode::Follower)
+        .unwrap()
+        .server_id;
+    let server = layout.zk_server(follower).unwrap();
+    let svc = server.service();
+    assert!(!svc.pause(&control, &server.node.name).unwrap().is_empty());
+    let paused = observe::observe(&layout);
+    let view = paused
+        .zookeeper
+        .iter()
+        .find(|v| v.server_id == follower)
+        .unwrap();
+    assert_eq!(view.mode, ZkMode::Unreachable, "{view:?}");
+    assert_eq!(leaders(&paused).len(), 1, "{paused:#?}");
+    assert!(!svc.resume(&control, &server.node.name).unwrap().is_empty());
+    zookeeper::wait_serving(std::slice::from_ref(server), &layout.zk_settings, WAIT).unwrap();
+    let resumed = observe::observe(&layout);
+    let view = resumed
+        .zookeeper
+        .iter()
+        .find(|v| v.server_id == follower)
+        .unwrap();
+    assert_eq!(view.mode, ZkMode::Follower, "{view:?}");
 
     // A topic with 3 partitions, replication factor 3.
     let topic = "splitbrain-basic";

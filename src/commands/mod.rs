@@ -1,6 +1,7 @@
 //! Subcommands. Each lives in its own module and returns the process exit code:
 //! 0 valid / success, 1 anomalies found, 2 error (bad input, usage, environment).
 
+mod cluster;
 mod env;
 mod check;
 mod gen_history;
@@ -29,6 +30,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Write a synthetic history with planted anomalies.
     GenHistory(gen_history::GenHistoryArgs),
+    /// Run real ZooKeeper and Kafka on an environment's nodes.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -37,5 +40,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Env(args) => env::run(args),
         Command::Check(args) => check::run(args),
         Command::GenHistory(args) => gen_history::run(args),
+        Command::Cluster(args) => cluster::run(args),
     }
 }
