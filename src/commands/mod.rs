@@ -1,9 +1,9 @@
 //! Subcommands. Each lives in its own module and returns the process exit code:
 //! 0 valid / success, 1 anomalies found, 2 error (bad input, usage, environment).
 
+mod check;
 mod cluster;
 mod env;
-mod check;
 mod gen_history;
 
 use clap::{Parser, Subcommand};
