@@ -1,6 +1,7 @@
 //! Subcommands. Each lives in its own module and returns the process exit code:
 //! 0 valid / success, 1 anomalies found, 2 error (bad input, usage, environment).
 
+mod bench_producer;
 mod check;
 mod cluster;
 mod env;
@@ -30,6 +31,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Write a synthetic history with planted anomalies.
     GenHistory(gen_history::GenHistoryArgs),
+    /// Benchmark the queue workload's producers (used by bench/producer.sh).
+    #[command(hide = true)]
+    BenchProducer(bench_producer::BenchProducerArgs),
     /// Run real ZooKeeper and Kafka on an environment's nodes.
     Cluster(cluster::ClusterArgs),
 }
@@ -40,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Env(args) => env::run(args),
         Command::Check(args) => check::run(args),
         Command::GenHistory(args) => gen_history::run(args),
+        Command::BenchProducer(args) => bench_producer::run(args),
         Command::Cluster(args) => cluster::run(args),
     }
 }
