@@ -9,7 +9,7 @@
 #
 #   bench/producer.sh [RECORDS] [RECORD_SIZE] [PARTITIONS] [ROUNDS]
 #
-# Environment: ACKS (all), IDEMPOTENCE (true), SENDERS (1024: splitbrain
+# Environment: ACKS (all), IDEMPOTENCE (true), SENDERS (2048: splitbrain
 # processes, each with one send in flight), PROFILE (release; or debug).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ partitions="${3:-3}"
 rounds="${4:-2}"
 acks="${ACKS:-all}"
 idem="${IDEMPOTENCE:-true}"
-senders="${SENDERS:-1024}"
+senders="${SENDERS:-2048}"
 profile="${PROFILE:-release}"
 env_name="bench-producer-$$"
 cache="${SPLITBRAIN_ARTIFACTS:-$PWD/.cache/artifacts}"
