@@ -9,8 +9,9 @@
 #
 #   bench/producer.sh [RECORDS] [RECORD_SIZE] [PARTITIONS] [ROUNDS]
 #
-# Environment: ACKS (all), IDEMPOTENCE (true), SENDERS (2048: splitbrain
-# processes, each with one send in flight), PROFILE (release; or debug).
+# Environment: ACKS (all), IDEMPOTENCE (true), LINGER_MS (5, given to both
+# tools), SENDERS (2048: splitbrain processes, each with one send in flight),
+# PROFILE (release; or debug).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 records="${1:-200000}"
@@ -20,6 +21,7 @@ rounds="${4:-2}"
 acks="${ACKS:-all}"
 idem="${IDEMPOTENCE:-true}"
 senders="${SENDERS:-2048}"
+linger="${LINGER_MS:-5}"
 profile="${PROFILE:-release}"
 env_name="bench-producer-$$"
 cache="${SPLITBRAIN_ARTIFACTS:-$PWD/.cache/artifacts}"
@@ -57,7 +59,7 @@ for r in $(seq 1 "$rounds"); do
   create_topic "sb-$r"
   out=$("$bin" bench-producer --bootstrap "$bootstrap" --topic "sb-$r" --partitions "$partitions" \
     --records "$records" --record-size "$size" --acks "$acks" --idempotence "$idem" \
-    --senders "$senders" --history "$work/history-$r.jsonl")
+    --senders "$senders" --linger-ms "$linger" --history "$work/history-$r.jsonl")
   echo "round $r: $out"
   sb=$(echo "$out" | sed -n 's/.* = \([0-9.]*\) records\/s.*/\1/p')
   lines=$(wc -l < "$work/history-$r.jsonl")
@@ -66,7 +68,7 @@ for r in $(seq 1 "$rounds"); do
   create_topic "java-$r"
   jout=$(kafka_java org.apache.kafka.tools.ProducerPerformance --topic "java-$r" \
     --num-records "$records" --record-size "$size" --throughput -1 \
-    --producer-props bootstrap.servers="$bootstrap" acks="$acks" enable.idempotence="$idem" | tail -n1)
+    --producer-props bootstrap.servers="$bootstrap" acks="$acks" enable.idempotence="$idem" linger.ms="$linger" | tail -n1)
   echo "round $r: ProducerPerformance: $jout"
   java=$(echo "$jout" | sed -n 's/.* records sent, \([0-9.]*\) records\/sec.*/\1/p')
   best_sb=$(echo "if ($sb > $best_sb) $sb else $best_sb" | bc)
@@ -75,5 +77,5 @@ done
 ratio=$(echo "scale=3; $best_sb / $best_java" | bc)
 printf 'splitbrain producer (history recorded): %.0f records/s\n' "$best_sb"
 printf 'ProducerPerformance:                    %.0f records/s\n' "$best_java"
-printf 'ratio splitbrain/java: %s (target >= 0.8); best of %d rounds, %d records of %d B, %d partitions, acks=%s, idempotence=%s\n' \
-  "$ratio" "$rounds" "$records" "$size" "$partitions" "$acks" "$idem"
+printf 'ratio splitbrain/java: %s (target >= 0.8); best of %d rounds, %d records of %d B, %d partitions, acks=%s, idempotence=%s, linger.ms=%s\n' \
+  "$ratio" "$rounds" "$records" "$size" "$partitions" "$acks" "$idem" "$linger"
