@@ -3,14 +3,16 @@
 # full history) against Kafka's own ProducerPerformance
 # (kafka-producer-perf-test), on the same real 3 ZooKeeper + 3 Kafka cluster
 # in network namespaces, with the same acks, idempotence, record size and
-# partitions. Prints both throughputs and their ratio (target >= 0.8).
+# partitions. Prints both throughputs and their ratio (target >= 0.8), per
+# round and for the best round of each (the machine's load makes single
+# rounds noisy: run several).
 # Needs root and the artifact cache (environments/artifacts/fetch).
 # Cleans up the cluster and the environment on every exit path.
 #
 #   bench/producer.sh [RECORDS] [RECORD_SIZE] [PARTITIONS] [ROUNDS]
 #
 # Environment: ACKS (all), IDEMPOTENCE (true), LINGER_MS (5, given to both
-# tools), SENDERS (2048: splitbrain processes, each with one send in flight),
+# tools), SENDERS (8192: splitbrain processes, each with one send in flight),
 # PROFILE (release; or debug).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +22,7 @@ partitions="${3:-3}"
 rounds="${4:-2}"
 acks="${ACKS:-all}"
 idem="${IDEMPOTENCE:-true}"
-senders="${SENDERS:-2048}"
+senders="${SENDERS:-8192}"
 linger="${LINGER_MS:-5}"
 profile="${PROFILE:-release}"
 env_name="bench-producer-$$"
@@ -71,6 +73,7 @@ for r in $(seq 1 "$rounds"); do
     --producer-props bootstrap.servers="$bootstrap" acks="$acks" enable.idempotence="$idem" linger.ms="$linger" | tail -n1)
   echo "round $r: ProducerPerformance: $jout"
   java=$(echo "$jout" | sed -n 's/.* records sent, \([0-9.]*\) records\/sec.*/\1/p')
+  printf 'round %d: ratio %s\n' "$r" "$(echo "scale=3; $sb / $java" | bc)"
   best_sb=$(echo "if ($sb > $best_sb) $sb else $best_sb" | bc)
   best_java=$(echo "if ($java > $best_java) $java else $best_java" | bc)
 done
