@@ -464,7 +464,8 @@ impl Shared {
 }
 
 /// Runs the queue workload, recording into `writer`; `heal` runs between
-/// the load and the drain. Blocking: it runs its own tokio runtime, so call
+/// the load and the drain (also when the load phase failed; not when the
+/// workload could not start, e.g. a missing topic). Blocking: it runs its own tokio runtime, so call
 /// it from a plain thread (or `spawn_blocking`), not from async code.
 /// `next_process` hands out client process numbers; share it with anything
 /// else recording client processes in the same history.
@@ -603,16 +604,17 @@ pub fn run(
             return Err(QueueError::Runtime(e));
         }
     };
-    // The heal hook runs outside the runtime: it may block, or run its own.
-    let result = runtime
-        .block_on(load_phase(shared.clone()))
-        .and_then(|load_elapsed| {
-            workload_event(writer, "phase", &json!({"phase": "heal"}))?;
-            heal();
-            runtime
-                .block_on(closing_phases(shared.clone(), progress.clone()))
-                .map(|(drain, n, final_read)| (load_elapsed, drain, n, final_read))
-        });
+    // The heal hook runs outside the runtime (it may block, or run its own),
+    // and runs even when the load phase failed: faults must not outlive us.
+    let load = runtime.block_on(load_phase(shared.clone()));
+    let healing = workload_event(writer, "phase", &json!({"phase": "heal"}));
+    heal();
+    let result = load.and_then(|load_elapsed| {
+        healing?;
+        runtime
+            .block_on(closing_phases(shared.clone(), progress.clone()))
+            .map(|(drain, n, final_read)| (load_elapsed, drain, n, final_read))
+    });
     let (consumer_stats, consumer_error) = join_consumers(consumer_threads);
     for p in &shared.producers {
         p.lock()
