@@ -67,14 +67,6 @@ impl Plants {
     pub fn get(&self, name: &str) -> u64 {
         self.0.get(name).copied().unwrap_or(0)
     }
-
-    fn total_except_unseen(&self) -> u64 {
-        self.0
-            .iter()
-            .filter(|(k, _)| k.as_str() != crate::verdict::UNSEEN)
-            .map(|(_, v)| v)
-            .sum()
-    }
 }
 
 /// What to generate.
@@ -170,6 +162,8 @@ pub struct Synth {
     next_process: u64,
     keys: Vec<String>,
     logs: Vec<Vec<Slot>>,
+    /// Per log, the offsets of its reserved slots (readers stop at the first).
+    reserved: Vec<std::collections::BTreeSet<usize>>,
     applied: Vec<u64>,
     producers: Vec<Producer>,
     consumers: Vec<Consumer>,
@@ -228,6 +222,7 @@ impl Synth {
             next_msg: 0,
             next_process: (opts.producers + opts.consumers) as u64,
             logs: vec![Vec::new(); keys.len()],
+            reserved: vec![Default::default(); keys.len()],
             keys,
             applied: Vec::new(),
             producers,
@@ -283,7 +278,11 @@ impl Synth {
     }
 
     fn plants_left(&self) -> u64 {
-        Plants(self.remaining.clone()).total_except_unseen()
+        self.remaining
+            .iter()
+            .filter(|(k, _)| k.as_str() != crate::verdict::UNSEEN)
+            .map(|(_, v)| v)
+            .sum()
     }
 
     /// Chance of trying a plant at an opportunity: spread plants over the
@@ -524,6 +523,7 @@ impl Synth {
         if let Some((k, slot)) = self.producers[i].must_fill.take() {
             debug_assert_eq!(k, key);
             self.logs[key as usize][slot] = Slot::Orig(msg);
+            self.reserved[key as usize].remove(&slot);
             let v = self.message_value(key, msg, Some(slot));
             self.emit(out, p, "ok", f, &v);
             return;
@@ -558,6 +558,7 @@ impl Synth {
             Deviation::Reorder => {
                 let reserved = self.logs[log].len();
                 self.logs[log].push(Slot::Reserved);
+                self.reserved[log].insert(reserved);
                 self.logs[log].push(Slot::Orig(msg));
                 self.producers[i].must_fill = Some((key, reserved));
                 let v = self.message_value(key, msg, Some(reserved + 1));
