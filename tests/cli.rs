@@ -126,3 +126,20 @@ fn truncated_last_line_is_a_warning_not_an_error() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("warning: line"), "{out}");
 }
+
+#[test]
+fn the_documented_example_history_is_valid() {
+    // The last ```json block of docs/history.md is a complete history.
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/history.md")).unwrap();
+    let block = doc
+        .rsplit("```json\n")
+        .next()
+        .and_then(|b| b.split("```").next())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("h.jsonl"), block).unwrap();
+    let (code, out, err) = splitbrain(&["check", "h.jsonl"], dir.path());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("replayed=1"), "{out}");
+}

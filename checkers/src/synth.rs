@@ -312,10 +312,11 @@ impl Synth {
     }
 
     fn readable(&self, key: u32) -> usize {
-        let log = &self.logs[key as usize];
-        log.iter()
-            .position(|s| *s == Slot::Reserved)
-            .unwrap_or(log.len())
+        let k = key as usize;
+        self.reserved[k]
+            .first()
+            .copied()
+            .unwrap_or(self.logs[k].len())
     }
 
     /// Emits one or more complete lines into `out`; false when finished.
