@@ -24,12 +24,14 @@ times=()
 for i in $(seq 1 "$runs"); do
   "$bin" env up --nodes 6 --env-name "$env_name" >/dev/null
   start=$(now)
-  line=$("$bin" cluster up --zk 3 --kafka 3 --env-name "$env_name" | head -n1)
+  out=$("$bin" cluster up --zk 3 --kafka 3 --env-name "$env_name")
   end=$(now)
-  secs=$(echo "$end - $start" | bc)
+  secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
+  line="${out%%$'\n'*}"
   times+=("$secs")
   printf 'run %d: cluster up --zk 3 --kafka 3: %.1f s wall  [%s]\n' "$i" "$secs" "$line"
-  "$bin" cluster status --env-name "$env_name" | awk 'NR==1 || /leader|follower|looking|unreachable/' | head -n 4 | sed 's/^/  /'
+  status=$("$bin" cluster status --env-name "$env_name")
+  echo "$status" | awk 'NR <= 4' | sed 's/^/  /'
   cleanup
 done
 printf '%s\n' "${times[@]}" | sort -n | awk '

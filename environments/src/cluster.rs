@@ -628,6 +628,56 @@ pub fn rapid_add(
     Ok(newcomers)
 }
 
+/// The documented safe way to grow an ensemble (ZooKeeper's dynamic
+/// reconfiguration), for comparison with [`rapid_add`]: one node at a time,
+/// start a server whose config lists the current members plus itself as a
+/// participant, wait until it serves (it syncs with the existing leader),
+/// then `reconfig -add` it through the first server. Needs a cluster
+/// started with [`ZkSettings::with_reconfig`]. Returns the new servers (also
+/// appended to `layout`, whose servers' `config_members` become the new
+/// membership).
+pub fn safe_add(
+    control: &Control,
+    layout: &mut ClusterLayout,
+    new_nodes: &[Node],
+    timeout: Duration,
+) -> Result<Vec<ZkServer>, ClusterError> {
+    if !layout.zk_settings.reconfig_enabled {
+        return Err(ClusterError::Layout(
+            "safe_add needs dynamic reconfiguration: start the cluster with ZkSettings::with_reconfig()".into(),
+        ));
+    }
+    let mut added = Vec::new();
+    for node in new_nodes {
+        let mut planned = plan_rapid_add(layout, std::slice::from_ref(node))?;
+        let mut server = planned.remove(0);
+        // Current members (as the layout last recorded them) plus itself.
+        let mut members: Vec<ZkMember> = layout
+            .zookeeper
+            .first()
+            .map(|s| s.config_members.clone())
+            .unwrap_or_default();
+        members.push(server.member());
+        server.config_members = members.clone();
+        start_added(control, layout, std::slice::from_ref(&server))?;
+        zookeeper::wait_serving(std::slice::from_ref(&server), &layout.zk_settings, timeout)?;
+        let via = layout.zookeeper[0].clone();
+        zookeeper::reconfig(
+            control,
+            &via,
+            &layout.zk_settings,
+            &layout.artifacts,
+            &[server.member()],
+            &[],
+        )?;
+        for s in &mut layout.zookeeper {
+            s.config_members = members.clone();
+        }
+        added.push(server);
+    }
+    Ok(added)
+}
+
 /// Gives broker `id` a new `zookeeper.connect` and restarts it (clean stop,
 /// start, wait until registered as seen from `connect`'s first server and
 /// answering). The incident's broker had a connect string listing old and

@@ -98,14 +98,15 @@ fn load_env(name: &str) -> anyhow::Result<EnvState> {
 }
 
 /// The jars as the nodes see them: the local cache for netns nodes (they
-/// share this file system); `$SPLITBRAIN_NODE_ARTIFACTS` when set (the cache
-/// already copied to that path on every node).
+/// share this file system) and docker nodes (the docker environment mounts
+/// the cache read-only at the same path); `$SPLITBRAIN_NODE_ARTIFACTS` when
+/// set (the cache already copied to that path on every node).
 fn artifacts_for(state: &EnvState) -> anyhow::Result<Artifacts> {
     if let Some(path) = std::env::var_os("SPLITBRAIN_NODE_ARTIFACTS") {
         return Ok(Artifacts::at(&PathBuf::from(path)));
     }
     match state.kind {
-        EnvKind::Netns => Ok(Artifacts::locate()?),
+        EnvKind::Netns | EnvKind::Docker => Ok(Artifacts::locate()?),
         other => bail!(
             "environment '{}' is of kind {other:?}, whose nodes do not share this machine's files: \
              copy the artifact cache (environments/artifacts/fetch) to the same path on every node \
@@ -148,7 +149,7 @@ fn up(name: &str, zk: usize, kafka: usize, timeout: u64) -> anyhow::Result<ExitC
     let install_secs = t_install.elapsed().as_secs_f64();
     let t_zk = Instant::now();
     cluster::start_zookeeper(&control, &layout, &layout.zookeeper, wait)
-        .context("ZooKeeper did not start; the guard stopped every server (see zookeeper/logs under each node dir)")?;
+        .with_context(|| format!("ZooKeeper did not start; every server was stopped. Logs: `splitbrain cluster down --collect DIR --env-name {name}`"))?;
     let zk_secs = t_zk.elapsed().as_secs_f64();
     let t_kafka = Instant::now();
     cluster::start_kafka(&control, &layout, wait).context(
