@@ -43,7 +43,7 @@ pub struct QueueOptions {
     /// librdkafka producer clients (default 1).
     pub producers: usize,
     /// Sending processes, spread over the producer clients; each has at
-    /// most one send in flight (default 32).
+    /// most one send in flight (default 64).
     pub senders: usize,
     /// Consumers (default 2).
     pub consumers: usize,
@@ -91,7 +91,7 @@ impl QueueOptions {
             topic: "queue".into(),
             partitions: 3,
             producers: 1,
-            senders: 32,
+            senders: 64,
             consumers: 2,
             consumer_mode: ConsumerMode::Group,
             rate: 500.0,
