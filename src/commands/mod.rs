@@ -1,8 +1,11 @@
 //! Subcommands. Each lives in its own module and returns the process exit code:
 //! 0 valid / success, 1 anomalies found, 2 error (bad input, usage, environment).
 
+mod bench_producer;
+mod check;
 mod cluster;
 mod env;
+mod gen_history;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +27,13 @@ pub struct Cli {
 pub enum Command {
     /// Create, inspect and remove the nodes (netns, ssh).
     Env(env::EnvArgs),
+    /// Check a history; exit 0 valid, 1 anomalies, 2 bad input.
+    Check(check::CheckArgs),
+    /// Write a synthetic history with planted anomalies.
+    GenHistory(gen_history::GenHistoryArgs),
+    /// Benchmark the queue workload's producers (used by bench/producer.sh).
+    #[command(hide = true)]
+    BenchProducer(bench_producer::BenchProducerArgs),
     /// Run real ZooKeeper and Kafka on an environment's nodes.
     Cluster(cluster::ClusterArgs),
 }
@@ -32,6 +42,9 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Env(args) => env::run(args),
+        Command::Check(args) => check::run(args),
+        Command::GenHistory(args) => gen_history::run(args),
+        Command::BenchProducer(args) => bench_producer::run(args),
         Command::Cluster(args) => cluster::run(args),
     }
 }
