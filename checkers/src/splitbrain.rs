@@ -237,7 +237,7 @@ impl SplitBrainChecker {
     }
 
     fn close_controllers(&mut self, closed: Open) {
-        if closed.end - closed.start > self.grace_ns {
+        if closed.end.saturating_sub(closed.start) > self.grace_ns {
             let grace = self.grace_ns;
             self.multiple_controllers.add(self.examples, || {
                 let mut v = interval_json(&closed);

@@ -2,6 +2,8 @@
 //! 0 valid / success, 1 anomalies found, 2 error (bad input, usage, environment).
 
 mod env;
+mod check;
+mod gen_history;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,11 +25,17 @@ pub struct Cli {
 pub enum Command {
     /// Create, inspect and remove the nodes (netns, ssh).
     Env(env::EnvArgs),
+    /// Check a history; exit 0 valid, 1 anomalies, 2 bad input.
+    Check(check::CheckArgs),
+    /// Write a synthetic history with planted anomalies.
+    GenHistory(gen_history::GenHistoryArgs),
 }
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Env(args) => env::run(args),
+        Command::Check(args) => check::run(args),
+        Command::GenHistory(args) => gen_history::run(args),
     }
 }

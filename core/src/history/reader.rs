@@ -88,7 +88,7 @@ impl HistoryReader<BufReader<File>> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|source| HistoryError::Io {
             path: path.to_owned(),
-            source,
+            cause: source,
         })?;
         Ok(Self::new(BufReader::with_capacity(1 << 20, file), path))
     }
@@ -130,7 +130,7 @@ impl<R: BufRead> HistoryReader<R> {
                 self.done = true;
                 return Some(Err(HistoryError::Io {
                     path: self.path.clone(),
-                    source,
+                    cause: source,
                 }));
             }
         };
