@@ -444,6 +444,11 @@ fn sshd_config(node: &Node, sshd_dir: &Path, authorized_keys: &Path) -> String {
          StrictModes no\n\
          UseDNS no\n\
          PrintMotd no\n\
+         # Debian's bash sources ~/.bashrc for commands run by sshd when it is a\n\
+         # top-level shell. The nodes share the host's /root, whose interactive\n\
+         # rc must not slow down or change every command: with SHLVL=1 inherited\n\
+         # bash counts itself as nested and skips it.\n\
+         SetEnv SHLVL=1\n\
          MaxSessions 64\n\
          MaxStartups 64:30:128\n\
          Subsystem sftp internal-sftp\n\
