@@ -201,7 +201,7 @@ fn failed_up_leaves_nothing_behind() {
         artifacts: None,
         start_engine: false,
     };
-    let err = up(&opts).expect_err("a taken subnet must fail");
+    let err = up(&opts, None).expect_err("a taken subnet must fail");
     assert!(err.to_string().contains("env down"), "{err}");
     assert!(find_resources(&cli, &name).expect("list").is_empty());
     assert!(!EnvState::dir_of(&name).exists());

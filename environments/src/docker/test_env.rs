@@ -14,6 +14,17 @@ use std::time::Duration;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The artifact cache as the cluster layer finds it by default:
+/// `$SPLITBRAIN_ARTIFACTS`, else `<repo>/.cache/artifacts` (spelled
+/// `<environments crate>/../.cache/artifacts`, the same string the cluster
+/// layer uses, so its commands resolve in the containers too).
+pub fn default_artifacts() -> PathBuf {
+    match std::env::var_os("SPLITBRAIN_ARTIFACTS") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/artifacts"),
+    }
+}
+
 /// A running Docker environment owned by one test.
 #[derive(Debug)]
 pub struct DockerTestEnv {
@@ -27,8 +38,8 @@ impl DockerTestEnv {
     /// Brings up `nodes` containers for the test `test_name`. The base image
     /// is `$SPLITBRAIN_DOCKER_BASE`, else the locally made
     /// [`LOCAL_BASE_IMAGE`] (no registry needed); the artifact cache
-    /// `$SPLITBRAIN_ARTIFACTS` is mounted when set. Errors say why Docker
-    /// can't be used here, for the test to print.
+    /// ([`default_artifacts`]) is mounted read-only at the same path. Errors
+    /// say why Docker can't be used here, for the test to print.
     pub fn up(test_name: &str, nodes: usize) -> Result<DockerTestEnv, DockerError> {
         Self::up_with(EngineLease::acquire()?, test_name, nodes)
     }
@@ -46,10 +57,10 @@ impl DockerTestEnv {
             subnet: None,
             base_image: std::env::var("SPLITBRAIN_DOCKER_BASE")
                 .unwrap_or_else(|_| LOCAL_BASE_IMAGE.to_string()),
-            artifacts: std::env::var_os("SPLITBRAIN_ARTIFACTS").map(PathBuf::from),
+            artifacts: Some(default_artifacts()),
             start_engine: false,
         };
-        let state = up(&opts)?;
+        let state = up(&opts, None)?;
         Ok(DockerTestEnv {
             state,
             cli: lease.cli().clone(),
