@@ -3,6 +3,8 @@
 //! library crates.
 
 mod commands;
+mod report;
+mod store;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -1,9 +1,11 @@
 //! Subcommands. Each lives in its own module and returns the process exit code:
 //! 0 valid / success, 1 anomalies found, 2 error (bad input, usage, environment).
 
-mod env;
 mod check;
+mod env;
 mod gen_history;
+mod report;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -29,6 +31,10 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Write a synthetic history with planted anomalies.
     GenHistory(gen_history::GenHistoryArgs),
+    /// Regenerate a run's reports from its stored history.
+    Report(report::ReportArgs),
+    /// Serve the store's reports on 127.0.0.1.
+    Serve(serve::ServeArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -37,5 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Env(args) => env::run(args),
         Command::Check(args) => check::run(args),
         Command::GenHistory(args) => gen_history::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
