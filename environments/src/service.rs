@@ -193,6 +193,22 @@ impl Service {
     }
 }
 
+/// One shell command that writes every `(path, contents, mode)` (creating
+/// parent directories). A single SSH round trip: writing small config files
+/// one by one over SCP costs a channel (and a `mkdir`) each.
+pub fn write_files_cmd(files: &[(PathBuf, String, u32)]) -> String {
+    let mut cmd = String::from("set -e");
+    for (path, contents, mode) in files {
+        let p = sh_quote(&path.to_string_lossy());
+        let dir = sh_quote(&path.parent().unwrap_or(Path::new("/")).to_string_lossy());
+        cmd.push_str(&format!(
+            "; mkdir -p {dir}; printf '%s' {} > {p}.tmp; chmod {mode:o} {p}.tmp; mv {p}.tmp {p}",
+            sh_quote(contents)
+        ));
+    }
+    cmd
+}
+
 /// Timeout for one lifecycle command over SSH (stop waits up to 10 s itself).
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -246,6 +262,23 @@ mod tests {
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).trim().to_string(),
         )
+    }
+
+    #[test]
+    fn write_files_writes_contents_and_modes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("x/y/a.cfg");
+        let b = tmp.path().join("run.sh");
+        let text = "k=v\nquote ' and $HOME and `x` and %s\n".to_string();
+        let cmd = write_files_cmd(&[
+            (a.clone(), text.clone(), 0o644),
+            (b.clone(), "#!/bin/sh\n".into(), 0o755),
+        ]);
+        assert_eq!(sh(&cmd).0, 0);
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), text);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&b).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use splitbrain_environments::cluster::{self, ClusterGuard, ClusterLayout};
 use splitbrain_environments::netns::TestEnv;
 use splitbrain_environments::observe;
 use splitbrain_environments::zk_client::ZkSession;
+use splitbrain_environments::zookeeper::{self, ZkSettings};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -49,7 +50,12 @@ fn three_zookeeper_three_kafka_produce_consume_and_fail_over() {
 
     // Exactly one ZooKeeper leader; every broker names the same controller,
     // and so does every ZooKeeper server's /controller.
+    let t = Instant::now();
     let obs = observe::observe(&layout);
+    eprintln!(
+        "observation of 3 ZooKeeper + 3 Kafka took {:?}",
+        t.elapsed()
+    );
     assert_eq!(leaders(&obs).len(), 1, "{obs:#?}");
     let followers = obs
         .zookeeper
@@ -64,6 +70,39 @@ fn three_zookeeper_three_kafka_produce_consume_and_fail_over() {
         .zookeeper
         .iter()
         .all(|v| v.controller == Some(controller) && v.cluster_id.is_some()));
+
+    // Pause (SIGSTOP) a follower: it stops answering; resume: it follows again.
+    let follower = obs
+        .zookeeper
+        .iter()
+        .find(|v| v.mode == ZkMode::Follower)
+        .unwrap()
+        .server_id;
+    let server = layout.zk_server(follower).unwrap();
+    let svc = server.service();
+    assert!(!svc.pause(&control, &server.node.name).unwrap().is_empty());
+    // Bounded even with a server that accepts connections but never answers.
+    let t = Instant::now();
+    let paused = observe::observe(&layout);
+    let took = t.elapsed();
+    eprintln!("observation with a paused server took {took:?}");
+    assert!(took < Duration::from_secs(2), "observe took {took:?}");
+    let view = paused
+        .zookeeper
+        .iter()
+        .find(|v| v.server_id == follower)
+        .unwrap();
+    assert_eq!(view.mode, ZkMode::Unreachable, "{view:?}");
+    assert_eq!(leaders(&paused).len(), 1, "{paused:#?}");
+    assert!(!svc.resume(&control, &server.node.name).unwrap().is_empty());
+    zookeeper::wait_serving(std::slice::from_ref(server), &layout.zk_settings, WAIT).unwrap();
+    let resumed = observe::observe(&layout);
+    let view = resumed
+        .zookeeper
+        .iter()
+        .find(|v| v.server_id == follower)
+        .unwrap();
+    assert_eq!(view.mode, ZkMode::Follower, "{view:?}");
 
     // A topic with 3 partitions, replication factor 3.
     let topic = "splitbrain-basic";
@@ -248,7 +287,7 @@ fn rapid_add_of_four_participants_makes_a_second_leader_over_an_empty_tree() {
         "old {old_count}, new {new_count}"
     );
     let mut s = ZkSession::connect(
-        new_leader_addr(guard.layout(), new_leader.server_id),
+        client_addr_of(guard.layout(), new_leader.server_id),
         Duration::from_secs(10),
         Duration::from_secs(2),
     )
@@ -280,7 +319,59 @@ fn rapid_add_of_four_participants_makes_a_second_leader_over_an_empty_tree() {
     assert_all_stopped(&all, &control);
 }
 
-fn new_leader_addr(layout: &ClusterLayout, id: u64) -> std::net::SocketAddr {
+#[test]
+fn safe_add_one_server_at_a_time_keeps_a_single_leader() {
+    let env = TestEnv::up("cluster-safe-add", 5);
+    let control = env.control();
+    let mut layout = ClusterLayout::plan(
+        env.name(),
+        &env.nodes()[..3],
+        3,
+        0,
+        Artifacts::locate().unwrap(),
+    )
+    .unwrap();
+    layout.zk_settings = ZkSettings::with_reconfig();
+    let mut guard = ClusterGuard::new(control.clone(), layout);
+    cluster::up(&control, guard.layout(), WAIT).unwrap();
+    let first = guard.layout().zookeeper[0].client_addr(&guard.layout().zk_settings);
+    let mut s = ZkSession::connect(first, Duration::from_secs(10), Duration::from_secs(2)).unwrap();
+    assert!(s.create("/splitbrain-data", b"old ensemble").unwrap());
+    s.close().unwrap();
+
+    let newcomers = env.nodes()[3..5].to_vec();
+    let added = cluster::safe_add(&control, guard.layout_mut(), &newcomers, WAIT).unwrap();
+    assert_eq!(added.iter().map(|s| s.id).collect::<Vec<_>>(), [4, 5]);
+
+    // One ensemble of five: a single leader, everyone agrees on 1..5, and
+    // the newcomers serve the old data.
+    let deadline = Instant::now() + WAIT;
+    let obs = loop {
+        let obs = observe::observe(guard.layout());
+        let agreed = obs.zookeeper.iter().all(|v| v.members == [1, 2, 3, 4, 5]);
+        if agreed && leaders(&obs).len() == 1 {
+            break obs;
+        }
+        assert!(Instant::now() < deadline, "no agreement: {obs:#?}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(leaders(&obs).len(), 1, "{obs:#?}");
+    let counts: BTreeSet<Option<u64>> = obs.zookeeper.iter().map(|v| v.znode_count).collect();
+    assert_eq!(counts.len(), 1, "trees differ: {obs:#?}");
+    let addr = client_addr_of(guard.layout(), 5);
+    let mut s = ZkSession::connect(addr, Duration::from_secs(10), Duration::from_secs(2)).unwrap();
+    assert_eq!(
+        s.get_data("/splitbrain-data").unwrap().as_deref(),
+        Some(&b"old ensemble"[..])
+    );
+    s.close().unwrap();
+
+    let all = guard.layout().clone();
+    drop(guard);
+    assert_all_stopped(&all, &control);
+}
+
+fn client_addr_of(layout: &ClusterLayout, id: u64) -> std::net::SocketAddr {
     layout
         .zk_server(id)
         .unwrap()

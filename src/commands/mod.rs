@@ -2,6 +2,7 @@
 //! 0 valid / success, 1 anomalies found, 2 error (bad input, usage, environment).
 
 mod check;
+mod cluster;
 mod env;
 mod gen_history;
 mod report;
@@ -35,6 +36,8 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Serve the store's reports on 127.0.0.1.
     Serve(serve::ServeArgs),
+    /// Run real ZooKeeper and Kafka on an environment's nodes.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -45,5 +48,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::GenHistory(args) => gen_history::run(args),
         Command::Report(args) => report::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Cluster(args) => cluster::run(args),
     }
 }
