@@ -3,7 +3,9 @@
 //! library crates.
 
 mod commands;
+mod logging;
 mod report;
+mod run;
 mod store;
 
 use clap::Parser;

@@ -1,11 +1,13 @@
 //! Subcommands. Each lives in its own module and returns the process exit code:
 //! 0 valid / success, 1 anomalies found, 2 error (bad input, usage, environment).
 
+mod campaign;
 mod check;
 mod cluster;
 mod env;
 mod gen_history;
 mod report;
+mod run;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +34,10 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Write a synthetic history with planted anomalies.
     GenHistory(gen_history::GenHistoryArgs),
+    /// Run one test: nodes, cluster, workload under faults, check, reports.
+    Run(Box<run::RunArgs>),
+    /// Run a campaign: a list or matrix of tests, one after another.
+    Campaign(campaign::CampaignArgs),
     /// Regenerate a run's reports from its stored history.
     Report(report::ReportArgs),
     /// Serve the store's reports on 127.0.0.1.
@@ -46,6 +52,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Env(args) => env::run(args),
         Command::Check(args) => check::run(args),
         Command::GenHistory(args) => gen_history::run(args),
+        Command::Run(args) => run::run(*args),
+        Command::Campaign(args) => campaign::run(args),
         Command::Report(args) => report::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Cluster(args) => cluster::run(args),

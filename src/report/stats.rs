@@ -207,6 +207,9 @@ pub struct StatsCollector {
     per_second: BTreeMap<String, BTreeMap<u64, u64>>,
 }
 
+/// Nemesis events that are steps of a fault's set-up or recovery, not faults.
+const NOT_FAULTS: &[&str] = &["prepare-broker", "restore-broker"];
+
 /// Events that undo every fault still open.
 fn heals_all(f: &str) -> bool {
     matches!(f, "heal" | "heal-all") || f.starts_with("stop-")
@@ -218,7 +221,7 @@ fn undoes(f: &str) -> &'static [&'static str] {
         "restart" | "start" => &["kill"],
         "resume" => &["pause"],
         "remove" => &["rapid-add", "safe-add"],
-        "restore-broker" => &["move-broker"],
+        "reconnect-broker" => &["cut-broker"],
         _ => &[],
     }
 }
@@ -295,7 +298,9 @@ impl StatsCollector {
         });
         let closes_all = heals_all(&f);
         let kinds = undoes(&f);
-        if closes_all || !kinds.is_empty() {
+        if NOT_FAULTS.contains(&f.as_str()) {
+            // Recorded, but neither a fault nor an undo.
+        } else if closes_all || !kinds.is_empty() {
             for fault in s.faults.iter_mut().filter(|x| x.end_ns.is_none()) {
                 if closes_all || kinds.contains(&fault.f.as_str()) {
                     fault.end_ns = Some(op.time);

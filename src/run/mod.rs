@@ -1,0 +1,467 @@
+//! One test from start to verdict: env up → cluster up → workload +
+//! observer + fault schedule → heal → drain → DLQ replay → final read →
+//! collect logs → cluster down → env down → check → reports.
+//!
+//! Whatever happens after the history is opened (an error, Ctrl-C), the run
+//! still heals, tears down, checks what was recorded and writes its reports.
+
+pub mod config;
+pub mod faults;
+pub mod progress;
+
+use crate::report::{self, HISTORY_FILE};
+use anyhow::{bail, Context};
+use config::TestConfig;
+use faults::{Active, DriverOptions, Fault, FaultDriver};
+use progress::Progress;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use splitbrain_checkers::CheckOptions;
+use splitbrain_core::control::Control;
+use splitbrain_core::history::HistoryWriter;
+use splitbrain_environments::artifacts::Artifacts;
+use splitbrain_environments::cluster::{self, ClusterGuard, ClusterLayout, LAYOUT_FILE};
+use splitbrain_environments::zookeeper::ZkSettings;
+use splitbrain_environments::{netns, observe, EnvState};
+use splitbrain_workloads::backoff::Backoff;
+use splitbrain_workloads::consumer::ConsumerMode;
+use splitbrain_workloads::observer::{Observer, ObserverConfig};
+use splitbrain_workloads::queue::{self, QueueOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The test topic.
+pub const TOPIC: &str = "queue";
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Exactly the expected anomalies (none, by default) were found.
+    pub passed: bool,
+    /// The history is valid.
+    pub valid: bool,
+    /// One line: the outcome.
+    pub summary: String,
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+    /// The run could not complete (the error), though what was recorded
+    /// was checked.
+    pub error: Option<String>,
+}
+
+/// Removes an environment the run created, on every path.
+struct EnvGuard {
+    name: String,
+    owned: bool,
+}
+
+impl Drop for EnvGuard {
+    fn drop(&mut self) {
+        if self.owned {
+            match splitbrain_environments::down(&self.name) {
+                Ok(summary) => tracing::info!("env down: {summary}"),
+                Err(e) => tracing::error!(
+                    "env down {}: {e}; run `splitbrain env down --env-name {}`",
+                    self.name,
+                    self.name
+                ),
+            }
+        }
+    }
+}
+
+/// A fresh environment name from the test name (netns names are short).
+fn env_name(test: &str) -> String {
+    let base: String = test
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(20)
+        .collect();
+    let base = base.trim_matches('-');
+    let suffix = std::process::id() % 100_000;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() % 10_000);
+    format!("sb-{base}-{suffix}-{stamp}")
+}
+
+/// Runs one test, storing it under `store`. `cancel` is set by Ctrl-C.
+pub fn run_test(
+    mut cfg: TestConfig,
+    store: &Path,
+    cancel: Arc<AtomicBool>,
+) -> anyhow::Result<RunOutcome> {
+    let started = Instant::now();
+    if cfg.seed == 0 {
+        cfg.seed = rand::rng().random_range(1..u64::MAX);
+    }
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("test config: {e}"))?;
+    let dir = crate::store::create_run_dir(store, &cfg.name)?;
+    std::fs::write(dir.join(report::CONFIG_FILE), cfg.to_toml())
+        .with_context(|| format!("writing {}", dir.join(report::CONFIG_FILE).display()))?;
+    crate::logging::to_file(&dir.join("splitbrain.log"))?;
+    let mut progress = Progress::new(&cfg.name, cfg.time_limit);
+    progress.line(&format!("run directory {}", dir.display()));
+    tracing::info!(test = %cfg.name, seed = cfg.seed, dir = %dir.display(), "run starts");
+
+    let history = dir.join(HISTORY_FILE);
+    let result = phases(&cfg, &dir, &history, &cancel, &mut progress);
+    let error = match &result {
+        Ok(()) => None,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            tracing::error!("run failed: {msg}");
+            progress.line(&format!("error: {msg}"));
+            Some(msg)
+        }
+    };
+    let interrupted = if cancel.load(Ordering::SeqCst) {
+        Some("interrupted by Ctrl-C".to_string())
+    } else {
+        error.clone()
+    };
+    if let Some(why) = &interrupted {
+        let _ = std::fs::write(dir.join("interrupted.txt"), format!("{why}\n"));
+    }
+
+    progress.phase("check");
+    let has_ops = std::fs::metadata(&history).is_ok_and(|m| m.len() > 0);
+    if !has_ops {
+        crate::logging::close();
+        bail!(
+            "{}; nothing was recorded, so there is nothing to check (run directory {})",
+            error.unwrap_or_else(|| "the run recorded no operations".into()),
+            dir.display()
+        );
+    }
+    let mut info = report::load_run_info(&dir)?;
+    info.interrupted = interrupted;
+    let analysis = report::analyze(&history, &CheckOptions::default())?;
+    progress.phase("reports");
+    report::write_all(&dir, &analysis, &info)?;
+    let outcome = report::Outcome::of(&analysis.verdict, &info.expect);
+    let summary = outcome.describe();
+    progress.line(&format!(
+        "{summary} ({} operations); report: {}",
+        analysis.operations,
+        dir.join(report::REPORT_FILE).display()
+    ));
+    tracing::info!("{summary}");
+    progress.finish();
+    crate::logging::close();
+    Ok(RunOutcome {
+        dir,
+        passed: outcome.passed() && error.is_none(),
+        valid: analysis.verdict.valid,
+        summary,
+        elapsed: started.elapsed(),
+        error,
+    })
+}
+
+fn phases(
+    cfg: &TestConfig,
+    dir: &Path,
+    history: &Path,
+    cancel: &Arc<AtomicBool>,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    let mix: Vec<Fault> = cfg
+        .nemesis
+        .faults
+        .iter()
+        .map(|f| Fault::parse(f).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()?;
+    if cfg.kafka.idempotence && !matches!(cfg.kafka.acks.as_str(), "all" | "-1") {
+        bail!("kafka.idempotence = true needs kafka.acks = \"all\" (librdkafka refuses otherwise); set idempotence = false to test acks = {}", cfg.kafka.acks);
+    }
+
+    // Environment.
+    progress.phase("env up");
+    let (state, _env_guard) = match cfg.env.kind.as_str() {
+        "netns" => {
+            let name = env_name(&cfg.name);
+            let guard = EnvGuard {
+                name: name.clone(),
+                owned: true,
+            };
+            let state = netns::up(
+                &netns::UpOptions {
+                    name,
+                    nodes: cfg.nodes_needed(),
+                    subnet: None,
+                },
+                Some(cancel),
+            )?;
+            (state, guard)
+        }
+        "ssh" => {
+            let name = env_name(&cfg.name);
+            let guard = EnvGuard {
+                name: name.clone(),
+                owned: true,
+            };
+            let hosts = PathBuf::from(cfg.env.hosts.clone().unwrap_or_default());
+            let state = splitbrain_environments::ssh::up(&name, &hosts, Duration::from_secs(60))?;
+            (state, guard)
+        }
+        _ => {
+            let name = cfg.env.name.clone().unwrap_or_default();
+            let state = EnvState::load(&name).with_context(|| {
+                format!("no environment {name}: `splitbrain env up --env-name {name}` first")
+            })?;
+            (state, EnvGuard { name, owned: false })
+        }
+    };
+    if state.nodes.len() < cfg.nodes_needed() {
+        bail!(
+            "environment {} has {} nodes, the test needs {}",
+            state.name,
+            state.nodes.len(),
+            cfg.nodes_needed()
+        );
+    }
+    check_cancel(cancel)?;
+
+    // Cluster.
+    progress.phase("cluster up");
+    let control = Control::connect(&state.nodes, Duration::from_secs(30))
+        .context("cannot reach the nodes over SSH")?;
+    let mut layout = ClusterLayout::plan(
+        &state.name,
+        &state.nodes,
+        cfg.cluster.zookeeper,
+        cfg.cluster.kafka,
+        Artifacts::locate().context("ZooKeeper/Kafka jars not found: run scripts/setup")?,
+    )?;
+    if cfg.nemesis.faults.iter().any(|f| f == "safe-add") {
+        layout.zk_settings = ZkSettings::with_reconfig();
+    }
+    let ks = &mut layout.kafka_settings;
+    ks.min_insync_replicas = cfg.kafka.min_insync_replicas;
+    ks.unclean_leader_election = cfg.kafka.unclean_leader_election;
+    ks.zookeeper_session_timeout_ms = cfg.cluster.zk_session_timeout_ms;
+    ks.default_replication_factor = cfg.kafka.replication_factor as u16;
+    let layout_path = EnvState::dir_of(&state.name).join(LAYOUT_FILE);
+    layout.save(&layout_path)?;
+    let guard = ClusterGuard::new(control.clone(), layout.clone());
+    let wait = Duration::from_secs(cfg.cluster.ready_timeout);
+    cluster::up(&control, &layout, wait).context("cluster up")?;
+    cluster::create_topic(
+        &layout,
+        TOPIC,
+        cfg.kafka.partitions,
+        cfg.kafka.replication_factor,
+        wait,
+    )?;
+    check_cancel(cancel)?;
+
+    // The history and everything that records into it.
+    let writer = HistoryWriter::create(history)?;
+    let shared_layout = Arc::new(Mutex::new(layout.clone()));
+    let observer = {
+        let l = shared_layout.clone();
+        Observer::start(
+            writer.clone(),
+            ObserverConfig {
+                interval: Duration::from_millis(cfg.workload.observe_interval_ms),
+                ..ObserverConfig::default()
+            },
+            move || {
+                let snapshot = l.lock().expect("layout lock").clone();
+                observe::observe(&snapshot)
+            },
+        )?
+    };
+    let mut driver = FaultDriver::new(
+        control.clone(),
+        shared_layout.clone(),
+        &state.nodes,
+        writer.clone(),
+        StdRng::seed_from_u64(cfg.seed),
+        DriverOptions {
+            add_count: cfg.nemesis.add_count,
+            move_broker: cfg.nemesis.move_broker,
+            ready_timeout: wait,
+            session_timeout: Duration::from_millis(cfg.cluster.zk_session_timeout_ms as u64),
+        },
+    );
+    let result = (|| -> anyhow::Result<()> {
+        if !mix.is_empty() {
+            progress.phase("prepare faults");
+            driver.prepare(&mix)?;
+        }
+        let opts = queue_options(cfg, &shared_layout.lock().expect("layout lock"), dir);
+        let stop_faults = Arc::new(AtomicBool::new(false));
+        let current = Arc::new(Mutex::new(String::new()));
+        let driver = Arc::new(Mutex::new(driver));
+        let schedule = {
+            let (driver, stop, cancel, current, cfg, mix) = (
+                driver.clone(),
+                stop_faults.clone(),
+                cancel.clone(),
+                current.clone(),
+                cfg.clone(),
+                mix.clone(),
+            );
+            std::thread::Builder::new()
+                .name("nemesis".into())
+                .spawn(move || schedule(&cfg, &mix, &driver, &stop, &cancel, &current))?
+        };
+        progress.phase("load");
+        progress.start_load(writer.clone(), current.clone(), cancel.clone());
+        let heal_layout = shared_layout.clone();
+        let report = queue::run(&opts, &writer, Arc::new(AtomicU64::new(0)), || {
+            progress::announce("heal");
+            stop_faults.store(true, Ordering::SeqCst);
+            let problems = schedule
+                .join()
+                .unwrap_or_else(|_| vec!["fault schedule panicked".into()]);
+            for p in problems {
+                tracing::error!("heal: {p}");
+            }
+            let l = heal_layout.lock().expect("layout lock").clone();
+            if let Err(e) =
+                cluster::wait_for_leaders(&l, TOPIC, cfg.kafka.partitions, Duration::from_secs(60))
+            {
+                tracing::warn!("after heal: {e}");
+            }
+            progress::announce("drain, DLQ replay, final read");
+        });
+        progress.stop_load();
+        let report = report?;
+        tracing::info!(?report, "workload done");
+        Ok(())
+    })();
+    let observed = observer.stop();
+    tracing::info!(?observed, "observer stopped");
+
+    // Logs and configs of every server, then the cluster goes.
+    progress.phase("collect logs");
+    let final_layout = shared_layout.lock().expect("layout lock").clone();
+    if let Err(e) = cluster::collect(&control, &final_layout, &dir.join("nodes")) {
+        tracing::warn!("collecting logs: {e}");
+    }
+    progress.phase("cluster down");
+    let errors = cluster::stop_all(&control, &final_layout, false);
+    for e in &errors {
+        tracing::warn!("cluster down: {e}");
+    }
+    drop(guard);
+    let _ = std::fs::remove_file(&layout_path);
+    progress.phase("env down");
+    result
+}
+
+fn check_cancel(cancel: &AtomicBool) -> anyhow::Result<()> {
+    if cancel.load(Ordering::SeqCst) {
+        bail!("interrupted by Ctrl-C");
+    }
+    Ok(())
+}
+
+fn queue_options(cfg: &TestConfig, layout: &ClusterLayout, dir: &Path) -> QueueOptions {
+    let w = &cfg.workload;
+    let mut o = QueueOptions::new(layout.bootstrap_servers(), dir.join("workload-state"));
+    o.topic = TOPIC.into();
+    o.partitions = cfg.kafka.partitions;
+    o.producers = w.producers.max(1);
+    o.senders = w.senders.max(1);
+    o.consumers = w.consumers.max(1);
+    o.consumer_mode = if w.consumer_mode == "assign" {
+        ConsumerMode::Assign
+    } else {
+        ConsumerMode::Group
+    };
+    o.rate = w.rate;
+    o.payload_size = w.payload;
+    o.load_duration = Duration::from_secs(cfg.time_limit);
+    o.drain_timeout = Duration::from_secs(w.read_timeout);
+    o.final_read_timeout = Duration::from_secs(w.read_timeout);
+    o.producer.acks = cfg.kafka.acks.clone();
+    o.producer.enable_idempotence = cfg.kafka.idempotence;
+    o.producer.message_timeout_ms = w.message_timeout_ms;
+    o.producer.request_timeout_ms = w.message_timeout_ms.min(3000);
+    o.backoff = Backoff {
+        max_attempts: w.max_attempts.max(1),
+        initial: Duration::from_millis(200),
+        max_delay: Duration::from_secs(2),
+        max_total: Duration::from_millis(
+            w.message_timeout_ms * w.max_attempts.max(1) as u64 + 5000,
+        ),
+    };
+    o
+}
+
+/// Sleeps up to `secs`, waking early when `stop` or `cancel` is set.
+/// Returns false when woken early.
+fn sleep_unless(secs: u64, stop: &AtomicBool, cancel: &AtomicBool) -> bool {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if stop.load(Ordering::SeqCst) || cancel.load(Ordering::SeqCst) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
+}
+
+/// The fault schedule: after `start_after`, repeatedly start a fault drawn
+/// from the mix, hold it `duration`, heal it, wait `interval`; on stop or
+/// Ctrl-C, heal whatever is active and every node's rules. Returns the heal
+/// problems.
+fn schedule(
+    cfg: &TestConfig,
+    mix: &[Fault],
+    driver: &Mutex<FaultDriver>,
+    stop: &AtomicBool,
+    cancel: &AtomicBool,
+    current: &Mutex<String>,
+) -> Vec<String> {
+    let n = &cfg.nemesis;
+    let mut problems = vec![];
+    let mut active: Option<Active> = None;
+    let mut count = 0;
+    let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed);
+    if !mix.is_empty() && sleep_unless(n.start_after, stop, cancel) {
+        loop {
+            if n.max_faults > 0 && count >= n.max_faults {
+                break;
+            }
+            let fault = mix[rng.random_range(0..mix.len())];
+            *current.lock().expect("current") = format!("starting {fault:?}");
+            let started = driver.lock().expect("driver lock").start(fault);
+            match started {
+                Ok(a) => {
+                    *current.lock().expect("current") = a.describe();
+                    active = Some(a);
+                }
+                Err(e) => {
+                    problems.push(format!("starting {fault:?}: {e:#}"));
+                    tracing::error!("starting {fault:?}: {e:#}");
+                    break;
+                }
+            }
+            count += 1;
+            let held = sleep_unless(n.duration, stop, cancel);
+            if let Some(a) = active.take() {
+                if let Err(e) = driver.lock().expect("driver lock").heal(a) {
+                    problems.push(format!("healing {fault:?}: {e:#}"));
+                }
+            }
+            current.lock().expect("current").clear();
+            if !held || !sleep_unless(n.interval, stop, cancel) {
+                break;
+            }
+        }
+    }
+    // Whatever happened: no rule left behind.
+    problems.extend(driver.lock().expect("driver lock").heal_all(active));
+    problems
+}
