@@ -280,6 +280,13 @@ impl TestConfig {
                 self.extra_nodes()
             ));
         }
+        if self.seed > i64::MAX as u64 {
+            return Err(format!(
+                "seed {} is too large: at most {}",
+                self.seed,
+                i64::MAX
+            ));
+        }
         if self.time_limit == 0 {
             return Err("time_limit must be at least 1 second".into());
         }

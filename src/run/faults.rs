@@ -391,23 +391,114 @@ impl FaultDriver {
             let blocks: Vec<Block> = old.iter().map(|s| Block::both(s.node.address)).collect();
             // Let the newcomers elect their leader first.
             std::thread::sleep(Duration::from_secs(3));
-            self.control.on(&broker.node.name, move |s| {
-                firewall::set_blocked(s, &blocks, COMMAND_TIMEOUT)
-            })?;
+            let cut = |driver: &FaultDriver| {
+                let blocks = blocks.clone();
+                driver.control.on(&broker.node.name, move |s| {
+                    firewall::set_blocked(s, &blocks, COMMAND_TIMEOUT)
+                })
+            };
+            cut(self)?;
             self.event(
                 "cut-broker",
                 json!({"broker": id, "node": broker.node.name,
                        "from": old.iter().map(|s| s.id).collect::<Vec<_>>()}),
             );
-            std::thread::sleep(self.session_timeout * 2 + Duration::from_secs(2));
+            // The broker keeps trying the servers of its list with its old
+            // session; the newcomers refuse it while their last zxid is older
+            // than the last zxid it has seen. Writing to the new ensemble until
+            // its zxid is newer makes a newcomer accept the reconnect, find the
+            // session unknown and tell the broker it expired; the broker then
+            // opens a new session with a reachable server — a newcomer, as the
+            // old ones stay cut off — re-registers and runs for controller.
+            let bumped = self.bump_zxid(&layout, &ids);
+            let deadline =
+                std::time::Instant::now() + self.session_timeout * 4 + Duration::from_secs(10);
+            let moved_ok = loop {
+                let obs = observe::observe(&self.layout());
+                if obs
+                    .zookeeper
+                    .iter()
+                    .any(|z| ids.contains(&z.server_id) && z.controller == Some(id))
+                {
+                    break true;
+                }
+                if std::time::Instant::now() >= deadline {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            };
+            let attempts = bumped.unwrap_or_else(|e| {
+                tracing::warn!("bumping the newcomers' zxid: {e}");
+                0
+            });
             self.control
                 .on(&broker.node.name, |s| firewall::heal(s, COMMAND_TIMEOUT))?;
             self.event(
                 "reconnect-broker",
-                json!({"broker": id, "node": broker.node.name}),
+                json!({"broker": id, "node": broker.node.name,
+                       "registered_with_newcomers": moved_ok, "znodes_written": attempts}),
             );
         }
         Ok(Active::Added(ids, moved.is_some()))
+    }
+
+    /// Writes znodes to the newcomers' ensemble until its zxid is newer than
+    /// every old server's. Returns the number of znodes written.
+    fn bump_zxid(&self, layout: &ClusterLayout, ids: &[u64]) -> anyhow::Result<usize> {
+        use splitbrain_environments::zk_client::ZkSession;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        // Wait for the newcomers to serve, then compare zxids.
+        let (old_zxid, new_zxid, addr) = loop {
+            let obs = observe::observe(layout);
+            let old = obs
+                .zookeeper
+                .iter()
+                .filter(|z| !ids.contains(&z.server_id))
+                .filter_map(|z| z.zxid)
+                .max();
+            let new = obs
+                .zookeeper
+                .iter()
+                .filter(|z| ids.contains(&z.server_id))
+                .filter(|z| matches!(z.mode, ZkMode::Leader | ZkMode::Follower))
+                .filter_map(|z| z.zxid.map(|x| (x, z.server_id)))
+                .max();
+            if let (Some(o), Some((n, sid))) = (old, new) {
+                let server = layout
+                    .zk_server(sid)
+                    .ok_or_else(|| anyhow::anyhow!("server {sid} not in the layout"))?;
+                break (o, n, server.client_addr(&layout.zk_settings));
+            }
+            if std::time::Instant::now() >= deadline {
+                anyhow::bail!("the newcomers did not serve within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        if new_zxid > old_zxid {
+            return Ok(0);
+        }
+        if (new_zxid >> 32) < (old_zxid >> 32) {
+            anyhow::bail!(
+                "the newcomers' epoch {} is older than the old ensemble's {}: writes cannot overtake it",
+                new_zxid >> 32,
+                old_zxid >> 32
+            );
+        }
+        // One create is one transaction; a margin covers the old ensemble's
+        // writes meanwhile.
+        let needed = ((old_zxid - new_zxid) as usize) + 200;
+        if needed > 200_000 {
+            anyhow::bail!("{needed} writes needed to overtake the old zxid: too many");
+        }
+        let mut session =
+            ZkSession::connect(addr, Duration::from_secs(10), Duration::from_secs(5))?;
+        let _ = session.create("/splitbrain-bump", b"")?;
+        for i in 0..needed {
+            session.create(&format!("/splitbrain-bump/{i}"), b"")?;
+        }
+        let _ = session.close();
+        tracing::info!(needed, old_zxid, new_zxid, "newcomers' zxid bumped");
+        Ok(needed)
     }
 
     /// Undoes one fault and records it.

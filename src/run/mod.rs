@@ -98,7 +98,8 @@ pub fn run_test(
 ) -> anyhow::Result<RunOutcome> {
     let started = Instant::now();
     if cfg.seed == 0 {
-        cfg.seed = rand::rng().random_range(1..u64::MAX);
+        // TOML integers are i64: keep the seed storable.
+        cfg.seed = rand::rng().random_range(1..i64::MAX as u64);
     }
     cfg.validate()
         .map_err(|e| anyhow::anyhow!("test config: {e}"))?;
@@ -318,7 +319,7 @@ fn phases(
         progress.start_load(writer.clone(), current.clone(), cancel.clone());
         let heal_layout = shared_layout.clone();
         let report = queue::run(&opts, &writer, Arc::new(AtomicU64::new(0)), || {
-            progress::announce("heal");
+            progress::stage("heal");
             stop_faults.store(true, Ordering::SeqCst);
             let problems = schedule
                 .join()
@@ -332,7 +333,7 @@ fn phases(
             {
                 tracing::warn!("after heal: {e}");
             }
-            progress::announce("drain, DLQ replay, final read");
+            progress::stage("drain, DLQ replay, final read");
         });
         progress.stop_load();
         let report = report?;

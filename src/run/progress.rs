@@ -10,6 +10,17 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// What the status line says is going on after the load ("heal", ...).
+static STAGE: Mutex<String> = Mutex::new(String::new());
+
+/// Sets the stage shown once the load period is over, and announces it.
+pub fn stage(what: &str) {
+    if let Ok(mut s) = STAGE.lock() {
+        *s = what.to_string();
+    }
+    announce(what);
+}
+
 /// Prints a line, clearing a status line first when on a terminal.
 pub fn announce(what: &str) {
     let mut err = std::io::stderr().lock();
@@ -60,6 +71,9 @@ impl Progress {
         fault: Arc<Mutex<String>>,
         cancel: Arc<AtomicBool>,
     ) {
+        if let Ok(mut s) = STAGE.lock() {
+            s.clear();
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let (s, load, test) = (stop.clone(), self.load_secs, self.test.clone());
         let tty = std::io::stderr().is_terminal();
@@ -77,11 +91,23 @@ impl Progress {
                 last = now;
                 let elapsed = start.elapsed().as_secs();
                 let f = fault.lock().map(|f| f.clone()).unwrap_or_default();
+                let stage = STAGE.lock().map(|s| s.clone()).unwrap_or_default();
+                let what = if stage.is_empty() {
+                    format!(
+                        "load {elapsed}s/{load}s (remaining {}s)",
+                        load.saturating_sub(elapsed)
+                    )
+                } else {
+                    format!("{stage} ({elapsed}s)")
+                };
                 let status = format!(
-                    "{test} load {elapsed}s/{load}s (remaining {}s) | {rate:.0} ops/s | faults: {}{}",
-                    load.saturating_sub(elapsed),
+                    "{test} {what} | {rate:.0} ops/s | faults: {}{}",
                     if f.is_empty() { "none" } else { &f },
-                    if cancel.load(Ordering::SeqCst) { " | stopping (Ctrl-C)" } else { "" }
+                    if cancel.load(Ordering::SeqCst) {
+                        " | stopping (Ctrl-C)"
+                    } else {
+                        ""
+                    }
                 );
                 if tty {
                     let _ = write!(std::io::stderr().lock(), "\r\x1b[2K{status}");
