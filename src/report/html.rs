@@ -14,6 +14,7 @@ h1{font-size:1.4em;margin:.3em 0}h2{font-size:1.15em;margin:1.4em 0 .4em;border-
 .verdict .sub{font-size:.8em;font-weight:400;margin-top:4px}
 table{border-collapse:collapse;margin:6px 0;font-size:.9em}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}tr.bad td{background:#fdecea}tr.expected td{background:#fff4e0}
+td code{word-break:break-all}
 code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em}pre{background:#f7f7f7;padding:8px;overflow:auto;max-height:400px}
 svg.plot{display:block;margin:8px 0;background:#fff;border:1px solid #eee;max-width:100%;height:auto}
 svg .title{font-size:13px;font-weight:600}svg .legend,svg .tick-label,svg .axis-label,svg .lane-label{font-size:11px}

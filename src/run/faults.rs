@@ -135,6 +135,7 @@ pub struct FaultDriver {
     planned: Option<Vec<ZkServer>>,
     /// The moved broker and its original connect string.
     moved: Option<(i32, Vec<SocketAddr>)>,
+    log_dir: std::path::PathBuf,
 }
 
 /// What [`FaultDriver::new`] needs.
@@ -147,6 +148,9 @@ pub struct DriverOptions {
     pub ready_timeout: Duration,
     /// Brokers' ZooKeeper session timeout.
     pub session_timeout: Duration,
+    /// Where to keep a moved broker's logs before it is restarted (a restart
+    /// rewrites them).
+    pub log_dir: std::path::PathBuf,
 }
 
 impl FaultDriver {
@@ -187,6 +191,7 @@ impl FaultDriver {
             session_timeout: opts.session_timeout,
             planned: None,
             moved: None,
+            log_dir: opts.log_dir,
         }
     }
 
@@ -409,7 +414,8 @@ impl FaultDriver {
             // its zxid is newer makes a newcomer accept the reconnect, find the
             // session unknown and tell the broker it expired; the broker then
             // opens a new session with a reachable server — a newcomer, as the
-            // old ones stay cut off — re-registers and runs for controller.
+            // old ones stay cut off — re-registers and runs for controller
+            // (once the /brokers parents exist there: see bump_zxid).
             let bumped = self.bump_zxid(&layout, &ids);
             let deadline =
                 std::time::Instant::now() + self.session_timeout * 4 + Duration::from_secs(10);
@@ -474,8 +480,23 @@ impl FaultDriver {
             }
             std::thread::sleep(Duration::from_millis(500));
         };
-        if new_zxid > old_zxid {
-            return Ok(0);
+        let mut session =
+            ZkSession::connect(addr, Duration::from_secs(10), Duration::from_secs(5))?;
+        // The parents a broker's registration needs (it creates only the
+        // ephemeral leaf: NONODE otherwise, seen with Kafka 3.9). A host
+        // provisioned with Kafka's skeleton, or any client creating them,
+        // gives the empty ensemble the same.
+        for path in [
+            "/brokers",
+            "/brokers/ids",
+            "/brokers/topics",
+            "/brokers/seqid",
+        ] {
+            session.create(path, b"")?;
+        }
+        if new_zxid + 4 > old_zxid {
+            let _ = session.close();
+            return Ok(4);
         }
         if (new_zxid >> 32) < (old_zxid >> 32) {
             anyhow::bail!(
@@ -498,7 +519,7 @@ impl FaultDriver {
         }
         let _ = session.close();
         tracing::info!(needed, old_zxid, new_zxid, "newcomers' zxid bumped");
-        Ok(needed)
+        Ok(needed + 4)
     }
 
     /// Undoes one fault and records it.
@@ -527,6 +548,13 @@ impl FaultDriver {
                 self.event("remove", json!({"servers": ids}));
                 if moved {
                     if let Some((id, connect)) = self.moved.take() {
+                        // Keep what the broker logged while moved.
+                        let mut only = layout.clone();
+                        only.zookeeper.clear();
+                        only.kafka.retain(|b| b.id == id);
+                        if let Err(e) = cluster::collect(&self.control, &only, &self.log_dir) {
+                            tracing::warn!("collecting the moved broker's logs: {e}");
+                        }
                         cluster::reconfigure_broker(
                             &self.control,
                             &mut layout,

@@ -291,6 +291,7 @@ fn phases(
             move_broker: cfg.nemesis.move_broker,
             ready_timeout: wait,
             session_timeout: Duration::from_millis(cfg.cluster.zk_session_timeout_ms as u64),
+            log_dir: dir.join("nodes-before-restore"),
         },
     );
     let result = (|| -> anyhow::Result<()> {
