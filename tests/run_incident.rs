@@ -12,15 +12,37 @@ name = "incident-2020-ci"
 seed = 2020
 time_limit = 40
 expect = ["split-brain", "multiple-controllers", "divergent-ensembles"]
+tolerate = ["nonmonotonic-poll", "duplicate"]
 cluster = { zookeeper = 3, kafka = 3, zk_session_timeout_ms = 6000 }
 kafka = { acks = "all", idempotence = true, replication_factor = 3, min_insync_replicas = 2 }
 workload = { rate = 150, senders = 8, consumers = 2, message_timeout_ms = 5000, max_attempts = 3, read_timeout = 40 }
 nemesis = { faults = ["rapid-add"], start_after = 5, duration = 15, max_faults = 1, add_count = 4, move_broker = true }
 "#;
 
+struct KeepOnPanic(Option<tempfile::TempDir>);
+
+impl KeepOnPanic {
+    fn path(&self) -> &std::path::Path {
+        self.0.as_ref().expect("present").path()
+    }
+}
+
+impl Drop for KeepOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(d) = self.0.take() {
+                let _ = d.keep();
+            }
+        }
+    }
+}
+
 #[test]
 fn shortened_incident_2020_detects_the_split_and_loses_nothing() {
+    // Kept on failure (the path is printed) so the run can be inspected.
     let dir = tempfile::tempdir().unwrap();
+    eprintln!("run kept in {} if the test fails", dir.path().display());
+    let dir = KeepOnPanic(Some(dir));
     let test = dir.path().join("incident.toml");
     std::fs::write(&test, TEST).unwrap();
     let started = Instant::now();

@@ -45,7 +45,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     };
     let analysis = report::analyze(&history, &options)?;
     report::write_all(&args.dir, &analysis, &info).context("writing the reports")?;
-    let outcome = report::Outcome::of(&analysis.verdict, &info.expect);
+    let outcome = report::Outcome::of(&analysis.verdict, &info.expect, &info.tolerate);
     println!("{}", outcome.describe());
     println!("wrote {}", args.dir.join(report::REPORT_FILE).display());
     Ok(if outcome.passed() {

@@ -13,7 +13,7 @@ h1{font-size:1.4em;margin:.3em 0}h2{font-size:1.15em;margin:1.4em 0 .4em;border-
 .verdict.pass{background:#e6f4ea;border:2px solid #2ca02c}.verdict.fail{background:#fdecea;border:2px solid #d62728}
 .verdict .sub{font-size:.8em;font-weight:400;margin-top:4px}
 table{border-collapse:collapse;margin:6px 0;font-size:.9em}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f4f4f4}tr.bad td{background:#fdecea}tr.expected td{background:#fff4e0}
+th{background:#f4f4f4}tr.bad td{background:#fdecea}tr.expected td,tr.tolerated td{background:#fff4e0}
 td code{word-break:break-all}
 code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em}pre{background:#f7f7f7;padding:8px;overflow:auto;max-height:400px}
 svg.plot{display:block;margin:8px 0;background:#fff;border:1px solid #eee;max-width:100%;height:auto}
@@ -27,7 +27,7 @@ svg .axis{stroke:#444}svg .tick{stroke:#444}svg .grid{stroke:#eee}svg .empty{fon
 pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
     let v = &analysis.verdict;
     let s = &analysis.stats;
-    let outcome = Outcome::of(v, &info.expect);
+    let outcome = Outcome::of(v, &info.expect, &info.tolerate);
     let mut h = String::with_capacity(256 * 1024);
     let _ = writeln!(
         h,
@@ -62,6 +62,13 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
             escape(&info.expect.join(", "))
         );
     }
+    if !info.tolerate.is_empty() {
+        let _ = write!(
+            h,
+            "<div class=\"sub\">It tolerates (may or may not find): {}.</div>",
+            escape(&info.tolerate.join(", "))
+        );
+    }
     if let Some(why) = &info.interrupted {
         let _ = write!(
             h,
@@ -89,6 +96,8 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
             ""
         } else if info.expect.contains(name) {
             "expected"
+        } else if info.tolerate.contains(name) {
+            "tolerated"
         } else {
             "bad"
         };
@@ -103,6 +112,8 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
             " <span class=\"note\">(not proof of loss)</span>"
         } else if class == "expected" {
             " <span class=\"note\">(expected)</span>"
+        } else if class == "tolerated" {
+            " <span class=\"note\">(tolerated)</span>"
         } else {
             ""
         };

@@ -47,7 +47,14 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
         }
         let mut notes: Vec<String> = expected
             .iter()
-            .map(|(n, c)| format!("{n} {c} (expected by the test)"))
+            .map(|(n, c)| {
+                let how = if info.expect.contains(n) {
+                    "expected"
+                } else {
+                    "tolerated"
+                };
+                format!("{n} {c} ({how} by the test)")
+            })
             .collect();
         let unseen = v.count(UNSEEN);
         if checker == "queue" && unseen > 0 {
@@ -65,9 +72,9 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
         cases.push_str("  </testcase>\n");
     }
     let mut tests = v.checkers.len();
-    if !info.expect.is_empty() {
+    if !info.expect.is_empty() || !info.tolerate.is_empty() {
         tests += 1;
-        let outcome = Outcome::of(v, &info.expect);
+        let outcome = Outcome::of(v, &info.expect, &info.tolerate);
         let _ = writeln!(
             cases,
             "  <testcase classname=\"splitbrain.{}\" name=\"expectations\" time=\"0\">",

@@ -94,26 +94,35 @@ pub fn found(verdict: &Verdict) -> BTreeSet<String> {
 /// How a run's verdict compares with what its test expected.
 ///
 /// A test may expect anomalies (`expect = ["split-brain"]` in its TOML): it
-/// then *passes* when exactly those anomalies are found, no more, no fewer.
-/// Without expectations it passes when the history is valid.
+/// then *passes* when exactly those anomalies are found, no more, no fewer —
+/// except anomalies it *tolerates* (`tolerate = ["nonmonotonic-poll"]`),
+/// which may or may not appear. Without either it passes when the history
+/// is valid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     /// Anomalies the test expected.
     pub expected: BTreeSet<String>,
     /// Expected but not found.
     pub missing: BTreeSet<String>,
-    /// Found but not expected.
+    /// Found but neither expected nor tolerated.
     pub unexpected: BTreeSet<String>,
+    /// Found and tolerated.
+    pub tolerated: BTreeSet<String>,
 }
 
 impl Outcome {
-    /// Compares a verdict with the expected anomalies.
-    pub fn of(verdict: &Verdict, expected: &[String]) -> Outcome {
+    /// Compares a verdict with the expected and tolerated anomalies.
+    pub fn of(verdict: &Verdict, expected: &[String], tolerated: &[String]) -> Outcome {
         let expected: BTreeSet<String> = expected.iter().cloned().collect();
         let found = found(verdict);
+        let (tolerated, unexpected) = found
+            .difference(&expected)
+            .cloned()
+            .partition(|n| tolerated.contains(n));
         Outcome {
             missing: expected.difference(&found).cloned().collect(),
-            unexpected: found.difference(&expected).cloned().collect(),
+            unexpected,
+            tolerated,
             expected,
         }
     }
@@ -126,9 +135,17 @@ impl Outcome {
     /// One line for humans.
     pub fn describe(&self) -> String {
         let list = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+        let tolerated = if self.tolerated.is_empty() {
+            String::new()
+        } else {
+            format!(" (and the tolerated {})", list(&self.tolerated))
+        };
         match (self.passed(), self.expected.is_empty()) {
-            (true, true) => "PASS: valid, as expected".into(),
-            (true, false) => format!("PASS: found exactly the expected {}", list(&self.expected)),
+            (true, true) => format!("PASS: no anomalies{tolerated}"),
+            (true, false) => format!(
+                "PASS: found exactly the expected {}{tolerated}",
+                list(&self.expected)
+            ),
             (false, _) => {
                 let mut parts = vec![];
                 if !self.unexpected.is_empty() {
@@ -152,6 +169,8 @@ pub struct RunInfo {
     pub config: Option<Value>,
     /// Anomalies the test expects (see [`Outcome`]).
     pub expect: Vec<String>,
+    /// Anomalies the test tolerates (see [`Outcome`]).
+    pub tolerate: Vec<String>,
     /// The run ended early (Ctrl-C or an error): what was recorded is
     /// still checked, and the report says why it is partial.
     pub interrupted: Option<String>,
@@ -160,11 +179,12 @@ pub struct RunInfo {
 /// The results.json document.
 pub fn results_json(analysis: &Analysis, info: &RunInfo) -> Value {
     let v = &analysis.verdict;
-    let outcome = Outcome::of(v, &info.expect);
+    let outcome = Outcome::of(v, &info.expect, &info.tolerate);
     json!({
         "test": info.test,
         "valid": v.valid,
         "expect": info.expect,
+        "tolerate": info.tolerate,
         "passed": outcome.passed(),
         "outcome": outcome.describe(),
         "interrupted": info.interrupted,
@@ -200,7 +220,7 @@ pub fn write_all(dir: &Path, analysis: &Analysis, info: &RunInfo) -> anyhow::Res
 }
 
 /// Reads a run directory's test config (`test.toml`), if present: the
-/// config as JSON, its `name` and its `expect` list.
+/// config as JSON, its `name`, `expect` and `tolerate` lists.
 pub fn load_run_info(dir: &Path) -> anyhow::Result<RunInfo> {
     let path = dir.join(CONFIG_FILE);
     let fallback_name = dir
@@ -219,15 +239,19 @@ pub fn load_run_info(dir: &Path) -> anyhow::Result<RunInfo> {
     let config: toml::Value = toml::from_str(&text)
         .with_context(|| format!("{} is not valid TOML; fix or remove it", path.display()))?;
     let config = serde_json::to_value(config)?;
-    let expect = config
-        .get("expect")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let list = |key: &str| -> Vec<String> {
+        config
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let expect = list("expect");
+    let tolerate = list("tolerate");
     let test = config
         .get("name")
         .and_then(Value::as_str)
@@ -240,6 +264,7 @@ pub fn load_run_info(dir: &Path) -> anyhow::Result<RunInfo> {
         test,
         config: Some(config),
         expect,
+        tolerate,
         interrupted,
     })
 }
@@ -287,16 +312,27 @@ mod tests {
     #[test]
     fn outcome_passes_on_exactly_the_expected() {
         let v = verdict_with(&["split-brain", "unseen"]);
-        let o = Outcome::of(&v, &["split-brain".into()]);
+        let o = Outcome::of(&v, &["split-brain".into()], &[]);
         assert!(o.passed(), "{}", o.describe());
-        let o = Outcome::of(&v, &[]);
+        let o = Outcome::of(&v, &[], &[]);
         assert!(!o.passed());
         assert!(o.describe().contains("unexpected split-brain"));
-        let o = Outcome::of(&v, &["split-brain".into(), "lost-write".into()]);
+        let o = Outcome::of(&v, &["split-brain".into(), "lost-write".into()], &[]);
         assert!(!o.passed());
         assert!(o.describe().contains("expected but not found lost-write"));
         let clean = verdict_with(&["unseen"]);
-        assert!(Outcome::of(&clean, &[]).passed());
+        assert!(Outcome::of(&clean, &[], &[]).passed());
+        // Tolerated: may appear or not.
+        let o = Outcome::of(&v, &[], &["split-brain".into()]);
+        assert!(o.passed());
+        assert!(
+            o.describe().contains("tolerated split-brain"),
+            "{}",
+            o.describe()
+        );
+        assert!(Outcome::of(&clean, &[], &["duplicate".into()]).passed());
+        let o = Outcome::of(&v, &[], &["duplicate".into()]);
+        assert!(!o.passed());
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct TestConfig {
     /// Anomalies this test expects; the run passes when exactly these are
     /// found (see docs/results.md).
     pub expect: Vec<String>,
+    /// Anomalies this test tolerates: they may or may not be found without
+    /// failing it (see docs/running.md).
+    pub tolerate: Vec<String>,
     /// Where the nodes come from.
     pub env: EnvConfig,
     /// How many servers of each kind.
@@ -38,6 +41,7 @@ impl Default for TestConfig {
             seed: 0,
             time_limit: 60,
             expect: vec![],
+            tolerate: vec![],
             env: EnvConfig::default(),
             cluster: ClusterConfig::default(),
             kafka: KafkaConfig::default(),
@@ -308,10 +312,10 @@ impl TestConfig {
         for f in &self.nemesis.faults {
             super::faults::Fault::parse(f)?;
         }
-        for name in &self.expect {
+        for name in self.expect.iter().chain(&self.tolerate) {
             if !KNOWN_ANOMALIES.contains(&name.as_str()) {
                 return Err(format!(
-                    "expect: unknown anomaly {name:?}; known: {}",
+                    "expect/tolerate: unknown anomaly {name:?}; known: {}",
                     KNOWN_ANOMALIES.join(", ")
                 ));
             }

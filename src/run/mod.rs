@@ -146,7 +146,7 @@ pub fn run_test(
     let analysis = report::analyze(&history, &CheckOptions::default())?;
     progress.phase("reports");
     report::write_all(&dir, &analysis, &info)?;
-    let outcome = report::Outcome::of(&analysis.verdict, &info.expect);
+    let outcome = report::Outcome::of(&analysis.verdict, &info.expect, &info.tolerate);
     let summary = outcome.describe();
     progress.line(&format!(
         "{summary} ({} operations); report: {}",
