@@ -220,6 +220,11 @@ fn phases(
             (state, EnvGuard { name, owned: false })
         }
     };
+    progress.line(&format!(
+        "environment {} ({} nodes)",
+        state.name,
+        state.nodes.len()
+    ));
     if state.nodes.len() < cfg.nodes_needed() {
         bail!(
             "environment {} has {} nodes, the test needs {}",
