@@ -99,6 +99,8 @@ pub enum Active {
     Paused(String, Service, Target),
     /// Added ZooKeeper servers (ids) and whether the broker was moved.
     Added(Vec<u64>, bool),
+    /// ZooKeeper servers added by dynamic reconfiguration (ids).
+    Reconfigured(Vec<u64>),
 }
 
 impl Active {
@@ -113,6 +115,9 @@ impl Active {
                 ids.len(),
                 if *moved { ", broker moved" } else { "" }
             ),
+            Active::Reconfigured(ids) => {
+                format!("{} ZooKeeper servers added by reconfig", ids.len())
+            }
         }
     }
 }
@@ -295,7 +300,7 @@ impl FaultDriver {
                     json!({"new_servers": ids,
                     "nodes": added.iter().map(|s| s.node.name.clone()).collect::<Vec<_>>()}),
                 );
-                Ok(Active::Added(ids, false))
+                Ok(Active::Reconfigured(ids))
             }
         }
     }
@@ -525,6 +530,29 @@ impl FaultDriver {
     /// Undoes one fault and records it.
     pub fn heal(&mut self, active: Active) -> anyhow::Result<()> {
         match active {
+            Active::Reconfigured(ids) => {
+                // The safe way back: `reconfig -remove` first, so the
+                // ensemble never counts the leaving servers in its quorum.
+                let mut layout = self.layout();
+                let via = layout
+                    .zookeeper
+                    .iter()
+                    .find(|s| !ids.contains(&s.id))
+                    .cloned()
+                    .ok_or_else(|| anyhow::anyhow!("no original ZooKeeper server left"))?;
+                splitbrain_environments::zookeeper::reconfig(
+                    &self.control,
+                    &via,
+                    &layout.zk_settings,
+                    &layout.artifacts,
+                    &[],
+                    &ids,
+                )?;
+                let removed = cluster::remove_zookeeper(&self.control, &mut layout, &ids);
+                *self.layout.lock().expect("layout lock") = layout;
+                removed?;
+                self.event("remove", json!({"servers": ids, "reconfig": true}));
+            }
             Active::Partition(nodes) => {
                 for node in &nodes {
                     self.control
