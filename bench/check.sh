@@ -24,32 +24,33 @@ fi
 echo "history: $(wc -l < "$history") lines, $(du -h "$history" | cut -f1)"
 cat "$history" > /dev/null   # warm the page cache so both runs read from memory
 
-now() { date +%s.%N; }
-run_check() {
-  local t0 t1
-  t0=$(now)
-  "$bin" check "$history" --stats --json "$dir/results.json" > "$dir/check.out" 2> "$dir/check.err" || [ $? -eq 1 ]
-  t1=$(now)
-  echo "$t0 $t1" | awk '{printf "%.3f", $2 - $1}'
+# Each command runs under /usr/bin/time; we keep, per command, the best wall
+# time and the best CPU time (user+sys) over RUNS alternating runs. CPU time is
+# the fairer yardstick when other work shares the machine.
+runs="${RUNS:-5}"
+measure() {  # prints "wall cpu"
+  local out
+  out=$( { /usr/bin/time -f '%e %U %S' "$@" > /dev/null 2> "$dir/cmd.err"; } 2>&1 ) || true
+  tail -1 "$dir/cmd.err" | awk '{printf "%s %.2f", $1, $2 + $3}'
 }
-# Alternate the runs and keep the best of three of each, to damp noise from
-# other work on the machine.
-best_check=""; best_value=""; best_ignored=""
-for _ in 1 2 3; do
-  v=$("$baseline" "$history" value | cut -d' ' -f1)
-  i=$("$baseline" "$history" ignored | cut -d' ' -f1)
-  c=$(run_check)
-  best_value=$(printf '%s\n%s\n' "$v" "${best_value:-$v}" | sort -g | head -1)
-  best_ignored=$(printf '%s\n%s\n' "$i" "${best_ignored:-$i}" | sort -g | head -1)
-  best_check=$(printf '%s\n%s\n' "$c" "${best_check:-$c}" | sort -g | head -1)
+best() { sort -g | head -1; }
+: > "$dir/value.t"; : > "$dir/ignored.t"; : > "$dir/check.t"
+for _ in $(seq "$runs"); do
+  measure "$baseline" "$history" value >> "$dir/value.t"; echo >> "$dir/value.t"
+  measure "$baseline" "$history" ignored >> "$dir/ignored.t"; echo >> "$dir/ignored.t"
+  measure "$bin" check "$history" --stats --json "$dir/results.json" >> "$dir/check.t"; echo >> "$dir/check.t"
+  cp "$dir/cmd.err" "$dir/check.err"
 done
+"$bin" check "$history" > "$dir/check.out" || [ $? -eq 1 ]
 head -1 "$dir/check.out"
-stats=$(grep '^stats:' "$dir/check.err")
-echo "$stats"
 lines=$(wc -l < "$history")
-awk -v c="$best_check" -v v="$best_value" -v i="$best_ignored" -v n="$lines" 'BEGIN {
-  printf "splitbrain check:              %.3f s  (%.0f ops/s, wall time of the whole command)\n", c, n / c
-  printf "bare parse to serde_json Value: %.3f s  -> ratio check/parse = %.2f (target <= 1.5)\n", v, c / v
-  printf "bare parse, IgnoredAny:         %.3f s  -> ratio check/parse = %.2f\n", i, c / i
+cw=$(cut -d' ' -f1 "$dir/check.t" | best);   cc=$(cut -d' ' -f2 "$dir/check.t" | best)
+vw=$(cut -d' ' -f1 "$dir/value.t" | best);   vc=$(cut -d' ' -f2 "$dir/value.t" | best)
+iw=$(cut -d' ' -f1 "$dir/ignored.t" | best); ic=$(cut -d' ' -f2 "$dir/ignored.t" | best)
+awk -v cw="$cw" -v cc="$cc" -v vw="$vw" -v vc="$vc" -v iw="$iw" -v ic="$ic" -v n="$lines" -v r="$runs" 'BEGIN {
+  printf "best of %d runs each (wall s / cpu s):\n", r
+  printf "splitbrain check:               %6.2f / %6.2f  -> %.0f ops/s (wall), %.0f ops/s (cpu)\n", cw, cc, n / cw, n / cc
+  printf "bare parse to serde_json Value: %6.2f / %6.2f  -> ratio check/parse %.2f (wall), %.2f (cpu)   (target <= 1.5)\n", vw, vc, cw / vw, cc / vc
+  printf "bare parse, IgnoredAny:         %6.2f / %6.2f  -> ratio check/parse %.2f (wall), %.2f (cpu)\n", iw, ic, cw / iw, cc / ic
 }'
-echo "$stats" | awk '{ for (k = 1; k <= NF; k++) if ($k == "bytes/op") printf "peak memory: %s bytes/op (target <= 100)\n", $(k-1) }'
+grep '^stats:' "$dir/check.err" | awk '{ for (k = 1; k <= NF; k++) if ($k == "bytes/op") printf "peak memory of splitbrain check (VmHWM): %s bytes = %s bytes/op (target <= 100)\n", $(k-4), $(k-1) }'

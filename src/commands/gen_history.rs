@@ -10,7 +10,8 @@ use std::process::ExitCode;
 /// Write a realistic synthetic history with exactly the planted anomalies.
 #[derive(Debug, clap::Args)]
 pub struct GenHistoryArgs {
-    /// About how many operations (lines) to write.
+    /// How many operations (lines) to write: exactly N, unless the final
+    /// drain or the planted anomalies need more.
     #[arg(long, value_name = "N")]
     pub ops: u64,
     /// Random seed: the same arguments give the same file.

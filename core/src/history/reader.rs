@@ -64,6 +64,43 @@ struct ClientState {
     index: u64,
 }
 
+/// Client states by process number: a vector for the usual small numbers
+/// (hashing on every line showed up in profiles), a map for the rest.
+#[derive(Default)]
+struct Clients {
+    dense: Vec<Option<ClientState>>,
+    sparse: HashMap<u64, ClientState>,
+}
+
+const DENSE_CLIENTS: u64 = 1 << 16;
+
+impl Clients {
+    fn get_mut(&mut self, p: u64) -> &mut ClientState {
+        let fresh = || ClientState {
+            phase: Phase::Idle,
+            f: String::new(),
+            index: 0,
+        };
+        if p < DENSE_CLIENTS {
+            let i = p as usize;
+            if i >= self.dense.len() {
+                self.dense.resize_with(i + 1, || None);
+            }
+            self.dense[i].get_or_insert_with(fresh)
+        } else {
+            self.sparse.entry(p).or_insert_with(fresh)
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &ClientState)> {
+        self.dense
+            .iter()
+            .enumerate()
+            .filter_map(|(p, s)| s.as_ref().map(|s| (p as u64, s)))
+            .chain(self.sparse.iter().map(|(p, s)| (*p, s)))
+    }
+}
+
 /// Reads a history line by line, checking every rule of the format that one
 /// pass can check: JSON shape and types, `index` counting from 0, `time` never
 /// decreasing, and the invoke/completion discipline of client processes.
@@ -77,7 +114,7 @@ pub struct HistoryReader<R> {
     line_no: u64,
     next_index: u64,
     last_time: u64,
-    clients: HashMap<u64, ClientState>,
+    clients: Clients,
     warnings: Vec<ReadWarning>,
     done: bool,
 }
@@ -104,7 +141,7 @@ impl<R: BufRead> HistoryReader<R> {
             line_no: 0,
             next_index: 0,
             last_time: 0,
-            clients: HashMap::new(),
+            clients: Clients::default(),
             warnings: Vec::new(),
             done: false,
         }
@@ -199,7 +236,7 @@ impl<R: BufRead> HistoryReader<R> {
             .iter()
             .filter(|(_, s)| s.phase == Phase::InFlight)
             .map(|(p, s)| ReadWarning::Unfinished {
-                process: *p,
+                process: p,
                 f: s.f.clone(),
                 index: s.index,
             })
@@ -217,7 +254,7 @@ fn check_rules(
     op: &Op<'_>,
     expected_index: u64,
     last_time: u64,
-    clients: &mut HashMap<u64, ClientState>,
+    clients: &mut Clients,
 ) -> Result<(), String> {
     if op.index != expected_index {
         return Err(format!(
@@ -234,11 +271,7 @@ fn check_rules(
     let ProcessRef::Client(p) = op.process else {
         return Ok(());
     };
-    let state = clients.entry(p).or_insert_with(|| ClientState {
-        phase: Phase::Idle,
-        f: String::new(),
-        index: 0,
-    });
+    let state = clients.get_mut(p);
     match (op.op_type, state.phase) {
         (OpType::Invoke, Phase::Idle) => {
             state.phase = Phase::InFlight;
