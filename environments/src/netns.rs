@@ -352,6 +352,8 @@ pub fn up_with_lease(
     lease: &SubnetLease,
     cancel: Option<&AtomicBool>,
 ) -> Result<EnvState, EnvError> {
+    // Two concurrent `up`s of one name would tear down each other's work.
+    let _name_lock = lock_name(name)?;
     preflight(name, nodes)?;
     let mut state = plan(name, nodes, lease.subnet());
     // Intent first: from here on `down` can find everything.
@@ -367,6 +369,30 @@ pub fn up_with_lease(
             let cancelled = cancel.is_some_and(|c| c.load(Ordering::SeqCst));
             Err(if cancelled { EnvError::Cancelled } else { e })
         }
+    }
+}
+
+/// Directory holding the per-name lock files of `up`.
+const NAME_LOCK_DIR: &str = "/run/splitbrain/names";
+
+/// Takes the exclusive lock of environment `name` for the duration of `up`.
+fn lock_name(name: &str) -> Result<File, EnvError> {
+    std::fs::create_dir_all(NAME_LOCK_DIR)
+        .map_err(|e| EnvError::io(format!("create {NAME_LOCK_DIR}"), e))?;
+    let path = format!("{NAME_LOCK_DIR}/{name}.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| EnvError::io(format!("open {path}"), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(EnvError::Exists {
+            name: name.to_string(),
+            detail: "another `env up` of this name is running".into(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(EnvError::io(format!("lock {path}"), e)),
     }
 }
 
@@ -767,6 +793,28 @@ pub fn down(name: &str) -> Result<DownReport, EnvError> {
             problems,
         })
     }
+}
+
+/// Names of netns environments visible on the system without a state file
+/// (a namespace `<name>-n<k>` next to the bridge derived from `<name>`):
+/// leftovers that `down` can remove.
+pub fn orphans_on_system() -> Vec<String> {
+    let Ok(namespaces) = system_namespaces() else {
+        return Vec::new();
+    };
+    let links = system_links().unwrap_or_default();
+    let mut names: Vec<String> = namespaces
+        .iter()
+        .filter_map(|ns| ns.rsplit_once("-n"))
+        .filter(|(_, k)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+        .map(|(env, _)| env.to_string())
+        .filter(|env| crate::state::validate_name(env).is_ok())
+        .filter(|env| links.contains(&bridge_name(env)))
+        .filter(|env| !EnvState::path_of(env).exists())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Everything of environment `name` still present on the system, described;

@@ -137,11 +137,48 @@ fn five_nodes_answer_over_ssh_partition_and_clean_down() {
     assert!(can_reach(&control, "n1", n3), "n1 lost n3");
     let blocked = control.on("n1", |s| firewall::blocked(s, T)).unwrap();
     assert_eq!(blocked, vec![Block::both(n2)]);
+    // Changing the grudge replaces the rules (in one iptables-restore) and
+    // leaves rules splitbrain did not create alone.
+    control
+        .exec_ok("n1", "iptables -w -A INPUT -p udp --dport 9 -j ACCEPT", T)
+        .unwrap();
+    let n3_in = Block {
+        peer: n3,
+        direction: firewall::Direction::Inbound,
+    };
+    control
+        .on("n1", move |s| firewall::set_blocked(s, &[n3_in], T))
+        .unwrap();
+    assert_eq!(
+        control.on("n1", |s| firewall::blocked(s, T)).unwrap(),
+        vec![n3_in]
+    );
+    assert!(
+        can_reach(&control, "n1", n2),
+        "old rule for n2 survived the change"
+    );
+    assert!(
+        !can_reach(&control, "n3", n1),
+        "new inbound rule for n3 not applied"
+    );
+    let rules = control
+        .exec_ok("n1", "iptables -w -S INPUT", T)
+        .unwrap()
+        .stdout;
+    assert!(rules.contains("--dport 9"), "{rules}");
     control.on("n1", |s| firewall::heal(s, T)).unwrap();
     assert!(
         can_reach(&control, "n1", n2),
         "heal did not restore n1 -> n2"
     );
+    assert!(
+        can_reach(&control, "n3", n1),
+        "heal did not restore n3 -> n1"
+    );
+    assert!(control
+        .on("n1", |s| firewall::blocked(s, T))
+        .unwrap()
+        .is_empty());
     drop(control);
 
     // Down removes everything, and a second down is a no-op.
@@ -343,4 +380,36 @@ fn environments_of_dead_test_processes_are_reaped() {
         "{:?}",
         netns::leftovers(&name)
     );
+}
+
+#[test]
+fn concurrent_ups_of_one_name_do_not_destroy_each_other() {
+    let name = format!("t-samename-{}-x", std::process::id());
+    let opts = netns::UpOptions {
+        name: name.clone(),
+        nodes: 2,
+        subnet: None,
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| netns::up(&opts, None));
+        let b = s.spawn(|| netns::up(&opts, None));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let ok = [&a, &b].iter().filter(|r| r.is_ok()).count();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert_eq!(ok, 1, "exactly one up succeeds: {a:?} / {b:?}");
+        let err = if a.is_err() { &a } else { &b }
+            .as_ref()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("already exists"), "{err}");
+        // The winner is intact.
+        let state = EnvState::load(&name).unwrap();
+        let control = state.control(T).unwrap();
+        for (node, r) in control.exec_all("hostname", T) {
+            assert_eq!(r.unwrap().stdout.trim(), node);
+        }
+    }));
+    netns::down(&name).unwrap();
+    result.unwrap();
 }

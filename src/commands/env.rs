@@ -106,8 +106,12 @@ pub fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
         }
         EnvAction::List => {
             let names = EnvState::list()?;
-            if names.is_empty() {
+            let orphans = netns::orphans_on_system();
+            if names.is_empty() && orphans.is_empty() {
                 println!("no environments");
+            }
+            for n in orphans {
+                println!("{n}\tnetns\tno state file: leftovers of a crash (run `splitbrain env down --env-name {n}`)");
             }
             for n in names {
                 match EnvState::load(&n) {
