@@ -26,7 +26,7 @@ for i in $(seq 1 "$runs"); do
   start=$(now)
   out=$("$bin" cluster up --zk 3 --kafka 3 --env-name "$env_name")
   end=$(now)
-  secs=$(echo "$end - $start" | bc)
+  secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
   line="${out%%$'\n'*}"
   times+=("$secs")
   printf 'run %d: cluster up --zk 3 --kafka 3: %.1f s wall  [%s]\n' "$i" "$secs" "$line"

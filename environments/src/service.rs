@@ -182,13 +182,15 @@ impl Service {
         )
     }
 
-    /// Removes data and logs (the server must be stopped first).
+    /// Removes data and logs, as a lost disk would, but keeps `data/myid`
+    /// (ZooKeeper's identity is configuration, not data), so the server can
+    /// be started again as the same, empty, member. Stop it first.
     pub fn wipe_cmd(&self) -> String {
         format!(
-            "rm -rf {} {} {}",
-            self.q(self.data_dir()),
-            self.q(self.log_dir()),
-            self.q(self.pid_path())
+            "if [ -d {data} ]; then find {data} -mindepth 1 -maxdepth 1 ! -name myid -exec rm -rf {{}} +; fi; rm -rf {logs} {pid}",
+            data = self.q(self.data_dir()),
+            logs = self.q(self.log_dir()),
+            pid = self.q(self.pid_path())
         )
     }
 }
@@ -332,9 +334,13 @@ mod tests {
         assert!(svc.pid_path().exists());
         assert_eq!(sh(&svc.signal_cmd("CONT")).1, "");
 
-        std::fs::create_dir_all(svc.data_dir()).unwrap();
+        std::fs::create_dir_all(svc.data_dir().join("version-2")).unwrap();
+        std::fs::write(svc.data_dir().join("version-2/log.1"), b"x").unwrap();
+        std::fs::write(svc.data_dir().join("myid"), b"3\n").unwrap();
         assert_eq!(sh(&svc.wipe_cmd()).0, 0);
-        assert!(!svc.data_dir().exists());
+        assert!(!svc.data_dir().join("version-2").exists());
+        assert!(!svc.log_dir().exists());
+        assert_eq!(std::fs::read(svc.data_dir().join("myid")).unwrap(), b"3\n");
     }
 
     #[test]
