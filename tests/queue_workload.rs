@@ -94,6 +94,33 @@ fn queue_workload_without_faults_is_valid() {
     assert!(report.sends.ok > 5_000, "{:?}", report.sends);
     assert_eq!(report.dlq_entries, 0);
 
+    // The client settings are stated in the history, before any operation.
+    let text = std::fs::read_to_string(&history).unwrap();
+    let config: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|op| op["process"] == "workload" && op["f"] == "config")
+        .expect("a config event");
+    let props = &config["value"]["producer-properties"];
+    assert!(props
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!(["enable.idempotence", "true"])));
+    assert!(props
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!(["acks", "all"])));
+    let phases: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|op| op["process"] == "workload" && op["f"] == "phase")
+        .map(|op| op["value"]["phase"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        phases,
+        ["load", "heal", "drain", "replay", "final-read", "done"]
+    );
+
     let verdict = check(&history);
     eprintln!(
         "counts {:?}\nanomalies {:?}",

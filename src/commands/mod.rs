@@ -2,6 +2,7 @@
 //! 0 valid / success, 1 anomalies found, 2 error (bad input, usage, environment).
 
 mod campaign;
+mod bench_producer;
 mod check;
 mod cluster;
 mod env;
@@ -42,6 +43,9 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Serve the store's reports on 127.0.0.1.
     Serve(serve::ServeArgs),
+    /// Benchmark the queue workload's producers (used by bench/producer.sh).
+    #[command(hide = true)]
+    BenchProducer(bench_producer::BenchProducerArgs),
     /// Run real ZooKeeper and Kafka on an environment's nodes.
     Cluster(cluster::ClusterArgs),
 }
@@ -56,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Campaign(args) => campaign::run(args),
         Command::Report(args) => report::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::BenchProducer(args) => bench_producer::run(args),
         Command::Cluster(args) => cluster::run(args),
     }
 }

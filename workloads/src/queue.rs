@@ -464,7 +464,8 @@ impl Shared {
 }
 
 /// Runs the queue workload, recording into `writer`; `heal` runs between
-/// the load and the drain. Blocking: it runs its own tokio runtime, so call
+/// the load and the drain (also when the load phase failed; not when the
+/// workload could not start, e.g. a missing topic). Blocking: it runs its own tokio runtime, so call
 /// it from a plain thread (or `spawn_blocking`), not from async code.
 /// `next_process` hands out client process numbers; share it with anything
 /// else recording client processes in the same history.
@@ -603,7 +604,17 @@ pub fn run(
             return Err(QueueError::Runtime(e));
         }
     };
-    let result = runtime.block_on(phases(shared.clone(), progress.clone(), heal));
+    // The heal hook runs outside the runtime (it may block, or run its own),
+    // and runs even when the load phase failed: faults must not outlive us.
+    let load = runtime.block_on(load_phase(shared.clone()));
+    let healing = workload_event(writer, "phase", &json!({"phase": "heal"}));
+    heal();
+    let result = load.and_then(|load_elapsed| {
+        healing?;
+        runtime
+            .block_on(closing_phases(shared.clone(), progress.clone()))
+            .map(|(drain, n, final_read)| (load_elapsed, drain, n, final_read))
+    });
     let (consumer_stats, consumer_error) = join_consumers(consumer_threads);
     for p in &shared.producers {
         p.lock()
@@ -627,11 +638,7 @@ pub fn run(
     })
 }
 
-async fn phases(
-    shared: Arc<Shared>,
-    progress: Arc<ReadProgress>,
-    heal: impl FnOnce(),
-) -> Result<(Duration, ReadUp, usize, ReadUp), QueueError> {
+async fn load_phase(shared: Arc<Shared>) -> Result<Duration, QueueError> {
     let opts = shared.opts.clone();
     let writer = shared.writer.clone();
     workload_event(&writer, "phase", &json!({"phase": "load"}))?;
@@ -663,12 +670,18 @@ async fn phases(
     }
     stopper.abort();
     let load_elapsed = started.elapsed();
-    if let Some(e) = first_error {
-        return Err(e);
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(load_elapsed),
     }
+}
 
-    workload_event(&writer, "phase", &json!({"phase": "heal"}))?;
-    heal();
+async fn closing_phases(
+    shared: Arc<Shared>,
+    progress: Arc<ReadProgress>,
+) -> Result<(ReadUp, usize, ReadUp), QueueError> {
+    let opts = shared.opts.clone();
+    let writer = shared.writer.clone();
     workload_event(&writer, "phase", &json!({"phase": "drain"}))?;
     let drain = shared.read_up(&progress, opts.drain_timeout, "drain").await;
     workload_event(
@@ -706,7 +719,7 @@ async fn phases(
         "final-read",
         &serde_json::to_value(&final_read).unwrap_or_default(),
     )?;
-    Ok((load_elapsed, drain, dlq_entries, final_read))
+    Ok((drain, dlq_entries, final_read))
 }
 
 #[cfg(test)]
