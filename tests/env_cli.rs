@@ -197,3 +197,86 @@ fn bad_arguments_are_refused_clearly() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("--hosts"), "{}", text(&out));
 }
+
+#[test]
+fn state_dir_can_be_moved_with_splitbrain_state_dir() {
+    let name = env_name("dir");
+    let _cleanup = Cleanup(name.clone());
+    let root = tempfile::tempdir().unwrap();
+    let with_root = |args: &[&str]| {
+        splitbrain()
+            .args(args)
+            .env("SPLITBRAIN_STATE_DIR", root.path())
+            .output()
+            .unwrap()
+    };
+    let out = with_root(&["env", "up", "--env-name", &name, "--nodes", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let state_file = root.path().join(&name).join("state.json");
+    let state: EnvState =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert!(
+        state.nodes[0].dir.starts_with(root.path()),
+        "{:?}",
+        state.nodes[0].dir
+    );
+    assert!(
+        !EnvState::path_of(&name).exists(),
+        "also wrote to the default root"
+    );
+    let out = with_root(&["env", "status", "--env-name", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = with_root(&["env", "down", "--env-name", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!state_file.exists());
+    assert!(netns::leftovers(&name).is_empty());
+}
+
+#[test]
+fn ssh_kind_through_the_binary() {
+    let hosts_env = netns::TestEnv::up("cli_ssh_hosts", 2);
+    let work = tempfile::tempdir().unwrap();
+    let mut toml = String::new();
+    for node in hosts_env.nodes() {
+        toml.push_str(&format!(
+            "[[nodes]]\nname = \"{}\"\naddress = \"{}\"\nkey_path = \"{}\"\nknown_hosts = \"{}\"\ndir = \"{}\"\n\n",
+            node.name,
+            node.address,
+            node.key_path.display(),
+            node.known_hosts.display(),
+            work.path().join(&node.name).display()
+        ));
+    }
+    let hosts = work.path().join("hosts.toml");
+    std::fs::write(&hosts, toml).unwrap();
+    let name = env_name("ssh");
+    let hosts_arg = hosts.to_str().unwrap();
+    let out = run(&[
+        "env",
+        "up",
+        "--env-name",
+        &name,
+        "--kind",
+        "ssh",
+        "--hosts",
+        hosts_arg,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(work.path().join("n1/.splitbrain-node").exists());
+    let out = run(&["env", "status", "--env-name", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("ssh, 2 node(s)"), "{}", text(&out));
+    let out = run(&["env", "down", "--env-name", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!work.path().join("n1").exists());
+    assert!(EnvState::try_load(&name).unwrap().is_none());
+    // The hosts themselves are still up.
+    let c = hosts_env.control();
+    assert_eq!(
+        c.exec_ok("n2", "hostname", Duration::from_secs(5))
+            .unwrap()
+            .stdout
+            .trim(),
+        "n2"
+    );
+}

@@ -437,6 +437,15 @@ impl Session {
         &self.node
     }
 
+    /// Replaces this session with a fresh connection to the same node (same
+    /// checks and retries as [`Session::connect`]), e.g. after the node's sshd
+    /// was restarted. Inside a [`Control`]: `control.on(node, |s| s.reconnect(t))`.
+    pub fn reconnect(&mut self, timeout: Duration) -> Result<(), ControlError> {
+        let fresh = Session::connect(&self.node, timeout)?;
+        *self = fresh;
+        Ok(())
+    }
+
     /// Waits until the socket is ready in the direction libssh2 is blocked on,
     /// or the deadline passes (returns false then).
     fn wait_socket(&self, deadline: Instant) -> bool {
@@ -757,12 +766,20 @@ impl Session {
         path: &Path,
         from_start: bool,
     ) -> Result<LogFollower<'_>, ControlError> {
-        let start = if from_start { "+1" } else { "0" };
-        // `tail` runs in the background and is killed when our stdin closes,
-        // i.e. when the follower is dropped: otherwise a `tail -F` on a quiet
-        // log would outlive the channel.
+        // The remote script records the file's current size (0 from the
+        // start), says it is ready, then follows from that byte. Waiting for
+        // "ready" makes "from now on" mean "from when follow returned", not
+        // "from whenever tail got scheduled". `tail` runs in the background
+        // and is killed when our stdin closes, i.e. when the follower is
+        // dropped: otherwise a `tail -F` on a quiet log would outlive the channel.
+        let size = if from_start {
+            "0".to_string()
+        } else {
+            "$(stat -c %s -- \"$p\" 2>/dev/null || echo 0)".to_string()
+        };
         let command = format!(
-            "tail -n {start} -F -- {} 2>/dev/null & read -r _; kill $! 2>/dev/null",
+            "p={}; s={size}; echo {FOLLOW_READY}; \
+             tail -c +$((s+1)) -F -- \"$p\" 2>/dev/null & read -r _; kill $! 2>/dev/null",
             shell_quote(&path.to_string_lossy())
         );
         let timeout = Duration::from_secs(30);
@@ -772,12 +789,27 @@ impl Session {
             self.discard(channel);
             return Err(e);
         }
-        Ok(LogFollower {
+        let mut follower = LogFollower {
             session: self,
             channel: Some(channel),
             command,
             pending: Vec::new(),
-        })
+        };
+        follower.wait_for(timeout, |l| l == FOLLOW_READY)?;
+        Ok(follower)
+    }
+}
+
+/// First line the follow script prints, once it knows where to start.
+const FOLLOW_READY: &str = "splitbrain-follow-ready";
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Say goodbye in blocking mode (bounded by 1 s): in non-blocking mode
+        // libssh2 may give up half-way and leak the session.
+        self.ssh.set_blocking(true);
+        self.ssh.set_timeout(1000);
+        let _ = self.ssh.disconnect(None, "splitbrain done", None);
     }
 }
 

@@ -55,7 +55,9 @@ impl LocalSshd {
             "ListenAddress 127.0.0.1:{port}\nHostKey {d}/host_key\nPidFile none\n\
              AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-             StrictModes no\nUseDNS no\nMaxSessions 50\nLogLevel ERROR\n",
+             StrictModes no\nUseDNS no\nMaxSessions 50\nLogLevel ERROR\n\
+             # Keep the host's ~/.bashrc (bash reads it for sshd commands) out.\n\
+             SetEnv SHLVL=1\n",
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
@@ -322,6 +324,15 @@ fn follow_delivers_existing_and_appended_lines() {
         writeln!(w, "binding to port 9092").unwrap();
         let line = f.wait_for(T, |l| l.contains("binding")).unwrap();
         assert_eq!(line, "binding to port 9092");
+        // Positive control for the check below: the tail is visible now.
+        let mut other = Session::connect(&sshd.node("n1"), T).unwrap();
+        let out = other
+            .exec_ok(
+                &format!("pgrep -f '[t]ail -c .1 -F -- {}'", log.display()),
+                T,
+            )
+            .unwrap();
+        assert!(!out.stdout.trim().is_empty());
     }
     // The tail was stopped with the follower: the session is free and no
     // tail of this file is left running.
@@ -329,7 +340,7 @@ fn follow_delivers_existing_and_appended_lines() {
     loop {
         let out = s
             .exec(
-                &format!("pgrep -f '[t]ail -n .1 -F -- {}' || true", log.display()),
+                &format!("pgrep -f '[t]ail -c .1 -F -- {}' || true", log.display()),
                 T,
             )
             .unwrap();
@@ -351,24 +362,28 @@ fn control_runs_on_all_nodes_concurrently_and_keeps_order() {
     let nodes: Vec<Node> = (1..=4).map(|i| sshd.node(&format!("n{i}"))).collect();
     let control = Control::connect(&nodes, T).unwrap();
     assert_eq!(control.nodes().len(), 4);
-    // Each sleeps 1 s: sequentially that is 4 s.
-    let started = Instant::now();
-    let results = control.on_all(|node, s| {
-        let out = s.exec_ok(&format!("sleep 1; echo {}", node.name), T)?;
-        Ok(out.stdout.trim().to_string())
+    // A barrier: each command registers, then waits (bounded) until all four
+    // have registered. Run one after another, the first could never see four.
+    let barrier = sshd.path("barrier");
+    std::fs::create_dir(&barrier).unwrap();
+    let results = control.on_all(move |node, s| {
+        let b = barrier.display();
+        let cmd = format!(
+            "touch {b}/{n}; i=0; while [ $(ls {b} | wc -l) -lt 4 ] && [ $i -lt 150 ]; \
+             do sleep 0.05; i=$((i+1)); done; ls {b} | wc -l; echo {n}",
+            n = node.name
+        );
+        Ok(s.exec_ok(&cmd, Duration::from_secs(30))?.stdout)
     });
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_millis(2500),
-        "not concurrent: {took:?}"
-    );
-    let names: Vec<(String, String)> = results.into_iter().map(|(n, r)| (n, r.unwrap())).collect();
-    assert_eq!(
-        names,
-        (1..=4)
-            .map(|i| (format!("n{i}"), format!("n{i}")))
-            .collect::<Vec<_>>()
-    );
+    for (i, (name, result)) in results.into_iter().enumerate() {
+        assert_eq!(name, format!("n{}", i + 1), "results in node order");
+        let out = result.unwrap();
+        assert_eq!(
+            out,
+            format!("4\n{name}\n"),
+            "{name} did not run concurrently"
+        );
+    }
 
     // Handles are cloneable and usable from other threads.
     let c2 = control.clone();
@@ -387,6 +402,29 @@ fn control_runs_on_all_nodes_concurrently_and_keeps_order() {
         .unwrap_err();
     assert!(matches!(err, ControlError::Panicked { ref message, .. } if message == "boom"));
     assert_eq!(control.exec_ok("n1", "echo ok", T).unwrap().stdout, "ok\n");
+}
+
+#[test]
+fn reconnect_after_the_connection_died() {
+    let sshd = LocalSshd::start();
+    let control = Control::connect(&[sshd.node("n1")], T).unwrap();
+    assert_eq!(
+        control.exec_ok("n1", "echo one", T).unwrap().stdout,
+        "one\n"
+    );
+    // Kill this connection's own sshd process (the shell's parent): the
+    // session is dead from now on, and says so.
+    let _ = control.exec("n1", "kill -KILL $PPID", T);
+    let err = control.exec_ok("n1", "echo two", T).unwrap_err();
+    assert!(
+        matches!(err, ControlError::Ssh { .. } | ControlError::Timeout { .. }),
+        "{err:?}"
+    );
+    control.on("n1", |s| s.reconnect(T)).unwrap();
+    assert_eq!(
+        control.exec_ok("n1", "echo three", T).unwrap().stdout,
+        "three\n"
+    );
 }
 
 #[test]

@@ -352,6 +352,8 @@ pub fn up_with_lease(
     lease: &SubnetLease,
     cancel: Option<&AtomicBool>,
 ) -> Result<EnvState, EnvError> {
+    // Two concurrent `up`s of one name would tear down each other's work.
+    let _name_lock = lock_name(name)?;
     preflight(name, nodes)?;
     let mut state = plan(name, nodes, lease.subnet());
     // Intent first: from here on `down` can find everything.
@@ -359,12 +361,38 @@ pub fn up_with_lease(
     match create(&mut state, cancel) {
         Ok(()) => Ok(state),
         Err(e) => {
-            let cancelled = cancel.is_some_and(|c| c.load(Ordering::SeqCst));
             if let Err(cleanup) = down(name) {
                 tracing::error!("cleanup after failed `env up {name}` incomplete: {cleanup}");
             }
+            // Checked after the cleanup: the signal handler may set the flag
+            // only after a child killed by the same Ctrl-C made a step fail.
+            let cancelled = cancel.is_some_and(|c| c.load(Ordering::SeqCst));
             Err(if cancelled { EnvError::Cancelled } else { e })
         }
+    }
+}
+
+/// Directory holding the per-name lock files of `up`.
+const NAME_LOCK_DIR: &str = "/run/splitbrain/names";
+
+/// Takes the exclusive lock of environment `name` for the duration of `up`.
+fn lock_name(name: &str) -> Result<File, EnvError> {
+    std::fs::create_dir_all(NAME_LOCK_DIR)
+        .map_err(|e| EnvError::io(format!("create {NAME_LOCK_DIR}"), e))?;
+    let path = format!("{NAME_LOCK_DIR}/{name}.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| EnvError::io(format!("open {path}"), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(EnvError::Exists {
+            name: name.to_string(),
+            detail: "another `env up` of this name is running".into(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(EnvError::io(format!("lock {path}"), e)),
     }
 }
 
@@ -406,7 +434,9 @@ fn generate_keys(paths: &[PathBuf], comment: &str) -> Result<(), EnvError> {
         let out = child
             .wait_with_output()
             .map_err(|e| EnvError::io("wait for ssh-keygen", e))?;
-        if !out.status.success() && first_error.is_none() {
+        if std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(libc::SIGINT) {
+            first_error = Some(EnvError::Cancelled);
+        } else if !out.status.success() && first_error.is_none() {
             first_error = Some(EnvError::Command {
                 command: format!("ssh-keygen -t ed25519 -f {}", path.display()),
                 status: out.status.code().unwrap_or(-1),
@@ -444,6 +474,11 @@ fn sshd_config(node: &Node, sshd_dir: &Path, authorized_keys: &Path) -> String {
          StrictModes no\n\
          UseDNS no\n\
          PrintMotd no\n\
+         # Debian's bash sources ~/.bashrc for commands run by sshd when it is a\n\
+         # top-level shell. The nodes share the host's /root, whose interactive\n\
+         # rc must not slow down or change every command: with SHLVL=1 inherited\n\
+         # bash counts itself as nested and skips it.\n\
+         SetEnv SHLVL=1\n\
          MaxSessions 64\n\
          MaxStartups 64:30:128\n\
          Subsystem sftp internal-sftp\n\
@@ -830,6 +865,46 @@ fn shell_words(line: &str) -> Vec<String> {
 
 static TEST_ENV_COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The pid embedded in a [`TestEnv`] name (`t-<test>-<pid>-<counter>`).
+fn test_env_pid(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix("t-")?;
+    let mut parts = rest.rsplitn(3, '-');
+    let counter = parts.next()?;
+    let pid = parts.next()?;
+    parts.next()?;
+    if counter.is_empty() || !counter.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Removes netns environments left behind by [`TestEnv`]s of test processes
+/// that no longer exist (killed before their `Drop` ran), so they do not
+/// pile up and use subnets. Best effort; returns the names removed.
+pub fn reap_orphaned_test_envs() -> Vec<String> {
+    let mut names: Vec<String> = EnvState::list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| {
+            EnvState::load(n)
+                .map(|s| s.kind == EnvKind::Netns)
+                .unwrap_or(true)
+        })
+        .collect();
+    for ns in system_namespaces().unwrap_or_default() {
+        if let Some((env, k)) = ns.rsplit_once("-n") {
+            if k.bytes().all(|b| b.is_ascii_digit()) && !names.iter().any(|n| n == env) {
+                names.push(env.to_string());
+            }
+        }
+    }
+    names
+        .into_iter()
+        .filter(|n| test_env_pid(n).is_some_and(|pid| !sys::alive(pid)))
+        .filter(|n| down(n).is_ok())
+        .collect()
+}
+
 /// A netns environment for one test: unique name and subnet (safe across
 /// parallel tests and processes), torn down on drop, also when the test
 /// panics. Needs root.
@@ -859,6 +934,9 @@ impl TestEnv {
     /// Like [`TestEnv::up`] but returns the error.
     pub fn try_up(test_name: &str, nodes: usize) -> Result<TestEnv, EnvError> {
         let name = Self::unique_name(test_name);
+        for orphan in reap_orphaned_test_envs() {
+            eprintln!("TestEnv: removed {orphan}, left by a test process that no longer exists");
+        }
         let lease = lease_subnet(None)?;
         let state = up_with_lease(&name, nodes, &lease, None)?;
         Ok(TestEnv {
@@ -989,6 +1067,17 @@ mod tests {
                 "ACCEPT"
             ]
         );
+    }
+
+    #[test]
+    fn test_env_pid_is_parsed_from_the_name() {
+        assert_eq!(test_env_pid("t-five-nodes-1234-0"), Some(1234));
+        assert_eq!(test_env_pid("t-x-77-12"), Some(77));
+        assert_eq!(test_env_pid("t-cli-kill-1234"), None);
+        assert_eq!(test_env_pid("splitbrain"), None);
+        assert_eq!(test_env_pid("t-1-2"), None);
+        let name = TestEnv::unique_name("anything");
+        assert_eq!(test_env_pid(&name), Some(std::process::id() as i32));
     }
 
     #[test]

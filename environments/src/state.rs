@@ -8,9 +8,10 @@
 
 use crate::error::EnvError;
 use serde::{Deserialize, Serialize};
-use splitbrain_core::control::Node;
+use splitbrain_core::control::{Control, ControlError, Node};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Environment variable overriding the state root.
 pub const STATE_DIR_VAR: &str = "SPLITBRAIN_STATE_DIR";
@@ -105,9 +106,20 @@ pub struct EnvState {
 }
 
 /// The state root: `$SPLITBRAIN_STATE_DIR` or `/var/lib/splitbrain/envs`.
+/// A relative override is made absolute (paths in it end up in sshd configs
+/// and node records read by other processes).
 pub fn state_root() -> PathBuf {
     match std::env::var_os(STATE_DIR_VAR) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                std::env::current_dir()
+                    .map(|cwd| cwd.join(&dir))
+                    .unwrap_or(dir)
+            }
+        }
         _ => PathBuf::from(DEFAULT_STATE_ROOT),
     }
 }
@@ -218,6 +230,11 @@ impl EnvState {
     /// The node called `name`.
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Connects a [`Control`] to every node (see [`Control::connect`]).
+    pub fn control(&self, timeout: Duration) -> Result<Control, ControlError> {
+        Control::connect(&self.nodes, timeout)
     }
 }
 

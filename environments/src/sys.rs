@@ -2,6 +2,7 @@
 //! control node, with errors that show the command line.
 
 use crate::error::EnvError;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -20,6 +21,13 @@ pub(crate) fn run(program: &str, args: &[&str]) -> Result<String, EnvError> {
         })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else if matches!(
+        out.status.signal(),
+        Some(libc::SIGINT) | Some(libc::SIGTERM)
+    ) {
+        // Ctrl-C in a terminal reaches our children too, often before our own
+        // handler has run: an interrupted child means we were interrupted.
+        Err(EnvError::Cancelled)
     } else {
         Err(EnvError::Command {
             command: line(),

@@ -11,7 +11,7 @@ const T: Duration = Duration::from_secs(10);
 
 /// Shell test of TCP reachability from the node running it to `addr:22`.
 fn reach(addr: IpAddr) -> String {
-    format!("timeout 2 bash -c '</dev/tcp/{addr}/22' && echo yes || echo no")
+    format!("timeout 4 bash -c '</dev/tcp/{addr}/22' && echo yes || echo no")
 }
 
 fn can_reach(control: &Control, from: &str, to: IpAddr) -> bool {
@@ -320,4 +320,59 @@ fn up_of_five_nodes_is_fast() {
         "env up --nodes 5 took {took:?}"
     );
     drop(env);
+}
+
+#[test]
+fn environments_of_dead_test_processes_are_reaped() {
+    // A pid that surely belonged to a process that has exited.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let name = format!("t-orphan-{dead}-0");
+    let opts = netns::UpOptions {
+        name: name.clone(),
+        nodes: 1,
+        subnet: None,
+    };
+    netns::up(&opts, None).unwrap();
+    assert!(!netns::leftovers(&name).is_empty());
+    // Normally done by every TestEnv::up; other tests may get there first.
+    netns::reap_orphaned_test_envs();
+    assert!(
+        netns::leftovers(&name).is_empty(),
+        "{:?}",
+        netns::leftovers(&name)
+    );
+}
+
+#[test]
+fn concurrent_ups_of_one_name_do_not_destroy_each_other() {
+    let name = format!("t-samename-{}-x", std::process::id());
+    let opts = netns::UpOptions {
+        name: name.clone(),
+        nodes: 2,
+        subnet: None,
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| netns::up(&opts, None));
+        let b = s.spawn(|| netns::up(&opts, None));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let ok = [&a, &b].iter().filter(|r| r.is_ok()).count();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert_eq!(ok, 1, "exactly one up succeeds: {a:?} / {b:?}");
+        let err = if a.is_err() { &a } else { &b }
+            .as_ref()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("already exists"), "{err}");
+        // The winner is intact.
+        let state = EnvState::load(&name).unwrap();
+        let control = state.control(T).unwrap();
+        for (node, r) in control.exec_all("hostname", T) {
+            assert_eq!(r.unwrap().stdout.trim(), node);
+        }
+    }));
+    netns::down(&name).unwrap();
+    result.unwrap();
 }

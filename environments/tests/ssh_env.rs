@@ -141,3 +141,22 @@ fn ssh_env_up_fails_clearly_on_unreachable_or_unknown_hosts() {
     assert!(text.contains("n9") && text.contains("connect"), "{text}");
     assert!(EnvState::try_load(&name).unwrap().is_none());
 }
+
+#[test]
+fn ssh_env_down_with_unreachable_hosts_keeps_state_and_says_so() {
+    let netns = TestEnv::up("ssh_env_gone", 1);
+    let work = tempfile::tempdir().unwrap();
+    let hosts = work.path().join("hosts.toml");
+    std::fs::write(&hosts, hosts_toml(&netns, work.path())).unwrap();
+    let name = format!("t-sshgone-{}", std::process::id());
+    let state = ssh::up(&name, &hosts, T).unwrap();
+    assert!(state.control(T).is_ok());
+    // The hosts disappear.
+    drop(netns);
+    let err = ssh::down(&name, Duration::from_secs(2)).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("n1") && text.contains("re-run"), "{text}");
+    // The state is kept so `down` can be re-run later; remove it by hand here.
+    let state = EnvState::load(&name).unwrap();
+    std::fs::remove_dir_all(state.dir()).unwrap();
+}
