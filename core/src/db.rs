@@ -193,6 +193,11 @@ pub trait ClusterControl: Send + Sync {
     /// number of writes can pass it) or the time runs out.
     fn advance_zxid(&self, zk_id: i64, beyond: u64, timeout: Duration) -> Result<u64, DbError>;
 
+    /// Creates the persistent znodes `paths` (and their parents) through
+    /// ZooKeeper server `zk_id`, empty and open to all; existing ones are
+    /// left as they are. Returns how many were created.
+    fn create_paths(&self, zk_id: i64, paths: &[&str]) -> Result<u64, DbError>;
+
     /// Broker ids registered in `/brokers/ids` as ZooKeeper server `zk_id`
     /// serves it.
     fn registered_brokers(&self, zk_id: i64) -> Result<Vec<i64>, DbError>;

@@ -118,11 +118,7 @@ impl EnvCluster {
     fn session_with_ensemble(&self, exclude: &[u64]) -> Result<ZkSession, DbError> {
         let layout = self.layout();
         let mut last = String::from("no ZooKeeper server");
-        for s in layout
-            .zookeeper
-            .iter()
-            .filter(|s| !exclude.contains(&s.id))
-        {
+        for s in layout.zookeeper.iter().filter(|s| !exclude.contains(&s.id)) {
             match ZkSession::connect(
                 s.client_addr(&layout.zk_settings),
                 Duration::from_secs(10),
@@ -191,7 +187,10 @@ impl EnvCluster {
             let artifacts = layout.artifacts.clone();
             drop(layout);
             let step = |what: &str, e: &dyn std::fmt::Display| {
-                DbError::failed(format!("safe add of server {id} on {}: {what}", node.name), e)
+                DbError::failed(
+                    format!("safe add of server {id} on {}: {what}", node.name),
+                    e,
+                )
             };
             zookeeper::install(&self.control, &server, &settings, &artifacts)
                 .map_err(|e| step("install", &e))?;
@@ -226,11 +225,7 @@ impl EnvCluster {
 
     /// Waits until every old server that answers `conf` lists voters
     /// satisfying `ok`.
-    fn wait_voters(
-        &self,
-        ok: impl Fn(&[u64]) -> bool,
-        deadline: Instant,
-    ) -> Result<(), DbError> {
+    fn wait_voters(&self, ok: impl Fn(&[u64]) -> bool, deadline: Instant) -> Result<(), DbError> {
         loop {
             let layout = self.layout();
             let mut last = Vec::new();
@@ -420,9 +415,7 @@ impl ClusterControl for EnvCluster {
                     .find(|n| &n.name == name)
                     .cloned()
                     .ok_or_else(|| {
-                        DbError::Unsupported(format!(
-                            "node {name} is not part of the environment"
-                        ))
+                        DbError::Unsupported(format!("node {name} is not part of the environment"))
                     })
             })
             .collect::<Result<_, _>>()?;
@@ -580,6 +573,29 @@ impl ClusterControl for EnvCluster {
                 writes += 1;
             }
         }
+    }
+
+    fn create_paths(&self, zk_id: i64, paths: &[&str]) -> Result<u64, DbError> {
+        let addr = self.zk_addr(zk_id)?;
+        let what = || format!("create znodes on ZooKeeper server {zk_id}");
+        let mut session = ZkSession::connect(addr, Duration::from_secs(10), Duration::from_secs(5))
+            .map_err(|e| DbError::failed(what(), e))?;
+        let mut created = 0;
+        for path in paths {
+            let mut prefix = String::new();
+            for part in path.split('/').filter(|p| !p.is_empty()) {
+                prefix.push('/');
+                prefix.push_str(part);
+                if session
+                    .create(&prefix, b"")
+                    .map_err(|e| DbError::failed(what(), e))?
+                {
+                    created += 1;
+                }
+            }
+        }
+        let _ = session.close();
+        Ok(created)
     }
 
     fn registered_brokers(&self, zk_id: i64) -> Result<Vec<i64>, DbError> {

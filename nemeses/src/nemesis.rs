@@ -15,6 +15,28 @@ use splitbrain_core::history::{HistoryError, HistoryWriter, OpType};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+/// The persistent znodes a Kafka broker creates when it starts
+/// (`KafkaZkClient.createTopLevelPaths`), before its cluster-id check. A
+/// running broker whose session expired re-registers under `/brokers/ids`
+/// but does not create it: in an empty ensemble that fails with `NONODE`.
+pub const KAFKA_TOP_LEVEL_PATHS: &[&str] = &[
+    // First: the broker may reconnect as soon as the zxid passes its own.
+    "/brokers/ids",
+    "/consumers",
+    "/admin/delete_topics",
+    "/brokers/topics",
+    "/brokers/seqid",
+    "/config/changes",
+    "/config/topics",
+    "/config/clients",
+    "/config/users",
+    "/config/brokers",
+    "/config/ips",
+    "/isr_change_notification",
+    "/latest_producer_id_block",
+    "/log_dir_event_notification",
+];
+
 /// Which servers a process fault hits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -242,7 +264,11 @@ impl<'a> Nemesis<'a> {
         Ok(t)
     }
 
-    fn targets(&mut self, service: ServerKind, target: &Target) -> Result<Vec<Server>, NemesisError> {
+    fn targets(
+        &mut self,
+        service: ServerKind,
+        target: &Target,
+    ) -> Result<Vec<Server>, NemesisError> {
         let all: Vec<Server> = self
             .db
             .servers()
@@ -250,7 +276,9 @@ impl<'a> Nemesis<'a> {
             .filter(|s| s.kind == service)
             .collect();
         if all.is_empty() {
-            return Err(NemesisError::Unfit(format!("the cluster runs no {service} server")));
+            return Err(NemesisError::Unfit(format!(
+                "the cluster runs no {service} server"
+            )));
         }
         Ok(match target {
             Target::One => pick(&mut self.rng, &all, 1),
@@ -276,8 +304,7 @@ impl<'a> Nemesis<'a> {
                 all.into_iter().filter(|s| s.id == id).collect()
             }
             Target::Ids(ids) => {
-                let chosen: Vec<Server> =
-                    all.into_iter().filter(|s| ids.contains(&s.id)).collect();
+                let chosen: Vec<Server> = all.into_iter().filter(|s| ids.contains(&s.id)).collect();
                 if chosen.len() != ids.len() {
                     return Err(NemesisError::Unfit(format!(
                         "not every one of {service} ids {ids:?} exists"
@@ -484,7 +511,10 @@ impl<'a> Nemesis<'a> {
             let mut cuts = Cuts::new();
             cuts.insert(
                 b.node.clone(),
-                servers.iter().map(|s| s.node.clone()).collect::<BTreeSet<_>>(),
+                servers
+                    .iter()
+                    .map(|s| s.node.clone())
+                    .collect::<BTreeSet<_>>(),
             );
             cuts
         };
@@ -524,6 +554,10 @@ impl<'a> Nemesis<'a> {
             .max()
             .unwrap_or(0);
         let first_new = added[0].id;
+        // Kafka's top-level znodes, as a broker starting against the new
+        // servers would have created them (it then exits on the cluster-id
+        // check); without them the moved broker cannot register there.
+        let seeded = self.db.create_paths(first_new, KAFKA_TOP_LEVEL_PATHS)?;
         let writes = self
             .db
             .advance_zxid(first_new, beyond, self.options.start_timeout)?;
@@ -546,6 +580,7 @@ impl<'a> Nemesis<'a> {
             "held-ms": hold.as_millis() as u64,
             "advanced_past_zxid": format!("{beyond:#x}"),
             "zxid_writes": writes,
+            "seeded_kafka_paths": seeded,
             "registered_on_new_servers": registered,
             "registered-after-ms": cut_at.elapsed().as_millis() as u64,
             "cut-layer": format!("{cut:?}"),

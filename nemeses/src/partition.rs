@@ -153,7 +153,9 @@ impl Partitioner {
                 .map(|(node, blocks)| {
                     let control = self.control.clone();
                     scope.spawn(move || {
-                        control.on(&node, move |s| firewall::set_blocked(s, &blocks, RULE_TIMEOUT))
+                        control.on(&node, move |s| {
+                            firewall::set_blocked(s, &blocks, RULE_TIMEOUT)
+                        })
                     })
                 })
                 .collect();

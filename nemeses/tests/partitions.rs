@@ -39,7 +39,10 @@ fn start_listeners(control: &Control) {
 fn stop_listeners(control: &Control) {
     for (node, r) in control.on_all(|node, s| {
         s.exec_ok(
-            &format!("kill $(cat {}/run/listener.pid) 2>/dev/null; true", node.dir.display()),
+            &format!(
+                "kill $(cat {}/run/listener.pid) 2>/dev/null; true",
+                node.dir.display()
+            ),
             T,
         )
     }) {
@@ -131,7 +134,11 @@ fn check_kind(kind: PartitionKind) {
         show(&names, &measured),
         show(&names, &expected)
     );
-    eprintln!("{kind} after {:?}:\n{}", t0.elapsed(), show(&names, &measured));
+    eprintln!(
+        "{kind} after {:?}:\n{}",
+        t0.elapsed(),
+        show(&names, &measured)
+    );
 
     assert!(partitioner.heal().is_empty());
     assert!(
@@ -187,7 +194,10 @@ fn layers_overlap_and_lift_separately() {
     let one = p.add(cut("n1", "n2")).unwrap();
     let _two = p.add(cut("n1", "n3")).unwrap();
     let m = measure(&control);
-    assert!(!m[0][1] && !m[1][0] && !m[0][2] && !m[2][0] && m[1][2], "{m:?}");
+    assert!(
+        !m[0][1] && !m[1][0] && !m[0][2] && !m[2][0] && m[1][2],
+        "{m:?}"
+    );
     p.remove(one).unwrap();
     let m = measure(&control);
     assert!(m[0][1] && m[1][0] && !m[0][2] && !m[2][0], "{m:?}");
