@@ -38,6 +38,9 @@ static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// What one scenario saw.
 struct Outcome {
     anomalies: BTreeMap<String, u64>,
+    /// Some sample had all 7 servers serving with one leader and every one
+    /// listing all 7 as voters: one ensemble of seven.
+    one_ensemble_of_seven: bool,
     fault_value: serde_json::Value,
     elapsed: Duration,
 }
@@ -175,8 +178,19 @@ fn scenario(procedure: JoinProcedure) -> Outcome {
 
     let mut checker = SplitBrainChecker::new(5, DEFAULT_CONTROLLER_GRACE_NS);
     let mut reader = HistoryReader::open(&path).unwrap();
+    let mut one_ensemble_of_seven = false;
+    let seven: Vec<u64> = (1..=7).collect();
     while let Some(op) = reader.next_op() {
-        checker.observe(&op.unwrap());
+        let op = op.unwrap();
+        if let splitbrain_core::history::OpValue::Observation(obs) = &op.value {
+            let zk = &obs.zookeeper;
+            one_ensemble_of_seven |= zk.len() == 7
+                && zk.iter().filter(|v| v.mode == ZkMode::Leader).count() == 1
+                && zk.iter().all(|v| {
+                    matches!(v.mode, ZkMode::Leader | ZkMode::Follower) && v.members == seven
+                });
+        }
+        checker.observe(&op);
     }
     let result = checker.finish().expect("observer samples were recorded");
     eprintln!(
@@ -189,6 +203,7 @@ fn scenario(procedure: JoinProcedure) -> Outcome {
             .iter()
             .map(|(k, a)| (k.clone(), a.count))
             .collect(),
+        one_ensemble_of_seven,
         fault_value,
         elapsed: started.elapsed(),
     }
@@ -198,6 +213,15 @@ fn scenario(procedure: JoinProcedure) -> Outcome {
 fn rapid_add_with_a_moved_broker_splits_the_brain() {
     let out = scenario(JoinProcedure::Rapid);
     eprintln!("rapid-add: {} in {:?}", out.fault_value, out.elapsed);
+    assert_eq!(
+        out.fault_value["new_servers"],
+        serde_json::json!([4, 5, 6, 7])
+    );
+    assert_eq!(
+        out.fault_value["move"]["registered_on_new_servers"], true,
+        "broker {BROKER_MOVED} registered on the new servers"
+    );
+    assert!(!out.one_ensemble_of_seven, "the newcomers never joined");
     assert!(out.anomalies["split-brain"] >= 1, "{:?}", out.anomalies);
     assert!(
         out.anomalies["multiple-controllers"] >= 1,
@@ -210,6 +234,18 @@ fn rapid_add_with_a_moved_broker_splits_the_brain() {
 fn safe_add_with_a_moved_broker_keeps_one_brain() {
     let out = scenario(JoinProcedure::Safe);
     eprintln!("safe-add: {} in {:?}", out.fault_value, out.elapsed);
+    assert_eq!(
+        out.fault_value["new_servers"],
+        serde_json::json!([4, 5, 6, 7])
+    );
+    assert_eq!(
+        out.fault_value["move"]["registered_on_new_servers"], true,
+        "broker {BROKER_MOVED} registered as the new servers see it"
+    );
+    assert!(
+        out.one_ensemble_of_seven,
+        "the newcomers joined the one ensemble"
+    );
     assert_eq!(out.anomalies["split-brain"], 0, "{:?}", out.anomalies);
     assert_eq!(
         out.anomalies["multiple-controllers"], 0,
