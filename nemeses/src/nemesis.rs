@@ -108,6 +108,70 @@ impl Fault {
     }
 }
 
+impl std::str::FromStr for Fault {
+    type Err = String;
+
+    /// The command line's short form: `partition:<kind>`,
+    /// `kill:<zookeeper|kafka>:<one|minority|primary|all>`, `pause:…` alike,
+    /// `rapid-add:<count>[:<broker to move>]`, `safe-add:<count>[:<broker>]`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let usage = || {
+            format!(
+                "fault `{s}`: expected partition:<kind>, kill:<zookeeper|kafka>:<one|minority|primary|all>, \
+                 pause:<zookeeper|kafka>:<target>, rapid-add:<count>[:<broker>] or safe-add:<count>[:<broker>]"
+            )
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        let service = |w: &str| match w {
+            "zookeeper" | "zk" => Ok(ServerKind::Zookeeper),
+            "kafka" => Ok(ServerKind::Kafka),
+            _ => Err(usage()),
+        };
+        let target = |w: &str| match w {
+            "one" => Ok(Target::One),
+            "minority" => Ok(Target::Minority),
+            "primary" => Ok(Target::Primary),
+            "all" => Ok(Target::All),
+            _ => Err(usage()),
+        };
+        let add = |procedure, rest: &[&str]| -> Result<Fault, String> {
+            let count = rest
+                .first()
+                .and_then(|c| c.parse().ok())
+                .filter(|&c: &usize| c > 0)
+                .ok_or_else(usage)?;
+            let move_broker = match rest.get(1) {
+                Some(b) => Some(b.parse().map_err(|_| usage())?),
+                None => None,
+            };
+            if rest.len() > 2 {
+                return Err(usage());
+            }
+            Ok(Fault::AddZookeeper {
+                procedure,
+                count,
+                move_broker,
+            })
+        };
+        match parts.as_slice() {
+            ["partition", kind] => Ok(Fault::Partition {
+                kind: kind.parse().map_err(|e: GrudgeError| e.to_string())?,
+            }),
+            ["kill", svc, t] => Ok(Fault::Kill {
+                service: service(svc)?,
+                target: target(t)?,
+            }),
+            ["pause", svc, t] => Ok(Fault::Pause {
+                service: service(svc)?,
+                target: target(t)?,
+            }),
+            ["rapid-add", rest @ ..] => add(JoinProcedure::Rapid, rest),
+            ["safe-add", rest @ ..] => add(JoinProcedure::Safe, rest),
+            _ => Err(usage()),
+        }
+    }
+}
+
 /// Why a fault could not be started or undone.
 #[derive(Debug, thiserror::Error)]
 pub enum NemesisError {
@@ -729,5 +793,63 @@ mod tests {
         let p: Fault =
             serde_json::from_value(json!({"fault": "partition", "kind": "zk-from-kafka"})).unwrap();
         assert_eq!(p.start_f(), "start-partition");
+    }
+
+    #[test]
+    fn faults_parse_from_the_command_line_form() {
+        assert_eq!(
+            "partition:majorities-ring".parse::<Fault>().unwrap(),
+            Fault::Partition {
+                kind: PartitionKind::MajoritiesRing
+            }
+        );
+        assert_eq!(
+            "kill:kafka:primary".parse::<Fault>().unwrap(),
+            Fault::Kill {
+                service: ServerKind::Kafka,
+                target: Target::Primary
+            }
+        );
+        assert_eq!(
+            "pause:zk:minority".parse::<Fault>().unwrap(),
+            Fault::Pause {
+                service: ServerKind::Zookeeper,
+                target: Target::Minority
+            }
+        );
+        assert_eq!(
+            "rapid-add:4:2".parse::<Fault>().unwrap(),
+            Fault::AddZookeeper {
+                procedure: JoinProcedure::Rapid,
+                count: 4,
+                move_broker: Some(2)
+            }
+        );
+        assert_eq!(
+            "safe-add:1".parse::<Fault>().unwrap(),
+            Fault::AddZookeeper {
+                procedure: JoinProcedure::Safe,
+                count: 1,
+                move_broker: None
+            }
+        );
+        for bad in [
+            "",
+            "partition",
+            "partition:sideways",
+            "kill:kafka",
+            "kill:redis:one",
+            "pause:kafka:most",
+            "rapid-add:0",
+            "rapid-add:x",
+            "safe-add:2:b",
+            "safe-add:2:1:1",
+        ] {
+            let err = bad.parse::<Fault>().unwrap_err();
+            assert!(
+                err.contains("expected") || err.contains("choose"),
+                "{bad}: {err}"
+            );
+        }
     }
 }

@@ -31,6 +31,30 @@ pub enum Interval {
     },
 }
 
+impl std::str::FromStr for Interval {
+    type Err = String;
+
+    /// `MS` (fixed) or `MIN..MAX` (random within bounds), in milliseconds.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "interval `{s}`: expected milliseconds, e.g. 10000, or bounds, e.g. 5000..15000"
+            )
+        };
+        match s.split_once("..") {
+            Some((lo, hi)) => {
+                let min_ms: u64 = lo.trim().parse().map_err(|_| bad())?;
+                let max_ms: u64 = hi.trim().parse().map_err(|_| bad())?;
+                if min_ms > max_ms {
+                    return Err(bad());
+                }
+                Ok(Interval::Random { min_ms, max_ms })
+            }
+            None => s.trim().parse().map(Interval::Fixed).map_err(|_| bad()),
+        }
+    }
+}
+
 impl Interval {
     fn draw(self, rng: &mut StdRng) -> u64 {
         match self {
@@ -285,6 +309,21 @@ mod tests {
         let mut sp = spec(1);
         sp.total_ms = 500;
         assert!(Schedule::plan(&sp).steps.is_empty());
+    }
+
+    #[test]
+    fn intervals_parse() {
+        assert_eq!("2500".parse::<Interval>().unwrap(), Interval::Fixed(2500));
+        assert_eq!(
+            "5000..15000".parse::<Interval>().unwrap(),
+            Interval::Random {
+                min_ms: 5000,
+                max_ms: 15000
+            }
+        );
+        for bad in ["", "x", "9..1", "1..", "-5"] {
+            assert!(bad.parse::<Interval>().is_err(), "{bad}");
+        }
     }
 
     #[test]

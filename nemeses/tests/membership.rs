@@ -149,7 +149,10 @@ fn scenario(procedure: JoinProcedure) -> Outcome {
         let logs =
             std::env::temp_dir().join(format!("splitbrain-nemeses-{name}-{}", std::process::id()));
         match cluster::collect(&control, &db.layout(), &logs) {
-            Ok(_) => eprintln!("{name}: server logs in {}", logs.display()),
+            Ok(_) => eprintln!(
+                "{name}: server logs in {} (kept if the test fails)",
+                logs.display()
+            ),
             Err(e) => eprintln!("{name}: collecting logs: {e}"),
         }
         let healed = nemesis.heal_all();
@@ -171,8 +174,9 @@ fn scenario(procedure: JoinProcedure) -> Outcome {
                 value = serde_json::from_str(raw).unwrap();
             }
         }
-        value
+        (value, logs)
     });
+    let (fault_value, logs) = fault_value;
     eprintln!("{name}: {fault_value}");
     assert_nothing_left(&control, &db, &joiners);
 
@@ -197,6 +201,8 @@ fn scenario(procedure: JoinProcedure) -> Outcome {
         "{name}: {}",
         serde_json::to_string(&result.anomalies).unwrap_or_default()
     );
+    // Reached only when nothing above failed: the logs are not needed.
+    let _ = std::fs::remove_dir_all(&logs);
     Outcome {
         anomalies: result
             .anomalies

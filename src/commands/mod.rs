@@ -2,6 +2,7 @@
 //! 0 valid / success, 1 anomalies found, 2 error (bad input, usage, environment).
 
 mod env;
+mod nemesis;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,11 +24,14 @@ pub struct Cli {
 pub enum Command {
     /// Create, inspect and remove the nodes (netns, ssh).
     Env(env::EnvArgs),
+    /// Plan and run fault schedules; heal what faults left behind.
+    Nemesis(nemesis::NemesisArgs),
 }
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Env(args) => env::run(args),
+        Command::Nemesis(args) => nemesis::run(args),
     }
 }
