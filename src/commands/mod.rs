@@ -10,6 +10,7 @@ mod gen_history;
 mod report;
 mod run;
 mod serve;
+mod nemesis;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -48,6 +49,8 @@ pub enum Command {
     BenchProducer(bench_producer::BenchProducerArgs),
     /// Run real ZooKeeper and Kafka on an environment's nodes.
     Cluster(cluster::ClusterArgs),
+    /// Plan and run fault schedules; heal what faults left behind.
+    Nemesis(nemesis::NemesisArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -62,5 +65,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::BenchProducer(args) => bench_producer::run(args),
         Command::Cluster(args) => cluster::run(args),
+        Command::Nemesis(args) => nemesis::run(args),
     }
 }
