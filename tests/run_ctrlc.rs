@@ -19,7 +19,7 @@ fn ctrl_c_heals_tears_down_and_still_reports() {
             "25",
             "--nemesis",
             "pause:kafka",
-            "--nemesis-start-after",
+            "--nemesis-quiet",
             "2",
             "--nemesis-duration",
             "60",
@@ -45,7 +45,7 @@ fn ctrl_c_heals_tears_down_and_still_reports() {
                 .map(String::from);
         }
         // Interrupt once the fault is in effect.
-        if !interrupted && line.contains("faults: kafka paused") {
+        if !interrupted && line.contains("faults: pause kafka") {
             unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
             interrupted = true;
         }

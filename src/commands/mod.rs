@@ -1,16 +1,16 @@
 //! Subcommands. Each lives in its own module and returns the process exit code:
 //! 0 valid / success, 1 anomalies found, 2 error (bad input, usage, environment).
 
-mod campaign;
 mod bench_producer;
+mod campaign;
 mod check;
 mod cluster;
 mod env;
 mod gen_history;
+mod nemesis;
 mod report;
 mod run;
 mod serve;
-mod nemesis;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

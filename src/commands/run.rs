@@ -89,19 +89,17 @@ pub struct RunArgs {
     /// Producer message.timeout.ms (default: 5000).
     #[arg(long)]
     pub message_timeout_ms: Option<u64>,
-    /// Fault mix, comma-separated: partition:<kind>, kill:zk, kill:kafka,
-    /// pause:zk, pause:kafka, rapid-add, safe-add (default: none).
+    /// Fault mix, comma-separated: partition:<kind>,
+    /// kill:<zk|kafka>[:<one|minority|primary|all>], pause:..., rapid-add,
+    /// safe-add (default: none).
     #[arg(long, value_delimiter = ',')]
     pub nemesis: Option<Vec<String>>,
-    /// Seconds of load before the first fault (default: 10).
+    /// Seconds of calm before each fault, the first included (default: 10).
     #[arg(long)]
-    pub nemesis_start_after: Option<u64>,
+    pub nemesis_quiet: Option<u64>,
     /// Seconds each fault lasts (default: 20).
     #[arg(long)]
     pub nemesis_duration: Option<u64>,
-    /// Seconds between faults (default: 10).
-    #[arg(long)]
-    pub nemesis_interval: Option<u64>,
     /// Faults at most (default: 0 = as many as fit).
     #[arg(long)]
     pub max_faults: Option<usize>,
@@ -162,9 +160,8 @@ fn apply(args: &RunArgs, c: &mut TestConfig) {
     set!(c.workload.consumer_mode, args.consumer_mode);
     set!(c.workload.message_timeout_ms, args.message_timeout_ms);
     set!(c.nemesis.faults, args.nemesis);
-    set!(c.nemesis.start_after, args.nemesis_start_after);
+    set!(c.nemesis.quiet, args.nemesis_quiet);
     set!(c.nemesis.duration, args.nemesis_duration);
-    set!(c.nemesis.interval, args.nemesis_interval);
     set!(c.nemesis.max_faults, args.max_faults);
     set!(c.nemesis.add_count, args.add_count);
     set!(c.nemesis.move_broker, args.move_broker);

@@ -208,7 +208,12 @@ pub struct StatsCollector {
 }
 
 /// Nemesis events that are steps of a fault's set-up or recovery, not faults.
-const NOT_FAULTS: &[&str] = &["prepare-broker", "restore-broker"];
+const NOT_FAULTS: &[&str] = &[
+    "prepare-broker",
+    "restore-broker",
+    "schedule",
+    "fault-error",
+];
 
 /// Events that undo every fault still open.
 fn heals_all(f: &str) -> bool {
@@ -298,8 +303,17 @@ impl StatsCollector {
         });
         let closes_all = heals_all(&f);
         let kinds = undoes(&f);
+        let fault_id = value.get("fault-id").and_then(Value::as_u64);
         if NOT_FAULTS.contains(&f.as_str()) {
             // Recorded, but neither a fault nor an undo.
+        } else if let (Some(id), true) = (fault_id, closes_all || !kinds.is_empty()) {
+            // The nemeses tie an undo to its start by `fault-id`.
+            for fault in s.faults.iter_mut().filter(|x| x.end_ns.is_none()) {
+                if fault.value.get("fault-id").and_then(Value::as_u64) == Some(id) {
+                    fault.end_ns = Some(op.time);
+                    fault.healed_by = Some(f.clone());
+                }
+            }
         } else if closes_all || !kinds.is_empty() {
             for fault in s.faults.iter_mut().filter(|x| x.end_ns.is_none()) {
                 if closes_all || kinds.contains(&fault.f.as_str()) {
@@ -516,6 +530,23 @@ mod tests {
             ]
         );
         assert_eq!(s.faults[0].value["kind"], "halves");
+        // With fault ids, an undo closes only its own fault.
+        let s = feed(&[
+            r#"{"index":0,"time":1,"process":"nemesis","type":"info","f":"schedule","value":{"steps":[]}}"#,
+            r#"{"index":1,"time":10,"process":"nemesis","type":"info","f":"start-partition","value":{"fault-id":0}}"#,
+            r#"{"index":2,"time":20,"process":"nemesis","type":"info","f":"kill","value":{"fault-id":1}}"#,
+            r#"{"index":3,"time":30,"process":"nemesis","type":"info","f":"heal","value":{"fault-id":0}}"#,
+            r#"{"index":4,"time":40,"process":"nemesis","type":"info","f":"restart","value":{"fault-id":1}}"#,
+        ]);
+        let f: Vec<(&str, u64, Option<u64>)> = s
+            .faults
+            .iter()
+            .map(|x| (x.f.as_str(), x.start_ns, x.end_ns))
+            .collect();
+        assert_eq!(
+            f,
+            vec![("start-partition", 10, Some(30)), ("kill", 20, Some(40))]
+        );
     }
 
     #[test]

@@ -187,23 +187,19 @@ pub struct NemesisConfig {
     /// The mix, drawn from with the seed: `partition:<kind>` (kinds:
     /// halves, random-halves, isolate-one, majorities-ring, bridge,
     /// isolate-zk-leader, isolate-kafka-controller, zk-from-kafka),
-    /// `kill:zk`, `kill:kafka`, `pause:zk`, `pause:kafka`, `rapid-add`,
-    /// `safe-add`. Empty: no faults.
+    /// `kill:<zk|kafka>[:<one|minority|primary|all>]`, the same for
+    /// `pause`, `rapid-add`, `safe-add`. Empty: no faults.
     pub faults: Vec<String>,
-    /// Seconds of load before the first fault.
-    pub start_after: u64,
-    /// Seconds each fault lasts before it is healed.
+    /// Seconds of calm before each fault (the first one included).
+    pub quiet: u64,
+    /// Seconds each fault lasts before it is undone.
     pub duration: u64,
-    /// Seconds between a heal and the next fault.
-    pub interval: u64,
     /// Faults at most (0: as many as fit in the time limit).
     pub max_faults: usize,
     /// ZooKeeper servers `rapid-add`/`safe-add` start.
     pub add_count: usize,
     /// `rapid-add` moves one broker (the last) onto the new servers, as in
-    /// the incident: its `zookeeper.connect` lists old and new servers
-    /// (set before the load), and at the fault it is cut off from the old
-    /// servers until its session expires.
+    /// the incident (how: docs/nemeses.md).
     pub move_broker: bool,
 }
 
@@ -211,9 +207,8 @@ impl Default for NemesisConfig {
     fn default() -> Self {
         NemesisConfig {
             faults: vec![],
-            start_after: 10,
+            quiet: 10,
             duration: 20,
-            interval: 10,
             max_faults: 0,
             add_count: 4,
             move_broker: true,
@@ -310,7 +305,7 @@ impl TestConfig {
             ));
         }
         for f in &self.nemesis.faults {
-            super::faults::Fault::parse(f)?;
+            super::faults::parse_fault(f, self.nemesis.add_count, None)?;
         }
         for name in self.expect.iter().chain(&self.tolerate) {
             if !KNOWN_ANOMALIES.contains(&name.as_str()) {

@@ -12,17 +12,16 @@ pub mod progress;
 use crate::report::{self, HISTORY_FILE};
 use anyhow::{bail, Context};
 use config::TestConfig;
-use faults::{Active, DriverOptions, Fault, FaultDriver};
 use progress::Progress;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use splitbrain_checkers::CheckOptions;
 use splitbrain_core::control::Control;
 use splitbrain_core::history::HistoryWriter;
 use splitbrain_environments::artifacts::Artifacts;
 use splitbrain_environments::cluster::{self, ClusterGuard, ClusterLayout, LAYOUT_FILE};
-use splitbrain_environments::zookeeper::ZkSettings;
+use splitbrain_environments::cluster_control::{enable_reconfig, EnvCluster};
 use splitbrain_environments::{netns, observe, EnvState};
+use splitbrain_nemeses::Nemesis;
 use splitbrain_workloads::backoff::Backoff;
 use splitbrain_workloads::consumer::ConsumerMode;
 use splitbrain_workloads::observer::{Observer, ObserverConfig};
@@ -173,12 +172,7 @@ fn phases(
     cancel: &Arc<AtomicBool>,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    let mix: Vec<Fault> = cfg
-        .nemesis
-        .faults
-        .iter()
-        .map(|f| Fault::parse(f).map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<_>>()?;
+    let plan = faults::schedule(cfg).map_err(anyhow::Error::msg)?;
     if cfg.kafka.idempotence && !matches!(cfg.kafka.acks.as_str(), "all" | "-1") {
         bail!("kafka.idempotence = true needs kafka.acks = \"all\" (librdkafka refuses otherwise); set idempotence = false to test acks = {}", cfg.kafka.acks);
     }
@@ -247,7 +241,7 @@ fn phases(
         Artifacts::locate().context("ZooKeeper/Kafka jars not found: run scripts/setup")?,
     )?;
     if cfg.nemesis.faults.iter().any(|f| f == "safe-add") {
-        layout.zk_settings = ZkSettings::with_reconfig();
+        enable_reconfig(&mut layout.zk_settings);
     }
     let ks = &mut layout.kafka_settings;
     ks.min_insync_replicas = cfg.kafka.min_insync_replicas;
@@ -268,62 +262,86 @@ fn phases(
     )?;
     check_cancel(cancel)?;
 
-    // The history and everything that records into it.
+    // The history and everything that records into it. The cluster as the
+    // nemeses see it (added servers included), shared with the observer.
     let writer = HistoryWriter::create(history)?;
-    let shared_layout = Arc::new(Mutex::new(layout.clone()));
+    let db = Arc::new(EnvCluster::new(
+        control.clone(),
+        state.nodes.clone(),
+        layout.clone(),
+    ));
     let observer = {
-        let l = shared_layout.clone();
+        let db = db.clone();
         Observer::start(
             writer.clone(),
             ObserverConfig {
                 interval: Duration::from_millis(cfg.workload.observe_interval_ms),
                 ..ObserverConfig::default()
             },
-            move || {
-                let snapshot = l.lock().expect("layout lock").clone();
-                observe::observe(&snapshot)
-            },
+            move || observe::observe(&db.layout()),
         )?
     };
-    let mut driver = FaultDriver::new(
-        control.clone(),
-        shared_layout.clone(),
-        &state.nodes,
-        writer.clone(),
-        StdRng::seed_from_u64(cfg.seed),
-        DriverOptions {
-            add_count: cfg.nemesis.add_count,
-            move_broker: cfg.nemesis.move_broker,
-            ready_timeout: wait,
-            session_timeout: Duration::from_millis(cfg.cluster.zk_session_timeout_ms as u64),
-            log_dir: dir.join("nodes-before-restore"),
-        },
-    );
     let result = (|| -> anyhow::Result<()> {
-        if !mix.is_empty() {
-            progress.phase("prepare faults");
-            driver.prepare(&mix)?;
-        }
-        let opts = queue_options(cfg, &shared_layout.lock().expect("layout lock"), dir);
+        let opts = queue_options(cfg, &layout, dir);
         let stop_faults = Arc::new(AtomicBool::new(false));
         let current = Arc::new(Mutex::new(String::new()));
-        let driver = Arc::new(Mutex::new(driver));
+        // The fault schedule on its own thread; it ends with heal_all.
         let schedule = {
-            let (driver, stop, cancel, current, cfg, mix) = (
-                driver.clone(),
+            let (db, control, writer, stop, cancel, current, plan, seed) = (
+                db.clone(),
+                control.clone(),
+                writer.clone(),
                 stop_faults.clone(),
                 cancel.clone(),
                 current.clone(),
-                cfg.clone(),
-                mix.clone(),
+                plan.clone(),
+                cfg.seed,
             );
             std::thread::Builder::new()
                 .name("nemesis".into())
-                .spawn(move || schedule(&cfg, &mix, &driver, &stop, &cancel, &current))?
+                .spawn(move || -> Vec<String> {
+                    let begin = Instant::now();
+                    // Ctrl-C or the end of the load stops the schedule; the
+                    // progress line shows the planned fault in effect.
+                    let watcher = {
+                        let (stop, cancel, current, plan) =
+                            (stop.clone(), cancel.clone(), current.clone(), plan.clone());
+                        std::thread::spawn(move || {
+                            while !stop.load(Ordering::SeqCst) {
+                                if cancel.load(Ordering::SeqCst) {
+                                    stop.store(true, Ordering::SeqCst);
+                                }
+                                let now = begin.elapsed().as_millis() as u64;
+                                *current.lock().expect("current") = faults::current(&plan, now)
+                                    .map(faults::describe)
+                                    .unwrap_or_default();
+                                std::thread::sleep(Duration::from_millis(100));
+                            }
+                            current.lock().expect("current").clear();
+                        })
+                    };
+                    let mut nemesis = Nemesis::new(&*db, control, Some(writer.clone()), seed);
+                    let mut problems = vec![];
+                    match splitbrain_nemeses::schedule::run(
+                        &mut nemesis,
+                        &plan,
+                        Some(&writer),
+                        &stop,
+                    ) {
+                        Ok(report) => problems.extend(report.failed),
+                        Err(e) => problems.push(format!("fault schedule: {e}")),
+                    }
+                    if let Err(e) = nemesis.remove_rules() {
+                        problems.push(format!("removing drop rules: {e}"));
+                    }
+                    stop.store(true, Ordering::SeqCst);
+                    let _ = watcher.join();
+                    problems
+                })?
         };
         progress.phase("load");
         progress.start_load(writer.clone(), current.clone(), cancel.clone());
-        let heal_layout = shared_layout.clone();
+        let heal_db = db.clone();
         let report = queue::run(&opts, &writer, Arc::new(AtomicU64::new(0)), || {
             progress::stage("heal");
             stop_faults.store(true, Ordering::SeqCst);
@@ -331,12 +349,15 @@ fn phases(
                 .join()
                 .unwrap_or_else(|_| vec!["fault schedule panicked".into()]);
             for p in problems {
-                tracing::error!("heal: {p}");
+                tracing::error!("faults: {p}");
+                progress::announce(&format!("fault problem: {p}"));
             }
-            let l = heal_layout.lock().expect("layout lock").clone();
-            if let Err(e) =
-                cluster::wait_for_leaders(&l, TOPIC, cfg.kafka.partitions, Duration::from_secs(60))
-            {
+            if let Err(e) = cluster::wait_for_leaders(
+                &heal_db.layout(),
+                TOPIC,
+                cfg.kafka.partitions,
+                Duration::from_secs(60),
+            ) {
                 tracing::warn!("after heal: {e}");
             }
             progress::stage("drain, DLQ replay, final read");
@@ -351,13 +372,12 @@ fn phases(
 
     // Logs and configs of every server, then the cluster goes.
     progress.phase("collect logs");
-    let final_layout = shared_layout.lock().expect("layout lock").clone();
+    let final_layout = db.layout();
     if let Err(e) = cluster::collect(&control, &final_layout, &dir.join("nodes")) {
         tracing::warn!("collecting logs: {e}");
     }
     progress.phase("cluster down");
-    let errors = cluster::stop_all(&control, &final_layout, false);
-    for e in &errors {
+    for e in cluster::stop_all(&control, &final_layout, false) {
         tracing::warn!("cluster down: {e}");
     }
     drop(guard);
@@ -404,71 +424,4 @@ fn queue_options(cfg: &TestConfig, layout: &ClusterLayout, dir: &Path) -> QueueO
         ),
     };
     o
-}
-
-/// Sleeps up to `secs`, waking early when `stop` or `cancel` is set.
-/// Returns false when woken early.
-fn sleep_unless(secs: u64, stop: &AtomicBool, cancel: &AtomicBool) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if stop.load(Ordering::SeqCst) || cancel.load(Ordering::SeqCst) {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    true
-}
-
-/// The fault schedule: after `start_after`, repeatedly start a fault drawn
-/// from the mix, hold it `duration`, heal it, wait `interval`; on stop or
-/// Ctrl-C, heal whatever is active and every node's rules. Returns the heal
-/// problems.
-fn schedule(
-    cfg: &TestConfig,
-    mix: &[Fault],
-    driver: &Mutex<FaultDriver>,
-    stop: &AtomicBool,
-    cancel: &AtomicBool,
-    current: &Mutex<String>,
-) -> Vec<String> {
-    let n = &cfg.nemesis;
-    let mut problems = vec![];
-    let mut active: Option<Active> = None;
-    let mut count = 0;
-    let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed);
-    if !mix.is_empty() && sleep_unless(n.start_after, stop, cancel) {
-        loop {
-            if n.max_faults > 0 && count >= n.max_faults {
-                break;
-            }
-            let fault = mix[rng.random_range(0..mix.len())];
-            *current.lock().expect("current") = format!("starting {fault:?}");
-            let started = driver.lock().expect("driver lock").start(fault);
-            match started {
-                Ok(a) => {
-                    *current.lock().expect("current") = a.describe();
-                    active = Some(a);
-                }
-                Err(e) => {
-                    problems.push(format!("starting {fault:?}: {e:#}"));
-                    tracing::error!("starting {fault:?}: {e:#}");
-                    break;
-                }
-            }
-            count += 1;
-            let held = sleep_unless(n.duration, stop, cancel);
-            if let Some(a) = active.take() {
-                if let Err(e) = driver.lock().expect("driver lock").heal(a) {
-                    problems.push(format!("healing {fault:?}: {e:#}"));
-                }
-            }
-            current.lock().expect("current").clear();
-            if !held || !sleep_unless(n.interval, stop, cancel) {
-                break;
-            }
-        }
-    }
-    // Whatever happened: no rule left behind.
-    problems.extend(driver.lock().expect("driver lock").heal_all(active));
-    problems
 }
