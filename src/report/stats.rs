@@ -208,12 +208,7 @@ pub struct StatsCollector {
 }
 
 /// Nemesis events that are steps of a fault's set-up or recovery, not faults.
-const NOT_FAULTS: &[&str] = &[
-    "prepare-broker",
-    "restore-broker",
-    "schedule",
-    "fault-error",
-];
+const NOT_FAULTS: &[&str] = &["schedule", "fault-error"];
 
 /// Events that undo every fault still open.
 fn heals_all(f: &str) -> bool {
@@ -226,7 +221,6 @@ fn undoes(f: &str) -> &'static [&'static str] {
         "restart" | "start" => &["kill"],
         "resume" => &["pause"],
         "remove" => &["rapid-add", "safe-add"],
-        "reconnect-broker" => &["cut-broker"],
         _ => &[],
     }
 }
@@ -322,10 +316,16 @@ impl StatsCollector {
                 }
             }
         } else {
+            // The nemeses record a slow start (rapid-add: servers started,
+            // broker moved) when it is done, with how long it took.
+            let took_ns = value
+                .get("elapsed-ms")
+                .and_then(Value::as_u64)
+                .map_or(0, |ms| ms.saturating_mul(1_000_000));
             s.faults.push(FaultInterval {
                 f,
                 value,
-                start_ns: op.time,
+                start_ns: op.time.saturating_sub(took_ns),
                 end_ns: None,
                 healed_by: None,
             });

@@ -22,6 +22,10 @@ fn series_colour(name: &str, i: usize) -> &'static str {
         "poll ok" => "#2ca02c",
         "records read" => "#17becf",
         "replay ok" => "#9467bd",
+        "poll fail" => "#8c564b",
+        "poll info" => "#e377c2",
+        "replay fail" => "#bcbd22",
+        "replay info" => "#7f7f7f",
         _ => PALETTE[i % PALETTE.len()],
     }
 }
