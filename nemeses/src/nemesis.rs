@@ -593,6 +593,13 @@ impl<'a> Nemesis<'a> {
             );
         };
         set_undo(self, None);
+        // Kafka's top-level znodes, as a broker starting against the new
+        // servers would have created them (it then exits on the cluster-id
+        // check); without them the moved broker cannot register there.
+        // Before the broker can reach the new servers: anything advancing
+        // their zxid (the observer's sessions do) lets its reconnect through
+        // as soon as the zxid passes the broker's.
+        let seeded = self.db.create_paths(added[0].id, KAFKA_TOP_LEVEL_PATHS)?;
         // Restart it with old+new listed while it cannot reach the new ones:
         // a broker *starting* against an empty ensemble would refuse to run.
         let shield = self.partitioner.add(cut_from(added));
@@ -618,10 +625,6 @@ impl<'a> Nemesis<'a> {
             .max()
             .unwrap_or(0);
         let first_new = added[0].id;
-        // Kafka's top-level znodes, as a broker starting against the new
-        // servers would have created them (it then exits on the cluster-id
-        // check); without them the moved broker cannot register there.
-        let seeded = self.db.create_paths(first_new, KAFKA_TOP_LEVEL_PATHS)?;
         let writes = self
             .db
             .advance_zxid(first_new, beyond, self.options.start_timeout)?;

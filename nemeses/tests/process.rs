@@ -141,7 +141,11 @@ fn kill_pause_and_a_schedule_on_a_real_ensemble() {
     let mut reader = HistoryReader::open(&path).unwrap();
     let mut fs: BTreeMap<String, usize> = BTreeMap::new();
     while let Some(op) = reader.next_op() {
-        *fs.entry(op.unwrap().f.into_owned()).or_default() += 1;
+        let op = op.unwrap();
+        if let splitbrain_core::history::OpValue::Other(raw) = &op.value {
+            eprintln!("{} {raw}", op.f);
+        }
+        *fs.entry(op.f.into_owned()).or_default() += 1;
     }
     eprintln!("nemesis events: {fs:?}");
     assert_eq!(fs["schedule"], 1);
