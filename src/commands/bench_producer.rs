@@ -49,18 +49,17 @@ pub struct BenchProducerArgs {
     #[arg(long, default_value_t = 120)]
     pub max_seconds: u64,
     /// Where to write the history (must not exist); the DLQ and applied-set
-    /// go beside it.
+    /// go in `<history>.state/`.
     #[arg(long)]
     pub history: PathBuf,
 }
 
 /// Runs the benchmark.
 pub fn run(args: BenchProducerArgs) -> anyhow::Result<ExitCode> {
-    let state = args
-        .history
-        .parent()
-        .map(|p| p.join("bench-state"))
-        .unwrap_or_else(|| PathBuf::from("bench-state"));
+    // `<history>.state/`: the DLQ journal and applied-set of this run.
+    let mut state = args.history.clone().into_os_string();
+    state.push(".state");
+    let state = PathBuf::from(state);
     let writer = HistoryWriter::create(&args.history)
         .context("cannot create the history; pass a path that does not exist yet")?;
     let mut opts = QueueOptions::new(&args.bootstrap, state);

@@ -43,7 +43,7 @@ pub struct QueueOptions {
     /// librdkafka producer clients (default 1).
     pub producers: usize,
     /// Sending processes, spread over the producer clients; each has at
-    /// most one send in flight (default 32).
+    /// most one send in flight (default 64).
     pub senders: usize,
     /// Consumers (default 2).
     pub consumers: usize,
@@ -91,7 +91,7 @@ impl QueueOptions {
             topic: "queue".into(),
             partitions: 3,
             producers: 1,
-            senders: 32,
+            senders: 64,
             consumers: 2,
             consumer_mode: ConsumerMode::Group,
             rate: 500.0,
@@ -465,8 +465,10 @@ impl Shared {
 
 /// Runs the queue workload, recording into `writer`; `heal` runs between
 /// the load and the drain (also when the load phase failed; not when the
-/// workload could not start, e.g. a missing topic). Blocking: it runs its own tokio runtime, so call
-/// it from a plain thread (or `spawn_blocking`), not from async code.
+/// workload could not start, e.g. a missing topic). Blocking: it runs its
+/// own tokio runtime, so call it from a plain thread (or `spawn_blocking`),
+/// not from async code. `opts.state_dir` must not hold an earlier run's DLQ
+/// or applied-set.
 /// `next_process` hands out client process numbers; share it with anything
 /// else recording client processes in the same history.
 pub fn run(
@@ -491,6 +493,17 @@ pub fn run(
         move |source| QueueError::State { what, path, source }
     };
     std::fs::create_dir_all(&opts.state_dir).map_err(state("state directory", ""))?;
+    // One DLQ and one applied-set per run: an earlier run's would replay
+    // or suppress messages of this one (message numbers restart at 0).
+    for name in ["dlq.jsonl", "applied.bin"] {
+        let path = opts.state_dir.join(name);
+        if path.exists() {
+            return Err(QueueError::Options(format!(
+                "{} exists from an earlier run; give each run its own state directory",
+                path.display()
+            )));
+        }
+    }
     let dlq = DlqJournal::open(opts.state_dir.join("dlq.jsonl"))
         .map_err(state("DLQ journal", "dlq.jsonl"))?;
     let store = Arc::new(
@@ -746,5 +759,9 @@ mod tests {
         o.rate = f64::NAN;
         let e = run(&o, &w, Arc::new(AtomicU64::new(0)), || {}).unwrap_err();
         assert!(e.to_string().contains("rate"), "{e}");
+        let o = QueueOptions::new("127.0.0.1:9", dir.path());
+        std::fs::write(dir.path().join("dlq.jsonl"), "").unwrap();
+        let e = run(&o, &w, Arc::new(AtomicU64::new(0)), || {}).unwrap_err();
+        assert!(e.to_string().contains("earlier run"), "{e}");
     }
 }
