@@ -4,15 +4,11 @@
 
 use splitbrain_environments::docker::engine::EngineLease;
 use splitbrain_environments::docker::image::LOCAL_BASE_IMAGE;
+use splitbrain_environments::docker::test_env::lease_for_test;
 use splitbrain_environments::docker::{self, find_resources};
 use splitbrain_environments::EnvState;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 fn splitbrain() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_splitbrain"));
@@ -43,14 +39,7 @@ impl Drop for Cleanup {
 }
 
 fn lease_or_skip() -> Option<EngineLease> {
-    if !is_root() {
-        eprintln!("SKIPPED: the Docker environment needs root; run the tests as root");
-        return None;
-    }
-    Some(
-        EngineLease::acquire()
-            .unwrap_or_else(|e| panic!("no Docker engine could be found or started: {e}")),
-    )
+    lease_for_test()
 }
 
 #[test]

@@ -99,14 +99,29 @@ fn load_env(name: &str) -> anyhow::Result<EnvState> {
 
 /// The jars as the nodes see them: the local cache for netns nodes (they
 /// share this file system) and docker nodes (the docker environment mounts
-/// the cache read-only at the same path); `$SPLITBRAIN_NODE_ARTIFACTS` when
-/// set (the cache already copied to that path on every node).
+/// the cache read-only at the same path; the one recorded for that
+/// environment is used); `$SPLITBRAIN_NODE_ARTIFACTS` when set (the cache
+/// already copied to that path on every node).
 fn artifacts_for(state: &EnvState) -> anyhow::Result<Artifacts> {
     if let Some(path) = std::env::var_os("SPLITBRAIN_NODE_ARTIFACTS") {
         return Ok(Artifacts::at(&PathBuf::from(path)));
     }
     match state.kind {
-        EnvKind::Netns | EnvKind::Docker => Ok(Artifacts::locate()?),
+        EnvKind::Netns => Ok(Artifacts::locate()?),
+        // Docker nodes have the cache mounted read-only at the host's path.
+        EnvKind::Docker => {
+            let record = splitbrain_environments::docker::DockerRecord::load(&state.name)?;
+            let Some(root) = record.artifacts else {
+                bail!(
+                    "docker environment '{}' has no artifact cache mounted: recreate it with \
+                     `splitbrain env up --env docker --artifacts DIR`",
+                    state.name
+                );
+            };
+            let artifacts = Artifacts::at(&root);
+            artifacts.check()?;
+            Ok(artifacts)
+        }
         other => bail!(
             "environment '{}' is of kind {other:?}, whose nodes do not share this machine's files: \
              copy the artifact cache (environments/artifacts/fetch) to the same path on every node \

@@ -250,6 +250,14 @@ fn docker_status(name: &str) {
                 rec.image
             );
             let cli = docker::DockerCli::new(rec.docker_host);
+            if !cli.answers(Duration::from_secs(5)) {
+                println!(
+                    "  the Docker engine does not answer: start it with \
+                     `sudo environments/docker/engine start` (containers stopped with it \
+                     stay stopped: recreate with env down + env up)"
+                );
+                return;
+            }
             match docker::status(&cli, name) {
                 Ok(rows) if rows.is_empty() => println!("  no containers"),
                 Ok(rows) => {

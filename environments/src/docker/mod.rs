@@ -554,6 +554,17 @@ pub fn up(opts: &DockerOptions, cancel: Option<&AtomicBool>) -> Result<EnvState,
             DockerSubnet::MAX_NODES
         )));
     }
+    // One `up` per name at a time: a second one failing half-way must not
+    // clean up (by label) what the first is creating.
+    let Some(_name_lock) =
+        FileLock::try_exclusive(&engine::run_dir().join(format!("env-{}.lock", opts.name)))?
+    else {
+        return Err(EnvError::Exists {
+            name: opts.name.clone(),
+            detail: "another `env up` of this name is running".into(),
+        }
+        .into());
+    };
     if EnvState::path_of(&opts.name).exists() {
         return Err(EnvError::Exists {
             name: opts.name.clone(),
