@@ -212,7 +212,7 @@ pub fn expand(text: &str) -> anyhow::Result<Vec<TestConfig>> {
 
 fn summary(rows: &[(String, Result<RunOutcome, String>)]) -> String {
     let mut out = format!(
-        "{:<40} {:<6} {:>8}  {}\n",
+        "{:<52} {:<6} {:>8}  {}\n",
         "TEST", "RESULT", "TIME", "OUTCOME / RUN"
     );
     for (name, r) in rows {
@@ -227,7 +227,7 @@ fn summary(rows: &[(String, Result<RunOutcome, String>)]) -> String {
                 };
                 let verdict = if o.valid { "valid" } else { "invalid" };
                 out.push_str(&format!(
-                    "{:<40} {:<6} {:>7.0}s  {verdict}; {}{}\n{:<57}{}\n",
+                    "{:<52} {:<6} {:>7.0}s  {verdict}; {}{}\n{:<69}{}\n",
                     name,
                     result,
                     o.elapsed.as_secs_f64(),
@@ -240,7 +240,7 @@ fn summary(rows: &[(String, Result<RunOutcome, String>)]) -> String {
                     o.dir.display()
                 ));
             }
-            Err(e) => out.push_str(&format!("{name:<40} {:<6} {:>8}  {e}\n", "ERROR", "-")),
+            Err(e) => out.push_str(&format!("{name:<52} {:<6} {:>8}  {e}\n", "ERROR", "-")),
         }
     }
     out
