@@ -102,4 +102,54 @@ fn shortened_incident_2020_detects_the_split_and_loses_nothing() {
     assert!(run_dir.join("nodes").is_dir(), "server logs not collected");
     let faults = results["faults"].as_array().unwrap();
     assert!(faults.iter().any(|f| f["f"] == "rapid-add"), "{faults:?}");
+
+    // The real run's report renders in headless Chromium with its verdict,
+    // the two leaders and the second controller.
+    let dom = chromium_dom(&run_dir.join("report.html"));
+    for id in ["latency", "throughput", "zk-modes", "controllers"] {
+        assert!(dom.contains(&format!("id=\"{id}\"")), "plot {id} missing");
+    }
+    assert!(dom.contains("PASS: found exactly the expected"));
+    assert!(dom.contains("data-value=\"2 leaders\""));
+    assert!(dom.contains("data-value=\"controller 3\""));
+}
+
+/// The DOM of `page` as headless Chromium renders it (Debian's chromium,
+/// installed by scripts/setup).
+fn chromium_dom(page: &std::path::Path) -> String {
+    let bin = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("chromium is not installed: run scripts/setup");
+    let profile = tempfile::tempdir().unwrap();
+    let out_path = profile.path().join("dom.html");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("file://{}", page.display()))
+        .stdout(out)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(90);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within 90 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::fs::read_to_string(out_path).unwrap()
 }
