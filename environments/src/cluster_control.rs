@@ -510,6 +510,18 @@ impl ClusterControl for EnvCluster {
         let svc = b.service();
         svc.stop(&self.control, &b.node.name)
             .map_err(|e| DbError::failed(what(), e))?;
+        // If the stop had to SIGKILL, its registration lingers until its
+        // session expires, and a broker starting meanwhile fails on it.
+        let lingering = Instant::now() + self.broker_session_timeout() + Duration::from_secs(5);
+        while Instant::now() < lingering
+            && zk_ids.first().is_some_and(|&z| {
+                self.registered_brokers(z)
+                    .map(|ids| ids.contains(&broker))
+                    .unwrap_or(false)
+            })
+        {
+            std::thread::sleep(Duration::from_millis(200));
+        }
         svc.start(&self.control, &b.node.name)
             .map_err(|e| DbError::failed(what(), e))?;
         kafka::wait_answering(&[b], &settings, timeout).map_err(|e| DbError::failed(what(), e))

@@ -688,10 +688,9 @@ impl<'a> Nemesis<'a> {
                 }
             }
             Undo::Membership { added, cut, broker } => {
-                if !added.is_empty() {
-                    self.db
-                        .remove_zk_servers(&added, self.options.start_timeout)?;
-                }
+                // The broker goes back first, while the servers it is
+                // connected to still run: its clean stop then closes its
+                // session, so its old registration does not linger.
                 if let Some(layer) = cut {
                     self.partitioner.remove(layer)?;
                 }
@@ -701,6 +700,10 @@ impl<'a> Nemesis<'a> {
                         .set_broker_connect(b, &original, self.options.start_timeout)?;
                     value["broker"] = json!(b);
                     value["connect"] = json!(original);
+                }
+                if !added.is_empty() {
+                    self.db
+                        .remove_zk_servers(&added, self.options.start_timeout)?;
                 }
                 self.record("remove", &value)?;
             }
