@@ -3,6 +3,10 @@
 //! library crates.
 
 mod commands;
+mod logging;
+mod report;
+mod run;
+mod store;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -4,5 +4,6 @@
 
 pub mod cluster;
 pub mod control;
+pub mod db;
 pub mod firewall;
 pub mod history;

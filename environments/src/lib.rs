@@ -14,6 +14,7 @@
 
 pub mod artifacts;
 pub mod cluster;
+pub mod cluster_control;
 pub mod docker;
 pub mod error;
 pub mod kafka;

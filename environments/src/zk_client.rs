@@ -220,6 +220,7 @@ mod op {
     pub const EXISTS: i32 = 3;
     pub const GET_DATA: i32 = 4;
     pub const GET_CHILDREN: i32 = 8;
+    pub const RECONFIG: i32 = 16;
     pub const CLOSE_SESSION: i32 = -11;
 }
 
@@ -382,6 +383,36 @@ impl ZkSession {
             Ok(_) => Ok(true),
             Err(-110) => Ok(false),
             Err(code) => Err(self.server_err("create", path, code)),
+        }
+    }
+
+    /// Dynamic reconfiguration (ZooKeeper's `reconfig`, incremental form):
+    /// adds the `server.N=...` specs in `joining` (comma-separated) and
+    /// removes the ids in `leaving` (comma-separated). Needs `reconfigEnabled`
+    /// and the right to reconfigure (super user, or `zookeeper.skipACL`).
+    /// Returns the new configuration as the server sends it.
+    pub fn reconfig(
+        &mut self,
+        joining: Option<&str>,
+        leaving: Option<&str>,
+    ) -> Result<String, ZkClientError> {
+        let string = |e: Encoder, s: Option<&str>| match s {
+            Some(s) => e.bytes32(s.as_bytes()),
+            None => e.i32(-1),
+        };
+        let body = string(string(Encoder::new(), joining), leaving)
+            .i32(-1) // newMembers: none (incremental)
+            .i64(-1); // curConfigId: any
+        match self.call(op::RECONFIG, body)? {
+            Ok(resp) => {
+                let mut d = Decoder::new(&resp);
+                let data = d.bytes32().map_err(|source| ZkClientError::Malformed {
+                    addr: self.addr,
+                    source,
+                })?;
+                Ok(String::from_utf8_lossy(data.unwrap_or_default()).into_owned())
+            }
+            Err(code) => Err(self.server_err("reconfig", "/zookeeper/config", code)),
         }
     }
 

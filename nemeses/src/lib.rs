@@ -1,7 +1,18 @@
 //! Faults splitbrain injects into real clusters: partitions (as grudges applied
-//! with iptables inside nodes), process kills and pauses, membership changes.
+//! with iptables inside nodes), process kills and pauses, membership changes,
+//! and schedules that start and stop them during a run.
+//!
+//! Layers, as in Jepsen: [`grudge`] computes who drops whom; [`partition`]
+//! applies cuts over SSH; [`nemesis`] starts, records and undoes faults
+//! through [`splitbrain_core::db::ClusterControl`]; [`schedule`] times them.
 #![warn(missing_docs)]
 
 pub mod grudge;
+pub mod nemesis;
+pub mod partition;
+pub mod schedule;
 
 pub use grudge::{Grudge, GrudgeError, PartitionKind, Topology};
+pub use nemesis::{Fault, FaultId, Nemesis, NemesisError, NemesisOptions, Target};
+pub use partition::{Cuts, LayerId, Partitioner};
+pub use schedule::{Action, Interval, Schedule, ScheduleSpec, Step};

@@ -1,0 +1,337 @@
+//! Nemesis schedules: when faults start and stop during a run.
+//!
+//! A [`ScheduleSpec`] (seed, mix of faults, quiet and fault durations, total
+//! length) is planned into a [`Schedule`]: a list of timed steps, computed
+//! from the seed alone, so a run can be repeated exactly. One fault is
+//! active at a time: quiet, fault, quiet, fault, … and the schedule always
+//! ends healed. [`run`] carries it out beside the workload, records the
+//! seed and the full plan first (`f: "schedule"`), and finishes with
+//! `heal-all`.
+
+use crate::nemesis::{Fault, FaultId, Nemesis, NemesisError};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use splitbrain_core::history::{HistoryWriter, OpType};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// A length of time: fixed, or drawn uniformly from bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Interval {
+    /// Always this many milliseconds.
+    Fixed(u64),
+    /// Uniformly between the bounds (milliseconds, inclusive).
+    Random {
+        /// Lower bound.
+        min_ms: u64,
+        /// Upper bound.
+        max_ms: u64,
+    },
+}
+
+impl std::str::FromStr for Interval {
+    type Err = String;
+
+    /// `MS` (fixed) or `MIN..MAX` (random within bounds), in milliseconds.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!(
+                "interval `{s}`: expected milliseconds, e.g. 10000, or bounds, e.g. 5000..15000"
+            )
+        };
+        match s.split_once("..") {
+            Some((lo, hi)) => {
+                let min_ms: u64 = lo.trim().parse().map_err(|_| bad())?;
+                let max_ms: u64 = hi.trim().parse().map_err(|_| bad())?;
+                if min_ms > max_ms {
+                    return Err(bad());
+                }
+                Ok(Interval::Random { min_ms, max_ms })
+            }
+            None => s.trim().parse().map(Interval::Fixed).map_err(|_| bad()),
+        }
+    }
+}
+
+impl Interval {
+    fn draw(self, rng: &mut StdRng) -> u64 {
+        match self {
+            Interval::Fixed(ms) => ms,
+            Interval::Random { min_ms, max_ms } => {
+                let (lo, hi) = (min_ms.min(max_ms), min_ms.max(max_ms));
+                rng.random_range(lo..=hi)
+            }
+        }
+    }
+}
+
+/// What to plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleSpec {
+    /// Seed of every random choice (intervals, which fault).
+    pub seed: u64,
+    /// The mix: each fault period picks one of these uniformly.
+    pub faults: Vec<Fault>,
+    /// Quiet time before each fault.
+    pub quiet: Interval,
+    /// How long each fault lasts.
+    pub fault: Interval,
+    /// Length of the whole schedule in milliseconds: no fault starts after
+    /// it, and every fault has stopped by it.
+    pub total_ms: u64,
+}
+
+/// What a step does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Start this fault.
+    Start {
+        /// The fault.
+        fault: Fault,
+    },
+    /// Undo the fault started by the previous step.
+    Stop,
+}
+
+/// One timed step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Milliseconds after the schedule starts.
+    pub at_ms: u64,
+    /// What to do.
+    pub action: Action,
+}
+
+/// A planned schedule: the spec it came from and its steps in time order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// The spec (with the seed).
+    pub spec: ScheduleSpec,
+    /// Steps, alternating start and stop, in time order.
+    pub steps: Vec<Step>,
+}
+
+impl Schedule {
+    /// Plans `spec`. The same spec always gives the same steps. A fault
+    /// that would outlast `total_ms` is cut short there; one that would
+    /// start at or after it is not planned. An empty mix plans nothing.
+    pub fn plan(spec: &ScheduleSpec) -> Schedule {
+        let mut rng = StdRng::seed_from_u64(spec.seed);
+        let mut steps = Vec::new();
+        let mut t = 0u64;
+        // Bounded: each period advances time by at least 1 ms.
+        while !spec.faults.is_empty() {
+            t = t.saturating_add(spec.quiet.draw(&mut rng).max(1));
+            if t >= spec.total_ms {
+                break;
+            }
+            let fault = spec.faults[rng.random_range(0..spec.faults.len())].clone();
+            let len = spec.fault.draw(&mut rng).max(1);
+            steps.push(Step {
+                at_ms: t,
+                action: Action::Start { fault },
+            });
+            t = t.saturating_add(len).min(spec.total_ms);
+            steps.push(Step {
+                at_ms: t,
+                action: Action::Stop,
+            });
+        }
+        Schedule {
+            spec: spec.clone(),
+            steps,
+        }
+    }
+}
+
+/// What [`run`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Faults started.
+    pub started: usize,
+    /// Faults that failed to start (each also recorded in the history).
+    pub failed: Vec<String>,
+    /// Whether the run was cancelled before the schedule's end.
+    pub cancelled: bool,
+}
+
+/// Carries out `schedule` with `nemesis`: records it first (`f:
+/// "schedule"`, with seed and steps), sleeps until each step (waking early
+/// when `cancel` is set), and ends with [`Nemesis::heal_all`] whatever
+/// happened. A fault that fails to start is recorded (`f: "fault-error"`)
+/// and the schedule goes on; its partial effects are undone at its stop.
+pub fn run(
+    nemesis: &mut Nemesis<'_>,
+    schedule: &Schedule,
+    history: Option<&HistoryWriter>,
+    cancel: &AtomicBool,
+) -> Result<RunReport, NemesisError> {
+    if let Some(h) = history {
+        h.nemesis(OpType::Info, "schedule", schedule)?;
+    }
+    let begin = Instant::now();
+    let mut report = RunReport::default();
+    let mut current: Option<FaultId> = None;
+    let mut outcome = Ok(());
+    for step in &schedule.steps {
+        let due = begin + Duration::from_millis(step.at_ms);
+        // Sleep in short slices so cancellation is noticed promptly.
+        while Instant::now() < due && !cancel.load(Ordering::SeqCst) {
+            let left = due.saturating_duration_since(Instant::now());
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
+        if cancel.load(Ordering::SeqCst) {
+            report.cancelled = true;
+            break;
+        }
+        match &step.action {
+            Action::Start { fault } => match nemesis.start(fault) {
+                Ok(id) => {
+                    report.started += 1;
+                    current = Some(id);
+                }
+                Err(e) => {
+                    report.failed.push(e.to_string());
+                    if let Some(h) = history {
+                        h.nemesis(
+                            OpType::Info,
+                            "fault-error",
+                            &serde_json::json!({"fault": fault, "error": e.to_string()}),
+                        )?;
+                    }
+                    // Its partial effects sit under the newest id.
+                    current = nemesis.active().last().copied();
+                }
+            },
+            Action::Stop => {
+                if let Some(id) = current.take() {
+                    if let Err(e) = nemesis.stop(id) {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let healed = nemesis.heal_all();
+    outcome.and(healed).map(|()| report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grudge::PartitionKind;
+    use splitbrain_core::db::ServerKind;
+
+    fn spec(seed: u64) -> ScheduleSpec {
+        ScheduleSpec {
+            seed,
+            faults: vec![
+                Fault::Partition {
+                    kind: PartitionKind::Halves,
+                },
+                Fault::Pause {
+                    service: ServerKind::Zookeeper,
+                    target: crate::nemesis::Target::One,
+                },
+            ],
+            quiet: Interval::Random {
+                min_ms: 1000,
+                max_ms: 3000,
+            },
+            fault: Interval::Fixed(5000),
+            total_ms: 60_000,
+        }
+    }
+
+    #[test]
+    fn same_seed_same_plan_other_seed_other_plan() {
+        let a = Schedule::plan(&spec(1));
+        assert_eq!(a, Schedule::plan(&spec(1)));
+        assert_ne!(a.steps, Schedule::plan(&spec(2)).steps);
+    }
+
+    #[test]
+    fn steps_alternate_stay_in_bounds_and_end_healed() {
+        for seed in 0..50 {
+            let s = Schedule::plan(&spec(seed));
+            assert!(!s.steps.is_empty());
+            assert_eq!(s.steps.len() % 2, 0, "every start has its stop");
+            let mut last = 0;
+            for (i, step) in s.steps.iter().enumerate() {
+                assert!(step.at_ms >= last, "time order");
+                assert!(step.at_ms <= 60_000);
+                last = step.at_ms;
+                match (&step.action, i % 2) {
+                    (Action::Start { .. }, 0) | (Action::Stop, 1) => {}
+                    other => panic!("step {i} out of order: {other:?}"),
+                }
+            }
+            // Quiet gaps between a stop and the next start are within bounds.
+            for pair in s.steps.windows(2).skip(1).step_by(2) {
+                let gap = pair[1].at_ms - pair[0].at_ms;
+                assert!((1000..=3000).contains(&gap), "gap {gap}");
+            }
+            // Every fault lasts 5 s, except one cut short by the end.
+            for pair in s.steps.chunks(2) {
+                let len = pair[1].at_ms - pair[0].at_ms;
+                assert!(len == 5000 || pair[1].at_ms == 60_000, "len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_mix_is_used() {
+        let s = Schedule::plan(&spec(3));
+        let kinds: std::collections::BTreeSet<&str> = s
+            .steps
+            .iter()
+            .filter_map(|st| match &st.action {
+                Action::Start { fault } => Some(fault.start_f()),
+                Action::Stop => None,
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["pause", "start-partition"].into_iter().collect(),
+            "both faults of the mix appear over 60 s"
+        );
+    }
+
+    #[test]
+    fn empty_mix_or_tiny_total_plans_nothing() {
+        let mut sp = spec(1);
+        sp.faults.clear();
+        assert!(Schedule::plan(&sp).steps.is_empty());
+        let mut sp = spec(1);
+        sp.total_ms = 500;
+        assert!(Schedule::plan(&sp).steps.is_empty());
+    }
+
+    #[test]
+    fn intervals_parse() {
+        assert_eq!("2500".parse::<Interval>().unwrap(), Interval::Fixed(2500));
+        assert_eq!(
+            "5000..15000".parse::<Interval>().unwrap(),
+            Interval::Random {
+                min_ms: 5000,
+                max_ms: 15000
+            }
+        );
+        for bad in ["", "x", "9..1", "1..", "-5"] {
+            assert!(bad.parse::<Interval>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn schedule_round_trips_through_json() {
+        let s = Schedule::plan(&spec(9));
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(text.contains("\"seed\":9"));
+        let back: Schedule = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
+    }
+}

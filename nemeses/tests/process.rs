@@ -1,0 +1,163 @@
+//! Process faults and a schedule on a real 3-server ZooKeeper ensemble in
+//! network namespaces: kill (and restart), pause (and resume), a seeded
+//! schedule mixing a partition, a pause and a kill, and `heal-all`
+//! leaving nothing behind. Needs root, sshd, java and the artifact cache.
+
+use splitbrain_core::cluster::ZkMode;
+use splitbrain_core::db::{ClusterControl, ServerKind};
+use splitbrain_core::firewall;
+use splitbrain_core::history::{HistoryReader, HistoryWriter};
+use splitbrain_environments::artifacts::Artifacts;
+use splitbrain_environments::cluster::{self, ClusterLayout};
+use splitbrain_environments::cluster_control::EnvCluster;
+use splitbrain_environments::netns::TestEnv;
+use splitbrain_environments::observe;
+use splitbrain_nemeses::schedule::{self, Interval, Schedule, ScheduleSpec};
+use splitbrain_nemeses::{Fault, Nemesis, PartitionKind, Target};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn leaders(db: &EnvCluster) -> Vec<i64> {
+    db.zk_leaders().unwrap()
+}
+
+/// Waits (bounded) until exactly one server leads and every server serves.
+fn wait_healthy(db: &EnvCluster) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let obs = observe::observe(&db.layout());
+        let serving = obs
+            .zookeeper
+            .iter()
+            .all(|v| matches!(v.mode, ZkMode::Leader | ZkMode::Follower));
+        let n = obs
+            .zookeeper
+            .iter()
+            .filter(|v| v.mode == ZkMode::Leader)
+            .count();
+        if serving && n == 1 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not healthy: {obs:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn kill_pause_and_a_schedule_on_a_real_ensemble() {
+    let env = TestEnv::up("nemesis-proc", 3);
+    let control = env.control();
+    let layout =
+        ClusterLayout::plan(env.name(), env.nodes(), 3, 0, Artifacts::locate().unwrap()).unwrap();
+    let db =
+        EnvCluster::new(control.clone(), env.nodes().to_vec(), layout.clone()).kill_on_drop(true);
+    cluster::up(&control, &layout, WAIT).unwrap();
+    wait_healthy(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    let history = HistoryWriter::create(&path).unwrap();
+    let mut nemesis = Nemesis::new(&db, control.clone(), Some(history.clone()), 7);
+
+    // Kill the leader: it is gone, another server leads; restart brings it back.
+    let leader = leaders(&db)[0];
+    let kill = nemesis
+        .start(&Fault::Kill {
+            service: ServerKind::Zookeeper,
+            target: Target::Primary,
+        })
+        .unwrap();
+    let victim = db
+        .servers()
+        .into_iter()
+        .find(|s| s.kind == ServerKind::Zookeeper && s.id == leader)
+        .unwrap();
+    let svc = layout.zk_server(leader as u64).unwrap().service();
+    assert_eq!(svc.pid(&control, &victim.node).unwrap(), None, "killed");
+    let deadline = Instant::now() + WAIT;
+    while !leaders(&db).iter().any(|&l| l != leader) {
+        assert!(Instant::now() < deadline, "no new leader after the kill");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    nemesis.stop(kill).unwrap();
+    assert!(
+        svc.pid(&control, &victim.node).unwrap().is_some(),
+        "restarted"
+    );
+    wait_healthy(&db);
+
+    // Pause one server: its process is stopped; heal-all resumes it.
+    nemesis
+        .start(&Fault::Pause {
+            service: ServerKind::Zookeeper,
+            target: Target::One,
+        })
+        .unwrap();
+    let paused: Vec<_> = db
+        .servers()
+        .into_iter()
+        .filter(|s| db.is_paused(s).unwrap())
+        .collect();
+    assert_eq!(paused.len(), 1, "{paused:?}");
+    nemesis.heal_all().unwrap();
+    assert!(db.servers().iter().all(|s| !db.is_paused(s).unwrap()));
+    wait_healthy(&db);
+
+    // A seeded schedule: recorded in full, every fault undone, healed at the end.
+    let spec = ScheduleSpec {
+        seed: 11,
+        faults: vec![
+            Fault::Partition {
+                kind: PartitionKind::IsolateOne,
+            },
+            Fault::Pause {
+                service: ServerKind::Zookeeper,
+                target: Target::Minority,
+            },
+            Fault::Kill {
+                service: ServerKind::Zookeeper,
+                target: Target::One,
+            },
+        ],
+        quiet: Interval::Random {
+            min_ms: 500,
+            max_ms: 1500,
+        },
+        fault: Interval::Fixed(2000),
+        total_ms: 12_000,
+    };
+    let plan = Schedule::plan(&spec);
+    let starts = plan.steps.len() / 2;
+    assert!(starts >= 2, "{plan:?}");
+    let report =
+        schedule::run(&mut nemesis, &plan, Some(&history), &AtomicBool::new(false)).unwrap();
+    assert_eq!(report.started, starts, "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    nemesis.remove_rules().unwrap();
+
+    // The history holds the plan, each start and its undo, and the final heal.
+    let mut reader = HistoryReader::open(&path).unwrap();
+    let mut fs: BTreeMap<String, usize> = BTreeMap::new();
+    while let Some(op) = reader.next_op() {
+        let op = op.unwrap();
+        if let splitbrain_core::history::OpValue::Other(raw) = &op.value {
+            eprintln!("{} {raw}", op.f);
+        }
+        *fs.entry(op.f.into_owned()).or_default() += 1;
+    }
+    eprintln!("nemesis events: {fs:?}");
+    assert_eq!(fs["schedule"], 1);
+    assert_eq!(fs["heal-all"], 2);
+    assert_eq!(fs.get("start-partition"), fs.get("heal"));
+    assert_eq!(fs.get("kill"), fs.get("restart"));
+    assert_eq!(fs.get("pause"), fs.get("resume"));
+
+    // Nothing left: no rule, no paused process, one healthy ensemble.
+    for (node, r) in control.on_all(|_, s| firewall::blocked(s, Duration::from_secs(10))) {
+        assert!(r.unwrap().is_empty(), "{node}: rules left");
+    }
+    assert!(db.servers().iter().all(|s| !db.is_paused(s).unwrap()));
+    wait_healthy(&db);
+}
