@@ -92,6 +92,14 @@ fn killed_env_up_is_cleaned_by_env_down() {
         "nothing left behind by a killed up: the test proves nothing"
     );
 
+    // Even without its state file the environment is listed and removable.
+    std::fs::remove_file(EnvState::path_of(&name)).unwrap();
+    let out = run(&["env", "list"]);
+    assert!(
+        text(&out).contains(&format!("{name}\tnetns\tno state file")),
+        "{}",
+        text(&out)
+    );
     let out = run(&["env", "down", "--env-name", &name]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(

@@ -15,7 +15,7 @@ use crate::fxhash::FxHashMap;
 use crate::verdict::{Anomaly, UNSEEN};
 use serde_json::{json, Value};
 use splitbrain_core::history::{MessageValue, Op, OpType, OpValue, PollValue};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Names of the anomalies this checker reports, in report order.
 pub const QUEUE_ANOMALIES: &[&str] = &[
@@ -255,7 +255,7 @@ pub struct QueueResult {
 /// The streaming queue checker. See the module documentation.
 pub struct QueueChecker {
     examples: usize,
-    key_ids: HashMap<String, u32>,
+    key_ids: FxHashMap<String, u32>,
     key_names: Vec<String>,
     msgs: MsgTable,
     logs: Vec<OffsetLog>,
@@ -274,7 +274,7 @@ impl QueueChecker {
     pub fn new(examples: usize) -> Self {
         QueueChecker {
             examples,
-            key_ids: HashMap::new(),
+            key_ids: FxHashMap::default(),
             key_names: Vec::new(),
             msgs: MsgTable::default(),
             logs: Vec::new(),

@@ -3,8 +3,13 @@
 //! [`Observation`]) and reports
 //!
 //! - `split-brain`: two or more ZooKeeper servers report `leader` in the same
-//!   sample. One anomaly per interval: consecutive samples with the same set
-//!   of leaders are one interval.
+//!   sample, each backed by a quorum of the membership it believes in (itself
+//!   and the voting members that follow it in its epoch). One anomaly per
+//!   interval: consecutive samples with the same set of leaders are one
+//!   interval. A leader without such a quorum is a deposed leader that has not
+//!   noticed yet (e.g. one resumed from a pause, until its next tick): ZAB
+//!   lets it commit nothing, so it is not a second brain. A leader whose
+//!   membership could not be read counts as backed.
 //! - `multiple-controllers`: the controller named by ZooKeeper servers
 //!   (`/controller` as each serves it) and by brokers (each broker's own view)
 //!   is not one broker, in consecutive samples spanning more than the grace
@@ -108,6 +113,19 @@ fn side_of<'a>(leader: &ZkServerView, all: &'a [ZkServerView]) -> Vec<&'a ZkServ
         .collect()
 }
 
+/// Whether `leader` is followed, in its own epoch, by a quorum of the voting
+/// members it believes in (unknown membership counts as backed).
+fn backed_by_quorum(leader: &ZkServerView, all: &[ZkServerView]) -> bool {
+    if leader.members.is_empty() {
+        return true;
+    }
+    let voters = side_of(leader, all)
+        .iter()
+        .filter(|s| s.mode != ZkMode::Observer && leader.members.contains(&s.server_id))
+        .count();
+    voters * 2 > leader.members.len()
+}
+
 impl SplitBrainChecker {
     /// A checker keeping up to `examples` examples, tolerating controller
     /// disagreement for up to `grace_ns`.
@@ -136,8 +154,10 @@ impl SplitBrainChecker {
     pub fn sample(&mut self, time: u64, index: u64, obs: &Observation) {
         self.samples += 1;
         let zk = &obs.zookeeper;
-        let mut leaders: Vec<&ZkServerView> =
-            zk.iter().filter(|s| s.mode == ZkMode::Leader).collect();
+        let mut leaders: Vec<&ZkServerView> = zk
+            .iter()
+            .filter(|s| s.mode == ZkMode::Leader && backed_by_quorum(s, zk))
+            .collect();
         leaders.sort_by_key(|s| s.server_id);
 
         // split-brain
@@ -237,7 +257,7 @@ impl SplitBrainChecker {
     }
 
     fn close_controllers(&mut self, closed: Open) {
-        if closed.end - closed.start > self.grace_ns {
+        if closed.end.saturating_sub(closed.start) > self.grace_ns {
             let grace = self.grace_ns;
             self.multiple_controllers.add(self.examples, || {
                 let mut v = interval_json(&closed);
@@ -429,6 +449,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(counts(&r), [1, 0, 0]);
+    }
+
+    #[test]
+    fn a_deposed_leader_without_a_quorum_is_not_a_second_brain() {
+        // Server 1 was paused; 2 and 3 elected 2 in epoch 3. Resumed, 1 still
+        // says leader (epoch 2) for a moment, followed by nobody.
+        let mut o = healthy();
+        o.zookeeper[1] = zk(2, ZkMode::Leader, 3, &[1, 2, 3]);
+        o.zookeeper[2] = zk(3, ZkMode::Follower, 3, &[1, 2, 3]);
+        let r = run(
+            &timeline(&[healthy(), o.clone(), healthy()]),
+            DEFAULT_CONTROLLER_GRACE_NS,
+        )
+        .unwrap();
+        assert_eq!(counts(&r), [0, 0, 0]);
+        // Had server 2's membership been unreadable, it would count as backed
+        // (server 1 keeps its quorum {1,3}): two leaders, reported.
+        let mut still_followed = healthy();
+        still_followed.zookeeper[1] = zk(2, ZkMode::Leader, 3, &[]);
+        let r = run(&timeline(&[still_followed]), DEFAULT_CONTROLLER_GRACE_NS).unwrap();
+        assert_eq!(counts(&r)[0], 1, "unknown membership counts as backed");
     }
 
     #[test]

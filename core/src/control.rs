@@ -1107,6 +1107,36 @@ impl Control {
             .collect()
     }
 
+    /// Runs `f` concurrently on the nodes named in `names` (in that order);
+    /// a name that is not a node gets [`ControlError::UnknownNode`].
+    pub fn on_nodes<T: Send + 'static>(
+        &self,
+        names: &[&str],
+        f: impl Fn(&Node, &mut Session) -> Result<T, ControlError> + Send + Sync + 'static,
+    ) -> Vec<(String, Result<T, ControlError>)> {
+        let f = Arc::new(f);
+        let pending: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let rx = self.worker(name, "closure run by Control").map(|worker| {
+                    let f = Arc::clone(&f);
+                    Self::submit(worker, move |session| {
+                        let node = session.node.clone();
+                        f(&node, session)
+                    })
+                });
+                (name.to_string(), rx)
+            })
+            .collect();
+        pending
+            .into_iter()
+            .map(|(name, rx)| {
+                let result = rx.and_then(|rx| Self::receive(rx, &name));
+                (name, result)
+            })
+            .collect()
+    }
+
     /// Runs `cmd` on one node ([`Session::exec`]: any exit status is Ok).
     pub fn exec(&self, node: &str, cmd: &str, timeout: Duration) -> Result<Output, ControlError> {
         let cmd = cmd.to_string();

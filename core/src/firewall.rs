@@ -45,13 +45,6 @@ impl Block {
     }
 }
 
-fn iptables(addr: &IpAddr) -> &'static str {
-    match addr {
-        IpAddr::V4(_) => "iptables",
-        IpAddr::V6(_) => "ip6tables",
-    }
-}
-
 /// Shell command that creates [`CHAIN`] and its jumps if missing (for one
 /// iptables binary). Idempotent.
 fn ensure_chain(bin: &str) -> String {
@@ -62,27 +55,54 @@ fn ensure_chain(bin: &str) -> String {
     )
 }
 
-/// The shell command [`set_blocked`] runs: make [`CHAIN`] hold exactly the
-/// rules for `blocks` (an empty list heals). Exposed so callers can show or
-/// log it.
-pub fn set_blocked_command(blocks: &[Block]) -> String {
-    let mut parts = vec![ensure_chain("iptables"), format!("iptables -w -F {CHAIN}")];
-    let has_v6 = blocks.iter().any(|b| b.peer.is_ipv6());
-    if has_v6 {
-        parts.push(ensure_chain("ip6tables"));
-        parts.push(format!("ip6tables -w -F {CHAIN}"));
-    }
-    for b in blocks {
-        let bin = iptables(&b.peer);
+/// The `-A` rule lines (iptables-save syntax) that implement `blocks` for
+/// one address family.
+fn rule_lines(blocks: &[Block], v6: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    for b in blocks.iter().filter(|b| b.peer.is_ipv6() == v6) {
         let peer = b.peer;
         if matches!(b.direction, Direction::Inbound | Direction::Both) {
-            parts.push(format!("{bin} -w -A {CHAIN} -s {peer} -j DROP"));
+            lines.push(format!("-A {CHAIN} -s {peer} -j DROP"));
         }
         if matches!(b.direction, Direction::Outbound | Direction::Both) {
-            parts.push(format!("{bin} -w -A {CHAIN} -d {peer} -j DROP"));
+            lines.push(format!("-A {CHAIN} -d {peer} -j DROP"));
         }
     }
-    // `set -e` so a failing rule is reported rather than half-applied silently.
+    lines
+}
+
+/// `iptables-restore --noflush` input that replaces [`CHAIN`]'s rules with
+/// `lines` in one transaction (declaring an existing chain flushes it; no
+/// other chain is touched), so a grudge changes without a moment of "healed".
+fn restore(bin: &str, lines: &[String]) -> String {
+    let mut input = vec!["*filter".to_string(), format!(":{CHAIN} - [0:0]")];
+    input.extend(lines.iter().cloned());
+    input.push("COMMIT".into());
+    let quoted: Vec<String> = input.iter().map(|l| format!("'{l}'")).collect();
+    format!(
+        "printf '%s\\n' {} | {bin}-restore -w --noflush",
+        quoted.join(" ")
+    )
+}
+
+/// The shell command [`set_blocked`] runs: make [`CHAIN`] hold exactly the
+/// rules for `blocks` (an empty list heals), replacing the previous rules
+/// atomically. Exposed so callers can show or log it.
+pub fn set_blocked_command(blocks: &[Block]) -> String {
+    let mut parts = vec![
+        ensure_chain("iptables"),
+        restore("iptables", &rule_lines(blocks, false)),
+    ];
+    let v6 = rule_lines(blocks, true);
+    if v6.is_empty() {
+        parts.push(format!(
+            "{{ ip6tables -w -F {CHAIN} 2>/dev/null || true; }}"
+        ));
+    } else {
+        parts.push(ensure_chain("ip6tables"));
+        parts.push(restore("ip6tables", &v6));
+    }
+    // `set -e` so a failing step is reported rather than half-applied silently.
     format!("set -e; {}", parts.join("; "))
 }
 
@@ -177,23 +197,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn command_drops_both_directions_and_flushes_first() {
+    fn command_replaces_the_chain_in_one_restore() {
         let cmd = set_blocked_command(&[Block::both("10.88.1.3".parse().unwrap())]);
-        let flush = cmd.find("iptables -w -F SPLITBRAIN").unwrap();
-        let inbound = cmd.find("-A SPLITBRAIN -s 10.88.1.3 -j DROP").unwrap();
-        let outbound = cmd.find("-A SPLITBRAIN -d 10.88.1.3 -j DROP").unwrap();
-        assert!(flush < inbound && inbound < outbound);
+        let restore = cmd.find("iptables-restore -w --noflush").unwrap();
+        let declare = cmd.find("':SPLITBRAIN - [0:0]'").unwrap();
+        let inbound = cmd.find("'-A SPLITBRAIN -s 10.88.1.3 -j DROP'").unwrap();
+        let outbound = cmd.find("'-A SPLITBRAIN -d 10.88.1.3 -j DROP'").unwrap();
+        let commit = cmd.find("'COMMIT'").unwrap();
+        assert!(declare < inbound && inbound < outbound && outbound < commit && commit < restore);
         assert!(
-            !cmd.contains("ip6tables"),
-            "no IPv6 work for IPv4 peers: {cmd}"
+            !cmd.contains("ip6tables-restore"),
+            "no IPv6 rules for IPv4 peers: {cmd}"
         );
     }
 
     #[test]
-    fn empty_list_only_flushes() {
+    fn empty_list_only_empties_the_chain() {
         let cmd = set_blocked_command(&[]);
-        assert!(cmd.contains("-F SPLITBRAIN"));
+        assert!(cmd.contains(":SPLITBRAIN - [0:0]"));
         assert!(!cmd.contains("DROP"));
+    }
+
+    #[test]
+    fn ipv6_peers_go_to_ip6tables() {
+        let cmd = set_blocked_command(&[Block::both("fd00::2".parse().unwrap())]);
+        let v6 = cmd.find("ip6tables-restore").unwrap();
+        let rule = cmd.find("'-A SPLITBRAIN -s fd00::2 -j DROP'").unwrap();
+        assert!(rule < v6);
+        assert!(
+            cmd.find("iptables-restore").unwrap() < rule,
+            "rule not in the IPv4 restore"
+        );
     }
 
     #[test]
@@ -217,7 +251,7 @@ mod tests {
     }
 
     #[test]
-    fn round_trip_through_command_text() {
+    fn round_trip_through_rule_lines() {
         let blocks = vec![
             Block::both("10.88.2.2".parse().unwrap()),
             Block {
@@ -225,13 +259,11 @@ mod tests {
                 direction: Direction::Outbound,
             },
         ];
-        // What iptables -S prints for the rules the command appends.
-        let listed: String = set_blocked_command(&blocks)
-            .split("; ")
-            .filter_map(|c| c.strip_prefix("iptables -w "))
-            .filter(|c| c.starts_with("-A "))
-            .map(|c| {
-                let w: Vec<&str> = c.split_whitespace().collect();
+        // What `iptables -S` prints for the rules the command loads.
+        let listed: String = rule_lines(&blocks, false)
+            .iter()
+            .map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
                 format!("{} {} {} {}/32 -j DROP\n", w[0], w[1], w[2], w[3])
             })
             .collect();

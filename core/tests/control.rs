@@ -234,6 +234,30 @@ fn write_upload_download_round_trip() {
 }
 
 #[test]
+fn hashed_known_hosts_entries_are_accepted() {
+    let sshd = LocalSshd::start();
+    // Debian's ssh client writes hashed entries (HashKnownHosts yes).
+    let hashed = sshd.path("hashed_known_hosts");
+    std::fs::copy(sshd.path("known_hosts"), &hashed).unwrap();
+    let st = Command::new("ssh-keygen")
+        .arg("-q")
+        .arg("-H")
+        .arg("-f")
+        .arg(&hashed)
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let text = std::fs::read_to_string(&hashed).unwrap();
+    assert!(text.starts_with("|1|"), "not hashed: {text}");
+    let mut node = sshd.node("n1");
+    node.known_hosts = hashed;
+    let mut s = Session::connect(&node, T).unwrap();
+    assert_eq!(s.exec_ok("echo hi", T).unwrap().stdout, "hi\n");
+}
+
+#[test]
 fn unknown_host_key_is_refused() {
     let sshd = LocalSshd::start();
     let mut node = sshd.node("n1");
@@ -389,6 +413,20 @@ fn control_runs_on_all_nodes_concurrently_and_keeps_order() {
     let c2 = control.clone();
     let t = std::thread::spawn(move || c2.exec_ok("n2", "echo from-thread", T).unwrap().stdout);
     assert_eq!(t.join().unwrap(), "from-thread\n");
+
+    let some = control.on_nodes(&["n3", "n1", "n8"], |node, s| {
+        Ok(s.exec_ok("hostname >/dev/null; echo $((2+2))", T)?.stdout + &node.name)
+    });
+    assert_eq!(some.len(), 3);
+    assert_eq!(
+        (some[0].0.as_str(), some[0].1.as_ref().unwrap().as_str()),
+        ("n3", "4\nn3")
+    );
+    assert_eq!(
+        (some[1].0.as_str(), some[1].1.as_ref().unwrap().as_str()),
+        ("n1", "4\nn1")
+    );
+    assert!(matches!(some[2].1, Err(ControlError::UnknownNode { .. })));
 
     let all = control.exec_all("exit 4", T);
     assert!(all.iter().all(|(_, r)| r.as_ref().unwrap().status == 4));

@@ -226,12 +226,20 @@ fn first_error<T>(results: Vec<Result<T, ClusterError>>) -> Result<Vec<T>, Clust
 
 /// Writes every server's configuration to its node.
 pub fn install(control: &Control, layout: &ClusterLayout) -> Result<(), ClusterError> {
-    first_error(concurrently(&layout.zookeeper, |s| {
-        zookeeper::install(control, s, &layout.zk_settings, &layout.artifacts)
-    }))?;
-    first_error(concurrently(&layout.kafka, |b| {
-        kafka::install(control, b, &layout.kafka_settings, &layout.artifacts)
-    }))?;
+    // ZooKeeper and Kafka nodes are distinct, so all installs run at once.
+    let (zk, kafka) = std::thread::scope(|scope| {
+        let zk = scope.spawn(|| {
+            first_error(concurrently(&layout.zookeeper, |s| {
+                zookeeper::install(control, s, &layout.zk_settings, &layout.artifacts)
+            }))
+        });
+        let kafka = first_error(concurrently(&layout.kafka, |b| {
+            kafka::install(control, b, &layout.kafka_settings, &layout.artifacts)
+        }));
+        (zk.join().expect("install thread panicked"), kafka)
+    });
+    zk?;
+    kafka?;
     Ok(())
 }
 
@@ -532,18 +540,13 @@ fn collect_service(
     Ok(files)
 }
 
-/// The incident's mistake, on purpose: starts one new ZooKeeper server on
-/// each of `new_nodes`, all at once, each configured with the old servers
-/// *and* all newcomers as participants, without reconfiguring the running
-/// ensemble. New ids follow the highest existing id. Returns the new
-/// servers (also appended to `layout`); does not wait for them to serve.
-///
-/// With 3 old servers and 4 newcomers, the newcomers are a majority of their
-/// own 7-server list, so they elect a leader of their own over an empty tree
-/// while the old ensemble keeps its leader: two leaders at once.
-pub fn rapid_add(
-    control: &Control,
-    layout: &mut ClusterLayout,
+/// The servers [`rapid_add`] would start on `new_nodes`, without starting
+/// anything: ids follow the highest existing id, and every newcomer's config
+/// lists the layout's participants *and* all newcomers as participants.
+/// Lets a caller know the newcomers' addresses in advance (e.g. to give a
+/// broker a `zookeeper.connect` that already lists them).
+pub fn plan_rapid_add(
+    layout: &ClusterLayout,
     new_nodes: &[Node],
 ) -> Result<Vec<ZkServer>, ClusterError> {
     let used = layout.nodes();
@@ -552,7 +555,7 @@ pub fn rapid_add(
         .find(|n| used.iter().any(|u| u.name == n.name))
     {
         return Err(ClusterError::Layout(format!(
-            "node {} already runs a server; rapid_add needs free nodes",
+            "node {} already runs a server; adding ZooKeeper servers needs free nodes",
             n.name
         )));
     }
@@ -563,7 +566,7 @@ pub fn rapid_add(
         .filter(|s| s.role == ZkRole::Participant)
         .map(ZkServer::member)
         .collect();
-    let newcomers_members: Vec<ZkMember> = new_nodes
+    let newcomers: Vec<ZkMember> = new_nodes
         .iter()
         .enumerate()
         .map(|(i, n)| ZkMember {
@@ -572,30 +575,142 @@ pub fn rapid_add(
             role: ZkRole::Participant,
         })
         .collect();
-    members.extend(newcomers_members.iter().cloned());
-    let newcomers: Vec<ZkServer> = new_nodes
+    members.extend(newcomers.iter().cloned());
+    Ok(new_nodes
         .iter()
-        .zip(&newcomers_members)
+        .zip(&newcomers)
         .map(|(n, m)| ZkServer {
             node: n.clone(),
             id: m.id,
             role: ZkRole::Participant,
             config_members: members.clone(),
         })
-        .collect();
-    // Record them before starting, so a guard over `layout` stops them even
-    // if starting fails half-way.
-    layout.zookeeper.extend(newcomers.iter().cloned());
+        .collect())
+}
+
+/// Installs and starts `servers` all at once (no waiting), after appending
+/// them to `layout` (so a [`ClusterGuard`] over it stops them even if
+/// starting fails half-way). The running servers' configs are not touched.
+pub fn start_added(
+    control: &Control,
+    layout: &mut ClusterLayout,
+    servers: &[ZkServer],
+) -> Result<(), ClusterError> {
+    layout.zookeeper.extend(servers.iter().cloned());
     let lay: &ClusterLayout = layout;
-    first_error(concurrently(&newcomers, |s| {
+    first_error(concurrently(servers, |s| {
         zookeeper::install(control, s, &lay.zk_settings, &lay.artifacts)
     }))?;
-    first_error(concurrently(&newcomers, |s| {
+    first_error(concurrently(servers, |s| {
         s.service()
             .start(control, &s.node.name)
             .map_err(ClusterError::from)
     }))?;
+    Ok(())
+}
+
+/// The incident's mistake, on purpose: starts one new ZooKeeper server on
+/// each of `new_nodes`, all at once, each configured with the old servers
+/// *and* all newcomers as participants, without reconfiguring the running
+/// ensemble ([`plan_rapid_add`] then [`start_added`]). Returns the new
+/// servers (also appended to `layout`); does not wait for them to serve.
+///
+/// With 3 old servers and 4 newcomers, the newcomers are a majority of their
+/// own 7-server list, so they elect a leader of their own over an empty tree
+/// while the old ensemble keeps its leader: two leaders at once.
+pub fn rapid_add(
+    control: &Control,
+    layout: &mut ClusterLayout,
+    new_nodes: &[Node],
+) -> Result<Vec<ZkServer>, ClusterError> {
+    let newcomers = plan_rapid_add(layout, new_nodes)?;
+    start_added(control, layout, &newcomers)?;
     Ok(newcomers)
+}
+
+/// The documented safe way to grow an ensemble (ZooKeeper's dynamic
+/// reconfiguration), for comparison with [`rapid_add`]: one node at a time,
+/// start a server whose config lists the current members plus itself as a
+/// participant, wait until it serves (it syncs with the existing leader),
+/// then `reconfig -add` it through the first server. Needs a cluster
+/// started with [`ZkSettings::with_reconfig`]. Returns the new servers (also
+/// appended to `layout`, whose servers' `config_members` become the new
+/// membership).
+pub fn safe_add(
+    control: &Control,
+    layout: &mut ClusterLayout,
+    new_nodes: &[Node],
+    timeout: Duration,
+) -> Result<Vec<ZkServer>, ClusterError> {
+    if !layout.zk_settings.reconfig_enabled {
+        return Err(ClusterError::Layout(
+            "safe_add needs dynamic reconfiguration: start the cluster with ZkSettings::with_reconfig()".into(),
+        ));
+    }
+    let mut added = Vec::new();
+    for node in new_nodes {
+        let mut planned = plan_rapid_add(layout, std::slice::from_ref(node))?;
+        let mut server = planned.remove(0);
+        // Current members (as the layout last recorded them) plus itself.
+        let mut members: Vec<ZkMember> = layout
+            .zookeeper
+            .first()
+            .map(|s| s.config_members.clone())
+            .unwrap_or_default();
+        members.push(server.member());
+        server.config_members = members.clone();
+        start_added(control, layout, std::slice::from_ref(&server))?;
+        zookeeper::wait_serving(std::slice::from_ref(&server), &layout.zk_settings, timeout)?;
+        let via = layout.zookeeper[0].clone();
+        zookeeper::reconfig(
+            control,
+            &via,
+            &layout.zk_settings,
+            &layout.artifacts,
+            &[server.member()],
+            &[],
+        )?;
+        for s in &mut layout.zookeeper {
+            s.config_members = members.clone();
+        }
+        added.push(server);
+    }
+    Ok(added)
+}
+
+/// Gives broker `id` a new `zookeeper.connect` and restarts it (clean stop,
+/// start, wait until registered as seen from `connect`'s first server and
+/// answering). The incident's broker had a connect string listing old and
+/// new servers; a running broker whose session expires reconnects to any of
+/// them.
+pub fn reconfigure_broker(
+    control: &Control,
+    layout: &mut ClusterLayout,
+    id: i32,
+    connect: Vec<SocketAddr>,
+    timeout: Duration,
+) -> Result<(), ClusterError> {
+    let pos = layout
+        .kafka
+        .iter()
+        .position(|b| b.id == id)
+        .ok_or_else(|| ClusterError::Layout(format!("no broker {id} in the layout")))?;
+    let first = *connect
+        .first()
+        .ok_or_else(|| ClusterError::Layout("empty zookeeper.connect".into()))?;
+    layout.kafka[pos].zookeeper_connect = connect;
+    let broker = layout.kafka[pos].clone();
+    let svc = broker.service();
+    svc.stop(control, &broker.node.name)?;
+    kafka::install(control, &broker, &layout.kafka_settings, &layout.artifacts)?;
+    svc.start(control, &broker.node.name)?;
+    let deadline = Instant::now() + timeout;
+    kafka::wait_registered(first, &[id], timeout)?;
+    kafka::wait_answering(
+        std::slice::from_ref(&broker),
+        &layout.kafka_settings,
+        deadline.saturating_duration_since(Instant::now()),
+    )
 }
 
 /// Stops (SIGKILL), wipes and forgets the ZooKeeper servers with the given
@@ -677,6 +792,27 @@ mod tests {
     fn one_broker_gets_replication_one() {
         let l = ClusterLayout::plan("t", &nodes(2), 1, 1, Artifacts::at(Path::new("/a"))).unwrap();
         assert_eq!(l.kafka_settings.default_replication_factor, 1);
+    }
+
+    #[test]
+    fn rapid_add_plan_lists_old_and_new_as_participants() {
+        let all = nodes(7);
+        let l = ClusterLayout::plan("t", &all[..3], 3, 0, Artifacts::at(Path::new("/a"))).unwrap();
+        let added = plan_rapid_add(&l, &all[3..]).unwrap();
+        let ids: Vec<u64> = added.iter().map(|s| s.id).collect();
+        assert_eq!(ids, [4, 5, 6, 7]);
+        for s in &added {
+            let listed: Vec<u64> = s.config_members.iter().map(|m| m.id).collect();
+            assert_eq!(listed, [1, 2, 3, 4, 5, 6, 7]);
+            assert!(s
+                .config_members
+                .iter()
+                .all(|m| m.role == ZkRole::Participant));
+        }
+        // The old servers' own configs are untouched by planning.
+        assert!(l.zookeeper.iter().all(|s| s.config_members.len() == 3));
+        // A node already running a server cannot take a newcomer.
+        assert!(plan_rapid_add(&l, &all[2..4]).is_err());
     }
 
     #[test]

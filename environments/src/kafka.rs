@@ -237,12 +237,12 @@ pub fn install(
     let props = render_server_properties(settings, broker, &svc.data_dir());
     let log4j = render_log4j(&svc.log_dir());
     let run = svc.run_script(&artifacts.java, &java_args(&svc, settings, artifacts));
-    control.on(&broker.node.name, move |s| {
-        s.write_file(&svc.config_path(), props.as_bytes(), 0o644)?;
-        s.write_file(&svc.dir.join("log4j.properties"), log4j.as_bytes(), 0o644)?;
-        s.write_file(&svc.run_script_path(), run.as_bytes(), 0o755)?;
-        Ok(())
-    })?;
+    let cmd = crate::service::write_files_cmd(&[
+        (svc.config_path(), props, 0o644),
+        (svc.dir.join("log4j.properties"), log4j, 0o644),
+        (svc.run_script_path(), run, 0o755),
+    ]);
+    control.exec_ok(&broker.node.name, &cmd, crate::service::COMMAND_TIMEOUT)?;
     Ok(())
 }
 

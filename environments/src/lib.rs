@@ -38,18 +38,40 @@ use std::time::Duration;
 
 /// Removes environment `name`, whatever its kind (read from its state file).
 /// Without a state file it still removes any netns resources named after it
-/// (a crash before the state file was written, or a deleted state dir).
+/// and any docker containers and network labelled with it (a crash before the
+/// state file was written, or a deleted state dir).
 /// Returns a one-line summary of what was removed.
 pub fn down(name: &str) -> Result<String, EnvError> {
-    let kind = match EnvState::try_load(name) {
+    let loaded = EnvState::try_load(name);
+    let had_state = matches!(loaded, Ok(Some(_)));
+    let kind = match loaded {
         Ok(Some(state)) => state.kind,
-        // Unreadable or missing state: only netns leaves traces findable by name.
+        // A docker `up` that crashed before its state file: its record says so.
+        Ok(None) | Err(EnvError::BadState { .. })
+            if EnvState::dir_of(name).join(docker::RECORD_FILE).exists() =>
+        {
+            EnvKind::Docker
+        }
+        // Unreadable or missing state: netns leaves traces findable by name
+        // (docker's labels are looked for too, below).
         Ok(None) | Err(EnvError::BadState { .. }) => EnvKind::Netns,
         Err(e) => return Err(e),
     };
     match kind {
         EnvKind::Netns => {
             let r = netns::down(name)?;
+            if !had_state {
+                // Could also be a docker environment whose records are gone:
+                // its labels lead to it, if an engine is running.
+                if let Some(summary) =
+                    docker::down_orphans(name).map_err(|e| EnvError::Incomplete {
+                        name: name.to_string(),
+                        problems: vec![e.to_string()],
+                    })?
+                {
+                    return Ok(summary);
+                }
+            }
             Ok(if r.is_empty() {
                 format!("nothing of environment {name} found; nothing to do")
             } else {
@@ -67,9 +89,15 @@ pub fn down(name: &str) -> Result<String, EnvError> {
             ssh::down(name, Duration::from_secs(10))?;
             Ok(format!("removed splitbrain's files, processes and firewall rules from the hosts of {name}, and its state"))
         }
-        EnvKind::Docker => Err(EnvError::BadInput(format!(
-            "environment {name} is a docker environment, which this build does not handle; remove it with the docker environment's own down"
-        ))),
+        EnvKind::Docker => {
+            docker::down(name, true).map_err(|e| EnvError::Incomplete {
+                name: name.to_string(),
+                problems: vec![e.to_string()],
+            })?;
+            Ok(format!(
+                "removed environment {name}: its containers, network and state"
+            ))
+        }
     }
 }
 

@@ -795,6 +795,28 @@ pub fn down(name: &str) -> Result<DownReport, EnvError> {
     }
 }
 
+/// Names of netns environments visible on the system without a state file
+/// (a namespace `<name>-n<k>` next to the bridge derived from `<name>`):
+/// leftovers that `down` can remove.
+pub fn orphans_on_system() -> Vec<String> {
+    let Ok(namespaces) = system_namespaces() else {
+        return Vec::new();
+    };
+    let links = system_links().unwrap_or_default();
+    let mut names: Vec<String> = namespaces
+        .iter()
+        .filter_map(|ns| ns.rsplit_once("-n"))
+        .filter(|(_, k)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+        .map(|(env, _)| env.to_string())
+        .filter(|env| crate::state::validate_name(env).is_ok())
+        .filter(|env| links.contains(&bridge_name(env)))
+        .filter(|env| !EnvState::path_of(env).exists())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// Everything of environment `name` still present on the system, described;
 /// empty when it is fully gone.
 pub fn leftovers(name: &str) -> Vec<String> {

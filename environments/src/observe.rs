@@ -175,6 +175,40 @@ pub fn observe_broker(broker: &Broker, settings: &KafkaSettings, timeout: Durati
     view
 }
 
+/// Each broker's own metadata (controller, brokers it sees alive, partition
+/// leaders and ISRs of `topics`, all topics if `None`), asked of that broker
+/// alone, all brokers concurrently. In layout order: `(broker id, answer or
+/// why there is none)`. The partition-level complement of
+/// [`BrokerView`], which carries only the controller.
+pub fn broker_metadata(
+    layout: &ClusterLayout,
+    topics: Option<&[&str]>,
+    timeout: Duration,
+) -> Vec<(i32, Result<kafka_client::Metadata, String>)> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = layout
+            .kafka
+            .iter()
+            .map(|b| {
+                scope.spawn(move || {
+                    kafka_client::metadata(b.addr(&layout.kafka_settings), topics, timeout)
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(&layout.kafka)
+            .map(|(h, b)| {
+                let answer = h
+                    .join()
+                    .unwrap_or_else(|_| Err("observer thread panicked".into()));
+                (b.id, answer)
+            })
+            .collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -182,15 +182,33 @@ impl Service {
         )
     }
 
-    /// Removes data and logs (the server must be stopped first).
+    /// Removes data and logs, as a lost disk would, but keeps `data/myid`
+    /// (ZooKeeper's identity is configuration, not data), so the server can
+    /// be started again as the same, empty, member. Stop it first.
     pub fn wipe_cmd(&self) -> String {
         format!(
-            "rm -rf {} {} {}",
-            self.q(self.data_dir()),
-            self.q(self.log_dir()),
-            self.q(self.pid_path())
+            "if [ -d {data} ]; then find {data} -mindepth 1 -maxdepth 1 ! -name myid -exec rm -rf {{}} +; fi; rm -rf {logs} {pid}",
+            data = self.q(self.data_dir()),
+            logs = self.q(self.log_dir()),
+            pid = self.q(self.pid_path())
         )
     }
+}
+
+/// One shell command that writes every `(path, contents, mode)` (creating
+/// parent directories). A single SSH round trip: writing small config files
+/// one by one over SCP costs a channel (and a `mkdir`) each.
+pub fn write_files_cmd(files: &[(PathBuf, String, u32)]) -> String {
+    let mut cmd = String::from("set -e");
+    for (path, contents, mode) in files {
+        let p = sh_quote(&path.to_string_lossy());
+        let dir = sh_quote(&path.parent().unwrap_or(Path::new("/")).to_string_lossy());
+        cmd.push_str(&format!(
+            "; mkdir -p {dir}; printf '%s' {} > {p}.tmp; chmod {mode:o} {p}.tmp; mv {p}.tmp {p}",
+            sh_quote(contents)
+        ));
+    }
+    cmd
 }
 
 /// Timeout for one lifecycle command over SSH (stop waits up to 10 s itself).
@@ -249,6 +267,23 @@ mod tests {
     }
 
     #[test]
+    fn write_files_writes_contents_and_modes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("x/y/a.cfg");
+        let b = tmp.path().join("run.sh");
+        let text = "k=v\nquote ' and $HOME and `x` and %s\n".to_string();
+        let cmd = write_files_cmd(&[
+            (a.clone(), text.clone(), 0o644),
+            (b.clone(), "#!/bin/sh\n".into(), 0o755),
+        ]);
+        assert_eq!(sh(&cmd).0, 0);
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), text);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&b).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o755);
+    }
+
+    #[test]
     fn quoting_survives_single_quotes() {
         let (_, out) = sh(&format!("echo {}", sh_quote("a'b c*")));
         assert_eq!(out, "a'b c*");
@@ -299,9 +334,13 @@ mod tests {
         assert!(svc.pid_path().exists());
         assert_eq!(sh(&svc.signal_cmd("CONT")).1, "");
 
-        std::fs::create_dir_all(svc.data_dir()).unwrap();
+        std::fs::create_dir_all(svc.data_dir().join("version-2")).unwrap();
+        std::fs::write(svc.data_dir().join("version-2/log.1"), b"x").unwrap();
+        std::fs::write(svc.data_dir().join("myid"), b"3\n").unwrap();
         assert_eq!(sh(&svc.wipe_cmd()).0, 0);
-        assert!(!svc.data_dir().exists());
+        assert!(!svc.data_dir().join("version-2").exists());
+        assert!(!svc.log_dir().exists());
+        assert_eq!(std::fs::read(svc.data_dir().join("myid")).unwrap(), b"3\n");
     }
 
     #[test]

@@ -143,18 +143,83 @@ pub fn render_zoo_cfg(
         let _ = writeln!(out, "{k}={v}");
     }
     for m in members {
-        let _ = writeln!(
-            out,
-            "server.{id}={addr}:{qp}:{ep}:{role};{addr}:{cp}",
-            id = m.id,
-            addr = m.address,
-            qp = s.quorum_port,
-            ep = s.election_port,
-            role = m.role.as_str(),
-            cp = s.client_port,
-        );
+        let _ = writeln!(out, "{}", member_line(s, m));
     }
     out
+}
+
+/// `server.N=addr:quorum:election:role;addr:client`, as in `zoo.cfg` and
+/// as `reconfig -add` takes it.
+pub fn member_line(settings: &ZkSettings, m: &ZkMember) -> String {
+    format!(
+        "server.{id}={addr}:{qp}:{ep}:{role};{addr}:{cp}",
+        id = m.id,
+        addr = m.address,
+        qp = settings.quorum_port,
+        ep = settings.election_port,
+        role = m.role.as_str(),
+        cp = settings.client_port,
+    )
+}
+
+impl ZkSettings {
+    /// Defaults plus what dynamic reconfiguration (the safe way to add
+    /// servers) needs: `reconfigEnabled=true`, and `skipACL=yes` so that
+    /// `reconfig` needs no super-user credentials (test clusters only).
+    pub fn with_reconfig() -> Self {
+        Self {
+            reconfig_enabled: true,
+            extra: vec![("skipACL".into(), "yes".into())],
+            ..Self::default()
+        }
+    }
+}
+
+/// Shell command running ZooKeeper's own CLI (`ZooKeeperMain`) against the
+/// server at `server`: `reconfig -add <lines> -remove <ids>`. Prints the new
+/// configuration on success.
+pub fn reconfig_cmd(
+    artifacts: &Artifacts,
+    settings: &ZkSettings,
+    server: SocketAddr,
+    add: &[ZkMember],
+    remove: &[u64],
+) -> String {
+    let q = crate::service::sh_quote;
+    let mut cmd = format!(
+        "{} -Xmx64m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp {} org.apache.zookeeper.ZooKeeperMain -server {} reconfig",
+        q(&artifacts.java),
+        q(&artifacts.zookeeper_classpath()),
+        server
+    );
+    if !add.is_empty() {
+        let lines: Vec<String> = add.iter().map(|m| member_line(settings, m)).collect();
+        cmd.push_str(&format!(" -add {}", q(&lines.join(","))));
+    }
+    if !remove.is_empty() {
+        let ids: Vec<String> = remove.iter().map(u64::to_string).collect();
+        cmd.push_str(&format!(" -remove {}", ids.join(",")));
+    }
+    // ZooKeeperMain exits 0 even when the command fails: judge by output.
+    format!("out=$({cmd} 2>&1); echo \"$out\" | grep -v ' INFO \\| WARN ' ; echo \"$out\" | grep -q '^version=' || exit 1")
+}
+
+/// Runs `reconfig` on the running ensemble (dynamic reconfiguration, the
+/// documented safe way to change membership; needs
+/// [`ZkSettings::with_reconfig`]) through the server `via`, using the
+/// ZooKeeper CLI on that server's node. Returns the CLI's output (the new
+/// configuration).
+pub fn reconfig(
+    control: &Control,
+    via: &ZkServer,
+    settings: &ZkSettings,
+    artifacts: &Artifacts,
+    add: &[ZkMember],
+    remove: &[u64],
+) -> Result<String, ClusterError> {
+    let cmd = reconfig_cmd(artifacts, settings, via.client_addr(settings), add, remove);
+    let out = control.exec_ok(&via.node.name, &cmd, Duration::from_secs(60))?;
+    Ok(out.stdout)
 }
 
 /// Renders the logback configuration: one rolling-free file per server (a
@@ -239,14 +304,17 @@ pub fn install(
     );
     let logback = render_logback(&svc.log_dir());
     let run = svc.run_script(&artifacts.java, &java_args(&svc, settings, artifacts));
-    let myid = format!("{}\n", server.id);
-    control.on(&server.node.name, move |s| {
-        s.write_file(&svc.config_path(), cfg.as_bytes(), 0o644)?;
-        s.write_file(&svc.data_dir().join("myid"), myid.as_bytes(), 0o644)?;
-        s.write_file(&svc.dir.join("logback.xml"), logback.as_bytes(), 0o644)?;
-        s.write_file(&svc.run_script_path(), run.as_bytes(), 0o755)?;
-        Ok(())
-    })?;
+    let cmd = crate::service::write_files_cmd(&[
+        (svc.config_path(), cfg, 0o644),
+        (
+            svc.data_dir().join("myid"),
+            format!("{}\n", server.id),
+            0o644,
+        ),
+        (svc.dir.join("logback.xml"), logback, 0o644),
+        (svc.run_script_path(), run, 0o755),
+    ]);
+    control.exec_ok(&server.node.name, &cmd, crate::service::COMMAND_TIMEOUT)?;
     Ok(())
 }
 
@@ -336,6 +404,25 @@ mod tests {
         assert!(cfg.contains("snapCount=1000\n"));
         assert!(cfg.contains("server.4=10.88.7.5:2888:3888:observer;10.88.7.5:12181\n"));
         assert!(cfg.contains("clientPort=12181\n"));
+    }
+
+    #[test]
+    fn reconfig_command_adds_and_removes() {
+        let ms = members(4);
+        let art = Artifacts::at(Path::new("/cache"));
+        let settings = ZkSettings::with_reconfig();
+        let cmd = reconfig_cmd(
+            &art,
+            &settings,
+            "10.88.7.2:2181".parse().unwrap(),
+            &ms[3..],
+            &[2],
+        );
+        assert!(cmd.contains("org.apache.zookeeper.ZooKeeperMain -server 10.88.7.2:2181 reconfig"));
+        assert!(cmd.contains("-add 'server.4=10.88.7.5:2888:3888:participant;10.88.7.5:2181'"));
+        assert!(cmd.contains("-remove 2"));
+        let cfg = render_zoo_cfg(&settings, &ms[0], &ms, Path::new("/d"));
+        assert!(cfg.contains("reconfigEnabled=true\n") && cfg.contains("skipACL=yes\n"));
     }
 
     #[test]

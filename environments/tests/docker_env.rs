@@ -9,6 +9,7 @@ use splitbrain_core::control::Control;
 use splitbrain_core::firewall::{heal, set_blocked, Block};
 use splitbrain_environments::docker::engine::EngineLease;
 use splitbrain_environments::docker::image::{build_residue, LOCAL_BASE_IMAGE};
+use splitbrain_environments::docker::test_env::lease_for_test;
 use splitbrain_environments::docker::{
     down, find_resources, up, DockerOptions, DockerSubnet, DockerTestEnv,
 };
@@ -17,25 +18,10 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// The engine lease every test takes first, or `None` (with the reason
 /// printed) when these tests cannot run here.
 fn lease_or_skip() -> Option<EngineLease> {
-    if !is_root() {
-        eprintln!(
-            "SKIPPED: the Docker environment needs root (to start dockerd and run debootstrap); \
-             run the tests as root"
-        );
-        return None;
-    }
-    Some(
-        EngineLease::acquire()
-            .unwrap_or_else(|e| panic!("no Docker engine could be found or started: {e}")),
-    )
+    lease_for_test()
 }
 
 /// From `from`, one TCP connect to `to`'s sshd, bounded to 2 s: "open" or
@@ -109,6 +95,19 @@ fn five_nodes_ssh_partition_and_clean_down() {
             out.stdout
         );
     }
+
+    // Files go both ways over SSH (scp), into the node's own directory.
+    let remote = nodes[0].dir.join("probe.txt");
+    let local = tempfile::tempdir().expect("tempdir");
+    let local_copy = local.path().join("probe.txt");
+    let (r, l) = (remote.clone(), local_copy.clone());
+    control
+        .on("n1", move |s| {
+            s.write_file(&r, b"written over ssh\n", 0o644)?;
+            s.download(&r, &l)
+        })
+        .expect("write_file + download on n1");
+    assert_eq!(std::fs::read(&local_copy).unwrap(), b"written over ssh\n");
 
     let (n1, n2) = (&nodes[0], &nodes[1]);
     assert_eq!(tcp_connect(&control, "n2", n1.address).0, "open");
@@ -201,7 +200,7 @@ fn failed_up_leaves_nothing_behind() {
         artifacts: None,
         start_engine: false,
     };
-    let err = up(&opts).expect_err("a taken subnet must fail");
+    let err = up(&opts, None).expect_err("a taken subnet must fail");
     assert!(err.to_string().contains("env down"), "{err}");
     assert!(find_resources(&cli, &name).expect("list").is_empty());
     assert!(!EnvState::dir_of(&name).exists());

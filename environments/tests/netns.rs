@@ -137,11 +137,48 @@ fn five_nodes_answer_over_ssh_partition_and_clean_down() {
     assert!(can_reach(&control, "n1", n3), "n1 lost n3");
     let blocked = control.on("n1", |s| firewall::blocked(s, T)).unwrap();
     assert_eq!(blocked, vec![Block::both(n2)]);
+    // Changing the grudge replaces the rules (in one iptables-restore) and
+    // leaves rules splitbrain did not create alone.
+    control
+        .exec_ok("n1", "iptables -w -A INPUT -p udp --dport 9 -j ACCEPT", T)
+        .unwrap();
+    let n3_in = Block {
+        peer: n3,
+        direction: firewall::Direction::Inbound,
+    };
+    control
+        .on("n1", move |s| firewall::set_blocked(s, &[n3_in], T))
+        .unwrap();
+    assert_eq!(
+        control.on("n1", |s| firewall::blocked(s, T)).unwrap(),
+        vec![n3_in]
+    );
+    assert!(
+        can_reach(&control, "n1", n2),
+        "old rule for n2 survived the change"
+    );
+    assert!(
+        !can_reach(&control, "n3", n1),
+        "new inbound rule for n3 not applied"
+    );
+    let rules = control
+        .exec_ok("n1", "iptables -w -S INPUT", T)
+        .unwrap()
+        .stdout;
+    assert!(rules.contains("--dport 9"), "{rules}");
     control.on("n1", |s| firewall::heal(s, T)).unwrap();
     assert!(
         can_reach(&control, "n1", n2),
         "heal did not restore n1 -> n2"
     );
+    assert!(
+        can_reach(&control, "n3", n1),
+        "heal did not restore n3 -> n1"
+    );
+    assert!(control
+        .on("n1", |s| firewall::blocked(s, T))
+        .unwrap()
+        .is_empty());
     drop(control);
 
     // Down removes everything, and a second down is a no-op.

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use splitbrain_environments::netns::{self, Subnet, UpOptions};
-use splitbrain_environments::{ssh, EnvError, EnvState};
+use splitbrain_environments::{docker, ssh, EnvError, EnvState};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +36,24 @@ pub enum KindArg {
     Netns,
     /// Existing hosts listed in a TOML file (`--hosts`).
     Ssh,
+    /// Docker containers on this machine (starts a Docker engine if none
+    /// answers; see docs/environments-docker.md).
+    Docker,
+}
+
+/// Options of `env up --kind docker`.
+#[derive(Debug, Args)]
+pub struct DockerUpArgs {
+    /// Base image of the node image (docker): `debian:bookworm` from your
+    /// registry, or `splitbrain/bookworm-base` made locally with debootstrap
+    /// when there is no registry.
+    #[arg(long, env = "SPLITBRAIN_DOCKER_BASE", default_value = docker::image::DEFAULT_BASE_IMAGE)]
+    pub docker_base: String,
+    /// ZooKeeper/Kafka artifact cache mounted read-only at the same path in
+    /// every node (docker); default `$SPLITBRAIN_ARTIFACTS`, else
+    /// `./.cache/artifacts` if present, else the source tree's.
+    #[arg(long)]
+    pub artifacts: Option<PathBuf>,
 }
 
 /// What to do with the environment.
@@ -43,18 +61,21 @@ pub enum KindArg {
 pub enum EnvAction {
     /// Create the environment and wait until every node answers over SSH.
     Up {
-        /// Kind of environment.
-        #[arg(long, value_enum, default_value = "netns")]
+        /// Kind of environment (`--env docker` is the same as `--kind docker`).
+        #[arg(long, visible_alias = "env", value_enum, default_value = "netns")]
         kind: KindArg,
-        /// Number of nodes (netns).
+        /// Number of nodes (netns, docker).
         #[arg(long, default_value_t = 5)]
         nodes: usize,
-        /// A /24 inside 10.88.0.0/16 for the nodes (netns); default: a free one.
+        /// A /24 for the nodes, inside 10.88.0.0/16 (netns) or 10.89.0.0/16
+        /// (docker); default: a free one.
         #[arg(long)]
         subnet: Option<String>,
         /// TOML file listing the hosts (ssh); see docs/environments.md.
         #[arg(long)]
         hosts: Option<PathBuf>,
+        #[command(flatten)]
+        docker: DockerUpArgs,
     },
     /// Show each node, its address and whether its sshd answers.
     Status,
@@ -74,7 +95,8 @@ pub fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
             nodes,
             subnet,
             hosts,
-        } => up(&name, kind, nodes, subnet, hosts),
+            docker,
+        } => up(&name, kind, nodes, subnet, hosts, docker),
         EnvAction::Status => status(&name),
         EnvAction::Down => {
             let summary =
@@ -84,8 +106,12 @@ pub fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
         }
         EnvAction::List => {
             let names = EnvState::list()?;
-            if names.is_empty() {
+            let orphans = netns::orphans_on_system();
+            if names.is_empty() && orphans.is_empty() {
                 println!("no environments");
+            }
+            for n in orphans {
+                println!("{n}\tnetns\tno state file: leftovers of a crash (run `splitbrain env down --env-name {n}`)");
             }
             for n in names {
                 match EnvState::load(&n) {
@@ -113,6 +139,7 @@ fn up(
     nodes: usize,
     subnet: Option<String>,
     hosts: Option<PathBuf>,
+    docker_args: DockerUpArgs,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let state = match kind {
@@ -149,6 +176,33 @@ fn up(
             ssh::up(name, &hosts, Duration::from_secs(15))
                 .with_context(|| format!("env up {name} --kind ssh"))?
         }
+        KindArg::Docker => {
+            if hosts.is_some() {
+                bail!("--hosts is for --kind ssh; a docker environment creates its own nodes");
+            }
+            let subnet = subnet
+                .as_deref()
+                .map(str::parse::<docker::DockerSubnet>)
+                .transpose()?;
+            ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+                .context("install the Ctrl-C handler")?;
+            let opts = docker::DockerOptions {
+                name: name.to_string(),
+                nodes,
+                subnet,
+                base_image: docker_args.docker_base,
+                artifacts: Some(docker_args.artifacts.unwrap_or_else(default_artifacts)),
+                start_engine: true,
+            };
+            match docker::up(&opts, Some(&INTERRUPTED)) {
+                Ok(state) => state,
+                Err(docker::DockerError::Cancelled) => {
+                    eprintln!("env up {name}: interrupted; removed everything it had created");
+                    return Ok(ExitCode::from(130));
+                }
+                Err(e) => return Err(e).with_context(|| format!("env up {name} --kind docker")),
+            }
+        }
     };
     println!(
         "environment {name} ({}) up in {:.2}s; state in {}",
@@ -171,6 +225,53 @@ fn up(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The artifact cache as the cluster layer finds it: `$SPLITBRAIN_ARTIFACTS`,
+/// else `./.cache/artifacts` if present, else the source tree's.
+fn default_artifacts() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SPLITBRAIN_ARTIFACTS").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let here = PathBuf::from(".cache/artifacts");
+    if here.is_dir() {
+        return std::fs::canonicalize(&here).unwrap_or(here);
+    }
+    docker::test_env::default_artifacts()
+}
+
+/// The docker side of `env status`: engine, network and each container's state.
+fn docker_status(name: &str) {
+    match docker::DockerRecord::load(name) {
+        Ok(rec) => {
+            println!(
+                "  docker engine {} network {} subnet {} image {}",
+                rec.docker_host,
+                rec.network,
+                rec.subnet.as_deref().unwrap_or("(not yet chosen)"),
+                rec.image
+            );
+            let cli = docker::DockerCli::new(rec.docker_host);
+            if !cli.answers(Duration::from_secs(5)) {
+                println!(
+                    "  the Docker engine does not answer: start it with \
+                     `sudo environments/docker/engine start` (containers stopped with it \
+                     stay stopped: recreate with env down + env up)"
+                );
+                return;
+            }
+            match docker::status(&cli, name) {
+                Ok(rows) if rows.is_empty() => println!("  no containers"),
+                Ok(rows) => {
+                    for row in rows {
+                        println!("  {}\tcontainer {}\t{}", row.node, row.container, row.state);
+                    }
+                }
+                Err(e) => println!("  containers unknown: {e}"),
+            }
+        }
+        Err(e) => println!("  docker record unreadable: {e}"),
+    }
+}
+
 fn status(name: &str) -> anyhow::Result<ExitCode> {
     let state = EnvState::load(name)?;
     println!(
@@ -188,6 +289,9 @@ fn status(name: &str) -> anyhow::Result<ExitCode> {
             "  subnet {} bridge {} host {}",
             net.subnet, net.bridge, net.host_address
         );
+    }
+    if state.kind == splitbrain_environments::EnvKind::Docker {
+        docker_status(name);
     }
     let mut all_answer = true;
     for node in splitbrain_environments::node_status(&state, Duration::from_secs(3)) {

@@ -1,8 +1,16 @@
 //! Subcommands. Each lives in its own module and returns the process exit code:
 //! 0 valid / success, 1 anomalies found, 2 error (bad input, usage, environment).
 
+mod bench_producer;
+mod campaign;
+mod check;
+mod cluster;
 mod env;
+mod gen_history;
 mod nemesis;
+mod report;
+mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +32,23 @@ pub struct Cli {
 pub enum Command {
     /// Create, inspect and remove the nodes (netns, ssh).
     Env(env::EnvArgs),
+    /// Check a history; exit 0 valid, 1 anomalies, 2 bad input.
+    Check(check::CheckArgs),
+    /// Write a synthetic history with planted anomalies.
+    GenHistory(gen_history::GenHistoryArgs),
+    /// Run one test: nodes, cluster, workload under faults, check, reports.
+    Run(Box<run::RunArgs>),
+    /// Run a campaign: a list or matrix of tests, one after another.
+    Campaign(campaign::CampaignArgs),
+    /// Regenerate a run's reports from its stored history.
+    Report(report::ReportArgs),
+    /// Serve the store's reports on 127.0.0.1.
+    Serve(serve::ServeArgs),
+    /// Benchmark the queue workload's producers (used by bench/producer.sh).
+    #[command(hide = true)]
+    BenchProducer(bench_producer::BenchProducerArgs),
+    /// Run real ZooKeeper and Kafka on an environment's nodes.
+    Cluster(cluster::ClusterArgs),
     /// Plan and run fault schedules; heal what faults left behind.
     Nemesis(nemesis::NemesisArgs),
 }
@@ -32,6 +57,14 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Env(args) => env::run(args),
+        Command::Check(args) => check::run(args),
+        Command::GenHistory(args) => gen_history::run(args),
+        Command::Run(args) => run::run(*args),
+        Command::Campaign(args) => campaign::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::BenchProducer(args) => bench_producer::run(args),
+        Command::Cluster(args) => cluster::run(args),
         Command::Nemesis(args) => nemesis::run(args),
     }
 }

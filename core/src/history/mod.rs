@@ -21,13 +21,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     /// The file could not be opened, read or written.
-    #[error("{path}: {source} (check the path and its permissions)")]
+    #[error("{path}: {cause} (check the path and its permissions)")]
     Io {
         /// The history file.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (already part of the message).
+        cause: std::io::Error,
     },
     /// A line is not a valid operation, or breaks the format's rules.
     #[error("{path}:{line}: {reason}")]

@@ -6,7 +6,7 @@ use super::HistoryError;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Something odd but tolerated, reported to the user rather than failing.
@@ -64,6 +64,43 @@ struct ClientState {
     index: u64,
 }
 
+/// Client states by process number: a vector for the usual small numbers
+/// (hashing on every line showed up in profiles), a map for the rest.
+#[derive(Default)]
+struct Clients {
+    dense: Vec<Option<ClientState>>,
+    sparse: HashMap<u64, ClientState>,
+}
+
+const DENSE_CLIENTS: u64 = 1 << 16;
+
+impl Clients {
+    fn get_mut(&mut self, p: u64) -> &mut ClientState {
+        let fresh = || ClientState {
+            phase: Phase::Idle,
+            f: String::new(),
+            index: 0,
+        };
+        if p < DENSE_CLIENTS {
+            let i = p as usize;
+            if i >= self.dense.len() {
+                self.dense.resize_with(i + 1, || None);
+            }
+            self.dense[i].get_or_insert_with(fresh)
+        } else {
+            self.sparse.entry(p).or_insert_with(fresh)
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u64, &ClientState)> {
+        self.dense
+            .iter()
+            .enumerate()
+            .filter_map(|(p, s)| s.as_ref().map(|s| (p as u64, s)))
+            .chain(self.sparse.iter().map(|(p, s)| (*p, s)))
+    }
+}
+
 /// Reads a history line by line, checking every rule of the format that one
 /// pass can check: JSON shape and types, `index` counting from 0, `time` never
 /// decreasing, and the invoke/completion discipline of client processes.
@@ -73,38 +110,110 @@ struct ClientState {
 pub struct HistoryReader<R> {
     src: R,
     path: PathBuf,
-    buf: Vec<u8>,
+    lines: LineBuffer,
     line_no: u64,
     next_index: u64,
     last_time: u64,
-    clients: HashMap<u64, ClientState>,
+    clients: Clients,
     warnings: Vec<ReadWarning>,
     done: bool,
 }
 
-impl HistoryReader<BufReader<File>> {
+/// Splits a byte stream into lines without copying them out of its buffer:
+/// each line is parsed where it was read.
+struct LineBuffer {
+    buf: Vec<u8>,
+    /// Unconsumed bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// `buf[start..scanned]` holds no newline.
+    scanned: usize,
+    eof: bool,
+}
+
+impl LineBuffer {
+    fn new(capacity: usize) -> Self {
+        LineBuffer {
+            buf: vec![0; capacity.max(64)],
+            start: 0,
+            end: 0,
+            scanned: 0,
+            eof: false,
+        }
+    }
+
+    /// The next line as a range of `buf` and whether it ended with a
+    /// newline (which the range excludes); `None` at the end.
+    fn next_line<R: Read>(
+        &mut self,
+        src: &mut R,
+    ) -> std::io::Result<Option<(std::ops::Range<usize>, bool)>> {
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[self.scanned..self.end]) {
+                let line = self.start..self.scanned + i;
+                self.start = self.scanned + i + 1;
+                self.scanned = self.start;
+                return Ok(Some((line, true)));
+            }
+            self.scanned = self.end;
+            if self.eof {
+                if self.start == self.end {
+                    return Ok(None);
+                }
+                let line = self.start..self.end;
+                self.start = self.end;
+                self.scanned = self.end;
+                return Ok(Some((line, false)));
+            }
+            // Make room: move the partial line to the front, grow if it
+            // fills the whole buffer.
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.scanned -= self.start;
+                self.start = 0;
+            }
+            if self.end == self.buf.len() {
+                let len = self.buf.len();
+                self.buf.resize(len * 2, 0);
+            }
+            match src.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl HistoryReader<File> {
     /// Opens a history file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, HistoryError> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|source| HistoryError::Io {
             path: path.to_owned(),
-            source,
+            cause: source,
         })?;
-        Ok(Self::new(BufReader::with_capacity(1 << 20, file), path))
+        Ok(Self::new(file, path))
     }
 }
 
-impl<R: BufRead> HistoryReader<R> {
-    /// Reads from any buffered source; `path` names it in messages.
+impl<R: Read> HistoryReader<R> {
+    /// Reads from any source (it buffers itself); `path` names it in messages.
     pub fn new(src: R, path: impl Into<PathBuf>) -> Self {
+        Self::with_buffer(src, path, 1 << 20)
+    }
+
+    fn with_buffer(src: R, path: impl Into<PathBuf>, capacity: usize) -> Self {
         HistoryReader {
             src,
             path: path.into(),
-            buf: Vec::with_capacity(4096),
+            lines: LineBuffer::new(capacity),
             line_no: 0,
             next_index: 0,
             last_time: 0,
-            clients: HashMap::new(),
+            clients: Clients::default(),
             warnings: Vec::new(),
             done: false,
         }
@@ -123,33 +232,30 @@ impl<R: BufRead> HistoryReader<R> {
         if self.done {
             return None;
         }
-        self.buf.clear();
-        let n = match self.src.read_until(b'\n', &mut self.buf) {
-            Ok(n) => n,
+        let (range, complete) = match self.lines.next_line(&mut self.src) {
+            Ok(Some(line)) => line,
+            Ok(None) => {
+                self.done = true;
+                return None;
+            }
             Err(source) => {
                 self.done = true;
                 return Some(Err(HistoryError::Io {
                     path: self.path.clone(),
-                    source,
+                    cause: source,
                 }));
             }
         };
-        if n == 0 {
-            self.done = true;
-            return None;
-        }
         self.line_no += 1;
         let line_no = self.line_no;
-        let complete = self.buf.last() == Some(&b'\n');
-        let mut end = self.buf.len();
-        if complete {
-            end -= 1;
-            if end > 0 && self.buf[end - 1] == b'\r' {
-                end -= 1;
+        let mut bytes = &self.lines.buf[range];
+        if let [rest @ .., b'\r'] = bytes {
+            if complete {
+                bytes = rest;
             }
         }
         let path = &self.path;
-        let parsed = std::str::from_utf8(&self.buf[..end])
+        let parsed = std::str::from_utf8(bytes)
             .map_err(|e| format!("not UTF-8 ({e})"))
             .and_then(|text| {
                 if text.trim().is_empty() {
@@ -199,7 +305,7 @@ impl<R: BufRead> HistoryReader<R> {
             .iter()
             .filter(|(_, s)| s.phase == Phase::InFlight)
             .map(|(p, s)| ReadWarning::Unfinished {
-                process: *p,
+                process: p,
                 f: s.f.clone(),
                 index: s.index,
             })
@@ -217,7 +323,7 @@ fn check_rules(
     op: &Op<'_>,
     expected_index: u64,
     last_time: u64,
-    clients: &mut HashMap<u64, ClientState>,
+    clients: &mut Clients,
 ) -> Result<(), String> {
     if op.index != expected_index {
         return Err(format!(
@@ -234,11 +340,7 @@ fn check_rules(
     let ProcessRef::Client(p) = op.process else {
         return Ok(());
     };
-    let state = clients.entry(p).or_insert_with(|| ClientState {
-        phase: Phase::Idle,
-        f: String::new(),
-        index: 0,
-    });
+    let state = clients.get_mut(p);
     match (op.op_type, state.phase) {
         (OpType::Invoke, Phase::Idle) => {
             state.phase = Phase::InFlight;
@@ -304,6 +406,41 @@ mod tests {
         let (ix, w) = read_all(SEND).unwrap();
         assert_eq!(ix, vec![0, 1]);
         assert!(w.is_empty());
+    }
+
+    /// Hands out a few bytes per read, like a pipe or a slow disk.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(out.len()).min(self.0.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn small_reads_and_lines_longer_than_the_buffer() {
+        let long_value = format!("\"{}\"", "x".repeat(300));
+        let text = format!(
+            "{SEND}{{\"index\":2,\"time\":3,\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"kill\",\"value\":{long_value}}}\r\n{{\"index\":3,\"time\":3,\"proc"
+        );
+        for (chunk, capacity) in [(1, 64), (3, 64), (7, 100), (1000, 64), (5, 4096)] {
+            let mut r = HistoryReader::with_buffer(Trickle(text.as_bytes(), chunk), "h", capacity);
+            let mut seen = Vec::new();
+            while let Some(op) = r.next_op() {
+                let op = op.unwrap();
+                seen.push((op.index, op.f.to_string()));
+            }
+            assert_eq!(
+                seen,
+                vec![(0, "send".into()), (1, "send".into()), (2, "kill".into())]
+            );
+            assert!(matches!(
+                r.finish()[..],
+                [ReadWarning::TruncatedLastLine { line: 4, .. }]
+            ));
+        }
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl HistoryWriter {
             .open(path)
             .map_err(|source| HistoryError::Io {
                 path: path.to_owned(),
-                source,
+                cause: source,
             })?;
         Ok(Self::from_writer(file, path))
     }
@@ -105,7 +105,7 @@ impl HistoryWriter {
     fn io_error(&self, source: std::io::Error) -> HistoryError {
         HistoryError::Io {
             path: self.shared.path.clone(),
-            source,
+            cause: source,
         }
     }
 

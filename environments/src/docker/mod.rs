@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use splitbrain_core::control::{ControlError, Node, Session};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Label on every container and network, naming its environment.
@@ -108,6 +109,9 @@ pub enum DockerError {
     /// The environment already exists or is in the way.
     #[error("{0}")]
     Conflict(String),
+    /// `up` was interrupted (Ctrl-C); everything it created was removed.
+    #[error("interrupted; everything `env up` had created was removed")]
+    Cancelled,
     /// Reading or writing the environment's state failed.
     #[error(transparent)]
     Env(#[from] EnvError),
@@ -364,8 +368,9 @@ fn run_container(
     let mut mounts: Vec<String> = Vec::new();
     if let Some(p) = &record.artifacts {
         mounts.push(format!(
-            "type=bind,source={0},target={0},readonly",
-            p.display()
+            "type=bind,source={},target={},readonly",
+            p.display(),
+            lexical_clean(p).display()
         ));
     }
     if let Some(shared) = &state.shared {
@@ -404,6 +409,39 @@ fn run_container(
     }
     args.push(&record.image);
     cli.ok(&args, QUICK).map(|_| ())
+}
+
+/// `path` with `.` and `..` resolved by name only (as Docker cleans a mount
+/// target), e.g. `/r/environments/../.cache` → `/r/.cache`.
+pub fn lexical_clean(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Directories that must exist in a node for `path` (which may contain `..`,
+/// like the artifact cache's default `<crate>/../.cache/artifacts`) to
+/// resolve there as it does on the host: every prefix followed by `..`.
+pub fn dotdot_prefixes(path: &Path) -> Vec<PathBuf> {
+    use std::path::Component;
+    let mut prefix = PathBuf::new();
+    let mut needed = Vec::new();
+    for c in path.components() {
+        if c == Component::ParentDir && !prefix.as_os_str().is_empty() {
+            needed.push(lexical_clean(&prefix));
+        }
+        prefix.push(c);
+    }
+    needed
 }
 
 /// Waits for a node's sshd: its host key (read from the container itself)
@@ -504,7 +542,10 @@ fn plan(name: &str, subnet: DockerSubnet, n: usize) -> EnvState {
 /// containers, known_hosts, one SSH login per node. Returns the state that
 /// `EnvState::load(name)` gives later. On failure what was created is
 /// removed again.
-pub fn up(opts: &DockerOptions) -> Result<EnvState, DockerError> {
+///
+/// `cancel` (set by a Ctrl-C handler) is checked between steps; when set, up
+/// removes what it made and returns [`DockerError::Cancelled`].
+pub fn up(opts: &DockerOptions, cancel: Option<&AtomicBool>) -> Result<EnvState, DockerError> {
     validate_name(&opts.name)?;
     if opts.nodes == 0 || opts.nodes > DockerSubnet::MAX_NODES {
         return Err(DockerError::BadInput(format!(
@@ -513,6 +554,17 @@ pub fn up(opts: &DockerOptions) -> Result<EnvState, DockerError> {
             DockerSubnet::MAX_NODES
         )));
     }
+    // One `up` per name at a time: a second one failing half-way must not
+    // clean up (by label) what the first is creating.
+    let Some(_name_lock) =
+        FileLock::try_exclusive(&engine::run_dir().join(format!("env-{}.lock", opts.name)))?
+    else {
+        return Err(EnvError::Exists {
+            name: opts.name.clone(),
+            detail: "another `env up` of this name is running".into(),
+        }
+        .into());
+    };
     if EnvState::path_of(&opts.name).exists() {
         return Err(EnvError::Exists {
             name: opts.name.clone(),
@@ -546,7 +598,7 @@ pub fn up(opts: &DockerOptions) -> Result<EnvState, DockerError> {
     // Intent first: a crash from here on leaves a record `down` can follow
     // (and the labels, which `down` follows without any record).
     record.save()?;
-    match build(&cli, opts, &mut record) {
+    match build(&cli, opts, &mut record, cancel) {
         Ok(state) => Ok(state),
         Err(e) => {
             let _ = remove_resources(&cli, &opts.name);
@@ -556,12 +608,21 @@ pub fn up(opts: &DockerOptions) -> Result<EnvState, DockerError> {
     }
 }
 
+fn check_cancel(cancel: Option<&AtomicBool>) -> Result<(), DockerError> {
+    match cancel {
+        Some(flag) if flag.load(Ordering::SeqCst) => Err(DockerError::Cancelled),
+        _ => Ok(()),
+    }
+}
+
 fn build(
     cli: &DockerCli,
     opts: &DockerOptions,
     record: &mut DockerRecord,
+    cancel: Option<&AtomicBool>,
 ) -> Result<EnvState, DockerError> {
     let started = Instant::now();
+    check_cancel(cancel)?;
     let subnet = create_network(cli, record, opts.subnet)?;
     let mut state = plan(&opts.name, subnet, opts.nodes);
     record.subnet = Some(subnet.to_string());
@@ -583,6 +644,7 @@ fn build(
             .map_err(io(format!("create {}", shared.control_path.display())))?;
     }
     let public_key = ensure_key_pair(&ssh_dir, &opts.name)?;
+    check_cancel(cancel)?;
     for result in parallel(&record.nodes, |node| {
         run_container(cli, record, &state, node, &public_key)
     }) {
@@ -593,6 +655,7 @@ fn build(
         known_hosts.push_str(&line?);
         known_hosts.push('\n');
     }
+    check_cancel(cancel)?;
     let known_hosts_path = ssh_dir.join("known_hosts");
     std::fs::write(&known_hosts_path, known_hosts)
         .map_err(io(format!("write {}", known_hosts_path.display())))?;
@@ -601,10 +664,15 @@ fn build(
     // directory.
     let logins = parallel(&state.nodes, |node| -> Result<(), ControlError> {
         let mut session = Session::connect(node, READY_TIMEOUT)?;
-        let mkdir = format!(
-            "mkdir -p {}",
-            splitbrain_core::control::shell_quote(&node.dir.to_string_lossy())
-        );
+        let mut dirs = vec![node.dir.clone()];
+        if let Some(artifacts) = &record.artifacts {
+            dirs.extend(dotdot_prefixes(artifacts));
+        }
+        let quoted: Vec<String> = dirs
+            .iter()
+            .map(|d| splitbrain_core::control::shell_quote(&d.to_string_lossy()))
+            .collect();
+        let mkdir = format!("mkdir -p {}", quoted.join(" "));
         session.exec_ok(&mkdir, QUICK)?;
         Ok(())
     });
@@ -615,6 +683,7 @@ fn build(
             detail: format!("SSH login failed: {e}"),
         })?;
     }
+    check_cancel(cancel)?;
     state.ready = true;
     state.save()?;
     tracing::info!(env = %opts.name, nodes = state.nodes.len(), %subnet,
@@ -707,6 +776,25 @@ pub fn down(name: &str, start_engine: bool) -> Result<(), DockerError> {
     Ok(())
 }
 
+/// For `env down` without any record: if a Docker engine answers (none is
+/// started) and holds containers or a network labelled with `name`, removes
+/// them and returns a summary; `None` when there is nothing of the kind.
+pub fn down_orphans(name: &str) -> Result<Option<String>, DockerError> {
+    validate_name(name)?;
+    let Ok(cli) = engine::find() else {
+        return Ok(None);
+    };
+    let found = find_resources(&cli, name)?;
+    if found.is_empty() {
+        return Ok(None);
+    }
+    remove_resources(&cli, name)?;
+    Ok(Some(format!(
+        "removed docker environment {name} (no state file): {}",
+        found.describe()
+    )))
+}
+
 /// One node's container as the engine reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerStatus {
@@ -775,6 +863,24 @@ mod tests {
         assert_eq!(
             (state.nodes[0].port, state.nodes[0].user.as_str()),
             (22, "root")
+        );
+    }
+
+    #[test]
+    fn paths_with_dotdot_resolve_in_a_node_as_on_the_host() {
+        let p = Path::new("/r/environments/../.cache/./artifacts");
+        assert_eq!(lexical_clean(p), PathBuf::from("/r/.cache/artifacts"));
+        assert_eq!(dotdot_prefixes(p), vec![PathBuf::from("/r/environments")]);
+        assert!(dotdot_prefixes(Path::new("/r/.cache/artifacts")).is_empty());
+        let q = Path::new("/a/b/../../c/d/../e");
+        assert_eq!(lexical_clean(q), PathBuf::from("/c/e"));
+        assert_eq!(
+            dotdot_prefixes(q),
+            vec![
+                PathBuf::from("/a/b"),
+                PathBuf::from("/a"),
+                PathBuf::from("/c/d")
+            ]
         );
     }
 

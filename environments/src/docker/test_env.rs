@@ -14,6 +14,17 @@ use std::time::Duration;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The artifact cache as the cluster layer finds it by default:
+/// `$SPLITBRAIN_ARTIFACTS`, else `<repo>/.cache/artifacts` (spelled
+/// `<environments crate>/../.cache/artifacts`, the same string the cluster
+/// layer uses, so its commands resolve in the containers too).
+pub fn default_artifacts() -> PathBuf {
+    match std::env::var_os("SPLITBRAIN_ARTIFACTS") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/artifacts"),
+    }
+}
+
 /// A running Docker environment owned by one test.
 #[derive(Debug)]
 pub struct DockerTestEnv {
@@ -27,8 +38,8 @@ impl DockerTestEnv {
     /// Brings up `nodes` containers for the test `test_name`. The base image
     /// is `$SPLITBRAIN_DOCKER_BASE`, else the locally made
     /// [`LOCAL_BASE_IMAGE`] (no registry needed); the artifact cache
-    /// `$SPLITBRAIN_ARTIFACTS` is mounted when set. Errors say why Docker
-    /// can't be used here, for the test to print.
+    /// ([`default_artifacts`]) is mounted read-only at the same path. Errors
+    /// say why Docker can't be used here, for the test to print.
     pub fn up(test_name: &str, nodes: usize) -> Result<DockerTestEnv, DockerError> {
         Self::up_with(EngineLease::acquire()?, test_name, nodes)
     }
@@ -40,16 +51,17 @@ impl DockerTestEnv {
         test_name: &str,
         nodes: usize,
     ) -> Result<DockerTestEnv, DockerError> {
+        reap_orphaned_test_envs(lease.cli());
         let opts = DockerOptions {
             name: Self::unique_name(test_name),
             nodes,
             subnet: None,
             base_image: std::env::var("SPLITBRAIN_DOCKER_BASE")
                 .unwrap_or_else(|_| LOCAL_BASE_IMAGE.to_string()),
-            artifacts: std::env::var_os("SPLITBRAIN_ARTIFACTS").map(PathBuf::from),
+            artifacts: Some(default_artifacts()),
             start_engine: false,
         };
-        let state = up(&opts)?;
+        let state = up(&opts, None)?;
         Ok(DockerTestEnv {
             state,
             cli: lease.cli().clone(),
@@ -109,6 +121,73 @@ impl DockerTestEnv {
     }
 }
 
+/// An engine lease for a test, or `None` after printing why the test is
+/// skipped: not root, or no Docker engine could be found or started. Under
+/// CI (`$CI` set) or with `SPLITBRAIN_REQUIRE_DOCKER=1`, an engine that
+/// cannot be started fails the test instead: CI must run these tests.
+pub fn lease_for_test() -> Option<EngineLease> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let required = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+        || std::env::var_os("SPLITBRAIN_REQUIRE_DOCKER").is_some_and(|v| v == "1");
+    let why = if !root {
+        "the Docker environment needs root (to start dockerd and run debootstrap); run the tests as root".to_string()
+    } else {
+        match EngineLease::acquire() {
+            Ok(lease) => return Some(lease),
+            Err(e) => format!("no Docker engine could be found or started: {e}"),
+        }
+    };
+    if required {
+        panic!("Docker is required here (CI or SPLITBRAIN_REQUIRE_DOCKER=1) but {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    None
+}
+
+/// The pid in a [`DockerTestEnv`] name (`td-<slug>-<pid>-<counter>`).
+fn test_env_pid(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix("td-")?;
+    let mut parts = rest.rsplitn(3, '-');
+    let counter = parts.next()?;
+    let pid = parts.next()?;
+    parts.next()?;
+    if counter.is_empty() || !counter.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Removes Docker test environments whose test process no longer exists
+/// (killed before `Drop` ran), so they don't pile up and hold subnets. Best
+/// effort; returns the names removed.
+pub fn reap_orphaned_test_envs(cli: &DockerCli) -> Vec<String> {
+    let format = format!("{{{{.Label \"{}\"}}}}", super::ENV_LABEL);
+    let mut names: Vec<String> = Vec::new();
+    for args in [
+        vec!["ps", "-a", "--format", format.as_str()],
+        vec!["network", "ls", "--format", format.as_str()],
+    ] {
+        if let Ok(out) = cli.ok(&args, Duration::from_secs(30)) {
+            names.extend(out.lines().map(str::trim).map(str::to_string));
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| {
+            test_env_pid(n).is_some_and(|pid| {
+                // SAFETY: signal 0 only checks that the process exists.
+                let alive = unsafe { libc::kill(pid, 0) } == 0
+                    || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+                !alive
+            })
+        })
+        .filter(|n| down(n, false).is_ok())
+        .collect()
+}
+
 impl Drop for DockerTestEnv {
     fn drop(&mut self) {
         if !self.torn_down {
@@ -128,6 +207,17 @@ impl Drop for DockerTestEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_env_pid_is_parsed_from_the_name() {
+        assert_eq!(test_env_pid("td-five-nodes-1234-0"), Some(1234));
+        assert_eq!(test_env_pid("td-x-77-12"), Some(77));
+        assert_eq!(test_env_pid("t-x-77-12"), None);
+        assert_eq!(test_env_pid("td-cli-1234"), None);
+        assert_eq!(test_env_pid("d1"), None);
+        let name = DockerTestEnv::unique_name("anything");
+        assert_eq!(test_env_pid(&name), Some(std::process::id() as i32));
+    }
 
     #[test]
     fn unique_names_are_valid_and_distinct() {

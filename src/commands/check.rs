@@ -1,0 +1,150 @@
+//! `splitbrain check HISTORY`: reads a history once, streaming, runs every
+//! checker that has input in it, prints the verdict and writes results.json.
+
+use anyhow::{bail, Context};
+use serde_json::json;
+use splitbrain_checkers::{CheckOptions, HistoryChecker, Verdict};
+use splitbrain_core::history::HistoryReader;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Check a history for lost, duplicated, reordered or phantom messages, DLQ
+/// gaps and split brain.
+///
+/// Exits 0 when the history is valid, 1 when anomalies were found, 2 on bad
+/// input or usage.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The history file (JSON Lines; see docs/history.md).
+    pub history: PathBuf,
+    /// Also write the full result as JSON here (schema: docs/results.md).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Examples to keep and print per anomaly.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub examples: usize,
+    /// Seconds brokers and ensembles may disagree about the controller
+    /// before `multiple-controllers` is reported.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub controller_grace: f64,
+    /// Print time, throughput and peak memory to stderr (for benchmarks).
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// Runs the check.
+pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    if !(args.controller_grace >= 0.0 && args.controller_grace.is_finite()) {
+        bail!("--controller-grace must be a non-negative number of seconds");
+    }
+    let start = Instant::now();
+    let options = CheckOptions {
+        examples: args.examples,
+        controller_grace_ns: (args.controller_grace * 1e9) as u64,
+    };
+    let mut reader = HistoryReader::open(&args.history)
+        .context("cannot open the history; pass the history.jsonl of a run")?;
+    let mut checker = HistoryChecker::new(&options);
+    while let Some(op) = reader.next_op() {
+        let op = op.context("the history is malformed; fix or truncate the named line")?;
+        checker.observe(&op);
+    }
+    let ops = reader.ops_read();
+    let warnings: Vec<String> = reader.finish().iter().map(ToString::to_string).collect();
+    if ops == 0 {
+        bail!(
+            "{} holds no operations: check that it is the history of a run that started",
+            args.history.display()
+        );
+    }
+    let verdict = checker.finish();
+    let elapsed = start.elapsed();
+
+    print_summary(&verdict, ops, &warnings, args.examples);
+    if let Some(path) = &args.json {
+        let doc = json!({
+            "valid": verdict.valid,
+            "history": args.history,
+            "operations": ops,
+            "warnings": warnings,
+            "checkers": verdict.checkers,
+            "counts": verdict.counts,
+            "anomalies": verdict.anomalies,
+        });
+        let text = serde_json::to_string_pretty(&doc).context("serializing results")?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}; choose a writable path", path.display()))?;
+    }
+    if args.stats {
+        let secs = elapsed.as_secs_f64();
+        let peak = peak_rss_bytes();
+        eprintln!(
+            "stats: {ops} ops in {secs:.3} s = {:.0} ops/s; peak RSS {} bytes = {:.1} bytes/op",
+            ops as f64 / secs,
+            peak.map_or("unknown".into(), |b| b.to_string()),
+            peak.map_or(f64::NAN, |b| b as f64 / ops as f64)
+        );
+    }
+    Ok(if verdict.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_summary(verdict: &Verdict, ops: u64, warnings: &[String], examples: usize) {
+    let found: Vec<(&String, u64)> = verdict
+        .anomalies
+        .iter()
+        .filter(|(_, a)| a.count > 0)
+        .map(|(n, a)| (n, a.count))
+        .collect();
+    if verdict.valid {
+        println!(
+            "VALID: {ops} operations checked ({}); no anomalies",
+            verdict.checkers.join(", ")
+        );
+    } else {
+        let list: Vec<String> = found.iter().map(|(n, c)| format!("{n} {c}")).collect();
+        println!(
+            "INVALID: {ops} operations checked ({}); found {}",
+            verdict.checkers.join(", "),
+            list.join(", ")
+        );
+    }
+    for w in warnings {
+        println!("warning: {w}");
+    }
+    let counts: Vec<String> = verdict
+        .counts
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    println!("counts: {}", counts.join(" "));
+    for (name, anomaly) in &verdict.anomalies {
+        if anomaly.count == 0 {
+            continue;
+        }
+        let note = if name == splitbrain_checkers::verdict::UNSEEN {
+            " (not proof of loss: nobody read that far)"
+        } else {
+            ""
+        };
+        println!("{name}: {}{note}", anomaly.count);
+        for ex in anomaly.examples.iter().take(examples) {
+            println!("  {ex}");
+        }
+        if anomaly.count as usize > anomaly.examples.len().min(examples) {
+            println!("  ...");
+        }
+    }
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

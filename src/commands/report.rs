@@ -1,0 +1,56 @@
+//! `splitbrain report DIR`: regenerates results.json, junit.xml and
+//! report.html of a stored run from its history (and its test.toml).
+
+use crate::report::{self, HISTORY_FILE};
+use anyhow::Context;
+use splitbrain_checkers::CheckOptions;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Regenerate a run's reports (results.json, junit.xml, report.html) from its
+/// stored history.
+///
+/// Exits 0 when the run passed (valid, or exactly its expected anomalies),
+/// 1 when it did not, 2 on error.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The run directory (`store/<test>/<timestamp>` or `store/<test>/latest`)
+    /// holding history.jsonl and, optionally, test.toml.
+    pub dir: PathBuf,
+    /// Examples to keep per anomaly.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub examples: usize,
+    /// Seconds brokers and ensembles may disagree about the controller
+    /// before `multiple-controllers` is reported.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub controller_grace: f64,
+}
+
+/// Runs the command.
+pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    if !(args.controller_grace >= 0.0 && args.controller_grace.is_finite()) {
+        anyhow::bail!("--controller-grace must be a non-negative number of seconds");
+    }
+    let history = args.dir.join(HISTORY_FILE);
+    if !history.exists() {
+        anyhow::bail!(
+            "{} not found; pass a run directory such as store/<test>/latest",
+            history.display()
+        );
+    }
+    let info = report::load_run_info(&args.dir)?;
+    let options = CheckOptions {
+        examples: args.examples,
+        controller_grace_ns: (args.controller_grace * 1e9) as u64,
+    };
+    let analysis = report::analyze(&history, &options)?;
+    report::write_all(&args.dir, &analysis, &info).context("writing the reports")?;
+    let outcome = report::Outcome::of(&analysis.verdict, &info.expect, &info.tolerate);
+    println!("{}", outcome.describe());
+    println!("wrote {}", args.dir.join(report::REPORT_FILE).display());
+    Ok(if outcome.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

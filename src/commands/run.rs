@@ -1,0 +1,218 @@
+//! `splitbrain run [TEST.toml]`: one test from nodes to verdict (see
+//! `crate::run`). Options override the test file; the full config, seed
+//! included, is stored with the run.
+
+use crate::run::config::TestConfig;
+use crate::run::{self, RunOutcome};
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// Run one test: set up nodes, start ZooKeeper and Kafka, run the queue
+/// workload under a fault schedule, heal, read everything back, check, and
+/// store history, results.json, junit.xml, report.html, logs and configs in
+/// `STORE/<name>/<timestamp>/`.
+///
+/// Exits 0 when the run passed (valid, or exactly the anomalies the test
+/// expects), 1 when it did not, 2 on error. Ctrl-C stops the faults, heals,
+/// lets the workload finish its phases, tears down and still reports.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// A TOML test file (every field optional; see campaigns/ for examples).
+    /// Options below override it.
+    pub test: Option<PathBuf>,
+    /// Store directory.
+    #[arg(long, default_value = crate::store::DEFAULT_STORE)]
+    pub store: PathBuf,
+    /// Test name (default: "test").
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Random seed for the fault schedule (default: 0 = pick one; recorded).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Seconds of load; the faults happen during it (default: 60).
+    #[arg(long)]
+    pub time_limit: Option<u64>,
+    /// Anomalies the test expects, comma-separated (default: none).
+    #[arg(long, value_delimiter = ',')]
+    pub expect: Option<Vec<String>>,
+    /// Environment: netns, ssh or existing (default: netns).
+    #[arg(long = "env")]
+    pub env_kind: Option<String>,
+    /// Hosts TOML file for --env ssh.
+    #[arg(long)]
+    pub hosts: Option<String>,
+    /// Environment name for --env existing.
+    #[arg(long)]
+    pub env_name: Option<String>,
+    /// Nodes to create (default: 0 = ZooKeeper + Kafka + newcomers needed).
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// ZooKeeper servers (default: 3).
+    #[arg(long)]
+    pub zk: Option<usize>,
+    /// Kafka brokers (default: 3).
+    #[arg(long)]
+    pub kafka: Option<usize>,
+    /// Producer acks: all, 1 or 0 (default: all).
+    #[arg(long)]
+    pub acks: Option<String>,
+    /// Producer enable.idempotence (default: true).
+    #[arg(long)]
+    pub idempotence: Option<bool>,
+    /// Brokers' min.insync.replicas (default: 2).
+    #[arg(long)]
+    pub min_insync_replicas: Option<u16>,
+    /// Brokers' unclean.leader.election.enable (default: false).
+    #[arg(long)]
+    pub unclean_leader_election: Option<bool>,
+    /// Test topic's replication factor (default: 3).
+    #[arg(long)]
+    pub replication_factor: Option<i32>,
+    /// Test topic's partitions (default: 3).
+    #[arg(long)]
+    pub partitions: Option<i32>,
+    /// Sends per second (default: 200).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Concurrent senders (default: 8).
+    #[arg(long)]
+    pub senders: Option<usize>,
+    /// Consumers (default: 2).
+    #[arg(long)]
+    pub consumers: Option<usize>,
+    /// Consumer mode: group or assign (default: group).
+    #[arg(long)]
+    pub consumer_mode: Option<String>,
+    /// Producer message.timeout.ms (default: 5000).
+    #[arg(long)]
+    pub message_timeout_ms: Option<u64>,
+    /// Fault mix, comma-separated: partition:<kind>,
+    /// kill:<zk|kafka>[:<one|minority|primary|all>], pause:..., rapid-add,
+    /// safe-add (default: none).
+    #[arg(long, value_delimiter = ',')]
+    pub nemesis: Option<Vec<String>>,
+    /// Seconds of calm before each fault, the first included (default: 10).
+    #[arg(long)]
+    pub nemesis_quiet: Option<u64>,
+    /// Seconds each fault lasts (default: 20).
+    #[arg(long)]
+    pub nemesis_duration: Option<u64>,
+    /// Faults at most (default: 0 = as many as fit).
+    #[arg(long)]
+    pub max_faults: Option<usize>,
+    /// ZooKeeper servers rapid-add/safe-add start (default: 4).
+    #[arg(long)]
+    pub add_count: Option<usize>,
+    /// rapid-add moves the last broker onto the new servers (default: true).
+    #[arg(long)]
+    pub move_broker: Option<bool>,
+}
+
+/// Loads a test file.
+pub fn load_test(path: &Path) -> anyhow::Result<TestConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the test file {}", path.display()))?;
+    TestConfig::from_toml(&text).with_context(|| {
+        format!(
+            "{} is not a valid test file (fields: docs/running.md)",
+            path.display()
+        )
+    })
+}
+
+fn apply(args: &RunArgs, c: &mut TestConfig) {
+    macro_rules! set {
+        ($field:expr, $value:expr) => {
+            if let Some(v) = $value.clone() {
+                $field = v;
+            }
+        };
+    }
+    set!(c.name, args.name);
+    set!(c.seed, args.seed);
+    set!(c.time_limit, args.time_limit);
+    set!(c.expect, args.expect);
+    set!(c.env.kind, args.env_kind);
+    if args.hosts.is_some() {
+        c.env.hosts = args.hosts.clone();
+    }
+    if args.env_name.is_some() {
+        c.env.name = args.env_name.clone();
+    }
+    set!(c.env.nodes, args.nodes);
+    set!(c.cluster.zookeeper, args.zk);
+    set!(c.cluster.kafka, args.kafka);
+    set!(c.kafka.acks, args.acks);
+    set!(c.kafka.idempotence, args.idempotence);
+    set!(c.kafka.min_insync_replicas, args.min_insync_replicas);
+    set!(
+        c.kafka.unclean_leader_election,
+        args.unclean_leader_election
+    );
+    set!(c.kafka.replication_factor, args.replication_factor);
+    set!(c.kafka.partitions, args.partitions);
+    set!(c.workload.rate, args.rate);
+    set!(c.workload.senders, args.senders);
+    set!(c.workload.consumers, args.consumers);
+    set!(c.workload.consumer_mode, args.consumer_mode);
+    set!(c.workload.message_timeout_ms, args.message_timeout_ms);
+    set!(c.nemesis.faults, args.nemesis);
+    set!(c.nemesis.quiet, args.nemesis_quiet);
+    set!(c.nemesis.duration, args.nemesis_duration);
+    set!(c.nemesis.max_faults, args.max_faults);
+    set!(c.nemesis.add_count, args.add_count);
+    set!(c.nemesis.move_broker, args.move_broker);
+}
+
+/// The Ctrl-C flag, installed once per process.
+pub fn cancel_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    if let Some(f) = FLAG.get() {
+        return Ok(f.clone());
+    }
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            eprintln!("\n[splitbrain] still healing and tearing down; please wait (leftovers: `splitbrain env list`, `splitbrain env down`)");
+        } else {
+            eprintln!("\n[splitbrain] Ctrl-C: stopping faults, healing, then reading back, tearing down and reporting what was recorded");
+        }
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    let _ = FLAG.set(flag.clone());
+    Ok(flag)
+}
+
+/// Exit code of one run.
+pub fn exit_code(outcome: &RunOutcome) -> ExitCode {
+    if outcome.error.is_some() {
+        ExitCode::from(2)
+    } else if outcome.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Runs the command.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut cfg = match &args.test {
+        Some(path) => load_test(path)?,
+        None => TestConfig::default(),
+    };
+    apply(&args, &mut cfg);
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("{e} (see `splitbrain run --help`)"))?;
+    let cancel = cancel_flag()?;
+    let outcome = run::run_test(cfg, &args.store, cancel)?;
+    println!("{}", outcome.summary);
+    if let Some(e) = &outcome.error {
+        println!("error: {e}");
+    }
+    println!("{}", outcome.dir.display());
+    Ok(exit_code(&outcome))
+}

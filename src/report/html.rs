@@ -1,0 +1,207 @@
+//! `report.html`: one self-contained page (inline CSS and SVG, no scripts,
+//! nothing fetched): the verdict at the top, the anomalies with examples,
+//! the plots, the fault timeline, the counts and the run's config.
+
+use super::{escape, found, svg, Analysis, Outcome, RunInfo};
+use splitbrain_checkers::verdict::UNSEEN;
+use std::fmt::Write;
+
+const CSS: &str = r#"
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1140px;padding:12px 20px;color:#222}
+h1{font-size:1.4em;margin:.3em 0}h2{font-size:1.15em;margin:1.4em 0 .4em;border-bottom:1px solid #ddd}
+.verdict{padding:14px 18px;border-radius:6px;font-size:1.25em;font-weight:600;margin:10px 0}
+.verdict.pass{background:#e6f4ea;border:2px solid #2ca02c}.verdict.fail{background:#fdecea;border:2px solid #d62728}
+.verdict .sub{font-size:.8em;font-weight:400;margin-top:4px}
+table{border-collapse:collapse;margin:6px 0;font-size:.9em}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f4f4f4}tr.bad td{background:#fdecea}tr.expected td,tr.tolerated td{background:#fff4e0}
+td code{word-break:break-all}
+code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em}pre{background:#f7f7f7;padding:8px;overflow:auto;max-height:400px}
+svg.plot{display:block;margin:8px 0;background:#fff;border:1px solid #eee;max-width:100%;height:auto}
+svg .title{font-size:13px;font-weight:600}svg .legend,svg .tick-label,svg .axis-label,svg .lane-label{font-size:11px}
+svg .segment-label{font-size:10px;fill:#fff}svg .fault{fill:#ff7f0e;fill-opacity:.13}svg .fault-label{font-size:9px;fill:#b35900}
+svg .axis{stroke:#444}svg .tick{stroke:#444}svg .grid{stroke:#eee}svg .empty{font-size:13px;fill:#888}
+.note{color:#555;font-size:.9em}
+"#;
+
+/// Renders report.html.
+pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
+    let v = &analysis.verdict;
+    let s = &analysis.stats;
+    let outcome = Outcome::of(v, &info.expect, &info.tolerate);
+    let mut h = String::with_capacity(256 * 1024);
+    let _ = writeln!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>splitbrain: {} — {}</title><style>{CSS}</style></head><body>",
+        escape(&info.test),
+        if outcome.passed() { "pass" } else { "fail" }
+    );
+    let _ = writeln!(h, "<h1>splitbrain report: {}</h1>", escape(&info.test));
+
+    // The verdict first: what a reader needs in one glance.
+    let found = found(v);
+    let headline = if v.valid {
+        "VALID: no anomalies".to_string()
+    } else {
+        let list: Vec<String> = found
+            .iter()
+            .map(|n| format!("{n} {}", v.count(n)))
+            .collect();
+        format!("INVALID: {}", list.join(", "))
+    };
+    let _ = write!(
+        h,
+        "<div id=\"verdict\" class=\"verdict {}\">{}<div class=\"sub\">{}</div>",
+        if outcome.passed() { "pass" } else { "fail" },
+        escape(&headline),
+        escape(&outcome.describe())
+    );
+    if !info.expect.is_empty() {
+        let _ = write!(
+            h,
+            "<div class=\"sub\">This test expects exactly these anomalies: {}. It passes when they, and no others, are found.</div>",
+            escape(&info.expect.join(", "))
+        );
+    }
+    if !info.tolerate.is_empty() {
+        let _ = write!(
+            h,
+            "<div class=\"sub\">It tolerates (may or may not find): {}.</div>",
+            escape(&info.tolerate.join(", "))
+        );
+    }
+    if let Some(why) = &info.interrupted {
+        let _ = write!(
+            h,
+            "<div class=\"sub\">Run ended early ({}): what was recorded until then is checked.</div>",
+            escape(why)
+        );
+    }
+    let _ = writeln!(
+        h,
+        "<div class=\"sub\">{} operations over {:.1} s; checkers: {}</div></div>",
+        analysis.operations,
+        s.end_ns as f64 / 1e9,
+        escape(&v.checkers.join(", "))
+    );
+    for w in &analysis.warnings {
+        let _ = writeln!(h, "<p class=\"note\">warning: {}</p>", escape(w));
+    }
+
+    // Anomalies: every one that ran, non-zero first.
+    h.push_str("<h2>Anomalies</h2>\n<table id=\"anomalies\"><tr><th>anomaly</th><th>count</th><th>examples</th></tr>\n");
+    let mut rows: Vec<(&String, &splitbrain_checkers::Anomaly)> = v.anomalies.iter().collect();
+    rows.sort_by_key(|(n, a)| (a.count == 0, n.as_str() == UNSEEN, n.as_str()));
+    for (name, a) in rows {
+        let class = if a.count == 0 || name == UNSEEN {
+            ""
+        } else if info.expect.contains(name) {
+            "expected"
+        } else if info.tolerate.contains(name) {
+            "tolerated"
+        } else {
+            "bad"
+        };
+        let mut ex = String::new();
+        for e in a.examples.iter().take(5) {
+            let _ = write!(ex, "<code>{}</code><br>", escape(&e.to_string()));
+        }
+        if a.count as usize > a.examples.len().min(5) && a.count > 0 {
+            let _ = write!(ex, "<span class=\"note\">… {} in all</span>", a.count);
+        }
+        let note = if name == UNSEEN && a.count > 0 {
+            " <span class=\"note\">(not proof of loss)</span>"
+        } else if class == "expected" {
+            " <span class=\"note\">(expected)</span>"
+        } else if class == "tolerated" {
+            " <span class=\"note\">(tolerated)</span>"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            h,
+            "<tr class=\"{class}\"><td>{}{note}</td><td>{}</td><td>{ex}</td></tr>",
+            escape(name),
+            a.count
+        );
+    }
+    h.push_str("</table>\n");
+
+    h.push_str("<h2>Latency</h2>\n");
+    h.push_str(&svg::latency(s));
+    h.push_str("\n<h2>Throughput</h2>\n");
+    h.push_str(&svg::throughput(s));
+    h.push_str("\n<h2>ZooKeeper servers</h2>\n");
+    h.push_str(&svg::zk_modes(s));
+    h.push_str("\n<h2>Controllers</h2>\n");
+    h.push_str(&svg::controllers(s));
+
+    h.push_str("\n<h2>Faults</h2>\n");
+    if s.nemesis.is_empty() {
+        h.push_str("<p class=\"note\">No nemesis events recorded.</p>\n");
+    } else {
+        h.push_str("<table id=\"faults\"><tr><th>time (s)</th><th>event</th><th>what</th></tr>\n");
+        for e in &s.nemesis {
+            let _ = writeln!(
+                h,
+                "<tr><td>{:.2}</td><td>{}</td><td><code>{}</code></td></tr>",
+                e.time_ns as f64 / 1e9,
+                escape(&e.f),
+                escape(&e.value.to_string())
+            );
+        }
+        h.push_str("</table>\n");
+    }
+
+    h.push_str("<h2>Statistics</h2>\n<table id=\"stats\"><tr><th>f</th><th>invoke</th><th>ok</th><th>fail</th><th>info</th></tr>\n");
+    for (f, types) in &s.ops {
+        let get = |t: &str| types.get(t).copied().unwrap_or(0);
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(f),
+            get("invoke"),
+            get("ok"),
+            get("fail"),
+            get("info")
+        );
+    }
+    h.push_str("</table>\n");
+    let stats_json = s.to_json();
+    if let Some(lat) = stats_json["latency-ms"].as_object() {
+        h.push_str("<table id=\"latency-quantiles\"><tr><th>latency (ms)</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>\n");
+        for (f, q) in lat {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(f),
+                q["count"],
+                q["p50"],
+                q["p90"],
+                q["p99"],
+                q["max"]
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    h.push_str("<table id=\"counts\"><tr><th>count</th><th>value</th></tr>\n");
+    for (k, n) in &v.counts {
+        let _ = writeln!(h, "<tr><td>{}</td><td>{n}</td></tr>", escape(k));
+    }
+    h.push_str("</table>\n");
+
+    h.push_str("<h2>Configuration</h2>\n");
+    match &info.config {
+        Some(c) => {
+            let text = serde_json::to_string_pretty(c).unwrap_or_default();
+            let _ = writeln!(h, "<pre id=\"config\">{}</pre>", escape(&text));
+        }
+        None => h.push_str("<p class=\"note\">No test config stored with this history.</p>\n"),
+    }
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">History: <code>{}</code>. Generated by splitbrain {}.</p>\n</body></html>",
+        escape(&analysis.history.display().to_string()),
+        env!("CARGO_PKG_VERSION")
+    );
+    h
+}

@@ -1,0 +1,370 @@
+//! A test's full configuration: what `splitbrain run` reads from a TOML test
+//! file (every field optional, defaults below) and from its options, and
+//! stores as `test.toml` in the run directory (with the seed actually used).
+
+use serde::{Deserialize, Serialize};
+
+/// One test.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestConfig {
+    /// Test name: the store directory (`store/<name>/<timestamp>/`).
+    pub name: String,
+    /// Random seed for the fault schedule (and partition choices); 0 picks
+    /// one from the clock, recorded in the stored test.toml.
+    pub seed: u64,
+    /// Seconds of load (the nemesis schedule runs during it). Heal, drain,
+    /// DLQ replay and final read come after.
+    pub time_limit: u64,
+    /// Anomalies this test expects; the run passes when exactly these are
+    /// found (see docs/results.md).
+    pub expect: Vec<String>,
+    /// Anomalies this test tolerates: they may or may not be found without
+    /// failing it (see docs/running.md).
+    pub tolerate: Vec<String>,
+    /// Where the nodes come from.
+    pub env: EnvConfig,
+    /// How many servers of each kind.
+    pub cluster: ClusterConfig,
+    /// The Kafka settings under test.
+    pub kafka: KafkaConfig,
+    /// The queue workload.
+    pub workload: WorkloadConfig,
+    /// Faults and their schedule.
+    pub nemesis: NemesisConfig,
+}
+
+impl Default for TestConfig {
+    fn default() -> Self {
+        TestConfig {
+            name: "test".into(),
+            seed: 0,
+            time_limit: 60,
+            expect: vec![],
+            tolerate: vec![],
+            env: EnvConfig::default(),
+            cluster: ClusterConfig::default(),
+            kafka: KafkaConfig::default(),
+            workload: WorkloadConfig::default(),
+            nemesis: NemesisConfig::default(),
+        }
+    }
+}
+
+/// Where the nodes come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnvConfig {
+    /// `netns` (network namespaces on this machine, created and removed by
+    /// the run), `ssh` (hosts listed in `hosts`, set up and cleaned by the
+    /// run) or `existing` (an environment made by `splitbrain env up`, named
+    /// by `name`, left as it is).
+    pub kind: String,
+    /// Nodes to create (netns); 0: ZooKeeper + Kafka servers plus the
+    /// newcomers a `rapid-add`/`safe-add` needs.
+    pub nodes: usize,
+    /// Hosts TOML file (kind `ssh`; format in docs/environments.md).
+    pub hosts: Option<String>,
+    /// Environment name (kind `existing`); for netns/ssh a fresh name is
+    /// derived from the test name.
+    pub name: Option<String>,
+}
+
+impl Default for EnvConfig {
+    fn default() -> Self {
+        EnvConfig {
+            kind: "netns".into(),
+            nodes: 0,
+            hosts: None,
+            name: None,
+        }
+    }
+}
+
+/// Servers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// ZooKeeper servers.
+    pub zookeeper: usize,
+    /// Kafka brokers.
+    pub kafka: usize,
+    /// Brokers' `zookeeper.session.timeout.ms`.
+    pub zk_session_timeout_ms: u32,
+    /// Seconds to wait for servers to be ready.
+    pub ready_timeout: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            zookeeper: 3,
+            kafka: 3,
+            zk_session_timeout_ms: 6000,
+            ready_timeout: 90,
+        }
+    }
+}
+
+/// The Kafka settings under test (broker, topic and producer side).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Producer `acks` (`all`, `1`, `0`).
+    pub acks: String,
+    /// Producer `enable.idempotence`.
+    pub idempotence: bool,
+    /// Brokers' `min.insync.replicas`.
+    pub min_insync_replicas: u16,
+    /// Brokers' `unclean.leader.election.enable`.
+    pub unclean_leader_election: bool,
+    /// The test topic's replication factor.
+    pub replication_factor: i32,
+    /// The test topic's partitions.
+    pub partitions: i32,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            acks: "all".into(),
+            idempotence: true,
+            min_insync_replicas: 2,
+            unclean_leader_election: false,
+            replication_factor: 3,
+            partitions: 3,
+        }
+    }
+}
+
+/// The queue workload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkloadConfig {
+    /// Sends per second in all (0: as fast as possible).
+    pub rate: f64,
+    /// Producer clients.
+    pub producers: usize,
+    /// Concurrent senders sharing them.
+    pub senders: usize,
+    /// Consumers.
+    pub consumers: usize,
+    /// `group` (subscribe, rebalances) or `assign`.
+    pub consumer_mode: String,
+    /// Message payload bytes.
+    pub payload: usize,
+    /// Producer `message.timeout.ms`.
+    pub message_timeout_ms: u64,
+    /// Application-level attempts per message before it goes to the DLQ.
+    pub max_attempts: u32,
+    /// Seconds the drain and the final read may take at most.
+    pub read_timeout: u64,
+    /// Observer sampling interval, ms.
+    pub observe_interval_ms: u64,
+}
+
+impl Default for WorkloadConfig {
+    fn default() -> Self {
+        WorkloadConfig {
+            rate: 200.0,
+            producers: 1,
+            senders: 8,
+            consumers: 2,
+            consumer_mode: "group".into(),
+            payload: 100,
+            message_timeout_ms: 5000,
+            max_attempts: 3,
+            read_timeout: 60,
+            observe_interval_ms: 250,
+        }
+    }
+}
+
+/// Faults and their schedule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NemesisConfig {
+    /// The mix, drawn from with the seed: `partition:<kind>` (kinds:
+    /// halves, random-halves, isolate-one, majorities-ring, bridge,
+    /// isolate-zk-leader, isolate-kafka-controller, zk-from-kafka),
+    /// `kill:<zk|kafka>[:<one|minority|primary|all>]`, the same for
+    /// `pause`, `rapid-add`, `safe-add`. Empty: no faults.
+    pub faults: Vec<String>,
+    /// Seconds of calm before each fault (the first one included).
+    pub quiet: u64,
+    /// Seconds each fault lasts before it is undone.
+    pub duration: u64,
+    /// Faults at most (0: as many as fit in the time limit).
+    pub max_faults: usize,
+    /// ZooKeeper servers `rapid-add`/`safe-add` start.
+    pub add_count: usize,
+    /// `rapid-add` moves one broker (the last) onto the new servers, as in
+    /// the incident (how: docs/nemeses.md).
+    pub move_broker: bool,
+}
+
+impl Default for NemesisConfig {
+    fn default() -> Self {
+        NemesisConfig {
+            faults: vec![],
+            quiet: 10,
+            duration: 20,
+            max_faults: 0,
+            add_count: 4,
+            move_broker: true,
+        }
+    }
+}
+
+impl TestConfig {
+    /// Parses a TOML test file.
+    pub fn from_toml(text: &str) -> Result<TestConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// As TOML (what the run stores).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Newcomer nodes a membership fault needs.
+    pub fn extra_nodes(&self) -> usize {
+        let adds = self
+            .nemesis
+            .faults
+            .iter()
+            .any(|f| f == "rapid-add" || f == "safe-add");
+        if adds {
+            self.nemesis.add_count
+        } else {
+            0
+        }
+    }
+
+    /// Nodes the environment needs.
+    pub fn nodes_needed(&self) -> usize {
+        if self.env.nodes > 0 {
+            self.env.nodes
+        } else {
+            self.cluster.zookeeper + self.cluster.kafka + self.extra_nodes()
+        }
+    }
+
+    /// Checks what can be checked before touching anything.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::store::validate_test_name(&self.name).map_err(|e| e.to_string())?;
+        if !matches!(self.env.kind.as_str(), "netns" | "ssh" | "existing") {
+            return Err(format!(
+                "env.kind {:?}: use netns, ssh or existing",
+                self.env.kind
+            ));
+        }
+        if self.env.kind == "ssh" && self.env.hosts.is_none() {
+            return Err("env.kind = \"ssh\" needs env.hosts (a hosts TOML file)".into());
+        }
+        if self.env.kind == "existing" && self.env.name.is_none() {
+            return Err("env.kind = \"existing\" needs env.name".into());
+        }
+        if self.cluster.zookeeper == 0 || self.cluster.kafka == 0 {
+            return Err("cluster.zookeeper and cluster.kafka must each be at least 1".into());
+        }
+        if self.env.nodes > 0
+            && self.env.nodes < self.cluster.zookeeper + self.cluster.kafka + self.extra_nodes()
+        {
+            return Err(format!(
+                "env.nodes = {} is too few: {} ZooKeeper + {} Kafka + {} newcomers",
+                self.env.nodes,
+                self.cluster.zookeeper,
+                self.cluster.kafka,
+                self.extra_nodes()
+            ));
+        }
+        if self.seed > i64::MAX as u64 {
+            return Err(format!(
+                "seed {} is too large: at most {}",
+                self.seed,
+                i64::MAX
+            ));
+        }
+        if self.time_limit == 0 {
+            return Err("time_limit must be at least 1 second".into());
+        }
+        if !matches!(self.workload.consumer_mode.as_str(), "group" | "assign") {
+            return Err("workload.consumer_mode: use group or assign".into());
+        }
+        if !matches!(self.kafka.acks.as_str(), "all" | "-1" | "1" | "0") {
+            return Err(format!("kafka.acks {:?}: use all, 1 or 0", self.kafka.acks));
+        }
+        if self.kafka.partitions < 1 || self.kafka.replication_factor < 1 {
+            return Err("kafka.partitions and kafka.replication_factor must be at least 1".into());
+        }
+        if self.kafka.replication_factor as usize > self.cluster.kafka {
+            return Err(format!(
+                "kafka.replication_factor {} exceeds the {} brokers",
+                self.kafka.replication_factor, self.cluster.kafka
+            ));
+        }
+        for f in &self.nemesis.faults {
+            super::faults::parse_fault(f, self.nemesis.add_count, None)?;
+        }
+        for name in self.expect.iter().chain(&self.tolerate) {
+            if !KNOWN_ANOMALIES.contains(&name.as_str()) {
+                return Err(format!(
+                    "expect/tolerate: unknown anomaly {name:?}; known: {}",
+                    KNOWN_ANOMALIES.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every anomaly name the checkers report (docs/results.md).
+pub const KNOWN_ANOMALIES: &[&str] = &[
+    "lost-write",
+    "duplicate",
+    "inconsistent-offsets",
+    "nonmonotonic-poll",
+    "poll-skip",
+    "nonmonotonic-send",
+    "G1a",
+    "phantom",
+    "dlq-lost",
+    "effect-duplicate",
+    "split-brain",
+    "multiple-controllers",
+    "divergent-ensembles",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_and_validate() {
+        let c = TestConfig::default();
+        assert!(c.validate().is_ok());
+        let back = TestConfig::from_toml(&c.to_toml()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(c.nodes_needed(), 6);
+    }
+
+    #[test]
+    fn partial_files_fill_defaults_and_typos_are_rejected() {
+        let c = TestConfig::from_toml(
+            "name = \"x\"\nexpect = [\"split-brain\"]\n[nemesis]\nfaults = [\"rapid-add\"]\n[kafka]\nacks = \"1\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.kafka.acks, "1");
+        assert!(c.kafka.idempotence);
+        assert_eq!(c.nodes_needed(), 10);
+        assert!(c.validate().is_ok());
+        assert!(TestConfig::from_toml("[kafka]\nack = \"1\"\n").is_err());
+        let mut bad = c.clone();
+        bad.expect = vec!["lost-writes".into()];
+        assert!(bad.validate().unwrap_err().contains("unknown anomaly"));
+        let mut bad = c;
+        bad.nemesis.faults = vec!["partition:nope".into()];
+        assert!(bad.validate().is_err());
+    }
+}

@@ -1,0 +1,198 @@
+//! The run's faults: the test file's fault mix as the nemeses crate's
+//! [`Fault`]s, and its schedule as a [`ScheduleSpec`] (docs/nemeses.md).
+
+use super::config::TestConfig;
+use splitbrain_core::db::{JoinProcedure, ServerKind};
+use splitbrain_nemeses::{Action, Fault, Interval, PartitionKind, Schedule, ScheduleSpec, Target};
+
+/// Parses one fault of the mix: `partition:<kind>`,
+/// `kill:<zk|kafka>[:<one|minority|primary|all>]`, the same for `pause`,
+/// `rapid-add`, `safe-add`. `add_count` and `move_broker` (a broker id) fill
+/// the membership faults.
+pub fn parse_fault(s: &str, add_count: usize, move_broker: Option<i64>) -> Result<Fault, String> {
+    let service = |t: &str| match t {
+        "zk" | "zookeeper" => Ok(ServerKind::Zookeeper),
+        "kafka" => Ok(ServerKind::Kafka),
+        _ => Err(format!("fault {s:?}: service must be zk or kafka")),
+    };
+    let target = |t: Option<&str>| match t {
+        None | Some("one") => Ok(Target::One),
+        Some("minority") => Ok(Target::Minority),
+        Some("primary") => Ok(Target::Primary),
+        Some("all") => Ok(Target::All),
+        Some(other) => Err(format!(
+            "fault {s:?}: target {other:?} must be one, minority, primary or all"
+        )),
+    };
+    let parts: Vec<&str> = s.split(':').collect();
+    match parts.as_slice() {
+        ["partition", kind] => kind
+            .parse::<PartitionKind>()
+            .map(|kind| Fault::Partition { kind })
+            .map_err(|e| format!("fault {s:?}: {e}")),
+        ["kill", svc, rest @ ..] if rest.len() <= 1 => Ok(Fault::Kill {
+            service: service(svc)?,
+            target: target(rest.first().copied())?,
+        }),
+        ["pause", svc, rest @ ..] if rest.len() <= 1 => Ok(Fault::Pause {
+            service: service(svc)?,
+            target: target(rest.first().copied())?,
+        }),
+        ["rapid-add"] => Ok(Fault::AddZookeeper {
+            procedure: JoinProcedure::Rapid,
+            count: add_count,
+            move_broker,
+        }),
+        ["safe-add"] => Ok(Fault::AddZookeeper {
+            procedure: JoinProcedure::Safe,
+            count: add_count,
+            move_broker: None,
+        }),
+        _ => Err(format!(
+            "unknown fault {s:?}: use partition:<kind>, kill:zk|kafka[:one|minority|primary|all], \
+             pause:zk|kafka[:...], rapid-add or safe-add"
+        )),
+    }
+}
+
+/// The mix of a test: every fault parsed; `rapid-add` moves the last broker
+/// when `nemesis.move_broker` is set.
+pub fn mix(cfg: &TestConfig) -> Result<Vec<Fault>, String> {
+    let moved = cfg.nemesis.move_broker.then_some(cfg.cluster.kafka as i64);
+    cfg.nemesis
+        .faults
+        .iter()
+        .map(|f| parse_fault(f, cfg.nemesis.add_count, moved))
+        .collect()
+}
+
+/// The test's schedule: quiet `nemesis.quiet` s, a fault for
+/// `nemesis.duration` s, and again, within the load period; at most
+/// `nemesis.max_faults` faults (0: no limit).
+pub fn schedule(cfg: &TestConfig) -> Result<Schedule, String> {
+    let n = &cfg.nemesis;
+    let spec = ScheduleSpec {
+        seed: cfg.seed,
+        faults: mix(cfg)?,
+        quiet: Interval::Fixed(n.quiet * 1000),
+        fault: Interval::Fixed(n.duration * 1000),
+        total_ms: cfg.time_limit * 1000,
+    };
+    let mut plan = Schedule::plan(&spec);
+    if n.max_faults > 0 {
+        let mut starts = 0;
+        plan.steps.retain(|s| {
+            if matches!(s.action, Action::Start { .. }) {
+                starts += 1;
+            }
+            starts <= n.max_faults
+        });
+    }
+    Ok(plan)
+}
+
+/// Short description of a fault for progress lines.
+pub fn describe(f: &Fault) -> String {
+    match f {
+        Fault::Partition { kind } => format!("partition {}", kind.name()),
+        Fault::Kill { service, target } => format!("kill {service:?} {target:?}").to_lowercase(),
+        Fault::Pause { service, target } => format!("pause {service:?} {target:?}").to_lowercase(),
+        Fault::AddZookeeper {
+            procedure,
+            count,
+            move_broker,
+        } => format!(
+            "{} of {count} ZooKeeper servers{}",
+            match procedure {
+                JoinProcedure::Rapid => "rapid-add",
+                JoinProcedure::Safe => "safe-add",
+            },
+            move_broker.map_or(String::new(), |b| format!(", broker {b} moved"))
+        ),
+    }
+}
+
+/// The fault in effect `elapsed_ms` into the schedule, if any.
+pub fn current(plan: &Schedule, elapsed_ms: u64) -> Option<&Fault> {
+    let mut active = None;
+    for step in plan.steps.iter().take_while(|s| s.at_ms <= elapsed_ms) {
+        active = match &step.action {
+            Action::Start { fault } => Some(fault),
+            Action::Stop => None,
+        };
+    }
+    active
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_parse() {
+        assert_eq!(
+            parse_fault("kill:zk", 4, None),
+            Ok(Fault::Kill {
+                service: ServerKind::Zookeeper,
+                target: Target::One
+            })
+        );
+        assert_eq!(
+            parse_fault("pause:kafka:primary", 4, None),
+            Ok(Fault::Pause {
+                service: ServerKind::Kafka,
+                target: Target::Primary
+            })
+        );
+        assert_eq!(
+            parse_fault("rapid-add", 4, Some(3)),
+            Ok(Fault::AddZookeeper {
+                procedure: JoinProcedure::Rapid,
+                count: 4,
+                move_broker: Some(3)
+            })
+        );
+        assert_eq!(
+            parse_fault("partition:halves", 4, None),
+            Ok(Fault::Partition {
+                kind: PartitionKind::Halves
+            })
+        );
+        for bad in [
+            "partition:nope",
+            "kill:nginx",
+            "kill:zk:most",
+            "explode",
+            "kill",
+        ] {
+            assert!(parse_fault(bad, 4, None).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn schedules_are_bounded_and_report_the_current_fault() {
+        let mut cfg = TestConfig {
+            seed: 7,
+            time_limit: 100,
+            ..TestConfig::default()
+        };
+        cfg.nemesis.faults = vec!["kill:kafka".into()];
+        cfg.nemesis.quiet = 10;
+        cfg.nemesis.duration = 20;
+        let plan = schedule(&cfg).unwrap();
+        let starts: Vec<u64> = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Start { .. }))
+            .map(|s| s.at_ms)
+            .collect();
+        assert_eq!(starts, vec![10_000, 40_000, 70_000]);
+        assert!(current(&plan, 5_000).is_none());
+        assert!(current(&plan, 15_000).is_some());
+        assert!(current(&plan, 35_000).is_none());
+        cfg.nemesis.max_faults = 1;
+        let plan = schedule(&cfg).unwrap();
+        assert_eq!(plan.steps.len(), 2);
+        assert!(current(&plan, 50_000).is_none());
+    }
+}

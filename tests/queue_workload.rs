@@ -1,0 +1,250 @@
+//! The queue workload on a real 3 ZooKeeper + 3 Kafka cluster in network
+//! namespaces (issue 4's must-show tests). Needs root, sshd, java and the
+//! artifact cache (`environments/artifacts/fetch`).
+
+use splitbrain_checkers::{CheckOptions, HistoryChecker, Verdict};
+use splitbrain_core::history::{HistoryReader, HistoryWriter};
+use splitbrain_environments::artifacts::Artifacts;
+use splitbrain_environments::cluster::{self, ClusterGuard, ClusterLayout};
+use splitbrain_environments::netns::TestEnv;
+use splitbrain_environments::observe;
+use splitbrain_workloads::backoff::Backoff;
+use splitbrain_workloads::consumer::ConsumerMode;
+use splitbrain_workloads::observer::{Observer, ObserverConfig};
+use splitbrain_workloads::queue::{self, QueueOptions};
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(90);
+const TOPIC: &str = "queue";
+
+/// Runs the checkers in-process over the history.
+fn check(path: &Path) -> Verdict {
+    let mut reader = HistoryReader::open(path).unwrap();
+    let mut checker = HistoryChecker::new(&CheckOptions::default());
+    while let Some(op) = reader.next_op() {
+        checker.observe(&op.unwrap());
+    }
+    let warnings = reader.finish();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    checker.finish()
+}
+
+/// Runs the built `splitbrain check` on the history: exit code and results.json.
+fn check_binary(path: &Path, dir: &Path) -> (i32, serde_json::Value) {
+    let json = dir.join("results.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+        .arg("check")
+        .arg(path)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    let results = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    (out.status.code().unwrap_or(-1), results)
+}
+
+fn up(env: &TestEnv) -> ClusterGuard {
+    let control = env.control();
+    let layout =
+        ClusterLayout::plan(env.name(), env.nodes(), 3, 3, Artifacts::locate().unwrap()).unwrap();
+    let guard = ClusterGuard::new(control.clone(), layout);
+    let t = Instant::now();
+    cluster::up(&control, guard.layout(), WAIT).unwrap();
+    cluster::create_topic(guard.layout(), TOPIC, 3, 3, WAIT).unwrap();
+    eprintln!("cluster and topic up in {:?}", t.elapsed());
+    guard
+}
+
+#[test]
+fn queue_workload_without_faults_is_valid() {
+    let env = TestEnv::up("wl-clean", 6);
+    let guard = up(&env);
+    let layout = guard.layout().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history.jsonl");
+    let writer = HistoryWriter::create(&history).unwrap();
+
+    // The observer samples every server's view throughout.
+    let observed = layout.clone();
+    let observer = Observer::start(
+        writer.clone(),
+        ObserverConfig {
+            interval: Duration::from_millis(500),
+            ..ObserverConfig::default()
+        },
+        move || observe::observe(&observed),
+    )
+    .unwrap();
+
+    let mut opts = QueueOptions::new(layout.bootstrap_servers(), dir.path().join("state"));
+    opts.consumer_mode = ConsumerMode::Group;
+    opts.load_duration = Duration::from_secs(20);
+    opts.rate = 500.0;
+    let report = queue::run(&opts, &writer, Arc::new(AtomicU64::new(0)), || {}).unwrap();
+    let observer = observer.stop();
+    eprintln!("{report:#?}\n{observer:?}");
+    assert!(observer.error.is_none(), "{observer:?}");
+    assert!(observer.samples > 10, "{observer:?}");
+    assert!(report.drain.complete, "{:?}", report.drain);
+    assert!(report.final_read.complete, "{:?}", report.final_read);
+    // 500/s for 20 s is the target; a loaded machine gets less.
+    assert!(report.sends.ok > 2_000, "{:?}", report.sends);
+    assert_eq!(report.dlq_entries, 0);
+
+    // The client settings are stated in the history, before any operation.
+    let text = std::fs::read_to_string(&history).unwrap();
+    let config: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|op| op["process"] == "workload" && op["f"] == "config")
+        .expect("a config event");
+    let props = &config["value"]["producer-properties"];
+    assert!(props
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!(["enable.idempotence", "true"])));
+    assert!(props
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!(["acks", "all"])));
+    let phases: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|op| op["process"] == "workload" && op["f"] == "phase")
+        .map(|op| op["value"]["phase"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        phases,
+        ["load", "heal", "drain", "replay", "final-read", "done"]
+    );
+
+    let verdict = check(&history);
+    eprintln!(
+        "counts {:?}\nanomalies {:?}",
+        verdict.counts,
+        verdict
+            .anomalies
+            .iter()
+            .filter(|(_, a)| a.count > 0)
+            .collect::<Vec<_>>()
+    );
+    assert!(verdict.valid);
+    for name in [
+        "lost-write",
+        "unseen",
+        "duplicate",
+        "effect-duplicate",
+        "dlq-lost",
+    ] {
+        assert_eq!(
+            verdict.count(name),
+            0,
+            "{name}: {:?}",
+            verdict.anomalies[name]
+        );
+    }
+    assert_eq!(verdict.counts["acknowledged"], verdict.counts["read"]);
+    assert_eq!(verdict.counts["acknowledged"], report.sends.ok);
+    assert!(verdict.checkers.iter().any(|c| c == "split-brain"));
+
+    let (code, results) = check_binary(&history, dir.path());
+    assert_eq!(code, 0, "{results}");
+    assert_eq!(results["valid"], true);
+    for name in ["lost-write", "duplicate", "effect-duplicate"] {
+        assert_eq!(results["anomalies"][name]["count"], 0, "{name}");
+    }
+    assert_eq!(results["counts"]["acknowledged"], results["counts"]["read"]);
+    drop(guard);
+}
+
+#[test]
+fn queue_workload_with_brokers_paused_fills_and_replays_the_dlq() {
+    let env = TestEnv::up("wl-pause", 6);
+    let guard = up(&env);
+    let layout = guard.layout().clone();
+    let control = env.control();
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history.jsonl");
+    let writer = HistoryWriter::create(&history).unwrap();
+
+    let mut opts = QueueOptions::new(layout.bootstrap_servers(), dir.path().join("state"));
+    opts.consumer_mode = ConsumerMode::Assign;
+    opts.load_duration = Duration::from_secs(15);
+    opts.rate = 300.0;
+    opts.producer.message_timeout_ms = 3000;
+    opts.producer.request_timeout_ms = 2000;
+    opts.backoff = Backoff {
+        max_attempts: 3,
+        initial: Duration::from_millis(200),
+        max_delay: Duration::from_secs(1),
+        max_total: Duration::from_secs(10),
+    };
+
+    // Every Kafka process paused (SIGSTOP) from 4 s into the load until the
+    // heal; the cluster guard kills them on any failure path.
+    let pauser = {
+        let (control, layout) = (control.clone(), layout.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(4));
+            for b in &layout.kafka {
+                b.service().pause(&control, &b.node.name).unwrap();
+            }
+            Instant::now()
+        })
+    };
+    let heal = || {
+        let paused_at = pauser.join().unwrap();
+        for b in &layout.kafka {
+            b.service().resume(&control, &b.node.name).unwrap();
+        }
+        eprintln!("brokers paused for {:?}", paused_at.elapsed());
+        cluster::wait_for_leaders(&layout, TOPIC, 3, WAIT).unwrap();
+    };
+    let report = queue::run(&opts, &writer, Arc::new(AtomicU64::new(0)), heal).unwrap();
+    eprintln!("{report:#?}");
+    assert!(
+        report.sends.fail + report.sends.info > 0,
+        "{:?}",
+        report.sends
+    );
+    assert!(report.dlq_entries > 0);
+    assert_eq!(report.dlq_entries as u64, report.sends.exhausted);
+    assert_eq!(report.replays.messages, report.dlq_entries as u64);
+    assert!(report.final_read.complete, "{:?}", report.final_read);
+
+    let verdict = check(&history);
+    eprintln!(
+        "counts {:?}\nanomalies {:?}",
+        verdict.counts,
+        verdict
+            .anomalies
+            .iter()
+            .filter(|(_, a)| a.count > 0)
+            .collect::<Vec<_>>()
+    );
+    eprintln!(
+        "raw duplicate count: {} (DLQ entries {}, unknown sends {})",
+        verdict.count("duplicate"),
+        report.dlq_entries,
+        verdict.counts["unknown"]
+    );
+    assert!(verdict.counts["dlq"] > 0);
+    assert_eq!(
+        verdict.count("dlq-lost"),
+        0,
+        "{:?}",
+        verdict.anomalies["dlq-lost"]
+    );
+    assert_eq!(verdict.count("effect-duplicate"), 0);
+    assert_eq!(verdict.count("lost-write"), 0);
+
+    let (code, results) = check_binary(&history, dir.path());
+    assert_eq!(results["anomalies"]["dlq-lost"]["count"], 0);
+    assert_eq!(results["anomalies"]["effect-duplicate"]["count"], 0);
+    assert_eq!(code, if verdict.valid { 0 } else { 1 });
+    drop(guard);
+}

@@ -1,0 +1,767 @@
+//! The queue workload: producers sending unique integers to the partitions
+//! of one topic with retries and a dead-letter queue, idempotent consumers,
+//! and the closing phases (heal, drain, DLQ replay, final read). Every client
+//! operation goes to the history; so do the phases (`process: "workload"`).
+//!
+//! Phases, in order (each announced by a `phase` event):
+//! 1. `load`: `senders` processes send for `load_duration` (or until
+//!    `max_messages`), consumers read all along;
+//! 2. `heal`: the caller's hook runs (the runner heals its faults there);
+//! 3. `drain`: consumers read until every acknowledged offset of every log
+//!    has been read, or `drain_timeout` passes; a `drain` event says which;
+//! 4. `replay`: every DLQ entry is re-sent (`f: "replay"`), same backoff;
+//! 5. `final-read`: as `drain`, for the replayed messages too
+//!    (`final-read` event); then the consumers stop.
+
+use crate::applied::AppliedStore;
+use crate::backoff::{millis, Backoff};
+use crate::consumer::{
+    log_key, run_consumer, ConsumerMode, ConsumerSpec, ConsumerStats, ReadProgress,
+};
+use crate::dlq::{DlqEntry, DlqJournal};
+use crate::producer::{QueueProducer, SendOutcome};
+use crate::settings::{ConsumerSettings, ProducerSettings};
+use serde::Serialize;
+use serde_json::json;
+use splitbrain_core::history::{HistoryError, HistoryWriter, OpType, Process};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Options of the queue workload. Defaults suit a 3-broker test cluster.
+#[derive(Clone, Debug, Serialize)]
+pub struct QueueOptions {
+    /// Kafka bootstrap servers, `host:port,...`.
+    pub bootstrap: String,
+    /// The topic; it must exist with `partitions` partitions.
+    pub topic: String,
+    /// Partitions of the topic (default 3); history keys are
+    /// `"<topic>-0"` .. `"<topic>-<partitions-1>"`.
+    pub partitions: i32,
+    /// librdkafka producer clients (default 1).
+    pub producers: usize,
+    /// Sending processes, spread over the producer clients; each has at
+    /// most one send in flight (default 64).
+    pub senders: usize,
+    /// Consumers (default 2).
+    pub consumers: usize,
+    /// Group or assign (default group).
+    pub consumer_mode: ConsumerMode,
+    /// Target sends per second over all senders; 0 = as fast as they can
+    /// (default 500).
+    pub rate: f64,
+    /// Payload bytes per message (default 100; at least the message's
+    /// decimal digits).
+    pub payload_size: usize,
+    /// How long the load phase sends (default 20 s).
+    #[serde(with = "millis")]
+    pub load_duration: Duration,
+    /// Stop sending after this many messages, if set.
+    pub max_messages: Option<u64>,
+    /// Longest wait for the consumers to catch up after the heal
+    /// (default 60 s).
+    #[serde(with = "millis")]
+    pub drain_timeout: Duration,
+    /// Same, after the replay (default 60 s).
+    #[serde(with = "millis")]
+    pub final_read_timeout: Duration,
+    /// Longest wait of one poll for its first record (default 100 ms).
+    #[serde(with = "millis")]
+    pub poll_timeout: Duration,
+    /// Most records in one recorded poll (default 500).
+    pub max_poll_records: usize,
+    /// Application-level retries.
+    pub backoff: Backoff,
+    /// Producer client settings.
+    pub producer: ProducerSettings,
+    /// Consumer client settings.
+    pub consumer: ConsumerSettings,
+    /// Directory for the DLQ journal (`dlq.jsonl`) and the consumers'
+    /// applied-set (`applied.bin`); on the control node.
+    pub state_dir: PathBuf,
+}
+
+impl QueueOptions {
+    /// Defaults for a cluster at `bootstrap`, keeping state in `state_dir`.
+    pub fn new(bootstrap: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
+        QueueOptions {
+            bootstrap: bootstrap.into(),
+            topic: "queue".into(),
+            partitions: 3,
+            producers: 1,
+            senders: 64,
+            consumers: 2,
+            consumer_mode: ConsumerMode::Group,
+            rate: 500.0,
+            payload_size: 100,
+            load_duration: Duration::from_secs(20),
+            max_messages: None,
+            drain_timeout: Duration::from_secs(60),
+            final_read_timeout: Duration::from_secs(60),
+            poll_timeout: Duration::from_millis(100),
+            max_poll_records: 500,
+            backoff: Backoff::default(),
+            producer: ProducerSettings::default(),
+            consumer: ConsumerSettings::default(),
+            state_dir: state_dir.into(),
+        }
+    }
+}
+
+/// Why the workload could not run (or stopped).
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// Options that cannot work.
+    #[error("queue workload options: {0}")]
+    Options(String),
+    /// The DLQ journal or applied-set could not be used.
+    #[error("{what} {path}: {source} (check the state directory exists and is writable)")]
+    State {
+        /// Which file.
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A Kafka client could not be created or the topic is wrong.
+    #[error("kafka: {0}")]
+    Kafka(String),
+    /// Recording in the history failed; the run's evidence is incomplete.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    /// A consumer stopped with an error.
+    #[error("consumer failed: {0}")]
+    Consumer(String),
+    /// The async runtime could not start.
+    #[error("could not start the tokio runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Counts of sends (or replays) by outcome.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SendStats {
+    /// Messages attempted (each at least once).
+    pub messages: u64,
+    /// Attempts invoked.
+    pub attempts: u64,
+    /// Attempts acknowledged.
+    pub ok: u64,
+    /// Attempts that definitely failed.
+    pub fail: u64,
+    /// Attempts with unknown outcome.
+    pub info: u64,
+    /// Messages that exhausted their attempts (for sends: stored in the DLQ).
+    pub exhausted: u64,
+}
+
+#[derive(Default)]
+struct SendCounters {
+    messages: AtomicU64,
+    attempts: AtomicU64,
+    ok: AtomicU64,
+    fail: AtomicU64,
+    info: AtomicU64,
+    exhausted: AtomicU64,
+}
+
+impl SendCounters {
+    fn snapshot(&self) -> SendStats {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SendStats {
+            messages: g(&self.messages),
+            attempts: g(&self.attempts),
+            ok: g(&self.ok),
+            fail: g(&self.fail),
+            info: g(&self.info),
+            exhausted: g(&self.exhausted),
+        }
+    }
+}
+
+/// Whether the consumers caught up in a reading phase.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReadUp {
+    /// Every acknowledged offset of every log was read.
+    pub complete: bool,
+    /// How long it waited.
+    #[serde(with = "millis")]
+    pub waited: Duration,
+    /// Logs not caught up: key, highest acknowledged offset, highest read.
+    pub behind: Vec<(String, i64, i64)>,
+}
+
+/// What the workload did.
+#[derive(Clone, Debug, Serialize)]
+pub struct QueueReport {
+    /// First sends and their retries.
+    pub sends: SendStats,
+    /// DLQ replays.
+    pub replays: SendStats,
+    /// Entries in the DLQ journal at replay time.
+    pub dlq_entries: usize,
+    /// Length of the load phase.
+    #[serde(with = "millis")]
+    pub load_elapsed: Duration,
+    /// The drain after the heal.
+    pub drain: ReadUp,
+    /// The final read after the replay.
+    pub final_read: ReadUp,
+    /// Per consumer.
+    pub consumers: Vec<ConsumerStats>,
+    /// Producer clients replaced after a fatal librdkafka error.
+    pub producer_restarts: u64,
+}
+
+struct Shared {
+    opts: QueueOptions,
+    writer: HistoryWriter,
+    next_process: Arc<AtomicU64>,
+    next_msg: AtomicU64,
+    acked: Vec<AtomicI64>,
+    producers: Vec<Mutex<Arc<QueueProducer>>>,
+    dlq: DlqJournal,
+    stop_load: AtomicBool,
+    sends: SendCounters,
+    replays: SendCounters,
+    producer_restarts: AtomicU64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Send,
+    Replay,
+}
+
+fn workload_event(
+    writer: &HistoryWriter,
+    f: &str,
+    value: &serde_json::Value,
+) -> Result<u64, HistoryError> {
+    writer.record(&Process::Named("workload".into()), OpType::Ok, f, value)
+}
+
+/// The payload of message `msg`: its decimal digits, padded with `.` to
+/// `size` bytes.
+pub fn payload(msg: u64, size: usize) -> Vec<u8> {
+    let mut p = msg.to_string().into_bytes();
+    if p.len() < size {
+        p.resize(size, b'.');
+    }
+    p
+}
+
+impl Shared {
+    fn new_process(&self) -> u64 {
+        self.next_process.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn producer(&self, i: usize) -> Arc<QueueProducer> {
+        self.producers[i]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces producer `i` if `used` (still current) hit a fatal error.
+    fn replace_if_fatal(&self, i: usize, used: &Arc<QueueProducer>) -> Result<(), QueueError> {
+        let Some((code, reason)) = used.fatal_error() else {
+            return Ok(());
+        };
+        let mut slot = self.producers[i].lock().unwrap_or_else(|p| p.into_inner());
+        if !Arc::ptr_eq(&slot, used) {
+            return Ok(());
+        }
+        let fresh = QueueProducer::new(&self.opts.bootstrap, &self.opts.topic, &self.opts.producer)
+            .map_err(|e| QueueError::Kafka(format!("recreating producer {i}: {e}")))?;
+        *slot = Arc::new(fresh);
+        self.producer_restarts.fetch_add(1, Ordering::Relaxed);
+        workload_event(
+            &self.writer,
+            "producer-restart",
+            &json!({"producer": i, "error": format!("{code:?}: {reason}")}),
+        )?;
+        Ok(())
+    }
+
+    /// Sends (or replays) one message with retries; a send that exhausts
+    /// its attempts goes to the DLQ. Returns whether it was acknowledged.
+    async fn deliver(
+        &self,
+        producer: usize,
+        process: &mut u64,
+        kind: Kind,
+        partition: i32,
+        msg: u64,
+    ) -> Result<bool, QueueError> {
+        let key = log_key(&self.opts.topic, partition);
+        let body = payload(msg, self.opts.payload_size);
+        let key_bytes = msg.to_string();
+        let counters = match kind {
+            Kind::Send => &self.sends,
+            Kind::Replay => &self.replays,
+        };
+        counters.messages.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            counters.attempts.fetch_add(1, Ordering::Relaxed);
+            let rec = self.writer.client(*process);
+            match kind {
+                Kind::Send => rec.invoke_send(&key, msg)?,
+                Kind::Replay => rec.invoke_replay(&key, msg)?,
+            };
+            let used = self.producer(producer);
+            let outcome = used.send(partition, key_bytes.as_bytes(), &body).await;
+            match &outcome {
+                SendOutcome::Ok {
+                    partition: p,
+                    offset,
+                } => {
+                    // We name the partition; a report for another one would
+                    // be a client bug: record where it really went.
+                    let k = if *p == partition {
+                        key.clone()
+                    } else {
+                        log_key(&self.opts.topic, *p)
+                    };
+                    match kind {
+                        Kind::Send => rec.ok_send(&k, msg, *offset)?,
+                        Kind::Replay => rec.ok_replay(&k, msg, *offset)?,
+                    };
+                    counters.ok.fetch_add(1, Ordering::Relaxed);
+                    if let Some(a) = self.acked.get(*p as usize) {
+                        a.fetch_max(*offset as i64, Ordering::Relaxed);
+                    }
+                    return Ok(true);
+                }
+                SendOutcome::Fail { error } => {
+                    tracing::debug!(msg, %error, "send failed");
+                    match kind {
+                        Kind::Send => rec.fail_send(&key, msg)?,
+                        Kind::Replay => rec.fail_replay(&key, msg)?,
+                    };
+                    counters.fail.fetch_add(1, Ordering::Relaxed);
+                }
+                SendOutcome::Info { error } => {
+                    tracing::debug!(msg, %error, "send outcome unknown");
+                    match kind {
+                        Kind::Send => rec.info_send(&key, msg)?,
+                        Kind::Replay => rec.info_replay(&key, msg)?,
+                    };
+                    counters.info.fetch_add(1, Ordering::Relaxed);
+                    // A process that ended `info` never invokes again.
+                    *process = self.new_process();
+                }
+            }
+            self.replace_if_fatal(producer, &used)?;
+            let delay = self.opts.backoff.delay(attempts, &mut rand::rng());
+            if !self
+                .opts
+                .backoff
+                .may_retry(attempts, started.elapsed(), delay)
+            {
+                break;
+            }
+            tokio::time::sleep(delay).await;
+        }
+        counters.exhausted.fetch_add(1, Ordering::Relaxed);
+        if kind == Kind::Send {
+            self.dlq
+                .append(&DlqEntry {
+                    topic: self.opts.topic.clone(),
+                    partition,
+                    key: key.clone(),
+                    msg,
+                })
+                .map_err(|source| QueueError::State {
+                    what: "DLQ journal",
+                    path: self.dlq.path().to_owned(),
+                    source,
+                })?;
+            // Synced: now the history may say so.
+            self.writer.dlq(&key, msg)?;
+        }
+        Ok(false)
+    }
+
+    async fn sender(self: Arc<Self>, slot: usize, slot_rate: f64) -> Result<(), QueueError> {
+        let producer = slot % self.producers.len();
+        let mut process = self.new_process();
+        let mut pace = (slot_rate > 0.0).then(|| {
+            let mut i = tokio::time::interval(Duration::from_secs_f64(1.0 / slot_rate));
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        loop {
+            if let Some(p) = pace.as_mut() {
+                p.tick().await;
+            }
+            if self.stop_load.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let msg = self.next_msg.fetch_add(1, Ordering::Relaxed);
+            if self.opts.max_messages.is_some_and(|max| msg >= max) {
+                return Ok(());
+            }
+            let partition = (msg % self.opts.partitions as u64) as i32;
+            self.deliver(producer, &mut process, Kind::Send, partition, msg)
+                .await?;
+        }
+    }
+
+    async fn replayer(
+        self: Arc<Self>,
+        slot: usize,
+        queue: Arc<Mutex<VecDeque<DlqEntry>>>,
+    ) -> Result<(), QueueError> {
+        let producer = slot % self.producers.len();
+        let mut process = self.new_process();
+        loop {
+            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+            let Some(entry) = next else { return Ok(()) };
+            self.deliver(
+                producer,
+                &mut process,
+                Kind::Replay,
+                entry.partition,
+                entry.msg,
+            )
+            .await?;
+        }
+    }
+
+    /// Waits until every acknowledged offset has been read, or `timeout`.
+    async fn read_up(&self, progress: &ReadProgress, timeout: Duration, f: &str) -> ReadUp {
+        let started = Instant::now();
+        loop {
+            let behind: Vec<(String, i64, i64)> = self
+                .acked
+                .iter()
+                .zip(&progress.read)
+                .enumerate()
+                .filter_map(|(p, (a, r))| {
+                    let (a, r) = (a.load(Ordering::Relaxed), r.load(Ordering::Relaxed));
+                    (r < a).then(|| (log_key(&self.opts.topic, p as i32), a, r))
+                })
+                .collect();
+            if behind.is_empty() || started.elapsed() >= timeout {
+                let up = ReadUp {
+                    complete: behind.is_empty(),
+                    waited: started.elapsed(),
+                    behind,
+                };
+                tracing::info!(phase = f, complete = up.complete, "read-up");
+                return up;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Runs the queue workload, recording into `writer`; `heal` runs between
+/// the load and the drain (also when the load phase failed; not when the
+/// workload could not start, e.g. a missing topic). Blocking: it runs its
+/// own tokio runtime, so call it from a plain thread (or `spawn_blocking`),
+/// not from async code. `opts.state_dir` must not hold an earlier run's DLQ
+/// or applied-set.
+/// `next_process` hands out client process numbers; share it with anything
+/// else recording client processes in the same history.
+pub fn run(
+    opts: &QueueOptions,
+    writer: &HistoryWriter,
+    next_process: Arc<AtomicU64>,
+    heal: impl FnOnce(),
+) -> Result<QueueReport, QueueError> {
+    if opts.partitions < 1 || opts.senders == 0 || opts.producers == 0 {
+        return Err(QueueError::Options(
+            "partitions, senders and producers must each be at least 1".into(),
+        ));
+    }
+    if !opts.rate.is_finite() || opts.rate < 0.0 {
+        return Err(QueueError::Options(format!(
+            "rate {} is not a non-negative number of sends per second",
+            opts.rate
+        )));
+    }
+    let state = |what, name: &str| {
+        let path = opts.state_dir.join(name);
+        move |source| QueueError::State { what, path, source }
+    };
+    std::fs::create_dir_all(&opts.state_dir).map_err(state("state directory", ""))?;
+    // One DLQ and one applied-set per run: an earlier run's would replay
+    // or suppress messages of this one (message numbers restart at 0).
+    for name in ["dlq.jsonl", "applied.bin"] {
+        let path = opts.state_dir.join(name);
+        if path.exists() {
+            return Err(QueueError::Options(format!(
+                "{} exists from an earlier run; give each run its own state directory",
+                path.display()
+            )));
+        }
+    }
+    let dlq = DlqJournal::open(opts.state_dir.join("dlq.jsonl"))
+        .map_err(state("DLQ journal", "dlq.jsonl"))?;
+    let store = Arc::new(
+        AppliedStore::open(opts.state_dir.join("applied.bin"))
+            .map_err(state("applied-set", "applied.bin"))?,
+    );
+    let mut producers = Vec::with_capacity(opts.producers);
+    for i in 0..opts.producers {
+        let p = QueueProducer::new(&opts.bootstrap, &opts.topic, &opts.producer)
+            .map_err(|e| QueueError::Kafka(format!("creating producer {i}: {e}")))?;
+        producers.push(Mutex::new(Arc::new(p)));
+    }
+    // The topic must exist with the expected partitions (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let probe = producers[0].lock().expect("fresh").clone();
+    loop {
+        match probe.partition_count(Duration::from_secs(2)) {
+            Ok(n) if n == opts.partitions as usize => break,
+            result if Instant::now() >= deadline => {
+                return Err(QueueError::Kafka(format!(
+                    "topic {:?} at {}: expected {} partitions, found {result:?}; create it first \
+                     (e.g. splitbrain_environments::cluster::create_topic)",
+                    opts.topic, opts.bootstrap, opts.partitions
+                )))
+            }
+            _ => std::thread::sleep(Duration::from_millis(300)),
+        }
+    }
+    drop(probe);
+
+    workload_event(
+        writer,
+        "config",
+        &serde_json::to_value(json!({
+            "options": opts,
+            "producer-properties": opts.producer.properties(),
+            "consumer-properties": opts.consumer.properties(),
+        }))
+        .unwrap_or_default(),
+    )?;
+
+    let partitions = opts.partitions as usize;
+    let shared = Arc::new(Shared {
+        opts: opts.clone(),
+        writer: writer.clone(),
+        next_process: next_process.clone(),
+        next_msg: AtomicU64::new(0),
+        acked: (0..partitions).map(|_| AtomicI64::new(-1)).collect(),
+        producers,
+        dlq,
+        stop_load: AtomicBool::new(false),
+        sends: SendCounters::default(),
+        replays: SendCounters::default(),
+        producer_restarts: AtomicU64::new(0),
+    });
+    let progress = Arc::new(ReadProgress::new(partitions));
+    let stop_consumers = Arc::new(AtomicBool::new(false));
+
+    // Consumers on their own threads (librdkafka's poll blocks).
+    let mut consumer_threads = Vec::new();
+    for c in 0..opts.consumers {
+        let assigned: Vec<i32> = (0..opts.partitions)
+            .filter(|p| *p as usize % opts.consumers == c)
+            .collect();
+        let spec = ConsumerSpec {
+            process: next_process.fetch_add(1, Ordering::Relaxed),
+            bootstrap: opts.bootstrap.clone(),
+            topic: opts.topic.clone(),
+            partitions: opts.partitions,
+            mode: opts.consumer_mode,
+            assigned,
+            settings: opts.consumer.clone(),
+            poll_timeout: opts.poll_timeout,
+            max_poll_records: opts.max_poll_records.max(1),
+        };
+        let (w, s, p, stop) = (
+            writer.clone(),
+            store.clone(),
+            progress.clone(),
+            stop_consumers.clone(),
+        );
+        let handle = std::thread::Builder::new()
+            .name(format!("consumer-{c}"))
+            .spawn(move || run_consumer(spec, w, s, p, stop))
+            .map_err(QueueError::Runtime)?;
+        consumer_threads.push(handle);
+    }
+    // Whatever happens below, the consumer threads are stopped and joined.
+    let join_consumers = |threads: Vec<std::thread::JoinHandle<Result<ConsumerStats, String>>>| {
+        stop_consumers.store(true, Ordering::Relaxed);
+        let mut stats = Vec::new();
+        let mut error = None;
+        for t in threads {
+            match t.join() {
+                Ok(Ok(s)) => stats.push(s),
+                Ok(Err(e)) => error = Some(e),
+                Err(_) => error = Some("a consumer thread panicked".to_string()),
+            }
+        }
+        (stats, error)
+    };
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            join_consumers(consumer_threads);
+            return Err(QueueError::Runtime(e));
+        }
+    };
+    // The heal hook runs outside the runtime (it may block, or run its own),
+    // and runs even when the load phase failed: faults must not outlive us.
+    let load = runtime.block_on(load_phase(shared.clone()));
+    let healing = workload_event(writer, "phase", &json!({"phase": "heal"}));
+    heal();
+    let result = load.and_then(|load_elapsed| {
+        healing?;
+        runtime
+            .block_on(closing_phases(shared.clone(), progress.clone()))
+            .map(|(drain, n, final_read)| (load_elapsed, drain, n, final_read))
+    });
+    let (consumer_stats, consumer_error) = join_consumers(consumer_threads);
+    for p in &shared.producers {
+        p.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .flush(Duration::from_secs(1));
+    }
+    let (load_elapsed, drain, dlq_entries, final_read) = result?;
+    if let Some(e) = consumer_error {
+        return Err(QueueError::Consumer(e));
+    }
+    workload_event(writer, "phase", &json!({"phase": "done"}))?;
+    Ok(QueueReport {
+        sends: shared.sends.snapshot(),
+        replays: shared.replays.snapshot(),
+        dlq_entries,
+        load_elapsed,
+        drain,
+        final_read,
+        consumers: consumer_stats,
+        producer_restarts: shared.producer_restarts.load(Ordering::Relaxed),
+    })
+}
+
+async fn load_phase(shared: Arc<Shared>) -> Result<Duration, QueueError> {
+    let opts = shared.opts.clone();
+    let writer = shared.writer.clone();
+    workload_event(&writer, "phase", &json!({"phase": "load"}))?;
+    let started = Instant::now();
+    let slot_rate = if opts.rate > 0.0 {
+        opts.rate / opts.senders as f64
+    } else {
+        0.0
+    };
+    let mut senders = tokio::task::JoinSet::new();
+    for slot in 0..opts.senders {
+        senders.spawn(shared.clone().sender(slot, slot_rate));
+    }
+    let stopper = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(opts.load_duration).await;
+            shared.stop_load.store(true, Ordering::Relaxed);
+        })
+    };
+    let mut first_error = None;
+    while let Some(r) = senders.join_next().await {
+        let r = r.unwrap_or_else(|e| Err(QueueError::Options(format!("sender task: {e}"))));
+        if let Err(e) = r {
+            // Stop the others; keep the first error.
+            shared.stop_load.store(true, Ordering::Relaxed);
+            first_error.get_or_insert(e);
+        }
+    }
+    stopper.abort();
+    let load_elapsed = started.elapsed();
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(load_elapsed),
+    }
+}
+
+async fn closing_phases(
+    shared: Arc<Shared>,
+    progress: Arc<ReadProgress>,
+) -> Result<(ReadUp, usize, ReadUp), QueueError> {
+    let opts = shared.opts.clone();
+    let writer = shared.writer.clone();
+    workload_event(&writer, "phase", &json!({"phase": "drain"}))?;
+    let drain = shared.read_up(&progress, opts.drain_timeout, "drain").await;
+    workload_event(
+        &writer,
+        "drain",
+        &serde_json::to_value(&drain).unwrap_or_default(),
+    )?;
+
+    let entries = shared.dlq.entries().map_err(|source| QueueError::State {
+        what: "DLQ journal",
+        path: shared.dlq.path().to_owned(),
+        source,
+    })?;
+    let dlq_entries = entries.len();
+    workload_event(
+        &writer,
+        "phase",
+        &json!({"phase": "replay", "dlq-entries": dlq_entries}),
+    )?;
+    let queue = Arc::new(Mutex::new(VecDeque::from(entries)));
+    let mut replayers = tokio::task::JoinSet::new();
+    for slot in 0..opts.senders.min(dlq_entries) {
+        replayers.spawn(shared.clone().replayer(slot, queue.clone()));
+    }
+    while let Some(r) = replayers.join_next().await {
+        r.unwrap_or_else(|e| Err(QueueError::Options(format!("replay task: {e}"))))?;
+    }
+
+    workload_event(&writer, "phase", &json!({"phase": "final-read"}))?;
+    let final_read = shared
+        .read_up(&progress, opts.final_read_timeout, "final-read")
+        .await;
+    workload_event(
+        &writer,
+        "final-read",
+        &serde_json::to_value(&final_read).unwrap_or_default(),
+    )?;
+    Ok((drain, dlq_entries, final_read))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_carries_the_message_and_has_the_size() {
+        let p = payload(1234, 10);
+        assert_eq!(p, b"1234......");
+        assert_eq!(crate::consumer::parse_msg(&p), Some(1234));
+        assert_eq!(payload(123456, 3), b"123456");
+    }
+
+    #[test]
+    fn bad_options_are_refused_before_touching_kafka() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = HistoryWriter::from_writer(std::io::sink(), "sink");
+        let mut o = QueueOptions::new("127.0.0.1:9", dir.path());
+        o.partitions = 0;
+        let e = run(&o, &w, Arc::new(AtomicU64::new(0)), || {}).unwrap_err();
+        assert!(matches!(e, QueueError::Options(_)), "{e}");
+        let mut o = QueueOptions::new("127.0.0.1:9", dir.path());
+        o.rate = f64::NAN;
+        let e = run(&o, &w, Arc::new(AtomicU64::new(0)), || {}).unwrap_err();
+        assert!(e.to_string().contains("rate"), "{e}");
+        let o = QueueOptions::new("127.0.0.1:9", dir.path());
+        std::fs::write(dir.path().join("dlq.jsonl"), "").unwrap();
+        let e = run(&o, &w, Arc::new(AtomicU64::new(0)), || {}).unwrap_err();
+        assert!(e.to_string().contains("earlier run"), "{e}");
+    }
+}
