@@ -150,9 +150,11 @@ fn observe_line(index: usize, time_s: u64, leaders: &[u64], controllers: [i32; 4
     let zk: Vec<String> = (1..=4u64)
         .map(|id| {
             let mode = if leaders.contains(&id) { "leader" } else { "follower" };
-            let epoch = if id == 4 { 1 } else { 2 };
+            // Server 4 believes in a membership of its own (as the
+            // incident's newcomers did), so leading it is a second brain.
+            let (epoch, members) = if id == 4 { (1, "[4]") } else { (2, "[1,2,3]") };
             format!(
-                r#"{{"node":"n{id}","server_id":{id},"mode":"{mode}","epoch":{epoch},"members":[1,2,3,4],"controller":{},"cluster_id":"c1"}}"#,
+                r#"{{"node":"n{id}","server_id":{id},"mode":"{mode}","epoch":{epoch},"members":{members},"controller":{},"cluster_id":"c1"}}"#,
                 controllers[id as usize - 1]
             )
         })
