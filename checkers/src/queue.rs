@@ -443,16 +443,21 @@ impl QueueChecker {
     }
 
     fn on_poll(&mut self, p: u64, index: u64, poll: &PollValue<'_>) {
+        // A rebalance restarts this consumer's position in every log it names,
+        // also when the poll that reports it returned no records (the usual
+        // case: librdkafka reports the assignment before fetching).
+        if !poll.rebalance.is_empty() {
+            if let Some(st) = self.procs.get_mut(&p) {
+                for k in &poll.rebalance {
+                    if let Some(key) = self.key_ids.get(k.as_str()) {
+                        st.poll_position.remove(key);
+                    }
+                }
+            }
+        }
         for (key, pairs) in &poll.records.0 {
             let key = self.key_id(key);
-            let rebalanced = poll
-                .rebalance
-                .iter()
-                .any(|k| self.key_ids.get(k) == Some(&key));
             let st = self.procs.entry(p).or_default();
-            if rebalanced {
-                st.poll_position.remove(&key);
-            }
             let mut prev = st.poll_position.get(&key).copied();
             for &(offset, msg) in pairs {
                 if let Some((last, last_index)) = prev {
@@ -867,6 +872,25 @@ mod tests {
             r#","rebalance":["q"]"#,
         ));
         assert_only(&check(&h(parts)), &[]);
+        // The rebalance reported by a poll that returned nothing still
+        // restarts the position: a later jump forward is not a poll-skip,
+        // while the same jump without it is.
+        let empty_rebalance = vec![
+            r#""process":10,"type":"invoke","f":"poll","value":null"#.to_string(),
+            r#""process":10,"type":"ok","f":"poll","value":{"records":{},"rebalance":["q"]}"#
+                .to_string(),
+        ];
+        let mut parts = three_sends();
+        parts.push(poll(10, "q", &[(0, 1)]));
+        parts.push(empty_rebalance);
+        parts.push(poll(10, "q", &[(2, 3)]));
+        parts.push(poll(11, "q", &[(1, 2)]));
+        assert_only(&check(&h(parts)), &[]);
+        let mut parts = three_sends();
+        parts.push(poll(10, "q", &[(0, 1)]));
+        parts.push(poll(10, "q", &[(2, 3)]));
+        parts.push(poll(11, "q", &[(1, 2)]));
+        assert_only(&check(&h(parts)), &[("poll-skip", 1)]);
         // Inside one poll too: 0 -> 2 skips the known offset 1, 2 -> 1 goes back.
         let mut parts = three_sends();
         parts.push(poll(10, "q", &[(0, 1), (2, 3), (1, 2)]));
