@@ -25,6 +25,7 @@ pub mod service;
 pub mod ssh;
 pub mod state;
 mod sys;
+mod test_names;
 pub mod wire;
 pub mod zk_client;
 pub mod zookeeper;

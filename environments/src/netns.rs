@@ -28,7 +28,7 @@ use splitbrain_core::control::{Control, Node};
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Most nodes one environment may have (addresses `.2` to `.251`).
@@ -885,19 +885,9 @@ fn shell_words(line: &str) -> Vec<String> {
     words
 }
 
-static TEST_ENV_COUNTER: AtomicU32 = AtomicU32::new(0);
-
 /// The pid embedded in a [`TestEnv`] name (`t-<test>-<pid>-<counter>`).
 fn test_env_pid(name: &str) -> Option<i32> {
-    let rest = name.strip_prefix("t-")?;
-    let mut parts = rest.rsplitn(3, '-');
-    let counter = parts.next()?;
-    let pid = parts.next()?;
-    parts.next()?;
-    if counter.is_empty() || !counter.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    pid.parse().ok()
+    crate::test_names::pid_of("t", name)
 }
 
 /// Removes netns environments left behind by [`TestEnv`]s of test processes
@@ -970,15 +960,7 @@ impl TestEnv {
 
     /// `t-<test name, slugged>-<pid>-<counter>`: unique per process and call.
     fn unique_name(test_name: &str) -> String {
-        let slug: String = test_name
-            .to_ascii_lowercase()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        let slug: String = slug.trim_matches('-').chars().take(14).collect();
-        let slug = slug.trim_end_matches('-');
-        let n = TEST_ENV_COUNTER.fetch_add(1, Ordering::SeqCst);
-        format!("t-{slug}-{}-{n}", std::process::id())
+        crate::test_names::unique_name("t", test_name)
     }
 
     /// The environment's name.

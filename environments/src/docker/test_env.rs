@@ -9,10 +9,7 @@ use super::{down, up, DockerCli, DockerError, DockerOptions};
 use crate::state::EnvState;
 use splitbrain_core::control::{Control, Node};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// The artifact cache as the cluster layer finds it by default:
 /// `$SPLITBRAIN_ARTIFACTS`, else `<repo>/.cache/artifacts` (spelled
@@ -72,18 +69,7 @@ impl DockerTestEnv {
 
     /// `td-<test name, slugged>-<pid>-<counter>`: unique per process and call.
     fn unique_name(test_name: &str) -> String {
-        let slug: String = test_name
-            .to_ascii_lowercase()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        let slug: String = slug.trim_matches('-').chars().take(14).collect();
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        format!(
-            "td-{}-{}-{n}",
-            slug.trim_end_matches('-'),
-            std::process::id()
-        )
+        crate::test_names::unique_name("td", test_name)
     }
 
     /// The environment's name.
@@ -147,15 +133,7 @@ pub fn lease_for_test() -> Option<EngineLease> {
 
 /// The pid in a [`DockerTestEnv`] name (`td-<slug>-<pid>-<counter>`).
 fn test_env_pid(name: &str) -> Option<i32> {
-    let rest = name.strip_prefix("td-")?;
-    let mut parts = rest.rsplitn(3, '-');
-    let counter = parts.next()?;
-    let pid = parts.next()?;
-    parts.next()?;
-    if counter.is_empty() || !counter.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    pid.parse().ok()
+    crate::test_names::pid_of("td", name)
 }
 
 /// Removes Docker test environments whose test process no longer exists
@@ -176,14 +154,7 @@ pub fn reap_orphaned_test_envs(cli: &DockerCli) -> Vec<String> {
     names.dedup();
     names
         .into_iter()
-        .filter(|n| {
-            test_env_pid(n).is_some_and(|pid| {
-                // SAFETY: signal 0 only checks that the process exists.
-                let alive = unsafe { libc::kill(pid, 0) } == 0
-                    || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-                !alive
-            })
-        })
+        .filter(|n| test_env_pid(n).is_some_and(|pid| !crate::sys::alive(pid)))
         .filter(|n| down(n, false).is_ok())
         .collect()
 }
