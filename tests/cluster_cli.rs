@@ -1,26 +1,12 @@
 //! `splitbrain cluster up/status/down` as a user runs them, on a real netns
 //! environment. Needs root, java and the artifact cache.
 
+mod common;
+
+use common::{run, text};
 use splitbrain_core::cluster::{Observation, ZkMode};
 use splitbrain_environments::netns::TestEnv;
 use splitbrain_environments::service::{Service, ServiceKind};
-use std::process::{Command, Output};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_splitbrain"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 #[test]
 fn cluster_up_status_down_on_a_fresh_environment() {

@@ -2,12 +2,15 @@
 //! being killed in the middle of `env up`. Needs root and a Docker engine,
 //! which the tests start (and stop again if they started it).
 
+mod common;
+
+use common::text;
 use splitbrain_environments::docker::engine::EngineLease;
 use splitbrain_environments::docker::image::LOCAL_BASE_IMAGE;
 use splitbrain_environments::docker::test_env::lease_for_test;
 use splitbrain_environments::docker::{self, find_resources};
 use splitbrain_environments::EnvState;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn splitbrain() -> Command {
@@ -18,15 +21,6 @@ fn splitbrain() -> Command {
         cmd.env("SPLITBRAIN_DOCKER_BASE", LOCAL_BASE_IMAGE);
     }
     cmd
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Removes the environment on drop, whatever the test did.

@@ -1,28 +1,14 @@
 //! `splitbrain env` as a user runs it, including being killed or interrupted
 //! in the middle of `env up`. Needs root.
 
+mod common;
+
+use common::{run, splitbrain, text};
 use splitbrain_environments::netns;
 use splitbrain_environments::EnvState;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn splitbrain() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_splitbrain"))
-}
-
-fn run(args: &[&str]) -> Output {
-    splitbrain().args(args).output().unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn env_name(tag: &str) -> String {
     format!("t-cli-{tag}-{}", std::process::id())

@@ -2,26 +2,12 @@
 //! input says what is expected, and `heal` empties splitbrain's rules on
 //! every node of a real (netns) environment. Needs root for `heal`.
 
+mod common;
+
+use common::{run, text};
 use splitbrain_core::firewall::{self, Block};
 use splitbrain_environments::netns::TestEnv;
-use std::process::{Command, Output};
 use std::time::Duration;
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_splitbrain"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 #[test]
 fn plan_is_repeatable_from_its_seed() {
