@@ -77,12 +77,7 @@ impl ProducerSettings {
 
     /// A librdkafka configuration for `bootstrap`.
     pub fn client_config(&self, bootstrap: &str) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", bootstrap);
-        for (k, v) in self.properties() {
-            c.set(k, v);
-        }
-        c
+        client_config(bootstrap, self.properties())
     }
 }
 
@@ -136,13 +131,18 @@ impl ConsumerSettings {
 
     /// A librdkafka configuration for `bootstrap`.
     pub fn client_config(&self, bootstrap: &str) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", bootstrap);
-        for (k, v) in self.properties() {
-            c.set(k, v);
-        }
-        c
+        client_config(bootstrap, self.properties())
     }
+}
+
+/// A librdkafka configuration: `bootstrap` plus `properties`, in order.
+fn client_config(bootstrap: &str, properties: Vec<(String, String)>) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    for (k, v) in properties {
+        c.set(k, v);
+    }
+    c
 }
 
 #[cfg(test)]
