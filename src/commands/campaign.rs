@@ -225,7 +225,13 @@ fn summary(rows: &[(String, Result<RunOutcome, String>)]) -> String {
                 } else {
                     "FAIL"
                 };
-                let verdict = if o.valid { "valid" } else { "invalid" };
+                // The checker's verdict on the history, then whether that is
+                // what the test expected (an incident test *expects* anomalies).
+                let verdict = if o.valid {
+                    "history valid"
+                } else {
+                    "history invalid"
+                };
                 out.push_str(&format!(
                     "{:<52} {:<6} {:>7.0}s  {verdict}; {}{}\n{:<69}{}\n",
                     name,
