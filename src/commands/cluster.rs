@@ -10,9 +10,10 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use splitbrain_core::cluster::Observation;
 use splitbrain_core::control::Control;
-use splitbrain_environments::artifacts::Artifacts;
-use splitbrain_environments::cluster::{self, ClusterGuard, ClusterLayout, LAYOUT_FILE};
-use splitbrain_environments::{observe, EnvKind, EnvState};
+use splitbrain_environments::db::artifacts::Artifacts;
+use splitbrain_environments::db::cluster::{self, ClusterGuard, ClusterLayout, LAYOUT_FILE};
+use splitbrain_environments::probes::observe;
+use splitbrain_environments::{EnvKind, EnvState};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -110,7 +111,7 @@ fn artifacts_for(state: &EnvState) -> anyhow::Result<Artifacts> {
         EnvKind::Netns => Ok(Artifacts::locate()?),
         // Docker nodes have the cache mounted read-only at the host's path.
         EnvKind::Docker => {
-            let record = splitbrain_environments::docker::DockerRecord::load(&state.name)?;
+            let record = splitbrain_environments::nodes::docker::DockerRecord::load(&state.name)?;
             let Some(root) = record.artifacts else {
                 bail!(
                     "docker environment '{}' has no artifact cache mounted: recreate it with \

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The engine script (`environments/docker/engine`).
-pub const ENGINE_SCRIPT: &str = include_str!("../../docker/engine");
+pub const ENGINE_SCRIPT: &str = include_str!("../../../docker/engine");
 
 /// Where the private engine keeps its socket, pid file and locks.
 pub fn run_dir() -> PathBuf {

@@ -8,11 +8,11 @@
 //! timeout, so one sample takes about one timeout at worst: cheap enough for
 //! an observer sampling every 100–500 ms.
 
-use crate::cluster::ClusterLayout;
-use crate::kafka::{Broker, KafkaSettings};
-use crate::kafka_client;
-use crate::zk_client::{self, ZkSession};
-use crate::zookeeper::{ZkServer, ZkSettings};
+use crate::db::cluster::ClusterLayout;
+use crate::db::kafka::{Broker, KafkaSettings};
+use crate::db::zookeeper::{ZkServer, ZkSettings};
+use crate::probes::kafka_client;
+use crate::probes::zk_client::{self, ZkSession};
 use splitbrain_core::cluster::{BrokerView, Observation, ZkMode, ZkServerView};
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! Layout: `<state root>/<env>/state.json`, where the state root is
 //! `$SPLITBRAIN_STATE_DIR` if set, else `/var/lib/splitbrain/envs`.
 
-use crate::error::EnvError;
+use crate::nodes::EnvError;
 use serde::{Deserialize, Serialize};
 use splitbrain_core::control::{Control, ControlError, Node};
 use std::net::Ipv4Addr;

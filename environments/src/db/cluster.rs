@@ -7,12 +7,12 @@
 //! a partition cut brokers off from ZooKeeper while the brokers still reach
 //! each other (the `zk-from-kafka` nemesis), which co-location would rule out.
 
-use crate::artifacts::Artifacts;
-use crate::kafka::{self, Broker, KafkaSettings};
-use crate::kafka_client::{self, Metadata};
-use crate::service::{Service, ServiceKind};
-use crate::zookeeper::{self, ZkMember, ZkRole, ZkServer, ZkSettings};
-use crate::ClusterError;
+use crate::db::artifacts::Artifacts;
+use crate::db::kafka::{self, Broker, KafkaSettings};
+use crate::db::service::{Service, ServiceKind};
+use crate::db::zookeeper::{self, ZkMember, ZkRole, ZkServer, ZkSettings};
+use crate::db::ClusterError;
+use crate::probes::kafka_client::{self, Metadata};
 use serde::{Deserialize, Serialize};
 use splitbrain_core::control::{Control, ControlError, Node};
 use std::net::SocketAddr;
@@ -525,9 +525,9 @@ fn collect_service(
         let list = s.exec_ok(
             &format!(
                 "cd {} 2>/dev/null && for f in *.cfg *.properties *.xml run.sh data/myid logs/*; do [ -f \"$f\" ] && echo \"$f\"; done; true",
-                crate::service::sh_quote(&dir.to_string_lossy())
+                crate::db::service::sh_quote(&dir.to_string_lossy())
             ),
-            crate::service::COMMAND_TIMEOUT,
+            crate::db::service::COMMAND_TIMEOUT,
         )?;
         let mut out = Vec::new();
         for rel in list.stdout.lines().filter(|l| !l.is_empty()) {

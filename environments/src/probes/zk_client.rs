@@ -9,7 +9,7 @@
 //! few dozen lines of the (stable, documented) jute encoding, every call is
 //! synchronous and bounded by one timeout.
 
-use crate::wire::{self, Decoder, Encoder, Malformed};
+use crate::probes::wire::{self, Decoder, Encoder, Malformed};
 use splitbrain_core::cluster::ZkMode;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -7,7 +7,7 @@
 //! request is fixed-size and version 1 is supported by every broker from
 //! 0.10 to 3.9, so the hand-written encoding is small and stable.
 
-use crate::wire::{self, Decoder, Encoder, Malformed};
+use crate::probes::wire::{self, Decoder, Encoder, Malformed};
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -19,11 +19,11 @@ pub const NODE_IMAGE_REPO: &str = "splitbrain/node";
 
 /// The node image's build files, as (name in the build context, contents).
 pub const BUILD_FILES: [(&str, &str); 3] = [
-    ("Dockerfile", include_str!("../../docker/Dockerfile")),
-    ("sshd_config", include_str!("../../docker/sshd_config")),
-    ("node-init", include_str!("../../docker/node-init")),
+    ("Dockerfile", include_str!("../../../docker/Dockerfile")),
+    ("sshd_config", include_str!("../../../docker/sshd_config")),
+    ("node-init", include_str!("../../../docker/node-init")),
 ];
-const BASE_IMAGE_SCRIPT: &str = include_str!("../../docker/base-image");
+const BASE_IMAGE_SCRIPT: &str = include_str!("../../../docker/base-image");
 
 /// debootstrap downloads ~100 MB; the node build installs OpenJDK.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(1200);

@@ -5,7 +5,7 @@
 //! `zookeeper/lib/*.jar` and `kafka/lib/*.jar`. Network-namespace nodes share
 //! the host's file system, so the same path works on them.
 
-use crate::ClusterError;
+use crate::db::ClusterError;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

@@ -13,14 +13,16 @@ pub mod cli;
 pub mod engine;
 pub mod image;
 pub mod subnet;
+#[cfg(feature = "test-support")]
 pub mod test_env;
 
 pub use cli::DockerCli;
 pub use subnet::DockerSubnet;
+#[cfg(feature = "test-support")]
 pub use test_env::DockerTestEnv;
 
-use crate::state::{validate_name, EnvKind, EnvState, SharedDir};
-use crate::EnvError;
+use crate::nodes::state::{validate_name, EnvKind, EnvState, SharedDir};
+use crate::nodes::EnvError;
 use engine::FileLock;
 use serde::{Deserialize, Serialize};
 use splitbrain_core::control::{ControlError, Node, Session};
