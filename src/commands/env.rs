@@ -197,7 +197,7 @@ fn up(
             };
             match docker::up(&opts, Some(&INTERRUPTED)) {
                 Ok(state) => state,
-                Err(docker::DockerError::Cancelled) => {
+                Err(EnvError::Cancelled) => {
                     eprintln!("env up {name}: interrupted; removed everything it had created");
                     return Ok(ExitCode::from(130));
                 }

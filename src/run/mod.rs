@@ -241,7 +241,7 @@ fn phases(
         &state.nodes,
         cfg.cluster.zookeeper,
         cfg.cluster.kafka,
-        Artifacts::locate().context("ZooKeeper/Kafka jars not found: run scripts/setup")?,
+        Artifacts::for_env(&state).context("locating the ZooKeeper/Kafka jars for the nodes")?,
     )?;
     if cfg.nemesis.faults.iter().any(|f| f == "safe-add") {
         enable_reconfig(&mut layout.zk_settings);

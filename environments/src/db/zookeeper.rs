@@ -5,7 +5,8 @@
 use crate::db::artifacts::Artifacts;
 use crate::db::service::{Service, ServiceKind};
 use crate::db::ClusterError;
-use crate::probes::zk_client::{self, ZkClientError};
+use crate::probes::zk_client;
+use crate::probes::ProbeError;
 use serde::{Deserialize, Serialize};
 use splitbrain_core::cluster::ZkMode;
 use splitbrain_core::control::{Control, Node};
@@ -319,11 +320,11 @@ pub fn install(
 }
 
 /// What [`srvr`](zk_client::parse_srvr) says, or why it could not be asked.
-pub fn mode(addr: SocketAddr, timeout: Duration) -> Result<ZkMode, ZkClientError> {
+pub fn mode(addr: SocketAddr, timeout: Duration) -> Result<ZkMode, ProbeError> {
     let text = zk_client::four_letter_word(addr, "srvr", timeout)?;
     zk_client::parse_srvr(&text)
         .map(|s| s.mode)
-        .map_err(|source| ZkClientError::Malformed { addr, source })
+        .map_err(|source| ProbeError::Malformed { addr, source })
 }
 
 /// Waits until every server in `servers` serves as leader, follower or

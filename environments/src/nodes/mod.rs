@@ -86,15 +86,15 @@ pub fn down(name: &str) -> Result<String, EnvError> {
 }
 
 /// Whether one node answers over SSH.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct NodeStatus {
     /// Node name.
     pub name: String,
     /// Its address.
     pub address: IpAddr,
     /// `Ok(hostname it reports)` when sshd answered and `hostname` ran,
-    /// `Err(reason)` otherwise.
-    pub answer: Result<String, String>,
+    /// `Err(why not)` otherwise.
+    pub answer: Result<String, EnvError>,
 }
 
 /// Asks every node of `state` over SSH (concurrently, one connection each)
@@ -109,7 +109,7 @@ pub fn node_status(state: &EnvState, timeout: Duration) -> Vec<NodeStatus> {
                 let answer = Session::connect(&node, timeout)
                     .and_then(|mut s| s.exec_ok("hostname", timeout))
                     .map(|out| out.stdout.trim().to_string())
-                    .map_err(|e| e.to_string());
+                    .map_err(EnvError::from);
                 NodeStatus {
                     name: node.name.clone(),
                     address: node.address,
@@ -125,7 +125,9 @@ pub fn node_status(state: &EnvState, timeout: Duration) -> Vec<NodeStatus> {
             h.join().unwrap_or_else(|_| NodeStatus {
                 name: node.name.clone(),
                 address: node.address,
-                answer: Err("status check panicked".into()),
+                answer: Err(EnvError::StatusCheckPanicked {
+                    node: node.name.clone(),
+                }),
             })
         })
         .collect()

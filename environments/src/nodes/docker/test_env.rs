@@ -5,8 +5,9 @@
 
 use super::engine::EngineLease;
 use super::image::LOCAL_BASE_IMAGE;
-use super::{down, up, DockerCli, DockerError, DockerOptions};
+use super::{down, up, DockerCli, DockerOptions};
 use crate::nodes::state::EnvState;
+use crate::nodes::EnvError;
 use splitbrain_core::control::{Control, Node};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,7 +38,7 @@ impl DockerTestEnv {
     /// [`LOCAL_BASE_IMAGE`] (no registry needed); the artifact cache
     /// ([`default_artifacts`]) is mounted read-only at the same path. Errors
     /// say why Docker can't be used here, for the test to print.
-    pub fn up(test_name: &str, nodes: usize) -> Result<DockerTestEnv, DockerError> {
+    pub fn up(test_name: &str, nodes: usize) -> Result<DockerTestEnv, EnvError> {
         Self::up_with(EngineLease::acquire()?, test_name, nodes)
     }
 
@@ -47,7 +48,7 @@ impl DockerTestEnv {
         lease: EngineLease,
         test_name: &str,
         nodes: usize,
-    ) -> Result<DockerTestEnv, DockerError> {
+    ) -> Result<DockerTestEnv, EnvError> {
         reap_orphaned_test_envs(lease.cli());
         let opts = DockerOptions {
             name: Self::unique_name(test_name),
@@ -93,13 +94,15 @@ impl DockerTestEnv {
     }
 
     /// Connects a [`Control`] to all nodes.
-    pub fn control(&self) -> Result<Control, DockerError> {
-        Ok(Control::connect(&self.state.nodes, Duration::from_secs(20))
-            .map_err(crate::nodes::EnvError::from)?)
+    pub fn control(&self) -> Result<Control, EnvError> {
+        Ok(Control::connect(
+            &self.state.nodes,
+            Duration::from_secs(20),
+        )?)
     }
 
     /// Tears down now and reports errors (`Drop` then does nothing more).
-    pub fn down(mut self) -> Result<(), DockerError> {
+    pub fn down(mut self) -> Result<(), EnvError> {
         self.torn_down = true;
         let result = down(&self.state.name, false);
         self.lease.take();
