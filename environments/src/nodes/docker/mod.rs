@@ -21,11 +21,11 @@ pub use subnet::DockerSubnet;
 #[cfg(feature = "test-support")]
 pub use test_env::DockerTestEnv;
 
-use crate::nodes::state::{validate_name, EnvKind, EnvState, SharedDir};
+use crate::nodes::state::{validate_name, EnvKind, EnvState};
 use crate::nodes::EnvError;
 use engine::FileLock;
 use serde::{Deserialize, Serialize};
-use splitbrain_core::control::{ControlError, Node, Session};
+use splitbrain_core::control::{ControlError, Session};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -427,38 +427,8 @@ fn await_node(cli: &DockerCli, node: &DockerNode) -> Result<String, EnvError> {
 /// own container), the shared directory `<env dir>/shared` (mounted
 /// read-only in every node at the same path).
 fn plan(name: &str, subnet: DockerSubnet, n: usize) -> EnvState {
-    let dir = EnvState::dir_of(name);
-    let ssh = dir.join("ssh");
-    let nodes = (1..=n)
-        .filter_map(|k| {
-            Some(Node {
-                name: format!("n{k}"),
-                address: IpAddr::V4(subnet.node_address(k)?),
-                port: 22,
-                user: "root".into(),
-                key_path: ssh.join("id_ed25519"),
-                known_hosts: ssh.join("known_hosts"),
-                dir: dir.join("nodes").join(format!("n{k}")),
-            })
-        })
-        .collect();
-    let shared = dir.join("shared");
-    EnvState {
-        name: name.to_string(),
-        kind: EnvKind::Docker,
-        ready: false,
-        nodes,
-        shared: Some(SharedDir {
-            control_path: shared.clone(),
-            node_path: shared,
-        }),
-        netns: None,
-        ssh: None,
-        created_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    }
+    let addresses = (1..=n).filter_map(|k| Some((k, IpAddr::V4(subnet.node_address(k)?))));
+    EnvState::planned(name, EnvKind::Docker, addresses)
 }
 
 /// Brings a Docker environment up: engine, image, key pair, network,

@@ -21,7 +21,7 @@
 //! *and* from the system (names derived from `E`), so it works after a crash
 //! and is idempotent.
 
-use crate::nodes::state::{EnvKind, EnvState, NetnsDetails, SharedDir};
+use crate::nodes::state::{EnvKind, EnvState, NetnsDetails};
 use crate::nodes::sys;
 use crate::nodes::EnvError;
 
@@ -311,29 +311,8 @@ fn preflight(name: &str, nodes: usize) -> Result<(), EnvError> {
 
 /// The state `up` will create, written before anything else.
 fn plan(name: &str, n: usize, subnet: Subnet) -> EnvState {
-    let dir = EnvState::dir_of(name);
-    let ssh = dir.join("ssh");
-    let nodes = (1..=n)
-        .map(|k| Node {
-            name: format!("n{k}"),
-            address: IpAddr::V4(subnet.node(k)),
-            port: 22,
-            user: "root".into(),
-            key_path: ssh.join("id_ed25519"),
-            known_hosts: ssh.join("known_hosts"),
-            dir: dir.join("nodes").join(format!("n{k}")),
-        })
-        .collect();
-    let shared = dir.join("shared");
+    let addresses = (1..=n).map(|k| (k, IpAddr::V4(subnet.node(k))));
     EnvState {
-        name: name.to_string(),
-        kind: EnvKind::Netns,
-        ready: false,
-        nodes,
-        shared: Some(SharedDir {
-            control_path: shared.clone(),
-            node_path: shared,
-        }),
         netns: Some(NetnsDetails {
             subnet: subnet.to_string(),
             host_address: subnet.host(),
@@ -342,11 +321,7 @@ fn plan(name: &str, n: usize, subnet: Subnet) -> EnvState {
             veths: (1..=n).map(|k| veth_name(name, k)).collect(),
             iptables_comment: iptables_comment(name),
         }),
-        ssh: None,
-        created_unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        ..EnvState::planned(name, EnvKind::Netns, addresses)
     }
 }
 
