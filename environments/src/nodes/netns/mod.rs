@@ -101,9 +101,11 @@ impl SubnetLease {
     }
 }
 
-fn try_lease(subnet: Subnet) -> Result<Option<SubnetLease>, EnvError> {
-    std::fs::create_dir_all(LOCK_DIR).map_err(|e| EnvError::io(format!("create {LOCK_DIR}"), e))?;
-    let path = format!("{LOCK_DIR}/10.88.{}.lock", subnet.0);
+/// Opens (creating `dir` and the file if need be) and locks `dir/file`
+/// exclusively without waiting: `None` if another holder has it.
+fn try_lock_file(dir: &str, file: &str) -> Result<Option<File>, EnvError> {
+    std::fs::create_dir_all(dir).map_err(|e| EnvError::io(format!("create {dir}"), e))?;
+    let path = format!("{dir}/{file}");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -111,13 +113,18 @@ fn try_lease(subnet: Subnet) -> Result<Option<SubnetLease>, EnvError> {
         .open(&path)
         .map_err(|e| EnvError::io(format!("open {path}"), e))?;
     match file.try_lock() {
-        Ok(()) => Ok(Some(SubnetLease {
-            subnet,
-            _lock: file,
-        })),
+        Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => Err(EnvError::io(format!("lock {path}"), e)),
     }
+}
+
+fn try_lease(subnet: Subnet) -> Result<Option<SubnetLease>, EnvError> {
+    let lock = try_lock_file(LOCK_DIR, &format!("10.88.{}.lock", subnet.0))?;
+    Ok(lock.map(|file| SubnetLease {
+        subnet,
+        _lock: file,
+    }))
 }
 
 /// Subnets used on this machine: addresses on host interfaces and subnets
@@ -358,23 +365,10 @@ const NAME_LOCK_DIR: &str = "/run/splitbrain/names";
 
 /// Takes the exclusive lock of environment `name` for the duration of `up`.
 fn lock_name(name: &str) -> Result<File, EnvError> {
-    std::fs::create_dir_all(NAME_LOCK_DIR)
-        .map_err(|e| EnvError::io(format!("create {NAME_LOCK_DIR}"), e))?;
-    let path = format!("{NAME_LOCK_DIR}/{name}.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| EnvError::io(format!("open {path}"), e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(EnvError::Exists {
-            name: name.to_string(),
-            detail: "another `env up` of this name is running".into(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(EnvError::io(format!("lock {path}"), e)),
-    }
+    try_lock_file(NAME_LOCK_DIR, &format!("{name}.lock"))?.ok_or_else(|| EnvError::Exists {
+        name: name.to_string(),
+        detail: "another `env up` of this name is running".into(),
+    })
 }
 
 fn check_cancel(cancel: Option<&AtomicBool>) -> Result<(), EnvError> {
