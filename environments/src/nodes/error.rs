@@ -48,12 +48,12 @@ pub enum EnvError {
         detail: String,
     },
     /// The state file could not be parsed.
-    #[error("state file {path} is unreadable: {detail}; `splitbrain env down` still cleans up from what it finds on the system")]
+    #[error("state file {path} is unreadable: {source}; `splitbrain env down` still cleans up from what it finds on the system")]
     BadState {
         /// State file.
         path: PathBuf,
-        /// Parser message.
-        detail: String,
+        /// The parser's complaint.
+        source: serde_json::Error,
     },
     /// No free /24 in 10.88.0.0/16.
     #[error("no free /24 left in 10.88.0.0/16 (all locked or in use); remove unused environments with `splitbrain env down`")]

@@ -231,9 +231,9 @@ impl EnvState {
                 EnvError::io(format!("read {}", path.display()), e)
             }
         })?;
-        serde_json::from_str(&text).map_err(|e| EnvError::BadState {
+        serde_json::from_str(&text).map_err(|source| EnvError::BadState {
             path: path.to_path_buf(),
-            detail: e.to_string(),
+            source,
         })
     }
 
@@ -244,9 +244,9 @@ impl EnvState {
             .map_err(|e| EnvError::io(format!("create {}", dir.display()), e))?;
         let path = dir.join(STATE_FILE);
         let tmp = dir.join(format!("{STATE_FILE}.tmp"));
-        let json = serde_json::to_string_pretty(self).map_err(|e| EnvError::BadState {
+        let json = serde_json::to_string_pretty(self).map_err(|source| EnvError::BadState {
             path: path.clone(),
-            detail: e.to_string(),
+            source,
         })?;
         std::fs::write(&tmp, json + "\n")
             .map_err(|e| EnvError::io(format!("write {}", tmp.display()), e))?;
