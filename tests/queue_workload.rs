@@ -4,10 +4,10 @@
 
 use splitbrain_checkers::{CheckOptions, HistoryChecker, Verdict};
 use splitbrain_core::history::{HistoryReader, HistoryWriter};
-use splitbrain_environments::artifacts::Artifacts;
-use splitbrain_environments::cluster::{self, ClusterGuard, ClusterLayout};
-use splitbrain_environments::netns::TestEnv;
-use splitbrain_environments::observe;
+use splitbrain_environments::db::artifacts::Artifacts;
+use splitbrain_environments::db::cluster::{self, ClusterGuard, ClusterLayout};
+use splitbrain_environments::nodes::netns::TestEnv;
+use splitbrain_environments::probes::observe;
 use splitbrain_workloads::backoff::Backoff;
 use splitbrain_workloads::consumer::ConsumerMode;
 use splitbrain_workloads::observer::{Observer, ObserverConfig};

@@ -525,7 +525,7 @@ pub fn run(
             result if Instant::now() >= deadline => {
                 return Err(QueueError::Kafka(format!(
                     "topic {:?} at {}: expected {} partitions, found {result:?}; create it first \
-                     (e.g. splitbrain_environments::cluster::create_topic)",
+                     (e.g. splitbrain_environments::db::cluster::create_topic)",
                     opts.topic, opts.bootstrap, opts.partitions
                 )))
             }

@@ -1,7 +1,7 @@
 //! Running local system commands (`ip`, `iptables`, `ssh-keygen`) on the
 //! control node, with errors that show the command line.
 
-use crate::error::EnvError;
+use crate::nodes::EnvError;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};

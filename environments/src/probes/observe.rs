@@ -8,11 +8,12 @@
 //! timeout, so one sample takes about one timeout at worst: cheap enough for
 //! an observer sampling every 100–500 ms.
 
-use crate::cluster::ClusterLayout;
-use crate::kafka::{Broker, KafkaSettings};
-use crate::kafka_client;
-use crate::zk_client::{self, ZkSession};
-use crate::zookeeper::{ZkServer, ZkSettings};
+use crate::db::cluster::ClusterLayout;
+use crate::db::kafka::{Broker, KafkaSettings};
+use crate::db::zookeeper::{ZkServer, ZkSettings};
+use crate::probes::kafka_client;
+use crate::probes::zk_client::{self, ZkSession};
+use crate::probes::ProbeError;
 use splitbrain_core::cluster::{BrokerView, Observation, ZkMode, ZkServerView};
 use std::time::Duration;
 
@@ -103,8 +104,7 @@ pub fn observe_zk_server(
     let addr = server.client_addr(settings);
     let mut view = unreachable_view(server);
     let srvr = match zk_client::four_letter_word(addr, "srvr", timeout).and_then(|t| {
-        zk_client::parse_srvr(&t)
-            .map_err(|source| zk_client::ZkClientError::Malformed { addr, source })
+        zk_client::parse_srvr(&t).map_err(|source| ProbeError::Malformed { addr, source })
     }) {
         Ok(s) => s,
         Err(e) => {
@@ -118,8 +118,7 @@ pub fn observe_zk_server(
     view.znode_count = srvr.znode_count;
     let mut errors = Vec::new();
     match zk_client::four_letter_word(addr, "conf", timeout).and_then(|t| {
-        zk_client::parse_conf(&t)
-            .map_err(|source| zk_client::ZkClientError::Malformed { addr, source })
+        zk_client::parse_conf(&t).map_err(|source| ProbeError::Malformed { addr, source })
     }) {
         Ok(conf) => view.members = conf.voters(),
         Err(e) => errors.push(format!("conf: {e}")),
@@ -143,7 +142,7 @@ fn read_kafka_znodes(
     view: &mut ZkServerView,
     addr: std::net::SocketAddr,
     timeout: Duration,
-) -> Result<(), zk_client::ZkClientError> {
+) -> Result<(), ProbeError> {
     let mut session = ZkSession::connect(addr, Duration::from_secs(10), timeout)?;
     view.controller = session
         .get_data("/controller")?
@@ -184,7 +183,7 @@ pub fn broker_metadata(
     layout: &ClusterLayout,
     topics: Option<&[&str]>,
     timeout: Duration,
-) -> Vec<(i32, Result<kafka_client::Metadata, String>)> {
+) -> Vec<(i32, Result<kafka_client::Metadata, ProbeError>)> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = layout
             .kafka
@@ -192,7 +191,6 @@ pub fn broker_metadata(
             .map(|b| {
                 scope.spawn(move || {
                     kafka_client::metadata(b.addr(&layout.kafka_settings), topics, timeout)
-                        .map_err(|e| e.to_string())
                 })
             })
             .collect();
@@ -200,9 +198,11 @@ pub fn broker_metadata(
             .into_iter()
             .zip(&layout.kafka)
             .map(|(h, b)| {
-                let answer = h
-                    .join()
-                    .unwrap_or_else(|_| Err("observer thread panicked".into()));
+                let answer = h.join().unwrap_or_else(|_| {
+                    Err(ProbeError::Panicked {
+                        addr: b.addr(&layout.kafka_settings),
+                    })
+                });
                 (b.id, answer)
             })
             .collect()

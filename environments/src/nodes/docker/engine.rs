@@ -4,14 +4,14 @@
 //! into the binary so `splitbrain` works from any directory.
 
 use super::cli::{run_bounded, DockerCli};
-use super::DockerError;
+use crate::nodes::EnvError;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The engine script (`environments/docker/engine`).
-pub const ENGINE_SCRIPT: &str = include_str!("../../docker/engine");
+pub const ENGINE_SCRIPT: &str = include_str!("../../../docker/engine");
 
 /// Where the private engine keeps its socket, pid file and locks.
 pub fn run_dir() -> PathBuf {
@@ -25,7 +25,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(900);
 const STATUS_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(90);
 
-fn run_script(action: &str, timeout: Duration) -> Result<super::cli::CmdOutput, DockerError> {
+fn run_script(action: &str, timeout: Duration) -> Result<super::cli::CmdOutput, EnvError> {
     // `bash -c SCRIPT NAME ARG`: NAME becomes $0, which the script's messages
     // print, so users see the path they can run by hand.
     run_bounded(
@@ -46,11 +46,11 @@ fn parse_host(stdout: &str) -> Option<String> {
 
 /// Starts an engine if none answers (needs root), and returns a CLI for the
 /// one that answers.
-pub fn start() -> Result<DockerCli, DockerError> {
+pub fn start() -> Result<DockerCli, EnvError> {
     let out = run_script("start", START_TIMEOUT)?;
     match (out.status, parse_host(&out.stdout)) {
         (0, Some(host)) => Ok(DockerCli::new(host)),
-        _ => Err(DockerError::Engine {
+        _ => Err(EnvError::DockerEngine {
             action: "start",
             detail: out.stderr.trim().to_string(),
         }),
@@ -58,11 +58,11 @@ pub fn start() -> Result<DockerCli, DockerError> {
 }
 
 /// The engine that answers now, without starting one.
-pub fn find() -> Result<DockerCli, DockerError> {
+pub fn find() -> Result<DockerCli, EnvError> {
     let out = run_script("status", STATUS_TIMEOUT)?;
     match (out.status, parse_host(&out.stdout)) {
         (0, Some(host)) => Ok(DockerCli::new(host)),
-        _ => Err(DockerError::Engine {
+        _ => Err(EnvError::DockerEngine {
             action: "find",
             detail: format!(
                 "{} (start one with: sudo environments/docker/engine start)",
@@ -73,10 +73,10 @@ pub fn find() -> Result<DockerCli, DockerError> {
 }
 
 /// Stops the private dockerd (never a system or `$DOCKER_HOST` engine).
-pub fn stop_private() -> Result<(), DockerError> {
+pub fn stop_private() -> Result<(), EnvError> {
     let out = run_script("stop", STOP_TIMEOUT)?;
     if out.status != 0 {
-        return Err(DockerError::Engine {
+        return Err(EnvError::DockerEngine {
             action: "stop",
             detail: out.stderr.trim().to_string(),
         });
@@ -91,9 +91,9 @@ pub(crate) struct FileLock {
 }
 
 impl FileLock {
-    fn open(path: &Path) -> Result<File, DockerError> {
+    fn open(path: &Path) -> Result<File, EnvError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| DockerError::Io {
+            std::fs::create_dir_all(dir).map_err(|source| EnvError::Io {
                 what: format!("create {}", dir.display()),
                 source,
             })?;
@@ -103,13 +103,13 @@ impl FileLock {
             .truncate(false)
             .write(true)
             .open(path)
-            .map_err(|source| DockerError::Io {
+            .map_err(|source| EnvError::Io {
                 what: format!("open lock file {}", path.display()),
                 source,
             })
     }
 
-    fn flock(path: &Path, op: libc::c_int) -> Result<Option<FileLock>, DockerError> {
+    fn flock(path: &Path, op: libc::c_int) -> Result<Option<FileLock>, EnvError> {
         let file = Self::open(path)?;
         // SAFETY: flock on a file descriptor we own, no memory involved.
         let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
@@ -120,32 +120,32 @@ impl FileLock {
         if err.kind() == std::io::ErrorKind::WouldBlock {
             return Ok(None);
         }
-        Err(DockerError::Io {
+        Err(EnvError::Io {
             what: format!("lock {}", path.display()),
             source: err,
         })
     }
 
     /// Waits for an exclusive lock.
-    pub(crate) fn exclusive(path: &Path) -> Result<FileLock, DockerError> {
+    pub(crate) fn exclusive(path: &Path) -> Result<FileLock, EnvError> {
         Self::flock(path, libc::LOCK_EX)?.ok_or_else(|| would_block(path))
     }
 
     /// An exclusive lock if nobody holds one, else `None`.
-    pub(crate) fn try_exclusive(path: &Path) -> Result<Option<FileLock>, DockerError> {
+    pub(crate) fn try_exclusive(path: &Path) -> Result<Option<FileLock>, EnvError> {
         Self::flock(path, libc::LOCK_EX | libc::LOCK_NB)
     }
 
     /// Waits for a shared lock.
-    pub(crate) fn shared(path: &Path) -> Result<FileLock, DockerError> {
+    pub(crate) fn shared(path: &Path) -> Result<FileLock, EnvError> {
         Self::flock(path, libc::LOCK_SH)?.ok_or_else(|| would_block(path))
     }
 }
 
 /// A blocking `flock` never reports "would block"; kept as an error, not a
 /// panic, should a kernel ever do so.
-fn would_block(path: &Path) -> DockerError {
-    DockerError::Io {
+fn would_block(path: &Path) -> EnvError {
+    EnvError::Io {
         what: format!("lock {}", path.display()),
         source: std::io::ErrorKind::WouldBlock.into(),
     }
@@ -174,7 +174,7 @@ pub struct EngineLease {
 impl EngineLease {
     /// Starts or finds the engine. Fails with a message saying why Docker
     /// can't be used here (for tests to print when they skip).
-    pub fn acquire() -> Result<EngineLease, DockerError> {
+    pub fn acquire() -> Result<EngineLease, EnvError> {
         let dir = run_dir();
         let shared = FileLock::shared(&dir.join("leases.lock"))?;
         let mut started = false;
@@ -184,7 +184,7 @@ impl EngineLease {
                 started = true;
                 let cli = start()?;
                 std::fs::write(dir.join("started-for-tests"), b"").map_err(|source| {
-                    DockerError::Io {
+                    EnvError::Io {
                         what: format!("write {}", dir.join("started-for-tests").display()),
                         source,
                     }

@@ -6,12 +6,12 @@
 //! Layout: `<state root>/<env>/state.json`, where the state root is
 //! `$SPLITBRAIN_STATE_DIR` if set, else `/var/lib/splitbrain/envs`.
 
-use crate::error::EnvError;
+use crate::nodes::EnvError;
 use serde::{Deserialize, Serialize};
 use splitbrain_core::control::{Control, ControlError, Node};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Environment variable overriding the state root.
 pub const STATE_DIR_VAR: &str = "SPLITBRAIN_STATE_DIR";
@@ -144,6 +144,50 @@ pub fn validate_name(name: &str) -> Result<(), EnvError> {
 }
 
 impl EnvState {
+    /// The state `up` of a local environment (netns or docker) writes first,
+    /// as intent: node `nK` at the K-th of `addresses`, reached as root on
+    /// port 22 with the environment's key and known_hosts under
+    /// `<env dir>/ssh`, its directory `<env dir>/nodes/nK`, and the shared
+    /// directory `<env dir>/shared` at the same path on every node.
+    /// `ready` is false and the kind's details are left for the caller.
+    pub(crate) fn planned(
+        name: &str,
+        kind: EnvKind,
+        addresses: impl IntoIterator<Item = (usize, IpAddr)>,
+    ) -> EnvState {
+        let dir = EnvState::dir_of(name);
+        let ssh = dir.join("ssh");
+        let nodes = addresses
+            .into_iter()
+            .map(|(k, address)| Node {
+                name: format!("n{k}"),
+                address,
+                port: 22,
+                user: "root".into(),
+                key_path: ssh.join("id_ed25519"),
+                known_hosts: ssh.join("known_hosts"),
+                dir: dir.join("nodes").join(format!("n{k}")),
+            })
+            .collect();
+        let shared = dir.join("shared");
+        EnvState {
+            name: name.to_string(),
+            kind,
+            ready: false,
+            nodes,
+            shared: Some(SharedDir {
+                control_path: shared.clone(),
+                node_path: shared,
+            }),
+            netns: None,
+            ssh: None,
+            created_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        }
+    }
+
     /// Directory of environment `name` under the state root.
     pub fn dir_of(name: &str) -> PathBuf {
         state_root().join(name)
@@ -187,9 +231,9 @@ impl EnvState {
                 EnvError::io(format!("read {}", path.display()), e)
             }
         })?;
-        serde_json::from_str(&text).map_err(|e| EnvError::BadState {
+        serde_json::from_str(&text).map_err(|source| EnvError::BadState {
             path: path.to_path_buf(),
-            detail: e.to_string(),
+            source,
         })
     }
 
@@ -200,9 +244,9 @@ impl EnvState {
             .map_err(|e| EnvError::io(format!("create {}", dir.display()), e))?;
         let path = dir.join(STATE_FILE);
         let tmp = dir.join(format!("{STATE_FILE}.tmp"));
-        let json = serde_json::to_string_pretty(self).map_err(|e| EnvError::BadState {
+        let json = serde_json::to_string_pretty(self).map_err(|source| EnvError::BadState {
             path: path.clone(),
-            detail: e.to_string(),
+            source,
         })?;
         std::fs::write(&tmp, json + "\n")
             .map_err(|e| EnvError::io(format!("write {}", tmp.display()), e))?;

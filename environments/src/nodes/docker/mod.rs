@@ -13,17 +13,19 @@ pub mod cli;
 pub mod engine;
 pub mod image;
 pub mod subnet;
+#[cfg(feature = "test-support")]
 pub mod test_env;
 
 pub use cli::DockerCli;
 pub use subnet::DockerSubnet;
+#[cfg(feature = "test-support")]
 pub use test_env::DockerTestEnv;
 
-use crate::state::{validate_name, EnvKind, EnvState, SharedDir};
-use crate::EnvError;
+use crate::nodes::state::{validate_name, EnvKind, EnvState};
+use crate::nodes::EnvError;
 use engine::FileLock;
 use serde::{Deserialize, Serialize};
-use splitbrain_core::control::{ControlError, Node, Session};
+use splitbrain_core::control::{ControlError, Session};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,85 +39,6 @@ pub const NODE_LABEL: &str = "org.splitbrain.node";
 const QUICK: Duration = Duration::from_secs(30);
 /// How long a container may take from `docker run` to sshd accepting.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// What went wrong with Docker; each says what to do next where it can.
-#[derive(Debug, thiserror::Error)]
-pub enum DockerError {
-    /// A command could not be started (not installed?).
-    #[error("could not run `{command}`: {source} (is Docker installed? sudo environments/docker/engine start installs it)")]
-    Spawn {
-        /// The command line.
-        command: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A command ran past its time limit and was killed.
-    #[error("`{command}` did not finish within {timeout:?}; is the Docker engine overloaded or hung? (environments/docker/engine status)")]
-    Timeout {
-        /// The command line.
-        command: String,
-        /// Its limit.
-        timeout: Duration,
-    },
-    /// A docker command exited non-zero.
-    #[error("`{command}` failed with status {status}: {stderr}")]
-    Failed {
-        /// The command line.
-        command: String,
-        /// Its exit status.
-        status: i32,
-        /// Its standard error.
-        stderr: String,
-    },
-    /// The engine could not be started, found or stopped.
-    #[error("Docker engine {action}: {detail}")]
-    Engine {
-        /// start, find or stop.
-        action: &'static str,
-        /// What the engine script said.
-        detail: String,
-    },
-    /// An image could not be made.
-    #[error("image {image} could not be built: {detail}")]
-    Image {
-        /// The image.
-        image: String,
-        /// The build's last lines.
-        detail: String,
-    },
-    /// A file or lock operation failed.
-    #[error("{what}: {source}")]
-    Io {
-        /// What was attempted, with the path.
-        what: String,
-        /// Why it failed.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Bad input from the user (names, subnets, counts).
-    #[error("{0}")]
-    BadInput(String),
-    /// A node did not become reachable.
-    #[error("node {node} (container {container}) not ready: {detail}")]
-    NotReady {
-        /// The node.
-        node: String,
-        /// Its container.
-        container: String,
-        /// What was seen last.
-        detail: String,
-    },
-    /// The environment already exists or is in the way.
-    #[error("{0}")]
-    Conflict(String),
-    /// `up` was interrupted (Ctrl-C); everything it created was removed.
-    #[error("interrupted; everything `env up` had created was removed")]
-    Cancelled,
-    /// Reading or writing the environment's state failed.
-    #[error(transparent)]
-    Env(#[from] EnvError),
-}
 
 /// How to bring a Docker environment up.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -174,14 +97,14 @@ pub const RECORD_FILE: &str = "docker.json";
 
 impl DockerRecord {
     /// Reads `docker.json` of environment `name`.
-    pub fn load(name: &str) -> Result<DockerRecord, DockerError> {
+    pub fn load(name: &str) -> Result<DockerRecord, EnvError> {
         let path = EnvState::dir_of(name).join(RECORD_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| DockerError::Io {
+        let text = std::fs::read_to_string(&path).map_err(|source| EnvError::Io {
             what: format!("read {}", path.display()),
             source,
         })?;
         serde_json::from_str(&text).map_err(|e| {
-            DockerError::BadInput(format!(
+            EnvError::BadInput(format!(
                 "{} is not a Docker environment record ({e}); `splitbrain env down --env-name {name}` \
                  still removes everything labelled with the environment",
                 path.display()
@@ -189,13 +112,13 @@ impl DockerRecord {
         })
     }
 
-    fn save(&self) -> Result<(), DockerError> {
+    fn save(&self) -> Result<(), EnvError> {
         let dir = EnvState::dir_of(&self.env);
         std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
         let path = dir.join(RECORD_FILE);
         let tmp = dir.join(format!("{RECORD_FILE}.tmp"));
         let text = serde_json::to_string_pretty(self).map_err(|e| {
-            DockerError::BadInput(format!("record of {} does not serialize: {e}", self.env))
+            EnvError::BadInput(format!("record of {} does not serialize: {e}", self.env))
         })?;
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &path))
@@ -203,13 +126,13 @@ impl DockerRecord {
     }
 }
 
-fn io(what: String) -> impl FnOnce(std::io::Error) -> DockerError {
-    move |source| DockerError::Io { what, source }
+fn io(what: String) -> impl FnOnce(std::io::Error) -> EnvError {
+    move |source| EnvError::Io { what, source }
 }
 
 /// Makes the environment's ed25519 key pair in `ssh_dir` (kept if it
 /// exists); returns the public key.
-fn ensure_key_pair(ssh_dir: &Path, env: &str) -> Result<String, DockerError> {
+fn ensure_key_pair(ssh_dir: &Path, env: &str) -> Result<String, EnvError> {
     let key = ssh_dir.join("id_ed25519");
     let public = ssh_dir.join("id_ed25519.pub");
     if !key.exists() || !public.exists() {
@@ -227,7 +150,7 @@ fn ensure_key_pair(ssh_dir: &Path, env: &str) -> Result<String, DockerError> {
             QUICK,
         )?;
         if out.status != 0 {
-            return Err(DockerError::Failed {
+            return Err(EnvError::Command {
                 command: format!("ssh-keygen -f {key_str}"),
                 status: out.status,
                 stderr: format!(
@@ -254,7 +177,7 @@ fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R>
 }
 
 /// The docker CLI for an environment: a fresh or existing engine.
-fn engine_for(start: bool) -> Result<DockerCli, DockerError> {
+fn engine_for(start: bool) -> Result<DockerCli, EnvError> {
     if start {
         engine::start()
     } else {
@@ -269,7 +192,7 @@ fn create_network(
     cli: &DockerCli,
     record: &DockerRecord,
     wanted: Option<DockerSubnet>,
-) -> Result<DockerSubnet, DockerError> {
+) -> Result<DockerSubnet, EnvError> {
     let taken = used_subnets(cli)?;
     let candidates: Vec<DockerSubnet> = match wanted {
         Some(s) => vec![s],
@@ -314,7 +237,7 @@ fn create_network(
             break;
         }
     }
-    Err(DockerError::Conflict(format!(
+    Err(EnvError::Conflict(format!(
         "no free /24 in 10.89.0.0/16 for network {} ({}); remove unused environments with env down",
         record.network,
         last_error.unwrap_or_else(|| "all taken or locked".into())
@@ -322,7 +245,7 @@ fn create_network(
 }
 
 /// Subnets in 10.89.0.0/16 that the engine's networks already use.
-fn used_subnets(cli: &DockerCli) -> Result<Vec<DockerSubnet>, DockerError> {
+fn used_subnets(cli: &DockerCli) -> Result<Vec<DockerSubnet>, EnvError> {
     let ids = cli.ok(&["network", "ls", "-q"], QUICK)?;
     let ids: Vec<&str> = ids.lines().filter(|l| !l.is_empty()).collect();
     if ids.is_empty() {
@@ -352,7 +275,7 @@ fn run_container(
     state: &EnvState,
     node: &DockerNode,
     public_key: &str,
-) -> Result<(), DockerError> {
+) -> Result<(), EnvError> {
     let label_env = format!("{ENV_LABEL}={}", record.env);
     let label_node = format!("{NODE_LABEL}={}", node.name);
     let ip = node.address.to_string();
@@ -446,9 +369,9 @@ pub fn dotdot_prefixes(path: &Path) -> Vec<PathBuf> {
 
 /// Waits for a node's sshd: its host key (read from the container itself)
 /// and port 22 accepting. Returns the known_hosts line.
-fn await_node(cli: &DockerCli, node: &DockerNode) -> Result<String, DockerError> {
+fn await_node(cli: &DockerCli, node: &DockerNode) -> Result<String, EnvError> {
     let deadline = Instant::now() + READY_TIMEOUT;
-    let not_ready = |detail: String| DockerError::NotReady {
+    let not_ready = |detail: String| EnvError::ContainerNotReady {
         node: node.name.clone(),
         container: node.container.clone(),
         detail,
@@ -504,38 +427,8 @@ fn await_node(cli: &DockerCli, node: &DockerNode) -> Result<String, DockerError>
 /// own container), the shared directory `<env dir>/shared` (mounted
 /// read-only in every node at the same path).
 fn plan(name: &str, subnet: DockerSubnet, n: usize) -> EnvState {
-    let dir = EnvState::dir_of(name);
-    let ssh = dir.join("ssh");
-    let nodes = (1..=n)
-        .filter_map(|k| {
-            Some(Node {
-                name: format!("n{k}"),
-                address: IpAddr::V4(subnet.node_address(k)?),
-                port: 22,
-                user: "root".into(),
-                key_path: ssh.join("id_ed25519"),
-                known_hosts: ssh.join("known_hosts"),
-                dir: dir.join("nodes").join(format!("n{k}")),
-            })
-        })
-        .collect();
-    let shared = dir.join("shared");
-    EnvState {
-        name: name.to_string(),
-        kind: EnvKind::Docker,
-        ready: false,
-        nodes,
-        shared: Some(SharedDir {
-            control_path: shared.clone(),
-            node_path: shared,
-        }),
-        netns: None,
-        ssh: None,
-        created_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    }
+    let addresses = (1..=n).filter_map(|k| Some((k, IpAddr::V4(subnet.node_address(k)?))));
+    EnvState::planned(name, EnvKind::Docker, addresses)
 }
 
 /// Brings a Docker environment up: engine, image, key pair, network,
@@ -544,11 +437,11 @@ fn plan(name: &str, subnet: DockerSubnet, n: usize) -> EnvState {
 /// removed again.
 ///
 /// `cancel` (set by a Ctrl-C handler) is checked between steps; when set, up
-/// removes what it made and returns [`DockerError::Cancelled`].
-pub fn up(opts: &DockerOptions, cancel: Option<&AtomicBool>) -> Result<EnvState, DockerError> {
+/// removes what it made and returns [`EnvError::Cancelled`].
+pub fn up(opts: &DockerOptions, cancel: Option<&AtomicBool>) -> Result<EnvState, EnvError> {
     validate_name(&opts.name)?;
     if opts.nodes == 0 || opts.nodes > DockerSubnet::MAX_NODES {
-        return Err(DockerError::BadInput(format!(
+        return Err(EnvError::BadInput(format!(
             "--nodes {}: a Docker environment has 1 to {} nodes",
             opts.nodes,
             DockerSubnet::MAX_NODES
@@ -562,15 +455,13 @@ pub fn up(opts: &DockerOptions, cancel: Option<&AtomicBool>) -> Result<EnvState,
         return Err(EnvError::Exists {
             name: opts.name.clone(),
             detail: "another `env up` of this name is running".into(),
-        }
-        .into());
+        });
     };
     if EnvState::path_of(&opts.name).exists() {
         return Err(EnvError::Exists {
             name: opts.name.clone(),
             detail: format!("{} exists", EnvState::path_of(&opts.name).display()),
-        }
-        .into());
+        });
     }
     let cli = engine_for(opts.start_engine)?;
     let existing = find_resources(&cli, &opts.name)?;
@@ -578,8 +469,7 @@ pub fn up(opts: &DockerOptions, cancel: Option<&AtomicBool>) -> Result<EnvState,
         return Err(EnvError::Exists {
             name: opts.name.clone(),
             detail: format!("Docker has {} labelled with it", existing.describe()),
-        }
-        .into());
+        });
     }
     let image = image::ensure_node_image(&cli, &opts.base_image)?;
     if let Some(artifacts) = &opts.artifacts {
@@ -608,9 +498,9 @@ pub fn up(opts: &DockerOptions, cancel: Option<&AtomicBool>) -> Result<EnvState,
     }
 }
 
-fn check_cancel(cancel: Option<&AtomicBool>) -> Result<(), DockerError> {
+fn check_cancel(cancel: Option<&AtomicBool>) -> Result<(), EnvError> {
     match cancel {
-        Some(flag) if flag.load(Ordering::SeqCst) => Err(DockerError::Cancelled),
+        Some(flag) if flag.load(Ordering::SeqCst) => Err(EnvError::Cancelled),
         _ => Ok(()),
     }
 }
@@ -620,7 +510,7 @@ fn build(
     opts: &DockerOptions,
     record: &mut DockerRecord,
     cancel: Option<&AtomicBool>,
-) -> Result<EnvState, DockerError> {
+) -> Result<EnvState, EnvError> {
     let started = Instant::now();
     check_cancel(cancel)?;
     let subnet = create_network(cli, record, opts.subnet)?;
@@ -677,7 +567,7 @@ fn build(
         Ok(())
     });
     for (node, result) in state.nodes.iter().zip(logins) {
-        result.map_err(|e| DockerError::NotReady {
+        result.map_err(|e| EnvError::ContainerNotReady {
             node: node.name.clone(),
             container: format!("{}-{}", opts.name, node.name),
             detail: format!("SSH login failed: {e}"),
@@ -724,7 +614,7 @@ fn ids(text: &str) -> Vec<String> {
 }
 
 /// Containers and networks labelled with `env`.
-pub fn find_resources(cli: &DockerCli, env: &str) -> Result<EnvResources, DockerError> {
+pub fn find_resources(cli: &DockerCli, env: &str) -> Result<EnvResources, EnvError> {
     let filter = format!("label={ENV_LABEL}={env}");
     Ok(EnvResources {
         containers: ids(&cli.ok(&["ps", "-aq", "--filter", &filter], QUICK)?),
@@ -733,7 +623,7 @@ pub fn find_resources(cli: &DockerCli, env: &str) -> Result<EnvResources, Docker
 }
 
 /// Removes every container and network labelled with `env` (idempotent).
-pub fn remove_resources(cli: &DockerCli, env: &str) -> Result<(), DockerError> {
+pub fn remove_resources(cli: &DockerCli, env: &str) -> Result<(), EnvError> {
     let found = find_resources(cli, env)?;
     if !found.containers.is_empty() {
         let mut args = vec!["rm", "--force", "--volumes"];
@@ -747,7 +637,7 @@ pub fn remove_resources(cli: &DockerCli, env: &str) -> Result<(), DockerError> {
     }
     let left = find_resources(cli, env)?;
     if !left.is_empty() {
-        return Err(DockerError::Conflict(format!(
+        return Err(EnvError::Conflict(format!(
             "environment {env} still has {} after removal; run env down again, or inspect with docker ps -a --filter label={ENV_LABEL}={env}",
             left.describe()
         )));
@@ -760,7 +650,7 @@ pub fn remove_resources(cli: &DockerCli, env: &str) -> Result<(), DockerError> {
 /// when there is nothing left (idempotent). Starts the engine if
 /// `start_engine` and none answers, since a stopped private engine still
 /// holds stopped containers.
-pub fn down(name: &str, start_engine: bool) -> Result<(), DockerError> {
+pub fn down(name: &str, start_engine: bool) -> Result<(), EnvError> {
     validate_name(name)?;
     let cli = match DockerRecord::load(name) {
         Ok(record) if DockerCli::new(record.docker_host.clone()).answers(QUICK) => {
@@ -779,7 +669,7 @@ pub fn down(name: &str, start_engine: bool) -> Result<(), DockerError> {
 /// For `env down` without any record: if a Docker engine answers (none is
 /// started) and holds containers or a network labelled with `name`, removes
 /// them and returns a summary; `None` when there is nothing of the kind.
-pub fn down_orphans(name: &str) -> Result<Option<String>, DockerError> {
+pub fn down_orphans(name: &str) -> Result<Option<String>, EnvError> {
     validate_name(name)?;
     let Ok(cli) = engine::find() else {
         return Ok(None);
@@ -807,7 +697,7 @@ pub struct ContainerStatus {
 }
 
 /// The environment's containers as the engine sees them, sorted by node.
-pub fn status(cli: &DockerCli, env: &str) -> Result<Vec<ContainerStatus>, DockerError> {
+pub fn status(cli: &DockerCli, env: &str) -> Result<Vec<ContainerStatus>, EnvError> {
     let filter = format!("label={ENV_LABEL}={env}");
     let format = format!("{{{{.Label \"{NODE_LABEL}\"}}}}\t{{{{.Names}}}}\t{{{{.State}}}}");
     let text = cli.ok(

@@ -7,12 +7,12 @@
 //! a partition cut brokers off from ZooKeeper while the brokers still reach
 //! each other (the `zk-from-kafka` nemesis), which co-location would rule out.
 
-use crate::artifacts::Artifacts;
-use crate::kafka::{self, Broker, KafkaSettings};
-use crate::kafka_client::{self, Metadata};
-use crate::service::{Service, ServiceKind};
-use crate::zookeeper::{self, ZkMember, ZkRole, ZkServer, ZkSettings};
-use crate::ClusterError;
+use crate::db::artifacts::Artifacts;
+use crate::db::kafka::{self, Broker, KafkaSettings};
+use crate::db::service::{Service, ServiceKind};
+use crate::db::zookeeper::{self, ZkMember, ZkRole, ZkServer, ZkSettings};
+use crate::db::ClusterError;
+use crate::probes::kafka_client::{self, Metadata};
 use serde::{Deserialize, Serialize};
 use splitbrain_core::control::{Control, ControlError, Node};
 use std::net::SocketAddr;
@@ -178,28 +178,31 @@ impl ClusterLayout {
 
     /// Writes the layout as JSON to `path` (atomically: temp file, rename).
     pub fn save(&self, path: &Path) -> Result<(), ClusterError> {
-        let state_err = |detail: String| ClusterError::State {
+        let state_err = |source| ClusterError::State {
             path: path.to_path_buf(),
-            detail,
+            source,
         };
-        let json = serde_json::to_vec_pretty(self).map_err(|e| state_err(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(self).map_err(|source| ClusterError::BadLayout {
+            path: path.to_path_buf(),
+            source,
+        })?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| state_err(e.to_string()))?;
+            std::fs::create_dir_all(dir).map_err(state_err)?;
         }
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, json).map_err(|e| state_err(e.to_string()))?;
-        std::fs::rename(&tmp, path).map_err(|e| state_err(e.to_string()))
+        std::fs::write(&tmp, json).map_err(state_err)?;
+        std::fs::rename(&tmp, path).map_err(state_err)
     }
 
     /// Reads a layout written by [`ClusterLayout::save`].
     pub fn load(path: &Path) -> Result<Self, ClusterError> {
-        let text = std::fs::read(path).map_err(|e| ClusterError::State {
+        let text = std::fs::read(path).map_err(|source| ClusterError::NoLayout {
             path: path.to_path_buf(),
-            detail: format!("{e}: is a cluster up? (`splitbrain cluster up`)"),
+            source,
         })?;
-        serde_json::from_slice(&text).map_err(|e| ClusterError::State {
+        serde_json::from_slice(&text).map_err(|source| ClusterError::BadLayout {
             path: path.to_path_buf(),
-            detail: format!("not a cluster layout: {e}"),
+            source,
         })
     }
 }
@@ -422,21 +425,29 @@ pub fn create_topic(
         .set("bootstrap.servers", layout.bootstrap_servers())
         .set("socket.timeout.ms", "10000")
         .create()
-        .map_err(|e| ClusterError::Admin(format!("creating the admin client: {e}")))?;
+        .map_err(|source| ClusterError::Admin {
+            action: "creating the admin client".into(),
+            source,
+        })?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| ClusterError::Admin(format!("starting a runtime: {e}")))?;
+        .map_err(ClusterError::AdminRuntime)?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
     let opts = AdminOptions::new().operation_timeout(Some(timeout));
     let results = runtime
         .block_on(admin.create_topics([&new], &opts))
-        .map_err(|e| ClusterError::Admin(format!("create topic {topic}: {e}")))?;
+        .map_err(|source| ClusterError::Admin {
+            action: format!("create topic {topic}"),
+            source,
+        })?;
     for r in results {
         if let Err((name, code)) = r {
-            return Err(ClusterError::Admin(format!(
-                "create topic {name}: {code} (does it exist already? are {replication} brokers up?)"
-            )));
+            return Err(ClusterError::TopicNotCreated {
+                topic: name,
+                code,
+                replication,
+            });
         }
     }
     wait_for_leaders(layout, topic, partitions, timeout)
@@ -516,18 +527,18 @@ fn collect_service(
 ) -> Result<Vec<PathBuf>, ClusterError> {
     let dir = svc.dir.clone();
     let local_dir = run_dir.join(node).join(svc.kind.name());
-    std::fs::create_dir_all(&local_dir).map_err(|e| ClusterError::State {
+    std::fs::create_dir_all(&local_dir).map_err(|source| ClusterError::State {
         path: local_dir.clone(),
-        detail: e.to_string(),
+        source,
     })?;
     let files = control.on(node, move |s| {
         // Configs, run script, and every file of the log dir.
         let list = s.exec_ok(
             &format!(
                 "cd {} 2>/dev/null && for f in *.cfg *.properties *.xml run.sh data/myid logs/*; do [ -f \"$f\" ] && echo \"$f\"; done; true",
-                crate::service::sh_quote(&dir.to_string_lossy())
+                crate::db::service::sh_quote(&dir.to_string_lossy())
             ),
-            crate::service::COMMAND_TIMEOUT,
+            crate::db::service::COMMAND_TIMEOUT,
         )?;
         let mut out = Vec::new();
         for rel in list.stdout.lines().filter(|l| !l.is_empty()) {

@@ -15,8 +15,8 @@
 //! dir = "/var/lib/splitbrain/node"           # optional, default /var/lib/splitbrain/node
 //! ```
 
-use crate::error::EnvError;
-use crate::state::{EnvKind, EnvState, SshDetails};
+use crate::nodes::state::{EnvKind, EnvState, SshDetails};
+use crate::nodes::EnvError;
 use serde::Deserialize;
 use splitbrain_core::control::{shell_quote, Control, Node};
 use splitbrain_core::firewall;
@@ -117,7 +117,7 @@ pub fn parse_hosts(text: &str, origin: &Path) -> Result<Vec<Node>, EnvError> {
 /// host answers over SSH (host key verified, key login), and creates each
 /// node's directory with splitbrain's marker.
 pub fn up(name: &str, hosts_file: &Path, timeout: Duration) -> Result<EnvState, EnvError> {
-    crate::state::validate_name(name)?;
+    crate::nodes::state::validate_name(name)?;
     if EnvState::path_of(name).exists() {
         return Err(EnvError::Exists {
             name: name.into(),

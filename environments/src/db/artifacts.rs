@@ -3,14 +3,23 @@
 //! `environments/artifacts/fetch` fills a cache directory (default
 //! `<repo>/.cache/artifacts`, or `$SPLITBRAIN_ARTIFACTS`) with
 //! `zookeeper/lib/*.jar` and `kafka/lib/*.jar`. Network-namespace nodes share
-//! the host's file system, so the same path works on them.
+//! the host's file system, so the same path works on them; Docker nodes have
+//! the cache mounted at the host's path; SSH hosts need a copy, named by
+//! `$SPLITBRAIN_NODE_ARTIFACTS`. [`Artifacts::for_env`] is the one rule every
+//! caller uses.
 
-use crate::ClusterError;
+use crate::db::ClusterError;
+use crate::nodes::docker::DockerRecord;
+use crate::nodes::{EnvKind, EnvState};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Environment variable naming the artifact cache.
 pub const ARTIFACTS_ENV: &str = "SPLITBRAIN_ARTIFACTS";
+
+/// Environment variable naming where the cache already is on every node
+/// (copied there by the user), whatever the environment's kind.
+pub const NODE_ARTIFACTS_ENV: &str = "SPLITBRAIN_NODE_ARTIFACTS";
 
 /// The artifact cache and the `java` that runs it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +58,36 @@ impl Artifacts {
         Ok(art)
     }
 
+    /// The jars as the nodes of `state` see them: `$SPLITBRAIN_NODE_ARTIFACTS`
+    /// when set (the cache already copied to that path on every node,
+    /// unchecked: it is on the nodes, not here); else the local cache for
+    /// netns nodes (they share this file system, see [`Artifacts::locate`])
+    /// and the cache recorded for a docker environment (mounted read-only at
+    /// the same path). SSH hosts have no cache of their own to find.
+    pub fn for_env(state: &EnvState) -> Result<Self, ClusterError> {
+        if let Some(path) = std::env::var_os(NODE_ARTIFACTS_ENV) {
+            return Ok(Self::at(&PathBuf::from(path)));
+        }
+        match state.kind {
+            EnvKind::Netns => Self::locate(),
+            EnvKind::Docker => {
+                let record = DockerRecord::load(&state.name)?;
+                let root = record
+                    .artifacts
+                    .ok_or_else(|| ClusterError::NoArtifactsMounted {
+                        env: state.name.clone(),
+                    })?;
+                let artifacts = Self::at(&root);
+                artifacts.check()?;
+                Ok(artifacts)
+            }
+            kind => Err(ClusterError::ArtifactsNotShared {
+                env: state.name.clone(),
+                kind,
+            }),
+        }
+    }
+
     /// Checks that both servers' main jars are in the cache.
     pub fn check(&self) -> Result<(), ClusterError> {
         for (dir, prefix) in [("zookeeper", "zookeeper-3."), ("kafka", "kafka_2.13-")] {
@@ -62,12 +101,9 @@ impl Artifacts {
                 })
                 .unwrap_or(false);
             if !found {
-                return Err(ClusterError::Artifacts {
+                return Err(ClusterError::MissingJars {
                     path: lib,
-                    detail: format!(
-                        "no {prefix}*.jar: run environments/artifacts/fetch (or scripts/setup), \
-                         or set {ARTIFACTS_ENV} to a directory it filled"
-                    ),
+                    jar: prefix,
                 });
             }
         }
@@ -88,6 +124,32 @@ impl Artifacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssh_hosts_need_the_cache_named_by_the_node_variable() {
+        let state = EnvState {
+            name: "hosts".into(),
+            kind: EnvKind::Ssh,
+            ready: true,
+            nodes: vec![],
+            shared: None,
+            netns: None,
+            ssh: None,
+            created_unix: 0,
+        };
+        match std::env::var_os(NODE_ARTIFACTS_ENV) {
+            // Set by whoever runs the tests: it wins, for every kind.
+            Some(path) => assert_eq!(
+                Artifacts::for_env(&state).unwrap().root,
+                PathBuf::from(path)
+            ),
+            None => {
+                let err = Artifacts::for_env(&state).unwrap_err().to_string();
+                assert!(err.contains("'hosts' is of kind Ssh"), "{err}");
+                assert!(err.contains(NODE_ARTIFACTS_ENV), "{err}");
+            }
+        }
+    }
 
     #[test]
     fn check_names_the_missing_part_and_the_fix() {

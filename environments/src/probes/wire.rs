@@ -1,5 +1,5 @@
-//! Big-endian framing shared by the two tiny wire clients ([`crate::zk_client`]
-//! and [`crate::kafka_client`]): both protocols send a 4-byte length followed
+//! Big-endian framing shared by the two tiny wire clients ([`crate::probes::zk_client`]
+//! and [`crate::probes::kafka_client`]): both protocols send a 4-byte length followed
 //! by the frame, and encode integers and strings the same way.
 
 use std::io::{self, Read, Write};

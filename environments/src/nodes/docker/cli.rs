@@ -4,7 +4,7 @@
 //! (the client negotiates the API version), and a failing step can be re-run
 //! by hand exactly as logged. See `docs/environments-docker.md`.
 
-use super::DockerError;
+use crate::nodes::EnvError;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::thread;
@@ -30,7 +30,7 @@ pub fn run_bounded(
     envs: &[(&str, &str)],
     stdin: Option<&[u8]>,
     timeout: Duration,
-) -> Result<CmdOutput, DockerError> {
+) -> Result<CmdOutput, EnvError> {
     let shown = || format!("{program} {}", args.join(" "));
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -44,7 +44,7 @@ pub fn run_bounded(
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().map_err(|source| DockerError::Spawn {
+    let mut child = cmd.spawn().map_err(|source| EnvError::DockerSpawn {
         command: shown(),
         source,
     })?;
@@ -78,14 +78,14 @@ pub fn run_bounded(
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(DockerError::Timeout {
+                return Err(EnvError::DockerTimeout {
                     command: shown(),
                     timeout,
                 });
             }
             Ok(None) => thread::sleep(Duration::from_millis(5)),
             Err(source) => {
-                return Err(DockerError::Spawn {
+                return Err(EnvError::DockerSpawn {
                     command: shown(),
                     source,
                 })
@@ -118,7 +118,7 @@ impl DockerCli {
     }
 
     /// Runs `docker args…`; any exit status is returned.
-    pub fn run(&self, args: &[&str], timeout: Duration) -> Result<CmdOutput, DockerError> {
+    pub fn run(&self, args: &[&str], timeout: Duration) -> Result<CmdOutput, EnvError> {
         run_bounded(
             "docker",
             args,
@@ -134,7 +134,7 @@ impl DockerCli {
         args: &[&str],
         stdin: &[u8],
         timeout: Duration,
-    ) -> Result<CmdOutput, DockerError> {
+    ) -> Result<CmdOutput, EnvError> {
         run_bounded(
             "docker",
             args,
@@ -144,12 +144,12 @@ impl DockerCli {
         )
     }
 
-    /// Runs `docker args…`; a non-zero exit is [`DockerError::Failed`] with
+    /// Runs `docker args…`; a non-zero exit is [`EnvError::Command`] with
     /// its status and standard error. Returns standard output, trimmed.
-    pub fn ok(&self, args: &[&str], timeout: Duration) -> Result<String, DockerError> {
+    pub fn ok(&self, args: &[&str], timeout: Duration) -> Result<String, EnvError> {
         let out = self.run(args, timeout)?;
         if out.status != 0 {
-            return Err(DockerError::Failed {
+            return Err(EnvError::Command {
                 command: format!("docker {}", args.join(" ")),
                 status: out.status,
                 stderr: out.stderr.trim().to_string(),
@@ -190,7 +190,7 @@ mod tests {
     fn run_bounded_kills_after_timeout() {
         let start = Instant::now();
         let err = run_bounded("sleep", &["10"], &[], None, Duration::from_millis(200)).unwrap_err();
-        assert!(matches!(err, DockerError::Timeout { .. }), "{err}");
+        assert!(matches!(err, EnvError::DockerTimeout { .. }), "{err}");
         assert!(start.elapsed() < Duration::from_secs(5));
     }
 
@@ -204,6 +204,6 @@ mod tests {
             Duration::from_secs(1),
         )
         .unwrap_err();
-        assert!(matches!(err, DockerError::Spawn { .. }), "{err}");
+        assert!(matches!(err, EnvError::DockerSpawn { .. }), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 //! 10.89.0.0/16 (the netns environment uses 10.88.0.0/16), so addresses are
 //! predictable and never clash with each other or anything else.
 
-use super::DockerError;
+use crate::nodes::EnvError;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
@@ -20,9 +20,9 @@ impl DockerSubnet {
 
     /// `10.89.<third>.0/24`; `third` 0 and 255 are refused (network and
     /// broadcast-looking ranges confuse people reading addresses).
-    pub fn new(third: u8) -> Result<Self, DockerError> {
+    pub fn new(third: u8) -> Result<Self, EnvError> {
         if third == 0 || third == 255 {
-            return Err(DockerError::BadInput(format!(
+            return Err(EnvError::BadInput(format!(
                 "subnet 10.89.{third}.0/24: choose 10.89.1.0/24 … 10.89.254.0/24"
             )));
         }
@@ -60,11 +60,11 @@ impl fmt::Display for DockerSubnet {
 }
 
 impl FromStr for DockerSubnet {
-    type Err = DockerError;
+    type Err = EnvError;
 
-    fn from_str(s: &str) -> Result<Self, DockerError> {
+    fn from_str(s: &str) -> Result<Self, EnvError> {
         let bad = || {
-            DockerError::BadInput(format!(
+            EnvError::BadInput(format!(
                 "subnet {s:?}: the Docker environment takes a /24 inside 10.89.0.0/16, \
                  e.g. 10.89.7.0/24"
             ))

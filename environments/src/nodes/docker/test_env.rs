@@ -1,12 +1,13 @@
 //! A Docker environment for tests: unique name and subnet, engine started if
 //! need be, everything removed in `Drop` (panics included), and the private
 //! engine stopped when the last test using it is done. Mirrors
-//! [`crate::netns::TestEnv`], so a test can run on either.
+//! [`crate::nodes::netns::TestEnv`], so a test can run on either.
 
 use super::engine::EngineLease;
 use super::image::LOCAL_BASE_IMAGE;
-use super::{down, up, DockerCli, DockerError, DockerOptions};
-use crate::state::EnvState;
+use super::{down, up, DockerCli, DockerOptions};
+use crate::nodes::state::EnvState;
+use crate::nodes::EnvError;
 use splitbrain_core::control::{Control, Node};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,7 +38,7 @@ impl DockerTestEnv {
     /// [`LOCAL_BASE_IMAGE`] (no registry needed); the artifact cache
     /// ([`default_artifacts`]) is mounted read-only at the same path. Errors
     /// say why Docker can't be used here, for the test to print.
-    pub fn up(test_name: &str, nodes: usize) -> Result<DockerTestEnv, DockerError> {
+    pub fn up(test_name: &str, nodes: usize) -> Result<DockerTestEnv, EnvError> {
         Self::up_with(EngineLease::acquire()?, test_name, nodes)
     }
 
@@ -47,7 +48,7 @@ impl DockerTestEnv {
         lease: EngineLease,
         test_name: &str,
         nodes: usize,
-    ) -> Result<DockerTestEnv, DockerError> {
+    ) -> Result<DockerTestEnv, EnvError> {
         reap_orphaned_test_envs(lease.cli());
         let opts = DockerOptions {
             name: Self::unique_name(test_name),
@@ -69,7 +70,7 @@ impl DockerTestEnv {
 
     /// `td-<test name, slugged>-<pid>-<counter>`: unique per process and call.
     fn unique_name(test_name: &str) -> String {
-        crate::test_names::unique_name("td", test_name)
+        crate::nodes::test_names::unique_name("td", test_name)
     }
 
     /// The environment's name.
@@ -93,13 +94,15 @@ impl DockerTestEnv {
     }
 
     /// Connects a [`Control`] to all nodes.
-    pub fn control(&self) -> Result<Control, DockerError> {
-        Ok(Control::connect(&self.state.nodes, Duration::from_secs(20))
-            .map_err(crate::EnvError::from)?)
+    pub fn control(&self) -> Result<Control, EnvError> {
+        Ok(Control::connect(
+            &self.state.nodes,
+            Duration::from_secs(20),
+        )?)
     }
 
     /// Tears down now and reports errors (`Drop` then does nothing more).
-    pub fn down(mut self) -> Result<(), DockerError> {
+    pub fn down(mut self) -> Result<(), EnvError> {
         self.torn_down = true;
         let result = down(&self.state.name, false);
         self.lease.take();
@@ -133,7 +136,7 @@ pub fn lease_for_test() -> Option<EngineLease> {
 
 /// The pid in a [`DockerTestEnv`] name (`td-<slug>-<pid>-<counter>`).
 fn test_env_pid(name: &str) -> Option<i32> {
-    crate::test_names::pid_of("td", name)
+    crate::nodes::test_names::pid_of("td", name)
 }
 
 /// Removes Docker test environments whose test process no longer exists
@@ -154,7 +157,7 @@ pub fn reap_orphaned_test_envs(cli: &DockerCli) -> Vec<String> {
     names.dedup();
     names
         .into_iter()
-        .filter(|n| test_env_pid(n).is_some_and(|pid| !crate::sys::alive(pid)))
+        .filter(|n| test_env_pid(n).is_some_and(|pid| !crate::nodes::sys::alive(pid)))
         .filter(|n| down(n, false).is_ok())
         .collect()
 }
@@ -195,7 +198,7 @@ mod tests {
         let a = DockerTestEnv::unique_name("Five Nodes & more, much more text");
         let b = DockerTestEnv::unique_name("Five Nodes & more, much more text");
         assert_ne!(a, b);
-        crate::state::validate_name(&a).unwrap();
+        crate::nodes::state::validate_name(&a).unwrap();
         assert!(a.starts_with("td-five-nodes-"), "{a}");
     }
 }

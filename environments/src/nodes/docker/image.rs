@@ -6,7 +6,7 @@
 
 use super::cli::{run_bounded, DockerCli};
 use super::engine::{run_dir, FileLock};
-use super::DockerError;
+use crate::nodes::EnvError;
 use std::time::Duration;
 
 /// The default base: Debian's image from the user's registry.
@@ -19,11 +19,11 @@ pub const NODE_IMAGE_REPO: &str = "splitbrain/node";
 
 /// The node image's build files, as (name in the build context, contents).
 pub const BUILD_FILES: [(&str, &str); 3] = [
-    ("Dockerfile", include_str!("../../docker/Dockerfile")),
-    ("sshd_config", include_str!("../../docker/sshd_config")),
-    ("node-init", include_str!("../../docker/node-init")),
+    ("Dockerfile", include_str!("../../../docker/Dockerfile")),
+    ("sshd_config", include_str!("../../../docker/sshd_config")),
+    ("node-init", include_str!("../../../docker/node-init")),
 ];
-const BASE_IMAGE_SCRIPT: &str = include_str!("../../docker/base-image");
+const BASE_IMAGE_SCRIPT: &str = include_str!("../../../docker/base-image");
 
 /// debootstrap downloads ~100 MB; the node build installs OpenJDK.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(1200);
@@ -50,13 +50,13 @@ pub fn node_image_name(base: &str) -> String {
 }
 
 /// Whether the engine has an image of that name.
-pub fn image_exists(cli: &DockerCli, name: &str) -> Result<bool, DockerError> {
+pub fn image_exists(cli: &DockerCli, name: &str) -> Result<bool, EnvError> {
     Ok(cli.run(&["image", "inspect", name], QUICK)?.status == 0)
 }
 
 /// Makes sure `base` is usable: the local base is made with debootstrap when
 /// missing; any other is left to `docker build`, which pulls it.
-pub fn ensure_base_image(cli: &DockerCli, base: &str) -> Result<(), DockerError> {
+pub fn ensure_base_image(cli: &DockerCli, base: &str) -> Result<(), EnvError> {
     if base != LOCAL_BASE_IMAGE || image_exists(cli, base)? {
         return Ok(());
     }
@@ -73,7 +73,7 @@ pub fn ensure_base_image(cli: &DockerCli, base: &str) -> Result<(), DockerError>
         BUILD_TIMEOUT,
     )?;
     if out.status != 0 {
-        return Err(DockerError::Image {
+        return Err(EnvError::DockerImage {
             image: base.to_string(),
             detail: out.stderr.trim().to_string(),
         });
@@ -82,7 +82,7 @@ pub fn ensure_base_image(cli: &DockerCli, base: &str) -> Result<(), DockerError>
 }
 
 /// Builds the node image on `base` unless it is cached; returns its name.
-pub fn ensure_node_image(cli: &DockerCli, base: &str) -> Result<String, DockerError> {
+pub fn ensure_node_image(cli: &DockerCli, base: &str) -> Result<String, EnvError> {
     let name = node_image_name(base);
     if image_exists(cli, &name)? {
         return Ok(name);
@@ -97,13 +97,13 @@ pub fn ensure_node_image(cli: &DockerCli, base: &str) -> Result<String, DockerEr
     let context = tempfile::Builder::new()
         .prefix("splitbrain-node-image.")
         .tempdir()
-        .map_err(|source| DockerError::Io {
+        .map_err(|source| EnvError::Io {
             what: "create a build context directory".into(),
             source,
         })?;
     for (file, text) in BUILD_FILES {
         let path = context.path().join(file);
-        std::fs::write(&path, text).map_err(|source| DockerError::Io {
+        std::fs::write(&path, text).map_err(|source| EnvError::Io {
             what: format!("write {}", path.display()),
             source,
         })?;
@@ -143,7 +143,7 @@ pub fn ensure_node_image(cli: &DockerCli, base: &str) -> Result<String, DockerEr
                  (made with debootstrap)"
             ));
         }
-        return Err(DockerError::Image {
+        return Err(EnvError::DockerImage {
             image: name,
             detail,
         });
@@ -155,7 +155,7 @@ pub fn ensure_node_image(cli: &DockerCli, base: &str) -> Result<String, DockerEr
 /// environment (a build's intermediate containers) and dangling images.
 /// Holds the build lock while looking, so a build in progress elsewhere on
 /// this machine is not mistaken for residue. Empty when clean.
-pub fn build_residue(cli: &DockerCli) -> Result<Vec<String>, DockerError> {
+pub fn build_residue(cli: &DockerCli) -> Result<Vec<String>, EnvError> {
     let _lock = FileLock::exclusive(&run_dir().join("build.lock"))?;
     let format = format!("{{{{.Names}}}}\t{{{{.Label \"{}\"}}}}", super::ENV_LABEL);
     let containers = cli.ok(&["ps", "-a", "--format", &format], QUICK)?;

@@ -1,11 +1,11 @@
 //! A Kafka broker (ZooKeeper mode) on a node: `server.properties`, logging,
 //! installation over SSH and waiting for registration.
 
-use crate::artifacts::Artifacts;
-use crate::service::{Service, ServiceKind};
-use crate::zk_client::ZkSession;
-use crate::zookeeper::base_jvm_opts;
-use crate::ClusterError;
+use crate::db::artifacts::Artifacts;
+use crate::db::service::{Service, ServiceKind};
+use crate::db::zookeeper::base_jvm_opts;
+use crate::db::ClusterError;
+use crate::probes::zk_client::ZkSession;
 use serde::{Deserialize, Serialize};
 use splitbrain_core::control::{Control, Node};
 use std::fmt::Write as _;
@@ -237,12 +237,12 @@ pub fn install(
     let props = render_server_properties(settings, broker, &svc.data_dir());
     let log4j = render_log4j(&svc.log_dir());
     let run = svc.run_script(&artifacts.java, &java_args(&svc, settings, artifacts));
-    let cmd = crate::service::write_files_cmd(&[
+    let cmd = crate::db::service::write_files_cmd(&[
         (svc.config_path(), props, 0o644),
         (svc.dir.join("log4j.properties"), log4j, 0o644),
         (svc.run_script_path(), run, 0o755),
     ]);
-    control.exec_ok(&broker.node.name, &cmd, crate::service::COMMAND_TIMEOUT)?;
+    control.exec_ok(&broker.node.name, &cmd, crate::db::service::COMMAND_TIMEOUT)?;
     Ok(())
 }
 
@@ -293,7 +293,7 @@ pub fn wait_answering(
     loop {
         let mut waiting = Vec::new();
         for b in brokers {
-            match crate::kafka_client::metadata(
+            match crate::probes::kafka_client::metadata(
                 b.addr(settings),
                 Some(&[]),
                 Duration::from_millis(500),

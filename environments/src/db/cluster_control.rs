@@ -6,10 +6,10 @@
 //! faults change it (servers added and removed); read it back with
 //! [`EnvCluster::layout`] to observe or stop the cluster.
 
-use crate::cluster::{self, ClusterLayout};
-use crate::kafka::{self, Broker};
-use crate::zk_client::{self, ZkSession};
-use crate::zookeeper::{self, ZkMember, ZkRole, ZkServer, ZkSettings};
+use crate::db::cluster::{self, ClusterLayout};
+use crate::db::kafka::{self, Broker};
+use crate::db::zookeeper::{self, ZkMember, ZkRole, ZkServer, ZkSettings};
+use crate::probes::zk_client::{self, ZkSession};
 use splitbrain_core::cluster::ZkMode;
 use splitbrain_core::control::{Control, Node};
 use splitbrain_core::db::{ClusterControl, DbError, JoinProcedure, Server, ServerKind};
@@ -102,7 +102,7 @@ impl EnvCluster {
             })
     }
 
-    fn service(&self, server: &Server) -> Result<crate::service::Service, DbError> {
+    fn service(&self, server: &Server) -> Result<crate::db::service::Service, DbError> {
         Ok(match server.kind {
             ServerKind::Zookeeper => self.zk(server.id)?.service(),
             ServerKind::Kafka => self.broker(server.id)?.service(),
@@ -360,7 +360,7 @@ impl ClusterControl for EnvCluster {
             .exec_ok(
                 &server.node,
                 &format!("sed 's/.*) //' /proc/{pid}/stat 2>/dev/null | cut -d' ' -f1"),
-                crate::service::COMMAND_TIMEOUT,
+                crate::db::service::COMMAND_TIMEOUT,
             )
             .map_err(|e| DbError::failed(what(), e))?;
         Ok(matches!(out.stdout.trim(), "T" | "t"))
@@ -384,7 +384,7 @@ impl ClusterControl for EnvCluster {
         let mut votes: BTreeMap<i32, usize> = BTreeMap::new();
         let mut answered = 0;
         for b in &layout.kafka {
-            if let Ok(m) = crate::kafka_client::metadata(
+            if let Ok(m) = crate::probes::kafka_client::metadata(
                 b.addr(&layout.kafka_settings),
                 Some(&[]),
                 ASK_TIMEOUT,

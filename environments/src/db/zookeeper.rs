@@ -2,10 +2,11 @@
 //! how to install and start it over SSH. Rendering is pure; the lifecycle
 //! functions run [`Service`] commands through [`Control`].
 
-use crate::artifacts::Artifacts;
-use crate::service::{Service, ServiceKind};
-use crate::zk_client::{self, ZkClientError};
-use crate::ClusterError;
+use crate::db::artifacts::Artifacts;
+use crate::db::service::{Service, ServiceKind};
+use crate::db::ClusterError;
+use crate::probes::zk_client;
+use crate::probes::ProbeError;
 use serde::{Deserialize, Serialize};
 use splitbrain_core::cluster::ZkMode;
 use splitbrain_core::control::{Control, Node};
@@ -185,7 +186,7 @@ pub fn reconfig_cmd(
     add: &[ZkMember],
     remove: &[u64],
 ) -> String {
-    let q = crate::service::sh_quote;
+    let q = crate::db::service::sh_quote;
     let mut cmd = format!(
         "{} -Xmx64m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp {} org.apache.zookeeper.ZooKeeperMain -server {} reconfig",
         q(&artifacts.java),
@@ -304,7 +305,7 @@ pub fn install(
     );
     let logback = render_logback(&svc.log_dir());
     let run = svc.run_script(&artifacts.java, &java_args(&svc, settings, artifacts));
-    let cmd = crate::service::write_files_cmd(&[
+    let cmd = crate::db::service::write_files_cmd(&[
         (svc.config_path(), cfg, 0o644),
         (
             svc.data_dir().join("myid"),
@@ -314,16 +315,16 @@ pub fn install(
         (svc.dir.join("logback.xml"), logback, 0o644),
         (svc.run_script_path(), run, 0o755),
     ]);
-    control.exec_ok(&server.node.name, &cmd, crate::service::COMMAND_TIMEOUT)?;
+    control.exec_ok(&server.node.name, &cmd, crate::db::service::COMMAND_TIMEOUT)?;
     Ok(())
 }
 
 /// What [`srvr`](zk_client::parse_srvr) says, or why it could not be asked.
-pub fn mode(addr: SocketAddr, timeout: Duration) -> Result<ZkMode, ZkClientError> {
+pub fn mode(addr: SocketAddr, timeout: Duration) -> Result<ZkMode, ProbeError> {
     let text = zk_client::four_letter_word(addr, "srvr", timeout)?;
     zk_client::parse_srvr(&text)
         .map(|s| s.mode)
-        .map_err(|source| ZkClientError::Malformed { addr, source })
+        .map_err(|source| ProbeError::Malformed { addr, source })
 }
 
 /// Waits until every server in `servers` serves as leader, follower or

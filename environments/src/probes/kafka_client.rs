@@ -7,31 +7,10 @@
 //! request is fixed-size and version 1 is supported by every broker from
 //! 0.10 to 3.9, so the hand-written encoding is small and stable.
 
-use crate::wire::{self, Decoder, Encoder, Malformed};
-use std::io;
+use crate::probes::wire::{self, Decoder, Encoder, Malformed};
+use crate::probes::ProbeError;
 use std::net::SocketAddr;
 use std::time::Duration;
-
-/// Failure asking one broker.
-#[derive(Debug, thiserror::Error)]
-pub enum KafkaClientError {
-    /// TCP connect, read or write failed or timed out.
-    #[error("{addr}: {source}")]
-    Io {
-        /// The broker.
-        addr: SocketAddr,
-        /// What went wrong.
-        source: io::Error,
-    },
-    /// The broker answered something this client cannot parse.
-    #[error("{addr}: {source}")]
-    Malformed {
-        /// The broker.
-        addr: SocketAddr,
-        /// What was wrong with it.
-        source: Malformed,
-    },
-}
 
 /// A broker as listed in a Metadata response.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,8 +170,8 @@ pub fn metadata(
     addr: SocketAddr,
     topics: Option<&[&str]>,
     timeout: Duration,
-) -> Result<Metadata, KafkaClientError> {
-    let io_err = |source| KafkaClientError::Io { addr, source };
+) -> Result<Metadata, ProbeError> {
+    let io_err = |source| ProbeError::Io { addr, source };
     let mut stream = wire::connect(addr, timeout).map_err(io_err)?;
     let correlation_id = 1;
     wire::write_frame(
@@ -202,7 +181,7 @@ pub fn metadata(
     .map_err(io_err)?;
     let body = wire::read_frame(&mut stream).map_err(io_err)?;
     decode_metadata_response(&body, correlation_id)
-        .map_err(|source| KafkaClientError::Malformed { addr, source })
+        .map_err(|source| ProbeError::Malformed { addr, source })
 }
 
 #[cfg(test)]

@@ -21,15 +21,21 @@
 //! *and* from the system (names derived from `E`), so it works after a crash
 //! and is idempotent.
 
-use crate::error::EnvError;
-use crate::state::{EnvKind, EnvState, NetnsDetails, SharedDir};
-use crate::sys;
+use crate::nodes::state::{EnvKind, EnvState, NetnsDetails};
+use crate::nodes::sys;
+use crate::nodes::EnvError;
+
 use splitbrain_core::control::{Control, Node};
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[cfg(feature = "test-support")]
+mod test_env;
+#[cfg(feature = "test-support")]
+pub use test_env::{reap_orphaned_test_envs, TestEnv};
 
 /// Most nodes one environment may have (addresses `.2` to `.251`).
 pub const MAX_NODES: usize = 250;
@@ -95,9 +101,11 @@ impl SubnetLease {
     }
 }
 
-fn try_lease(subnet: Subnet) -> Result<Option<SubnetLease>, EnvError> {
-    std::fs::create_dir_all(LOCK_DIR).map_err(|e| EnvError::io(format!("create {LOCK_DIR}"), e))?;
-    let path = format!("{LOCK_DIR}/10.88.{}.lock", subnet.0);
+/// Opens (creating `dir` and the file if need be) and locks `dir/file`
+/// exclusively without waiting: `None` if another holder has it.
+fn try_lock_file(dir: &str, file: &str) -> Result<Option<File>, EnvError> {
+    std::fs::create_dir_all(dir).map_err(|e| EnvError::io(format!("create {dir}"), e))?;
+    let path = format!("{dir}/{file}");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -105,13 +113,18 @@ fn try_lease(subnet: Subnet) -> Result<Option<SubnetLease>, EnvError> {
         .open(&path)
         .map_err(|e| EnvError::io(format!("open {path}"), e))?;
     match file.try_lock() {
-        Ok(()) => Ok(Some(SubnetLease {
-            subnet,
-            _lock: file,
-        })),
+        Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => Err(EnvError::io(format!("lock {path}"), e)),
     }
+}
+
+fn try_lease(subnet: Subnet) -> Result<Option<SubnetLease>, EnvError> {
+    let lock = try_lock_file(LOCK_DIR, &format!("10.88.{}.lock", subnet.0))?;
+    Ok(lock.map(|file| SubnetLease {
+        subnet,
+        _lock: file,
+    }))
 }
 
 /// Subnets used on this machine: addresses on host interfaces and subnets
@@ -267,7 +280,7 @@ pub fn up(opts: &UpOptions, cancel: Option<&AtomicBool>) -> Result<EnvState, Env
 }
 
 fn preflight(name: &str, nodes: usize) -> Result<(), EnvError> {
-    crate::state::validate_name(name)?;
+    crate::nodes::state::validate_name(name)?;
     sys::require_root("creating a netns environment")?;
     if nodes == 0 || nodes > MAX_NODES {
         return Err(EnvError::BadInput(format!(
@@ -305,29 +318,8 @@ fn preflight(name: &str, nodes: usize) -> Result<(), EnvError> {
 
 /// The state `up` will create, written before anything else.
 fn plan(name: &str, n: usize, subnet: Subnet) -> EnvState {
-    let dir = EnvState::dir_of(name);
-    let ssh = dir.join("ssh");
-    let nodes = (1..=n)
-        .map(|k| Node {
-            name: format!("n{k}"),
-            address: IpAddr::V4(subnet.node(k)),
-            port: 22,
-            user: "root".into(),
-            key_path: ssh.join("id_ed25519"),
-            known_hosts: ssh.join("known_hosts"),
-            dir: dir.join("nodes").join(format!("n{k}")),
-        })
-        .collect();
-    let shared = dir.join("shared");
+    let addresses = (1..=n).map(|k| (k, IpAddr::V4(subnet.node(k))));
     EnvState {
-        name: name.to_string(),
-        kind: EnvKind::Netns,
-        ready: false,
-        nodes,
-        shared: Some(SharedDir {
-            control_path: shared.clone(),
-            node_path: shared,
-        }),
         netns: Some(NetnsDetails {
             subnet: subnet.to_string(),
             host_address: subnet.host(),
@@ -336,16 +328,12 @@ fn plan(name: &str, n: usize, subnet: Subnet) -> EnvState {
             veths: (1..=n).map(|k| veth_name(name, k)).collect(),
             iptables_comment: iptables_comment(name),
         }),
-        ssh: None,
-        created_unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        ..EnvState::planned(name, EnvKind::Netns, addresses)
     }
 }
 
 /// Like [`up`] but on an already leased subnet (the lease must outlive the
-/// call; [`TestEnv`] keeps it for the environment's lifetime).
+/// call; `TestEnv` keeps it for the environment's lifetime).
 pub fn up_with_lease(
     name: &str,
     nodes: usize,
@@ -377,23 +365,10 @@ const NAME_LOCK_DIR: &str = "/run/splitbrain/names";
 
 /// Takes the exclusive lock of environment `name` for the duration of `up`.
 fn lock_name(name: &str) -> Result<File, EnvError> {
-    std::fs::create_dir_all(NAME_LOCK_DIR)
-        .map_err(|e| EnvError::io(format!("create {NAME_LOCK_DIR}"), e))?;
-    let path = format!("{NAME_LOCK_DIR}/{name}.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| EnvError::io(format!("open {path}"), e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(EnvError::Exists {
-            name: name.to_string(),
-            detail: "another `env up` of this name is running".into(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(EnvError::io(format!("lock {path}"), e)),
-    }
+    try_lock_file(NAME_LOCK_DIR, &format!("{name}.lock"))?.ok_or_else(|| EnvError::Exists {
+        name: name.to_string(),
+        detail: "another `env up` of this name is running".into(),
+    })
 }
 
 fn check_cancel(cancel: Option<&AtomicBool>) -> Result<(), EnvError> {
@@ -704,7 +679,7 @@ fn terminate(pids: &[i32]) -> Vec<i32> {
 /// system. Idempotent: a second call finds nothing and succeeds. Errors with
 /// [`EnvError::Incomplete`] if something is still there afterwards.
 pub fn down(name: &str) -> Result<DownReport, EnvError> {
-    crate::state::validate_name(name)?;
+    crate::nodes::state::validate_name(name)?;
     sys::require_root("removing a netns environment")?;
     let mut report = DownReport::default();
     let state = EnvState::try_load(name).ok().flatten();
@@ -808,7 +783,7 @@ pub fn orphans_on_system() -> Vec<String> {
         .filter_map(|ns| ns.rsplit_once("-n"))
         .filter(|(_, k)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
         .map(|(env, _)| env.to_string())
-        .filter(|env| crate::state::validate_name(env).is_ok())
+        .filter(|env| crate::nodes::state::validate_name(env).is_ok())
         .filter(|env| links.contains(&bridge_name(env)))
         .filter(|env| !EnvState::path_of(env).exists())
         .collect();
@@ -885,135 +860,6 @@ fn shell_words(line: &str) -> Vec<String> {
     words
 }
 
-/// The pid embedded in a [`TestEnv`] name (`t-<test>-<pid>-<counter>`).
-fn test_env_pid(name: &str) -> Option<i32> {
-    crate::test_names::pid_of("t", name)
-}
-
-/// Removes netns environments left behind by [`TestEnv`]s of test processes
-/// that no longer exist (killed before their `Drop` ran), so they do not
-/// pile up and use subnets. Best effort; returns the names removed.
-pub fn reap_orphaned_test_envs() -> Vec<String> {
-    let mut names: Vec<String> = EnvState::list()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|n| {
-            EnvState::load(n)
-                .map(|s| s.kind == EnvKind::Netns)
-                .unwrap_or(true)
-        })
-        .collect();
-    for ns in system_namespaces().unwrap_or_default() {
-        if let Some((env, k)) = ns.rsplit_once("-n") {
-            if k.bytes().all(|b| b.is_ascii_digit()) && !names.iter().any(|n| n == env) {
-                names.push(env.to_string());
-            }
-        }
-    }
-    names
-        .into_iter()
-        .filter(|n| test_env_pid(n).is_some_and(|pid| !sys::alive(pid)))
-        .filter(|n| down(n).is_ok())
-        .collect()
-}
-
-/// A netns environment for one test: unique name and subnet (safe across
-/// parallel tests and processes), torn down on drop, also when the test
-/// panics. Needs root.
-///
-/// ```no_run
-/// use splitbrain_environments::netns::TestEnv;
-/// let env = TestEnv::up("my_test", 3);
-/// let control = env.control();
-/// let out = control.exec_ok("n1", "hostname", std::time::Duration::from_secs(5)).unwrap();
-/// assert_eq!(out.stdout.trim(), "n1");
-/// ```
-#[derive(Debug)]
-pub struct TestEnv {
-    state: EnvState,
-    lease: Option<SubnetLease>,
-    torn_down: bool,
-}
-
-impl TestEnv {
-    /// Creates an environment with `nodes` nodes named after `test_name`;
-    /// panics with the reason if it cannot (a test helper).
-    pub fn up(test_name: &str, nodes: usize) -> TestEnv {
-        Self::try_up(test_name, nodes)
-            .unwrap_or_else(|e| panic!("TestEnv::up({test_name:?}, {nodes}): {e}"))
-    }
-
-    /// Like [`TestEnv::up`] but returns the error.
-    pub fn try_up(test_name: &str, nodes: usize) -> Result<TestEnv, EnvError> {
-        let name = Self::unique_name(test_name);
-        for orphan in reap_orphaned_test_envs() {
-            eprintln!("TestEnv: removed {orphan}, left by a test process that no longer exists");
-        }
-        let lease = lease_subnet(None)?;
-        let state = up_with_lease(&name, nodes, &lease, None)?;
-        Ok(TestEnv {
-            state,
-            lease: Some(lease),
-            torn_down: false,
-        })
-    }
-
-    /// `t-<test name, slugged>-<pid>-<counter>`: unique per process and call.
-    fn unique_name(test_name: &str) -> String {
-        crate::test_names::unique_name("t", test_name)
-    }
-
-    /// The environment's name.
-    pub fn name(&self) -> &str {
-        &self.state.name
-    }
-
-    /// Its recorded state (also loadable with `EnvState::load(name)`).
-    pub fn state(&self) -> &EnvState {
-        &self.state
-    }
-
-    /// Its nodes (`n1`..).
-    pub fn nodes(&self) -> &[Node] {
-        &self.state.nodes
-    }
-
-    /// Node `name`; panics if there is none.
-    pub fn node(&self, name: &str) -> &Node {
-        self.state
-            .node(name)
-            .unwrap_or_else(|| panic!("no node {name} in {}", self.state.name))
-    }
-
-    /// The environment's /24.
-    pub fn subnet(&self) -> Subnet {
-        self.lease.as_ref().expect("lease held until drop").subnet()
-    }
-
-    /// Connects a [`Control`] to all nodes; panics if it cannot.
-    pub fn control(&self) -> Control {
-        Control::connect(&self.state.nodes, Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.state.name))
-    }
-
-    /// Tears down now and returns what was removed (drop then does nothing).
-    pub fn down(mut self) -> Result<DownReport, EnvError> {
-        self.torn_down = true;
-        down(&self.state.name)
-    }
-}
-
-impl Drop for TestEnv {
-    fn drop(&mut self) {
-        if !self.torn_down {
-            if let Err(e) = down(&self.state.name) {
-                eprintln!("TestEnv {}: teardown incomplete: {e}", self.state.name);
-            }
-        }
-        // The lease is released after teardown (field drop order).
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1071,25 +917,5 @@ mod tests {
                 "ACCEPT"
             ]
         );
-    }
-
-    #[test]
-    fn test_env_pid_is_parsed_from_the_name() {
-        assert_eq!(test_env_pid("t-five-nodes-1234-0"), Some(1234));
-        assert_eq!(test_env_pid("t-x-77-12"), Some(77));
-        assert_eq!(test_env_pid("t-cli-kill-1234"), None);
-        assert_eq!(test_env_pid("splitbrain"), None);
-        assert_eq!(test_env_pid("t-1-2"), None);
-        let name = TestEnv::unique_name("anything");
-        assert_eq!(test_env_pid(&name), Some(std::process::id() as i32));
-    }
-
-    #[test]
-    fn test_env_names_are_valid_and_unique() {
-        let a = TestEnv::unique_name("partition_then_heal::Works!");
-        let b = TestEnv::unique_name("partition_then_heal::Works!");
-        assert_ne!(a, b);
-        crate::state::validate_name(&a).unwrap();
-        crate::state::validate_name(&TestEnv::unique_name(&"y".repeat(100))).unwrap();
     }
 }

@@ -9,44 +9,12 @@
 //! few dozen lines of the (stable, documented) jute encoding, every call is
 //! synchronous and bounded by one timeout.
 
-use crate::wire::{self, Decoder, Encoder, Malformed};
+use crate::probes::wire::{self, Decoder, Encoder, Malformed};
+use crate::probes::ProbeError;
 use splitbrain_core::cluster::ZkMode;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
-
-/// Failure talking to one ZooKeeper server.
-#[derive(Debug, thiserror::Error)]
-pub enum ZkClientError {
-    /// TCP connect, read or write failed or timed out.
-    #[error("{addr}: {source}")]
-    Io {
-        /// The server.
-        addr: SocketAddr,
-        /// What went wrong.
-        source: io::Error,
-    },
-    /// The server answered something this client cannot parse.
-    #[error("{addr}: {source}")]
-    Malformed {
-        /// The server.
-        addr: SocketAddr,
-        /// What was wrong with it.
-        source: Malformed,
-    },
-    /// The server answered a request with a ZooKeeper error code.
-    #[error("{addr}: {op} {path} failed with ZooKeeper error {code} ({})", zk_error_name(*.code))]
-    Server {
-        /// The server.
-        addr: SocketAddr,
-        /// The operation.
-        op: &'static str,
-        /// The znode.
-        path: String,
-        /// ZooKeeper's error code (e.g. -101 no node).
-        code: i32,
-    },
-}
 
 /// Names the ZooKeeper error codes a reader of a report may meet.
 pub fn zk_error_name(code: i32) -> &'static str {
@@ -71,8 +39,8 @@ pub fn four_letter_word(
     addr: SocketAddr,
     word: &str,
     timeout: Duration,
-) -> Result<String, ZkClientError> {
-    let io_err = |source| ZkClientError::Io { addr, source };
+) -> Result<String, ProbeError> {
+    let io_err = |source| ProbeError::Io { addr, source };
     let mut stream = wire::connect(addr, timeout).map_err(io_err)?;
     stream.write_all(word.as_bytes()).map_err(io_err)?;
     let mut out = Vec::new();
@@ -242,8 +210,8 @@ impl ZkSession {
         addr: SocketAddr,
         session_timeout: Duration,
         timeout: Duration,
-    ) -> Result<Self, ZkClientError> {
-        let io_err = |source| ZkClientError::Io { addr, source };
+    ) -> Result<Self, ProbeError> {
+        let io_err = |source| ProbeError::Io { addr, source };
         let mut stream = wire::connect(addr, timeout).map_err(io_err)?;
         let req = Encoder::new()
             .i32(0) // protocolVersion
@@ -255,14 +223,14 @@ impl ZkSession {
             .finish();
         wire::write_frame(&mut stream, &req).map_err(io_err)?;
         let resp = wire::read_frame(&mut stream).map_err(io_err)?;
-        let mal = |source| ZkClientError::Malformed { addr, source };
+        let mal = |source| ProbeError::Malformed { addr, source };
         let mut d = Decoder::new(&resp);
         let _protocol = d.i32().map_err(mal)?;
         let negotiated = d.i32().map_err(mal)?;
         let session_id = d.i64().map_err(mal)?;
         if negotiated <= 0 {
             // The server's way of refusing a session (e.g. it has seen no quorum).
-            return Err(ZkClientError::Io {
+            return Err(ProbeError::Io {
                 addr,
                 source: io::Error::new(io::ErrorKind::ConnectionRefused, "session refused"),
             });
@@ -282,10 +250,10 @@ impl ZkSession {
 
     /// Sends one request and returns the reply body after its header, or the
     /// server's error code.
-    fn call(&mut self, opcode: i32, body: Encoder) -> Result<Result<Vec<u8>, i32>, ZkClientError> {
+    fn call(&mut self, opcode: i32, body: Encoder) -> Result<Result<Vec<u8>, i32>, ProbeError> {
         let addr = self.addr;
-        let io_err = |source| ZkClientError::Io { addr, source };
-        let mal = |source| ZkClientError::Malformed { addr, source };
+        let io_err = |source| ProbeError::Io { addr, source };
+        let mal = |source| ProbeError::Malformed { addr, source };
         self.xid += 1;
         let xid = self.xid;
         let mut frame = Encoder::new().i32(xid).i32(opcode).finish();
@@ -310,8 +278,8 @@ impl ZkSession {
         Err(mal(Malformed(format!("no reply with xid {xid}"))))
     }
 
-    fn server_err(&self, op: &'static str, path: &str, code: i32) -> ZkClientError {
-        ZkClientError::Server {
+    fn server_err(&self, op: &'static str, path: &str, code: i32) -> ProbeError {
+        ProbeError::ZkServer {
             addr: self.addr,
             op,
             path: path.to_string(),
@@ -320,12 +288,12 @@ impl ZkSession {
     }
 
     /// The data of `path`, `None` if it does not exist.
-    pub fn get_data(&mut self, path: &str) -> Result<Option<Vec<u8>>, ZkClientError> {
+    pub fn get_data(&mut self, path: &str) -> Result<Option<Vec<u8>>, ProbeError> {
         let body = Encoder::new().bytes32(path.as_bytes()).bool(false);
         match self.call(op::GET_DATA, body)? {
             Ok(resp) => {
                 let mut d = Decoder::new(&resp);
-                let data = d.bytes32().map_err(|source| ZkClientError::Malformed {
+                let data = d.bytes32().map_err(|source| ProbeError::Malformed {
                     addr: self.addr,
                     source,
                 })?;
@@ -337,7 +305,7 @@ impl ZkSession {
     }
 
     /// Whether `path` exists.
-    pub fn exists(&mut self, path: &str) -> Result<bool, ZkClientError> {
+    pub fn exists(&mut self, path: &str) -> Result<bool, ProbeError> {
         let body = Encoder::new().bytes32(path.as_bytes()).bool(false);
         match self.call(op::EXISTS, body)? {
             Ok(_) => Ok(true),
@@ -347,12 +315,12 @@ impl ZkSession {
     }
 
     /// The children of `path`, sorted; `None` if it does not exist.
-    pub fn get_children(&mut self, path: &str) -> Result<Option<Vec<String>>, ZkClientError> {
+    pub fn get_children(&mut self, path: &str) -> Result<Option<Vec<String>>, ProbeError> {
         let body = Encoder::new().bytes32(path.as_bytes()).bool(false);
         match self.call(op::GET_CHILDREN, body)? {
             Ok(resp) => {
                 let addr = self.addr;
-                let mal = |source| ZkClientError::Malformed { addr, source };
+                let mal = |source| ProbeError::Malformed { addr, source };
                 let mut d = Decoder::new(&resp);
                 let n = d.array_len().map_err(mal)?;
                 let mut out = Vec::with_capacity(n);
@@ -370,7 +338,7 @@ impl ZkSession {
 
     /// Creates a persistent znode open to everyone (world:anyone, all
     /// permissions); `Ok(false)` if it already existed.
-    pub fn create(&mut self, path: &str, data: &[u8]) -> Result<bool, ZkClientError> {
+    pub fn create(&mut self, path: &str, data: &[u8]) -> Result<bool, ProbeError> {
         let body = Encoder::new()
             .bytes32(path.as_bytes())
             .bytes32(data)
@@ -395,7 +363,7 @@ impl ZkSession {
         &mut self,
         joining: Option<&str>,
         leaving: Option<&str>,
-    ) -> Result<String, ZkClientError> {
+    ) -> Result<String, ProbeError> {
         let string = |e: Encoder, s: Option<&str>| match s {
             Some(s) => e.bytes32(s.as_bytes()),
             None => e.i32(-1),
@@ -406,7 +374,7 @@ impl ZkSession {
         match self.call(op::RECONFIG, body)? {
             Ok(resp) => {
                 let mut d = Decoder::new(&resp);
-                let data = d.bytes32().map_err(|source| ZkClientError::Malformed {
+                let data = d.bytes32().map_err(|source| ProbeError::Malformed {
                     addr: self.addr,
                     source,
                 })?;
@@ -418,7 +386,7 @@ impl ZkSession {
 
     /// Closes the session politely (the server drops its ephemeral state at
     /// once instead of after the session timeout).
-    pub fn close(mut self) -> Result<(), ZkClientError> {
+    pub fn close(mut self) -> Result<(), ProbeError> {
         self.call(op::CLOSE_SESSION, Encoder::new())?
             .map(|_| ())
             .map_err(|code| self.server_err("closeSession", "", code))

@@ -1,9 +1,11 @@
-//! Errors of the environments (netns, ssh): each says what to do next.
+//! Errors of the nodes (netns, docker, ssh): one enum, each variant says
+//! what to do next.
 
 use splitbrain_core::control::ControlError;
 use std::path::PathBuf;
 
-/// Why creating, inspecting or removing an environment failed.
+/// Why creating, inspecting or removing an environment (netns, docker or
+/// ssh) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
     /// The operation needs root (namespaces, bridges, iptables, sshd).
@@ -46,12 +48,12 @@ pub enum EnvError {
         detail: String,
     },
     /// The state file could not be parsed.
-    #[error("state file {path} is unreadable: {detail}; `splitbrain env down` still cleans up from what it finds on the system")]
+    #[error("state file {path} is unreadable: {source}; `splitbrain env down` still cleans up from what it finds on the system")]
     BadState {
         /// State file.
         path: PathBuf,
-        /// Parser message.
-        detail: String,
+        /// The parser's complaint.
+        source: serde_json::Error,
     },
     /// No free /24 in 10.88.0.0/16.
     #[error("no free /24 left in 10.88.0.0/16 (all locked or in use); remove unused environments with `splitbrain env down`")]
@@ -78,6 +80,58 @@ pub enum EnvError {
     /// Talking to a node over SSH failed.
     #[error(transparent)]
     Control(#[from] ControlError),
+    /// A docker command could not be started (not installed?).
+    #[error("could not run `{command}`: {source} (is Docker installed? sudo environments/docker/engine start installs it)")]
+    DockerSpawn {
+        /// The command line.
+        command: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A docker command ran past its time limit and was killed.
+    #[error("`{command}` did not finish within {timeout:?}; is the Docker engine overloaded or hung? (environments/docker/engine status)")]
+    DockerTimeout {
+        /// The command line.
+        command: String,
+        /// Its limit.
+        timeout: std::time::Duration,
+    },
+    /// The Docker engine could not be started, found or stopped.
+    #[error("Docker engine {action}: {detail}")]
+    DockerEngine {
+        /// start, find or stop.
+        action: &'static str,
+        /// What the engine script said.
+        detail: String,
+    },
+    /// A Docker image could not be made.
+    #[error("image {image} could not be built: {detail}")]
+    DockerImage {
+        /// The image.
+        image: String,
+        /// The build's last lines.
+        detail: String,
+    },
+    /// A container's node did not become reachable.
+    #[error("node {node} (container {container}) not ready: {detail}")]
+    ContainerNotReady {
+        /// The node.
+        node: String,
+        /// Its container.
+        container: String,
+        /// What was seen last.
+        detail: String,
+    },
+    /// Something of the Docker environment is in the way.
+    #[error("{0}")]
+    Conflict(String),
+    /// Asking a node for its status panicked.
+    #[error("the status check of node {node} panicked (a bug in splitbrain: please report it); run `splitbrain env status` again")]
+    StatusCheckPanicked {
+        /// The node.
+        node: String,
+    },
     /// `up` was interrupted (Ctrl-C); everything it created was removed.
     #[error("interrupted; everything `env up` had created was removed")]
     Cancelled,
