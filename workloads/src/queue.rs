@@ -88,7 +88,8 @@ pub struct QueueOptions {
     pub state_dir: PathBuf,
     /// The external stop: keep a clone and call [`StopHandle::escalate`]
     /// (or [`StopHandle::request`]) to end the run early. Not part of the
-    /// recorded configuration.
+    /// recorded configuration. Clones of the options share it: give each
+    /// run a fresh one (`StopHandle::new()`).
     #[serde(skip)]
     pub stop: StopHandle,
 }
