@@ -1,12 +1,14 @@
 //! Pure checkers over splitbrain histories: queue anomalies and DLQ
-//! reconciliation ([`queue`]), split brain ([`splitbrain`]), and a
-//! generator of synthetic histories with planted anomalies ([`synth`]).
+//! reconciliation ([`queue`]), effects applied once ([`effects`]), split
+//! brain ([`splitbrain`]), and a generator of synthetic histories with
+//! planted anomalies ([`synth`]).
 //!
 //! Checkers do no I/O and read no clock: they are fed parsed operations
 //! ([`splitbrain_core::history::Op`]) one at a time and return a
 //! [`verdict::Verdict`].
 #![warn(missing_docs)]
 
+pub mod effects;
 mod fxhash;
 pub mod queue;
 pub mod splitbrain;
@@ -37,9 +39,11 @@ impl Default for CheckOptions {
 }
 
 /// Runs every checker over a history fed one operation at a time: the queue
-/// checker always, the split-brain checker when observer samples exist.
+/// and effects checkers always (their anomalies reported together, as the
+/// `queue` checker's), the split-brain checker when observer samples exist.
 pub struct HistoryChecker {
     queue: queue::QueueChecker,
+    effects: effects::EffectsChecker,
     split_brain: splitbrain::SplitBrainChecker,
     ops: u64,
 }
@@ -49,6 +53,7 @@ impl HistoryChecker {
     pub fn new(options: &CheckOptions) -> Self {
         HistoryChecker {
             queue: queue::QueueChecker::new(options.examples),
+            effects: effects::EffectsChecker::new(options.examples),
             split_brain: splitbrain::SplitBrainChecker::new(
                 options.examples,
                 options.controller_grace_ns,
@@ -65,6 +70,7 @@ impl HistoryChecker {
             self.split_brain.observe(op);
         } else {
             self.queue.observe(op);
+            self.effects.observe(op);
         }
     }
 
@@ -72,9 +78,12 @@ impl HistoryChecker {
     pub fn finish(self) -> Verdict {
         let mut verdict = Verdict::default();
         let q = self.queue.finish();
-        let mut counts = q.counts;
+        let e = self.effects.finish();
+        let (mut anomalies, mut counts) = (q.anomalies, q.counts);
+        anomalies.extend(e.anomalies);
+        counts.extend(e.counts);
         counts.insert("operations".into(), self.ops);
-        verdict.merge("queue", q.anomalies, counts);
+        verdict.merge("queue", anomalies, counts);
         if let Some(sb) = self.split_brain.finish() {
             verdict.merge("split-brain", sb.anomalies, sb.counts);
         }

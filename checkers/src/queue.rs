@@ -29,7 +29,6 @@ pub const QUEUE_ANOMALIES: &[&str] = &[
     "G1a",
     "phantom",
     "dlq-lost",
-    "effect-duplicate",
 ];
 
 const NONE: u64 = u64::MAX;
@@ -57,8 +56,6 @@ struct MsgState {
     /// Interned log it belongs to (`u32::MAX`: not seen yet).
     key: u32,
     flags: u16,
-    /// How many `applied` lists name it (saturating).
-    applied: u8,
     /// Index of its latest send/replay operation (for examples).
     send_index: u64,
     /// Index of the first poll that read it.
@@ -72,14 +69,13 @@ impl MsgState {
     const EMPTY: MsgState = MsgState {
         key: u32::MAX,
         flags: 0,
-        applied: 0,
         send_index: NONE,
         read_index: NONE,
         first_offset: NONE,
         last_offset: NONE,
     };
     fn is_empty(&self) -> bool {
-        self.key == u32::MAX && self.flags == 0 && self.applied == 0
+        self.key == u32::MAX && self.flags == 0
     }
 }
 
@@ -498,10 +494,6 @@ impl QueueChecker {
                     .insert(key, pos);
             }
         }
-        for &msg in &poll.applied {
-            let s = self.msgs.get_mut(msg);
-            s.applied = s.applied.saturating_add(1);
-        }
     }
 
     /// Decides everything and returns the result.
@@ -634,12 +626,6 @@ impl QueueChecker {
                     n,
                     || json!({"key": key, "msg": msg, "send-op": s.send_index, "why": why}),
                 );
-            }
-            if s.applied > 1 {
-                anomalies
-                    .get_mut("effect-duplicate")
-                    .expect("known")
-                    .add(n, || json!({"key": key, "msg": msg, "applied": s.applied}));
             }
         }
 
@@ -844,11 +830,8 @@ mod tests {
             poll(10, "q", &[(0, 1)]),
             poll(11, "q", &[(0, 1)]),
         ];
-        // Two consumers reading the same offset alike: consistent (both
-        // applied it, which is an effect duplicate, so apply it once).
-        let mut bodies = h(parts);
-        bodies[5] = bodies[5].replace("\"applied\":[1]", "\"applied\":[]");
-        assert_only(&check(&bodies), &[]);
+        // Two consumers reading the same offset alike: consistent.
+        assert_only(&check(&h(parts)), &[]);
     }
 
     #[test]
@@ -1004,22 +987,6 @@ mod tests {
         ];
         let r = check(&bodies);
         assert_eq!(r.counts["failed"], 1);
-    }
-
-    #[test]
-    fn effect_duplicate_present_and_absent() {
-        let parts = vec![
-            send(0, "q", 1, 0),
-            poll(10, "q", &[(0, 1)]),
-            poll(11, "q", &[(0, 1)]),
-        ];
-        assert_only(&check(&h(parts)), &[("effect-duplicate", 1)]);
-        let parts = vec![
-            send(0, "q", 1, 0),
-            poll(10, "q", &[(0, 1)]),
-            poll_with(11, "q", &[(0, 1)], &[], ""),
-        ];
-        assert_only(&check(&h(parts)), &[]);
     }
 
     #[test]

@@ -13,6 +13,17 @@
 //! Pure: lines are produced into a caller's buffer; the caller writes them.
 
 use crate::queue::QUEUE_ANOMALIES;
+
+/// What can be planted: the queue checker's anomalies and
+/// `effect-duplicate` (judged, in these histories without an effect store,
+/// from the consumers' `applied` claims).
+fn plantable() -> Vec<&'static str> {
+    QUEUE_ANOMALIES
+        .iter()
+        .copied()
+        .chain(["effect-duplicate"])
+        .collect()
+}
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -49,10 +60,10 @@ impl Plants {
             let (name, n) = part
                 .split_once('=')
                 .ok_or_else(|| format!("`{part}`: expected NAME=COUNT, e.g. lost-write=2"))?;
-            if !QUEUE_ANOMALIES.contains(&name) {
+            if !plantable().contains(&name) {
                 return Err(format!(
                     "`{name}` is not an anomaly that can be planted; choose from {}",
-                    QUEUE_ANOMALIES.join(", ")
+                    plantable().join(", ")
                 ));
             }
             let n: u64 = n
@@ -800,7 +811,7 @@ mod tests {
 
     #[test]
     fn every_anomaly_planted_at_once_is_found_exactly() {
-        let spec: Vec<String> = QUEUE_ANOMALIES.iter().map(|n| format!("{n}=2")).collect();
+        let spec: Vec<String> = plantable().iter().map(|n| format!("{n}=2")).collect();
         let plants = Plants::parse(&spec.join(",")).unwrap();
         let (text, unplaced) = generate(SynthOptions {
             ops: 20_000,
@@ -810,8 +821,8 @@ mod tests {
         });
         assert!(unplaced.is_empty(), "{unplaced:?}");
         let v = verdict_of(&text);
-        for name in QUEUE_ANOMALIES {
-            assert_eq!(v.count(name), 2, "{name}: {:?}", v.anomalies[*name]);
+        for name in plantable() {
+            assert_eq!(v.count(name), 2, "{name}: {:?}", v.anomalies[name]);
         }
         assert!(!v.valid);
     }
@@ -822,21 +833,21 @@ mod tests {
         #[test]
         fn planted_counts_are_found_exactly(
             seed in any::<u64>(),
-            counts in proptest::collection::vec(0u64..4, QUEUE_ANOMALIES.len()),
+            counts in proptest::collection::vec(0u64..4, plantable().len()),
             keys in 2u32..10,
         ) {
-            let plants = Plants(QUEUE_ANOMALIES.iter().zip(&counts)
+            let plants = Plants(plantable().iter().zip(&counts)
                 .map(|(n, c)| (n.to_string(), *c)).collect());
             let consumers = 1 + (seed % keys as u64) as u32;
             let opts = SynthOptions { ops: 6_000, seed, keys, consumers, plants, ..Default::default() };
             let (text, unplaced) = generate(opts);
             prop_assert!(unplaced.is_empty(), "{:?}", unplaced);
             let v = verdict_of(&text);
-            for (name, want) in QUEUE_ANOMALIES.iter().zip(&counts) {
+            for (name, want) in plantable().iter().zip(&counts) {
                 prop_assert_eq!(v.count(name), *want, "{}: {:?}", name, v.anomalies[*name]);
             }
-            let only_unseen = counts.iter().zip(QUEUE_ANOMALIES)
-                .all(|(c, n)| *c == 0 || *n == crate::verdict::UNSEEN);
+            let only_unseen = counts.iter().zip(plantable())
+                .all(|(c, n)| *c == 0 || n == crate::verdict::UNSEEN);
             prop_assert_eq!(v.valid, only_unseen);
         }
 

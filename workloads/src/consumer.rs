@@ -1,8 +1,19 @@
-//! Idempotent consumers: each poll is recorded with the records it returned
-//! per log, the messages whose effect this consumer applied for the first
-//! time (checked against the shared durable [`AppliedStore`]), and the logs
-//! newly assigned by a group rebalance. Offsets are committed by hand after
-//! the poll is processed and recorded.
+//! Consumers that apply effects: each poll's messages are applied to the
+//! run's effect store (SQLite, one connection per consumer: see
+//! [`crate::effects`]) and the poll is recorded with the records it returned
+//! per log, the messages whose effect this consumer applied, and the logs
+//! newly assigned by a group rebalance. Offsets are committed by hand,
+//! synchronously, after the effects' transaction (or before it, in the
+//! `before-apply` control).
+//!
+//! A consumer can be told to crash ([`run_consumer`]'s `crash` flag): at its
+//! next poll with records it stops abruptly in the window between applying
+//! the effects and committing the offsets (the other way round under
+//! `before-apply`): no commit, no close, no leave-group; librdkafka's handle
+//! is destroyed with `RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE`, so the group
+//! coordinator learns of it only when the session times out, as after a
+//! killed process. The caller then starts a replacement with a new process
+//! number.
 //!
 //! A recorded poll is one blocking librdkafka poll call (waiting up to the
 //! poll timeout) followed by non-blocking calls taking only the records
@@ -16,7 +27,7 @@
 //! restarts the consumer's position in those logs at the start of that poll,
 //! which is then exactly where the consumer's position really restarted.
 
-use crate::applied::AppliedStore;
+use crate::effects::{CommitOrder, EffectStore, EffectsMode};
 use crate::error::WorkloadError;
 use crate::settings::ConsumerSettings;
 use rdkafka::client::ClientContext;
@@ -26,6 +37,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use splitbrain_core::history::{HistoryWriter, OpType, PollRecords, Process};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -256,7 +268,7 @@ pub struct ConsumerStats {
     pub polls_failed: u64,
     /// Records returned.
     pub records: u64,
-    /// Messages applied for the first time.
+    /// Messages whose effect this consumer applied.
     pub applied: u64,
     /// Records whose payload did not hold a message number (not recorded).
     pub unparsable: u64,
@@ -264,6 +276,31 @@ pub struct ConsumerStats {
     pub commit_errors: u64,
     /// Recorded polls carrying a `rebalance` (an assignment change).
     pub rebalances: u64,
+    /// Crashes (each followed by a replacement with a new process).
+    pub crashes: u64,
+}
+
+impl ConsumerStats {
+    /// Adds the counts of `other` (e.g. a replacement's) to these.
+    pub fn absorb(&mut self, other: &ConsumerStats) {
+        self.polls_ok += other.polls_ok;
+        self.polls_failed += other.polls_failed;
+        self.records += other.records;
+        self.applied += other.applied;
+        self.unparsable += other.unparsable;
+        self.commit_errors += other.commit_errors;
+        self.rebalances += other.rebalances;
+        self.crashes += other.crashes;
+    }
+}
+
+/// How a consumer ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerExit {
+    /// Its counts.
+    pub stats: ConsumerStats,
+    /// It crashed (on request) rather than being stopped.
+    pub crashed: bool,
 }
 
 /// Everything one consumer needs.
@@ -286,6 +323,13 @@ pub struct ConsumerSpec {
     pub poll_timeout: Duration,
     /// Most records gathered into one recorded poll.
     pub max_poll_records: usize,
+    /// In assign mode: start from the group's committed offsets (a
+    /// replacement) rather than from the beginning.
+    pub resume: bool,
+    /// The run's effect store.
+    pub effects_path: PathBuf,
+    /// How effects and commits are ordered.
+    pub effects: EffectsMode,
 }
 
 /// The history key of a partition: `"<topic>-<partition>"`.
@@ -299,18 +343,40 @@ pub fn parse_msg(payload: &[u8]) -> Option<u64> {
     std::str::from_utf8(&payload[..digits]).ok()?.parse().ok()
 }
 
-/// Runs one consumer until `stop` is set. Blocking: run it on its own thread.
+/// Destroys a consumer's librdkafka handle as a crash would leave it: no
+/// commit, no consumer close, no leave-group, no rebalance callback. The
+/// group coordinator notices only when the member's session times out.
+fn crash(consumer: BaseConsumer<RebalanceContext>) {
+    let rk = consumer.client().native_ptr();
+    // rdkafka's Drop would close the consumer cleanly (leaving the group):
+    // skip it. What it would have freed on our side (the context, the queue
+    // handle) leaks: a few kilobytes per crash.
+    std::mem::forget(consumer);
+    // SAFETY: `rk` is the live handle of the consumer just forgotten; no one
+    // else holds it and it is never used again.
+    unsafe {
+        rdkafka::bindings::rd_kafka_destroy_flags(
+            rk,
+            rdkafka::bindings::RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE as i32,
+        );
+    }
+}
+
+/// Runs one consumer until `stop` is set, or until it crashes at the
+/// first poll with records after `crash` is raised (it lowers it). Blocking:
+/// run it on its own thread.
 pub fn run_consumer(
     spec: ConsumerSpec,
     writer: HistoryWriter,
-    store: Arc<AppliedStore>,
     progress: Arc<ReadProgress>,
     stop: Arc<AtomicBool>,
-) -> Result<ConsumerStats, WorkloadError> {
+    crash_request: Arc<AtomicBool>,
+) -> Result<ConsumerExit, WorkloadError> {
     let kafka = |what: &str| {
         let what = format!("consumer {}: {what}", spec.process);
         move |source| WorkloadError::Kafka { what, source }
     };
+    let mut store = EffectStore::open(&spec.effects_path)?;
     let consumer: BaseConsumer<RebalanceContext> = spec
         .settings
         .client_config(&spec.bootstrap)
@@ -336,9 +402,14 @@ pub fn run_consumer(
                 .map(|p| log_key(&spec.topic, *p))
                 .collect();
             rec(OpType::Invoke, "assign", &keys)?;
+            let start = if spec.resume {
+                Offset::Stored
+            } else {
+                Offset::Beginning
+            };
             let mut tpl = TopicPartitionList::new();
             for p in &spec.assigned {
-                tpl.add_partition_offset(&spec.topic, *p, Offset::Beginning)
+                tpl.add_partition_offset(&spec.topic, *p, start)
                     .map_err(kafka("assign"))?;
             }
             consumer.assign(&tpl).map_err(kafka("assign"))?;
@@ -368,6 +439,7 @@ pub fn run_consumer(
         // happened during this call.
         (outcome, consumer.context().take_assigned())
     };
+    let mut crashed = false;
     while !stop.load(Ordering::Relaxed) {
         recorder.invoke_poll()?;
         let poll = gatherer.gather(spec.max_poll_records, spec.poll_timeout, &mut call);
@@ -381,12 +453,39 @@ pub fn run_consumer(
                 continue;
             }
         }
-        let msgs = poll.msgs();
-        let applied = store.apply(&msgs).map_err(|source| WorkloadError::State {
-            what: "applied-set",
-            path: store.path().to_owned(),
-            source,
-        })?;
+        let msgs: Vec<(i32, u64)> = poll
+            .records
+            .iter()
+            .flat_map(|(p, pairs)| pairs.iter().map(move |(_, m)| (*p, *m)))
+            .collect();
+        let mut offsets = TopicPartitionList::new();
+        for (p, pairs) in &poll.records {
+            let last = pairs.iter().map(|(o, _)| *o).max().unwrap_or(0) as i64;
+            let _ = offsets.add_partition_offset(&spec.topic, *p, Offset::Offset(last + 1));
+        }
+        // A crash falls only on a poll with records: between its effects
+        // and its commit.
+        let crash_now = !msgs.is_empty() && crash_request.swap(false, Ordering::SeqCst);
+        let commit = |stats: &mut ConsumerStats| {
+            if msgs.is_empty() {
+                return;
+            }
+            if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+                tracing::debug!(process = spec.process, error = %e, "commit failed");
+                stats.commit_errors += 1;
+            }
+        };
+        let applied = match spec.effects.commit {
+            CommitOrder::AfterApply => store.apply(spec.process, &msgs, spec.effects.dedup)?,
+            CommitOrder::BeforeApply => {
+                commit(&mut stats);
+                if crash_now {
+                    Vec::new()
+                } else {
+                    store.apply(spec.process, &msgs, spec.effects.dedup)?
+                }
+            }
+        };
         let records = PollRecords {
             records: poll
                 .records
@@ -400,26 +499,42 @@ pub fn run_consumer(
                 .map(|p| log_key(&spec.topic, *p))
                 .collect(),
         };
+        // The poll read its records (and applied what `applied` says)
+        // before any crash: it is recorded `ok`.
         recorder.ok_poll(&records)?;
         stats.polls_ok += 1;
         stats.rebalances += u64::from(!poll.rebalance.is_empty());
         stats.records += msgs.len() as u64;
         stats.applied += records.applied.len() as u64;
-        // Processed and recorded: now commit, and publish progress.
-        if !poll.records.is_empty() {
-            let mut tpl = TopicPartitionList::new();
-            for (p, pairs) in &poll.records {
-                let last = pairs.iter().map(|(o, _)| *o).max().unwrap_or(0) as i64;
-                progress.read[*p as usize].fetch_max(last, Ordering::Relaxed);
-                let _ = tpl.add_partition_offset(&spec.topic, *p, Offset::Offset(last + 1));
-            }
-            if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-                tracing::debug!(process = spec.process, error = %e, "commit failed");
-                stats.commit_errors += 1;
-            }
+        for (p, pairs) in &poll.records {
+            let last = pairs.iter().map(|(o, _)| *o).max().unwrap_or(0) as i64;
+            progress.read[*p as usize].fetch_max(last, Ordering::Relaxed);
+        }
+        if crash_now {
+            let window = match spec.effects.commit {
+                CommitOrder::AfterApply => "effects applied, offsets not committed",
+                CommitOrder::BeforeApply => "offsets committed, effects not applied",
+            };
+            writer.record(
+                &Process::Named("nemesis".into()),
+                OpType::Info,
+                "crash",
+                &serde_json::json!({"target": "consumer", "process": spec.process,
+                                    "records": msgs.len(), "window": window}),
+            )?;
+            tracing::info!(process = spec.process, window, "consumer crashes");
+            crashed = true;
+            break;
+        }
+        if spec.effects.commit == CommitOrder::AfterApply {
+            commit(&mut stats);
         }
     }
-    Ok(stats)
+    if crashed {
+        stats.crashes += 1;
+        crash(consumer);
+    }
+    Ok(ConsumerExit { stats, crashed })
 }
 
 #[cfg(test)]

@@ -12,7 +12,10 @@ pub enum WorkloadError {
     /// Options that cannot work.
     #[error("queue workload options: {0} (fix the test's workload settings)")]
     Options(String),
-    /// The DLQ journal or applied-set could not be used.
+    /// The effect store (SQLite) could not be used.
+    #[error(transparent)]
+    Effects(#[from] crate::effects::EffectsError),
+    /// The DLQ journal could not be used.
     #[error("{what} {path}: {source} (check the state directory exists and is writable)")]
     State {
         /// Which file.

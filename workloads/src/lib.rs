@@ -3,16 +3,18 @@
 //! what every server believes.
 //!
 //! - [`queue`]: the queue workload (producers with retries and a DLQ,
-//!   idempotent consumers, closing phases); see `docs/workloads.md`;
+//!   consumers applying effects to a real database, closing phases); see
+//!   `docs/workloads.md`;
+//! - [`effects`]: the consumers' effect store (SQLite);
 //! - [`observer`]: the sampler recording `observe` events;
 //! - [`stop`]: the external stop of a run (Ctrl-C);
 //! - [`WorkloadError`]: the crate's error.
 #![warn(missing_docs)]
 
-pub mod applied;
 pub mod backoff;
 pub mod consumer;
 pub mod dlq;
+pub mod effects;
 pub mod error;
 pub mod observer;
 pub mod producer;

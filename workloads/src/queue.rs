@@ -13,19 +13,25 @@
 //! 5. `final-read`: as `drain`, for the replayed messages too
 //!    (`final-read` event); then the consumers stop.
 //!
+//! After the final read the consumers stop and the effect store is read
+//! back into an `effects` event (process `"effects"`): per message how many
+//! times its effect was applied (docs/history.md).
+//!
 //! [`QueueOptions::stop`] ends a run early from outside (Ctrl-C): see
-//! [`crate::stop`].
+//! [`crate::stop`]. [`QueueOptions::consumer_crashes`] crashes consumers
+//! during the load (see [`crate::consumer`]).
 
-use crate::applied::AppliedStore;
 use crate::backoff::{millis, Backoff};
 use crate::consumer::{
     log_key, run_consumer, ConsumerMode, ConsumerSpec, ConsumerStats, ReadProgress,
 };
 use crate::dlq::{DlqEntry, DlqJournal};
+use crate::effects::{self, EffectStore, EffectsMode, EffectsSummary, EFFECTS_FILE};
 use crate::error::WorkloadError;
 use crate::producer::{QueueProducer, SendOutcome};
 use crate::settings::{ConsumerSettings, ProducerSettings};
 use crate::stop::{StopHandle, StopLevel};
+use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::json;
 use splitbrain_core::history::{HistoryError, HistoryWriter, OpType, Process};
@@ -83,8 +89,13 @@ pub struct QueueOptions {
     pub producer: ProducerSettings,
     /// Consumer client settings.
     pub consumer: ConsumerSettings,
+    /// How consumers apply effects and order their commits (default: the
+    /// idempotent consumer, dedup on, commit after the effects).
+    pub effects: EffectsMode,
+    /// Crash consumers during the load (default none).
+    pub consumer_crashes: Option<CrashSchedule>,
     /// Directory for the DLQ journal (`dlq.jsonl`) and the consumers'
-    /// applied-set (`applied.bin`); on the control node.
+    /// effect store (`effects.sqlite`); on the control node.
     pub state_dir: PathBuf,
     /// The external stop: keep a clone and call [`StopHandle::escalate`]
     /// (or [`StopHandle::request`]) to end the run early. Not part of the
@@ -116,10 +127,25 @@ impl QueueOptions {
             backoff: Backoff::default(),
             producer: ProducerSettings::default(),
             consumer: ConsumerSettings::default(),
+            effects: EffectsMode::default(),
+            consumer_crashes: None,
             state_dir: state_dir.into(),
             stop: StopHandle::new(),
         }
     }
+}
+
+/// Consumer crashes: every `every`, one consumer, drawn with `seed`, is
+/// told to crash at its next poll with records (in the window between its
+/// effects and its commit); a replacement with a new process number takes
+/// its place. Only during the load phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct CrashSchedule {
+    /// Time between crash requests.
+    #[serde(with = "millis")]
+    pub every: Duration,
+    /// Seed of the choice of consumer.
+    pub seed: u64,
 }
 
 /// Counts of sends (or replays) by outcome.
@@ -279,8 +305,12 @@ pub struct QueueReport {
     pub drain: ReadUp,
     /// The final read after the replay.
     pub final_read: ReadUp,
-    /// Per consumer.
+    /// Per consumer slot (a crashed consumer and its replacements share
+    /// one).
     pub consumers: Vec<ConsumerStats>,
+    /// What the effect store held at the end (also recorded as the
+    /// `effects` event).
+    pub effects: EffectsSummary,
     /// Producer clients replaced after a fatal librdkafka error.
     pub producer_restarts: u64,
     /// The counts the run's summary states (sends by outcome, re-sends,
@@ -586,7 +616,7 @@ impl Shared {
 /// workload could not start, e.g. a missing topic). Blocking: it runs its
 /// own tokio runtime, so call it from a plain thread (or `spawn_blocking`),
 /// not from async code. `opts.state_dir` must not hold an earlier run's DLQ
-/// or applied-set.
+/// or effect store.
 /// `next_process` hands out client process numbers; share it with anything
 /// else recording client processes in the same history.
 pub fn run(
@@ -611,9 +641,9 @@ pub fn run(
         move |source| WorkloadError::State { what, path, source }
     };
     std::fs::create_dir_all(&opts.state_dir).map_err(state("state directory", ""))?;
-    // One DLQ and one applied-set per run: an earlier run's would replay
+    // One DLQ and one effect store per run: an earlier run's would replay
     // or suppress messages of this one (message numbers restart at 0).
-    for name in ["dlq.jsonl", "applied.bin"] {
+    for name in ["dlq.jsonl", EFFECTS_FILE] {
         let path = opts.state_dir.join(name);
         if path.exists() {
             return Err(WorkloadError::Options(format!(
@@ -624,10 +654,8 @@ pub fn run(
     }
     let dlq = DlqJournal::open(opts.state_dir.join("dlq.jsonl"))
         .map_err(state("DLQ journal", "dlq.jsonl"))?;
-    let store = Arc::new(
-        AppliedStore::open(opts.state_dir.join("applied.bin"))
-            .map_err(state("applied-set", "applied.bin"))?,
-    );
+    let effects_path = opts.state_dir.join(EFFECTS_FILE);
+    EffectStore::create(&effects_path)?;
     let mut producers = Vec::with_capacity(opts.producers);
     for i in 0..opts.producers {
         let p =
@@ -690,38 +718,72 @@ pub fn run(
     let progress = Arc::new(ReadProgress::new(partitions));
     let stop_consumers = Arc::new(AtomicBool::new(false));
 
-    // Consumers on their own threads (librdkafka's poll blocks).
+    // Consumers on their own threads (librdkafka's poll blocks), one thread
+    // per slot: a consumer that crashes is replaced there by a new one.
+    let crash_requests: Vec<Arc<AtomicBool>> = (0..opts.consumers)
+        .map(|_| Arc::new(AtomicBool::new(false)))
+        .collect();
     let mut consumer_threads = Vec::new();
     for c in 0..opts.consumers {
         let assigned: Vec<i32> = (0..opts.partitions)
             .filter(|p| *p as usize % opts.consumers == c)
             .collect();
-        let spec = ConsumerSpec {
-            process: next_process.fetch_add(1, Ordering::Relaxed),
-            bootstrap: opts.bootstrap.clone(),
-            topic: opts.topic.clone(),
-            partitions: opts.partitions,
-            mode: opts.consumer_mode,
-            assigned,
-            settings: opts.consumer.clone(),
-            poll_timeout: opts.poll_timeout,
-            max_poll_records: opts.max_poll_records.max(1),
-        };
-        let (w, s, p, stop) = (
+        let spec =
+            move |process: u64, resume: bool, o: &QueueOptions, path: &PathBuf| ConsumerSpec {
+                process,
+                bootstrap: o.bootstrap.clone(),
+                topic: o.topic.clone(),
+                partitions: o.partitions,
+                mode: o.consumer_mode,
+                assigned: assigned.clone(),
+                settings: o.consumer.clone(),
+                poll_timeout: o.poll_timeout,
+                max_poll_records: o.max_poll_records.max(1),
+                resume,
+                effects_path: path.clone(),
+                effects: o.effects,
+            };
+        let (w, p, stop, crash, o, path, np) = (
             writer.clone(),
-            store.clone(),
             progress.clone(),
             stop_consumers.clone(),
+            crash_requests[c].clone(),
+            opts.clone(),
+            effects_path.clone(),
+            next_process.clone(),
         );
         let handle = std::thread::Builder::new()
             .name(format!("consumer-{c}"))
-            .spawn(move || run_consumer(spec, w, s, p, stop))
+            .spawn(move || -> Result<ConsumerStats, WorkloadError> {
+                let mut total = ConsumerStats::default();
+                let mut resume = false;
+                loop {
+                    let process = np.fetch_add(1, Ordering::Relaxed);
+                    let exit = run_consumer(
+                        spec(process, resume, &o, &path),
+                        w.clone(),
+                        p.clone(),
+                        stop.clone(),
+                        crash.clone(),
+                    )?;
+                    total.absorb(&exit.stats);
+                    if !exit.crashed || stop.load(Ordering::Relaxed) {
+                        return Ok(total);
+                    }
+                    resume = true;
+                }
+            })
             .map_err(|source| WorkloadError::Runtime {
                 what: "a consumer thread",
                 source,
             })?;
         consumer_threads.push(handle);
     }
+    // The crash schedule: during the load only.
+    let crasher = opts.consumer_crashes.map(|schedule| {
+        let (requests, load_over) = (crash_requests.clone(), shared.load_over.clone());
+        std::thread::spawn(move || crash_schedule(schedule, &requests, &load_over))
+    });
     // Whatever happens below, the consumer threads are stopped and joined.
     type ConsumerThread = std::thread::JoinHandle<Result<ConsumerStats, WorkloadError>>;
     let join_consumers = |threads: Vec<ConsumerThread>| {
@@ -765,6 +827,11 @@ pub fn run(
             .block_on(closing_phases(shared.clone(), progress.clone()))
             .map(|(drain, dlq, final_read)| (load_elapsed, drain, dlq, final_read))
     });
+    if let Some(c) = crasher {
+        // The load is over (or failed): the schedule has ended.
+        shared.load_over.request(StopLevel::Load);
+        let _ = c.join();
+    }
     let (consumer_stats, consumer_error) = join_consumers(consumer_threads);
     for p in &shared.producers {
         p.lock()
@@ -776,11 +843,22 @@ pub fn run(
     if let Some(e) = consumer_error {
         return Err(e);
     }
+    // Every consumer has stopped: what the store holds now is final.
+    let effects = effects::read_summary(&effects_path)?;
+    let mut value = serde_json::to_value(&effects).unwrap_or_default();
+    value["store"] = json!("sqlite");
+    value["dedup"] = json!(opts.effects.dedup);
+    value["commit"] = json!(opts.effects.commit.as_str());
+    writer.record(
+        &Process::Named("effects".into()),
+        OpType::Ok,
+        "effects",
+        &value,
+    )?;
     workload_event(writer, "phase", &json!({"phase": "done"}))?;
     let (sends, replays) = (shared.sends.snapshot(), shared.replays.snapshot());
-    // Every read message is in the applied-set: the consumers apply each
-    // on its first read.
-    let dlq_read = dlq.iter().filter(|e| store.contains(e.msg)).count() as u64;
+    // A DLQ'd message counts as read when its effect is in the store.
+    let dlq_read = dlq.iter().filter(|e| effects.times(e.msg) > 0).count() as u64;
     let delivery = DeliverySummary::new(&sends, &replays, dlq.len() as u64, dlq_read);
     tracing::info!("workload: {delivery}");
     Ok(QueueReport {
@@ -791,10 +869,32 @@ pub fn run(
         drain,
         final_read,
         consumers: consumer_stats,
+        effects,
         producer_restarts: shared.producer_restarts.load(Ordering::Relaxed),
         delivery,
         stopped: opts.stop.level(),
     })
+}
+
+/// Raises one consumer's crash request every `schedule.every` until the
+/// load is over; then lowers every request not yet acted on, so the closing
+/// phases run without crashes.
+fn crash_schedule(schedule: CrashSchedule, requests: &[Arc<AtomicBool>], load_over: &StopHandle) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(schedule.seed);
+    let tick = Duration::from_millis(50);
+    let mut next = Instant::now() + schedule.every;
+    while !load_over.reached(StopLevel::Load) && !requests.is_empty() {
+        if Instant::now() >= next {
+            let victim = rng.random_range(0..requests.len());
+            requests[victim].store(true, Ordering::SeqCst);
+            tracing::info!(slot = victim, "crash requested");
+            next += schedule.every;
+        }
+        std::thread::sleep(tick);
+    }
+    for r in requests {
+        r.store(false, Ordering::SeqCst);
+    }
 }
 
 /// Records a `stop` event (`{"level": "load"|"now"}`) each time the
