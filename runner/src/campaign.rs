@@ -1,5 +1,5 @@
-//! `splitbrain campaign FILE.toml`: a list and/or matrix of tests, run one
-//! after another, then a summary table.
+//! Campaigns: a list and/or matrix of tests (what `splitbrain campaign
+//! FILE.toml` runs), run one after another, then a summary table.
 //!
 //! ```toml
 //! name = "kills"                 # campaign name (prefix of matrix test names)
@@ -14,36 +14,22 @@
 //! ```
 //!
 //! Tests of `[[test]]` run first, then every combination of the matrix
-//! axes (in file order), named `<campaign>-<label>-<label>...`.
+//! axes (in file order), named `<campaign>-<label>-<label>...`, each label
+//! a slug (`splitbrain_core::slug`).
 
-use super::run::cancel_flag;
+use crate::error::{Result, RunError};
 use crate::run::config::TestConfig;
 use crate::run::{self, RunOutcome};
-use anyhow::{bail, Context};
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use toml::{Table, Value};
 
-/// Run a campaign of tests (list or matrix) one after another and print a
-/// summary table.
-///
-/// Exits 0 when every test passed, 1 when some did not, 2 when a test could
-/// not run.
-#[derive(Debug, clap::Args)]
-pub struct CampaignArgs {
-    /// The campaign file (see campaigns/).
-    pub file: PathBuf,
-    /// Store directory.
-    #[arg(long, default_value = crate::store::DEFAULT_STORE)]
-    pub store: PathBuf,
-    /// Only print the tests the campaign would run, with their configs.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Override every test's time limit (seconds), e.g. for a short CI run.
-    #[arg(long)]
-    pub time_limit: Option<u64>,
+fn refuse(reason: impl Into<String>) -> RunError {
+    RunError::Campaign {
+        reason: reason.into(),
+    }
 }
 
 /// Merges `over` into `base`, tables recursively.
@@ -104,28 +90,23 @@ fn label_of(axis: &str, i: usize, v: &Value) -> String {
             .join("+"),
         other => other.to_string(),
     };
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
+    splitbrain_core::slug::slug(&raw, 100)
 }
 
 /// The tests of a campaign file, in order.
-pub fn expand(text: &str) -> anyhow::Result<Vec<TestConfig>> {
-    let doc: Table = toml::from_str(text).context("the campaign is not valid TOML")?;
+pub fn expand(text: &str) -> Result<Vec<TestConfig>> {
+    let doc: Table = toml::from_str(text).map_err(|source| RunError::Toml {
+        what: "the campaign is not valid TOML".into(),
+        source,
+    })?;
     for k in doc.keys() {
         if !matches!(
             k.as_str(),
             "name" | "description" | "defaults" | "test" | "matrix"
         ) {
-            bail!(
-                "campaign: unknown key {k:?}; use name, description, defaults, [[test]], [matrix]"
-            );
+            return Err(refuse(format!(
+                "unknown key {k:?}; use name, description, defaults, [[test]], [matrix]"
+            )));
         }
     }
     let name = doc
@@ -136,15 +117,17 @@ pub fn expand(text: &str) -> anyhow::Result<Vec<TestConfig>> {
     let defaults = match doc.get("defaults") {
         Some(Value::Table(t)) => t.clone(),
         None => Table::new(),
-        Some(_) => bail!("campaign: defaults must be a table"),
+        Some(_) => return Err(refuse("defaults must be a table")),
     };
     let mut tables: Vec<Table> = vec![];
     if let Some(tests) = doc.get("test") {
         let tests = tests
             .as_array()
-            .context("campaign: use [[test]] for each test")?;
+            .ok_or_else(|| refuse("use [[test]] for each test"))?;
         for (i, t) in tests.iter().enumerate() {
-            let t = t.as_table().context("campaign: each [[test]] is a table")?;
+            let t = t
+                .as_table()
+                .ok_or_else(|| refuse("each [[test]] is a table"))?;
             let mut merged = defaults.clone();
             merge(&mut merged, t);
             if !merged.contains_key("name") {
@@ -156,19 +139,19 @@ pub fn expand(text: &str) -> anyhow::Result<Vec<TestConfig>> {
     if let Some(matrix) = doc.get("matrix") {
         let axes = matrix
             .as_table()
-            .context("campaign: [matrix] must be a table")?;
+            .ok_or_else(|| refuse("[matrix] must be a table"))?;
         let axes: Vec<(&String, &Vec<Value>)> = axes
             .iter()
             .map(|(k, v)| {
                 v.as_array()
                     .map(|a| (k, a))
-                    .with_context(|| format!("campaign: matrix axis {k} must be a list"))
+                    .ok_or_else(|| refuse(format!("matrix axis {k} must be a list")))
             })
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<Result<_>>()?;
         let mut combos: Vec<(Table, Vec<String>)> = vec![(defaults.clone(), vec![])];
         for (axis, values) in axes {
             if values.is_empty() {
-                bail!("campaign: matrix axis {axis} is empty");
+                return Err(refuse(format!("matrix axis {axis} is empty")));
             }
             let mut next = vec![];
             for (table, labels) in &combos {
@@ -195,29 +178,99 @@ pub fn expand(text: &str) -> anyhow::Result<Vec<TestConfig>> {
         }
     }
     if tables.is_empty() {
-        bail!("campaign {name}: no [[test]] and no [matrix]: nothing to run");
+        return Err(refuse(format!(
+            "{name} has no [[test]] and no [matrix]: nothing to run; add one"
+        )));
     }
     tables
         .into_iter()
         .map(|t| {
-            let cfg: TestConfig = Value::Table(t)
-                .try_into()
-                .context("campaign: a test has an unknown or mistyped field")?;
+            let cfg: TestConfig =
+                Value::Table(t).try_into().map_err(|source| {
+                    RunError::Toml {
+                what: "campaign: a test has an unknown or mistyped field (fields: docs/running.md)"
+                    .into(),
+                source,
+            }
+                })?;
             cfg.validate()
-                .map_err(|e| anyhow::anyhow!("campaign test {}: {e}", cfg.name))?;
+                .map_err(|e| refuse(format!("test {}: {e}", cfg.name)))?;
             Ok(cfg)
         })
         .collect()
 }
 
-fn summary(rows: &[(String, Result<RunOutcome, String>)]) -> String {
+/// How one test of a campaign ended.
+#[derive(Debug)]
+pub enum TestResult {
+    /// It ran (and may still have ended in an error, see
+    /// [`RunOutcome::error`]).
+    Ran(RunOutcome),
+    /// It could not run; nothing was checked.
+    Failed(RunError),
+    /// Ctrl-C came before it started.
+    Skipped,
+}
+
+/// One test of a campaign: its name and how it ended.
+#[derive(Debug)]
+pub struct CampaignRow {
+    /// The test's name.
+    pub name: String,
+    /// How it ended.
+    pub result: TestResult,
+}
+
+impl CampaignRow {
+    /// The test could not run or complete (an error, or skipped).
+    pub fn is_error(&self) -> bool {
+        match &self.result {
+            TestResult::Ran(o) => o.error.is_some(),
+            TestResult::Failed(_) | TestResult::Skipped => true,
+        }
+    }
+
+    /// The test ran and passed.
+    pub fn passed(&self) -> bool {
+        matches!(&self.result, TestResult::Ran(o) if o.passed)
+    }
+}
+
+/// Runs `tests` one after another, storing each under `store`; after
+/// Ctrl-C (`cancel`), the tests not started yet are skipped.
+pub fn run_all(tests: Vec<TestConfig>, store: &Path, cancel: &Arc<AtomicBool>) -> Vec<CampaignRow> {
+    let mut rows = vec![];
+    for cfg in tests {
+        let name = cfg.name.clone();
+        if cancel.load(Ordering::SeqCst) {
+            rows.push(CampaignRow {
+                name,
+                result: TestResult::Skipped,
+            });
+            continue;
+        }
+        let result = match run::run_test(cfg, store, cancel.clone()) {
+            Ok(outcome) => TestResult::Ran(outcome),
+            Err(e) => TestResult::Failed(e),
+        };
+        rows.push(CampaignRow { name, result });
+        // Let the previous run's sockets and namespaces settle.
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    rows
+}
+
+/// The summary table of a campaign: one row per test, its result, time,
+/// verdict and run directory.
+pub fn summary(rows: &[CampaignRow]) -> String {
     let mut out = format!(
         "{:<52} {:<6} {:>8}  {}\n",
         "TEST", "RESULT", "TIME", "OUTCOME / RUN"
     );
-    for (name, r) in rows {
-        match r {
-            Ok(o) => {
+    for row in rows {
+        let name = &row.name;
+        match &row.result {
+            TestResult::Ran(o) => {
                 let result = if o.error.is_some() {
                     "ERROR"
                 } else if o.passed {
@@ -246,53 +299,19 @@ fn summary(rows: &[(String, Result<RunOutcome, String>)]) -> String {
                     o.dir.display()
                 ));
             }
-            Err(e) => out.push_str(&format!("{name:<52} {:<6} {:>8}  {e}\n", "ERROR", "-")),
+            TestResult::Failed(e) => out.push_str(&format!(
+                "{name:<52} {:<6} {:>8}  {}\n",
+                "ERROR",
+                "-",
+                e.chain()
+            )),
+            TestResult::Skipped => out.push_str(&format!(
+                "{name:<52} {:<6} {:>8}  skipped after Ctrl-C\n",
+                "ERROR", "-"
+            )),
         }
     }
     out
-}
-
-/// Runs the command.
-pub fn run(args: CampaignArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("cannot read the campaign {}", args.file.display()))?;
-    let mut tests = expand(&text)?;
-    if let Some(t) = args.time_limit {
-        for c in &mut tests {
-            c.time_limit = t;
-        }
-    }
-    if args.dry_run {
-        for t in &tests {
-            println!("# {}\n{}", t.name, t.to_toml());
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let cancel = cancel_flag()?;
-    let mut rows = vec![];
-    for cfg in tests {
-        if cancel.load(Ordering::SeqCst) {
-            rows.push((cfg.name.clone(), Err("skipped after Ctrl-C".to_string())));
-            continue;
-        }
-        let name = cfg.name.clone();
-        let r = run::run_test(cfg, &args.store, cancel.clone()).map_err(|e| format!("{e:#}"));
-        rows.push((name, r));
-        // Let the previous run's sockets and namespaces settle.
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    print!("{}", summary(&rows));
-    let code = if rows
-        .iter()
-        .any(|(_, r)| r.as_ref().map_or(true, |o| o.error.is_some()))
-    {
-        ExitCode::from(2)
-    } else if rows.iter().all(|(_, r)| r.as_ref().is_ok_and(|o| o.passed)) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    };
-    Ok(code)
 }
 
 #[cfg(test)]

@@ -1,17 +1,25 @@
-//! One test from start to verdict: env up → cluster up → workload +
-//! observer + fault schedule → heal → drain → DLQ replay → final read →
-//! collect logs → cluster down → env down → check → reports.
+//! One test from start to verdict, in named phases:
+//! [env up](env_up) → [cluster up](cluster_up) → [load](load) (the workload
+//! with the observer and the fault schedule beside it; when the load ends
+//! the workload calls [heal](heal), then drains, replays its DLQ and reads
+//! everything back) → [collect logs](collect_logs) → [cluster
+//! down](cluster_down) → env down → [check and report](check_and_report).
 //!
-//! Whatever happens after the history is opened (an error, Ctrl-C), the run
-//! still heals, tears down, checks what was recorded and writes its reports.
+//! The threads beside the workload are owned by one [`LoadThreads`]
+//! (`load.rs`), which stops and joins them on every path. Whatever happens
+//! after the history is opened (an error, Ctrl-C), the run still heals,
+//! tears down, checks what was recorded and writes its reports.
 
 pub mod config;
 pub mod faults;
+mod load;
 pub mod progress;
 
+use crate::error::{Result, RunError};
 use crate::report::{self, HISTORY_FILE};
-use anyhow::{bail, Context};
+use crate::{logging, store};
 use config::TestConfig;
+use load::LoadThreads;
 use progress::Progress;
 use rand::Rng;
 use splitbrain_checkers::CheckOptions;
@@ -20,15 +28,12 @@ use splitbrain_core::history::HistoryWriter;
 use splitbrain_environments::artifacts::Artifacts;
 use splitbrain_environments::cluster::{self, ClusterGuard, ClusterLayout, LAYOUT_FILE};
 use splitbrain_environments::cluster_control::{enable_reconfig, EnvCluster};
-use splitbrain_environments::{netns, observe, EnvState};
-use splitbrain_nemeses::Nemesis;
-use splitbrain_workloads::backoff::Backoff;
-use splitbrain_workloads::consumer::ConsumerMode;
-use splitbrain_workloads::observer::{Observer, ObserverConfig};
-use splitbrain_workloads::queue::{self, QueueOptions};
+use splitbrain_environments::{netns, EnvState};
+use splitbrain_nemeses::Schedule;
+use splitbrain_workloads::queue;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The test topic.
@@ -47,12 +52,119 @@ pub struct RunOutcome {
     pub summary: String,
     /// Wall time of the whole run.
     pub elapsed: Duration,
-    /// The run could not complete (the error), though what was recorded
-    /// was checked.
+    /// The run could not complete (the error, with its causes), though what
+    /// was recorded was checked.
     pub error: Option<String>,
 }
 
-/// Removes an environment the run created, on every path.
+/// Runs one test, storing it under `store`. `cancel` is set by Ctrl-C.
+pub fn run_test(mut cfg: TestConfig, store: &Path, cancel: Arc<AtomicBool>) -> Result<RunOutcome> {
+    let started = Instant::now();
+    if cfg.seed == 0 {
+        // TOML integers are i64: keep the seed storable.
+        cfg.seed = rand::rng().random_range(1..i64::MAX as u64);
+    }
+    cfg.validate()?;
+    let dir = store::create_run_dir(store, &cfg.name)?;
+    let config_file = dir.join(report::CONFIG_FILE);
+    std::fs::write(&config_file, cfg.to_toml()).map_err(RunError::io(format!(
+        "cannot write {}; is the store writable?",
+        config_file.display()
+    )))?;
+    logging::to_file(&dir.join("splitbrain.log"))?;
+    let mut progress = Progress::new(&cfg.name, cfg.time_limit);
+    progress.line(&format!("run directory {}", dir.display()));
+    tracing::info!(test = %cfg.name, seed = cfg.seed, dir = %dir.display(), "run starts");
+
+    let history = dir.join(HISTORY_FILE);
+    let error = phases(&cfg, &dir, &history, &cancel, &mut progress)
+        .err()
+        .map(|e| {
+            let msg = e.chain();
+            tracing::error!("run failed: {msg}");
+            progress.line(&format!("error: {msg}"));
+            msg
+        });
+    let interrupted = if cancel.load(Ordering::SeqCst) {
+        Some("interrupted by Ctrl-C".to_string())
+    } else {
+        error.clone()
+    };
+    if let Some(why) = &interrupted {
+        let _ = std::fs::write(dir.join("interrupted.txt"), format!("{why}\n"));
+    }
+    let checked = check_and_report(&dir, &history, interrupted, error.as_deref(), &mut progress)?;
+    Ok(RunOutcome {
+        dir,
+        passed: checked.passed && error.is_none(),
+        valid: checked.valid,
+        summary: checked.summary,
+        elapsed: started.elapsed(),
+        error,
+    })
+}
+
+/// Every phase from nodes to teardown; the history is complete when it
+/// returns, whether it succeeded or not.
+fn phases(
+    cfg: &TestConfig,
+    dir: &Path,
+    history: &Path,
+    cancel: &Arc<AtomicBool>,
+    progress: &mut Progress,
+) -> Result<()> {
+    let plan = faults::schedule(cfg).map_err(|reason| RunError::Config { reason })?;
+    check_client_settings(cfg)?;
+
+    progress.phase("env up");
+    // Dropped last: removes the environment the run created.
+    let env = env_up(cfg, cancel)?;
+    progress.line(&format!(
+        "environment {} ({} nodes)",
+        env.state.name,
+        env.state.nodes.len()
+    ));
+    if env.state.nodes.len() < cfg.nodes_needed() {
+        return Err(RunError::TooFewNodes {
+            env: env.state.name.clone(),
+            have: env.state.nodes.len(),
+            need: cfg.nodes_needed(),
+        });
+    }
+    check_cancel(cancel)?;
+
+    progress.phase("cluster up");
+    let cluster = cluster_up(cfg, &env.state)?;
+    let result = check_cancel(cancel)
+        .and_then(|()| load(cfg, dir, history, &plan, &cluster, cancel, progress));
+
+    collect_logs(&cluster, dir, progress);
+    cluster_down(cluster, progress);
+    progress.phase("env down");
+    result
+}
+
+/// Settings librdkafka would refuse, caught before anything starts.
+fn check_client_settings(cfg: &TestConfig) -> Result<()> {
+    if cfg.kafka.idempotence && !matches!(cfg.kafka.acks.as_str(), "all" | "-1") {
+        return Err(RunError::Config {
+            reason: format!(
+                "kafka.idempotence = true needs kafka.acks = \"all\" (librdkafka refuses otherwise); set idempotence = false to test acks = {}",
+                cfg.kafka.acks
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The run's environment; its guard removes it, when the run made it.
+struct RunEnv {
+    state: EnvState,
+    _guard: EnvGuard,
+}
+
+/// Removes an environment the run created, on every path (made before the
+/// environment, so a half-made one goes too).
 struct EnvGuard {
     name: String,
     owned: bool,
@@ -75,13 +187,7 @@ impl Drop for EnvGuard {
 
 /// A fresh environment name from the test name (netns names are short).
 fn env_name(test: &str) -> String {
-    let base: String = test
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .take(20)
-        .collect();
-    let base = base.trim_matches('-');
+    let base = splitbrain_core::slug::slug(test, 20);
     let suffix = std::process::id() % 100_000;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -89,156 +195,76 @@ fn env_name(test: &str) -> String {
     format!("sb-{base}-{suffix}-{stamp}")
 }
 
-/// Runs one test, storing it under `store`. `cancel` is set by Ctrl-C.
-pub fn run_test(
-    mut cfg: TestConfig,
-    store: &Path,
-    cancel: Arc<AtomicBool>,
-) -> anyhow::Result<RunOutcome> {
-    let started = Instant::now();
-    if cfg.seed == 0 {
-        // TOML integers are i64: keep the seed storable.
-        cfg.seed = rand::rng().random_range(1..i64::MAX as u64);
-    }
-    cfg.validate()
-        .map_err(|e| anyhow::anyhow!("test config: {e}"))?;
-    let dir = crate::store::create_run_dir(store, &cfg.name)?;
-    std::fs::write(dir.join(report::CONFIG_FILE), cfg.to_toml())
-        .with_context(|| format!("writing {}", dir.join(report::CONFIG_FILE).display()))?;
-    crate::logging::to_file(&dir.join("splitbrain.log"))?;
-    let mut progress = Progress::new(&cfg.name, cfg.time_limit);
-    progress.line(&format!("run directory {}", dir.display()));
-    tracing::info!(test = %cfg.name, seed = cfg.seed, dir = %dir.display(), "run starts");
-
-    let history = dir.join(HISTORY_FILE);
-    let result = phases(&cfg, &dir, &history, &cancel, &mut progress);
-    let error = match &result {
-        Ok(()) => None,
-        Err(e) => {
-            let msg = format!("{e:#}");
-            tracing::error!("run failed: {msg}");
-            progress.line(&format!("error: {msg}"));
-            Some(msg)
-        }
+/// Phase "env up": creates the nodes (netns, ssh) or loads an existing
+/// environment.
+fn env_up(cfg: &TestConfig, cancel: &Arc<AtomicBool>) -> Result<RunEnv> {
+    let owned = |name: &str| EnvGuard {
+        name: name.to_string(),
+        owned: true,
     };
-    let interrupted = if cancel.load(Ordering::SeqCst) {
-        Some("interrupted by Ctrl-C".to_string())
-    } else {
-        error.clone()
-    };
-    if let Some(why) = &interrupted {
-        let _ = std::fs::write(dir.join("interrupted.txt"), format!("{why}\n"));
-    }
-
-    progress.phase("check");
-    let has_ops = std::fs::metadata(&history).is_ok_and(|m| m.len() > 0);
-    if !has_ops {
-        crate::logging::close();
-        bail!(
-            "{}; nothing was recorded, so there is nothing to check (run directory {})",
-            error.unwrap_or_else(|| "the run recorded no operations".into()),
-            dir.display()
-        );
-    }
-    let mut info = report::load_run_info(&dir)?;
-    info.interrupted = interrupted;
-    let analysis = report::analyze(&history, &CheckOptions::default())?;
-    progress.phase("reports");
-    report::write_all(&dir, &analysis, &info)?;
-    let outcome = report::Outcome::of(&analysis.verdict, &info.expect, &info.tolerate);
-    let summary = outcome.describe();
-    progress.line(&format!(
-        "{summary} ({} operations); report: {}",
-        analysis.operations,
-        dir.join(report::REPORT_FILE).display()
-    ));
-    tracing::info!("{summary}");
-    progress.finish();
-    crate::logging::close();
-    Ok(RunOutcome {
-        dir,
-        passed: outcome.passed() && error.is_none(),
-        valid: analysis.verdict.valid,
-        summary,
-        elapsed: started.elapsed(),
-        error,
-    })
-}
-
-fn phases(
-    cfg: &TestConfig,
-    dir: &Path,
-    history: &Path,
-    cancel: &Arc<AtomicBool>,
-    progress: &mut Progress,
-) -> anyhow::Result<()> {
-    let plan = faults::schedule(cfg).map_err(anyhow::Error::msg)?;
-    if cfg.kafka.idempotence && !matches!(cfg.kafka.acks.as_str(), "all" | "-1") {
-        bail!("kafka.idempotence = true needs kafka.acks = \"all\" (librdkafka refuses otherwise); set idempotence = false to test acks = {}", cfg.kafka.acks);
-    }
-
-    // Environment.
-    progress.phase("env up");
-    let (state, _env_guard) = match cfg.env.kind.as_str() {
+    match cfg.env.kind.as_str() {
         "netns" => {
             let name = env_name(&cfg.name);
-            let guard = EnvGuard {
-                name: name.clone(),
-                owned: true,
+            let guard = owned(&name);
+            let options = netns::UpOptions {
+                name,
+                nodes: cfg.nodes_needed(),
+                subnet: None,
             };
-            let state = netns::up(
-                &netns::UpOptions {
-                    name,
-                    nodes: cfg.nodes_needed(),
-                    subnet: None,
-                },
-                Some(cancel),
-            )?;
-            (state, guard)
+            let state = netns::up(&options, Some(cancel))?;
+            Ok(RunEnv {
+                state,
+                _guard: guard,
+            })
         }
         "ssh" => {
             let name = env_name(&cfg.name);
-            let guard = EnvGuard {
-                name: name.clone(),
-                owned: true,
-            };
+            let guard = owned(&name);
             let hosts = PathBuf::from(cfg.env.hosts.clone().unwrap_or_default());
             let state = splitbrain_environments::ssh::up(&name, &hosts, Duration::from_secs(60))?;
-            (state, guard)
+            Ok(RunEnv {
+                state,
+                _guard: guard,
+            })
         }
         _ => {
             let name = cfg.env.name.clone().unwrap_or_default();
-            let state = EnvState::load(&name).with_context(|| {
-                format!("no environment {name}: `splitbrain env up --env-name {name}` first")
+            let state = EnvState::load(&name).map_err(|source| RunError::NoEnvironment {
+                name: name.clone(),
+                source: Box::new(source),
             })?;
-            (state, EnvGuard { name, owned: false })
+            Ok(RunEnv {
+                state,
+                _guard: EnvGuard { name, owned: false },
+            })
         }
-    };
-    progress.line(&format!(
-        "environment {} ({} nodes)",
-        state.name,
-        state.nodes.len()
-    ));
-    if state.nodes.len() < cfg.nodes_needed() {
-        bail!(
-            "environment {} has {} nodes, the test needs {}",
-            state.name,
-            state.nodes.len(),
-            cfg.nodes_needed()
-        );
     }
-    check_cancel(cancel)?;
+}
 
-    // Cluster.
-    progress.phase("cluster up");
-    let control = Control::connect(&state.nodes, Duration::from_secs(30))
-        .context("cannot reach the nodes over SSH")?;
+/// ZooKeeper and Kafka running on the run's nodes.
+struct RunCluster {
+    control: Control,
+    layout: ClusterLayout,
+    /// Where `splitbrain nemesis`/`cluster` find the layout meanwhile.
+    layout_path: PathBuf,
+    /// Stops every server if the run ends without [`cluster_down`].
+    guard: ClusterGuard,
+    /// The cluster as the nemeses see it (added servers included), shared
+    /// with the observer.
+    db: Arc<EnvCluster>,
+}
+
+/// Phase "cluster up": plans the layout with the test's settings, starts
+/// the servers and creates the test topic.
+fn cluster_up(cfg: &TestConfig, state: &EnvState) -> Result<RunCluster> {
+    let control =
+        Control::connect(&state.nodes, Duration::from_secs(30)).map_err(RunError::Unreachable)?;
     let mut layout = ClusterLayout::plan(
         &state.name,
         &state.nodes,
         cfg.cluster.zookeeper,
         cfg.cluster.kafka,
-        Artifacts::locate().context("ZooKeeper/Kafka jars not found: run scripts/setup")?,
+        Artifacts::locate().map_err(RunError::Artifacts)?,
     )?;
     if cfg.nemesis.faults.iter().any(|f| f == "safe-add") {
         enable_reconfig(&mut layout.zk_settings);
@@ -252,7 +278,7 @@ fn phases(
     layout.save(&layout_path)?;
     let guard = ClusterGuard::new(control.clone(), layout.clone());
     let wait = Duration::from_secs(cfg.cluster.ready_timeout);
-    cluster::up(&control, &layout, wait).context("cluster up")?;
+    cluster::up(&control, &layout, wait).map_err(RunError::ClusterUp)?;
     cluster::create_topic(
         &layout,
         TOPIC,
@@ -260,168 +286,170 @@ fn phases(
         cfg.kafka.replication_factor,
         wait,
     )?;
-    check_cancel(cancel)?;
-
-    // The history and everything that records into it. The cluster as the
-    // nemeses see it (added servers included), shared with the observer.
-    let writer = HistoryWriter::create(history)?;
     let db = Arc::new(EnvCluster::new(
         control.clone(),
         state.nodes.clone(),
         layout.clone(),
     ));
-    let observer = {
-        let db = db.clone();
-        Observer::start(
-            writer.clone(),
-            ObserverConfig {
-                interval: Duration::from_millis(cfg.workload.observe_interval_ms),
-                ..ObserverConfig::default()
-            },
-            move || observe::observe(&db.layout()),
-        )?
-    };
-    let result = (|| -> anyhow::Result<()> {
-        let opts = queue_options(cfg, &layout, dir);
-        let stop_faults = Arc::new(AtomicBool::new(false));
-        let current = Arc::new(Mutex::new(String::new()));
-        // The fault schedule on its own thread; it ends with heal_all.
-        let schedule = {
-            let (db, control, writer, stop, cancel, current, plan, seed) = (
-                db.clone(),
-                control.clone(),
-                writer.clone(),
-                stop_faults.clone(),
-                cancel.clone(),
-                current.clone(),
-                plan.clone(),
-                cfg.seed,
-            );
-            std::thread::Builder::new()
-                .name("nemesis".into())
-                .spawn(move || -> Vec<String> {
-                    let begin = Instant::now();
-                    // Ctrl-C or the end of the load stops the schedule; the
-                    // progress line shows the planned fault in effect.
-                    let watcher = {
-                        let (stop, cancel, current, plan) =
-                            (stop.clone(), cancel.clone(), current.clone(), plan.clone());
-                        std::thread::spawn(move || {
-                            while !stop.load(Ordering::SeqCst) {
-                                if cancel.load(Ordering::SeqCst) {
-                                    stop.store(true, Ordering::SeqCst);
-                                }
-                                let now = begin.elapsed().as_millis() as u64;
-                                *current.lock().expect("current") = faults::current(&plan, now)
-                                    .map(faults::describe)
-                                    .unwrap_or_default();
-                                std::thread::sleep(Duration::from_millis(100));
-                            }
-                            current.lock().expect("current").clear();
-                        })
-                    };
-                    let mut nemesis = Nemesis::new(&*db, control, Some(writer.clone()), seed);
-                    let mut problems = vec![];
-                    match splitbrain_nemeses::schedule::run(
-                        &mut nemesis,
-                        &plan,
-                        Some(&writer),
-                        &stop,
-                    ) {
-                        Ok(report) => problems.extend(report.failed),
-                        Err(e) => problems.push(format!("fault schedule: {e}")),
-                    }
-                    if let Err(e) = nemesis.remove_rules() {
-                        problems.push(format!("removing drop rules: {e}"));
-                    }
-                    stop.store(true, Ordering::SeqCst);
-                    let _ = watcher.join();
-                    problems
-                })?
-        };
-        progress.phase("load");
-        progress.start_load(writer.clone(), current.clone(), cancel.clone());
-        let heal_db = db.clone();
-        let report = queue::run(&opts, &writer, Arc::new(AtomicU64::new(0)), || {
-            progress::stage("heal");
-            stop_faults.store(true, Ordering::SeqCst);
-            let problems = schedule
-                .join()
-                .unwrap_or_else(|_| vec!["fault schedule panicked".into()]);
-            for p in problems {
-                tracing::error!("faults: {p}");
-                progress::announce(&format!("fault problem: {p}"));
-            }
-            if let Err(e) = cluster::wait_for_leaders(
-                &heal_db.layout(),
-                TOPIC,
-                cfg.kafka.partitions,
-                Duration::from_secs(60),
-            ) {
-                tracing::warn!("after heal: {e}");
-            }
-            progress::stage("drain, DLQ replay, final read");
-        });
-        progress.stop_load();
-        let report = report?;
-        tracing::info!(?report, "workload done");
-        Ok(())
-    })();
-    let observed = observer.stop();
-    tracing::info!(?observed, "observer stopped");
+    Ok(RunCluster {
+        control,
+        layout,
+        layout_path,
+        guard,
+        db,
+    })
+}
 
-    // Logs and configs of every server, then the cluster goes.
-    progress.phase("collect logs");
-    let final_layout = db.layout();
-    if let Err(e) = cluster::collect(&control, &final_layout, &dir.join("nodes")) {
-        tracing::warn!("collecting logs: {e}");
-    }
-    progress.phase("cluster down");
-    for e in cluster::stop_all(&control, &final_layout, false) {
-        tracing::warn!("cluster down: {e}");
-    }
-    drop(guard);
-    let _ = std::fs::remove_file(&layout_path);
-    progress.phase("env down");
+/// Phase "load": opens the history, starts the observer and the fault
+/// schedule ([`LoadThreads`]) and runs the queue workload, which calls
+/// [`heal`] when the load period ends and then drains, replays its DLQ and
+/// reads everything back.
+fn load(
+    cfg: &TestConfig,
+    dir: &Path,
+    history: &Path,
+    plan: &Schedule,
+    cluster: &RunCluster,
+    cancel: &Arc<AtomicBool>,
+    progress: &mut Progress,
+) -> Result<()> {
+    let writer = HistoryWriter::create(history)?;
+    let mut threads =
+        LoadThreads::start(cfg, plan, &cluster.db, &cluster.control, &writer, cancel)?;
+    let opts = load::queue_options(cfg, cluster.layout.bootstrap_servers(), dir);
+    progress.phase("load");
+    progress.start_load(writer.clone(), threads.current_fault(), cancel.clone());
+    let report = queue::run(&opts, &writer, Arc::new(AtomicU64::new(0)), || {
+        heal(cfg, &mut threads, &cluster.db)
+    });
+    progress.stop_load();
+    let result = match report {
+        Ok(report) => {
+            tracing::info!(?report, "workload done");
+            Ok(())
+        }
+        Err(e) => Err(RunError::from(e)),
+    };
+    let observed = threads.stop();
+    tracing::info!(?observed, "observer stopped");
     result
 }
 
-fn check_cancel(cancel: &AtomicBool) -> anyhow::Result<()> {
+/// Phase "heal", at the end of the load: stops the fault schedule (which
+/// heals what it did) and waits for every partition to have a leader.
+fn heal(cfg: &TestConfig, threads: &mut LoadThreads, db: &EnvCluster) {
+    progress::stage("heal");
+    for p in threads.stop_faults() {
+        tracing::error!("faults: {p}");
+        progress::announce(&format!("fault problem: {p}"));
+    }
+    if let Err(e) = cluster::wait_for_leaders(
+        &db.layout(),
+        TOPIC,
+        cfg.kafka.partitions,
+        Duration::from_secs(60),
+    ) {
+        tracing::warn!("after heal: {e}");
+    }
+    progress::stage("drain, DLQ replay, final read");
+}
+
+/// Phase "collect logs": every server's logs and configs into the run
+/// directory (added servers included).
+fn collect_logs(cluster: &RunCluster, dir: &Path, progress: &mut Progress) {
+    progress.phase("collect logs");
+    if let Err(e) = cluster::collect(&cluster.control, &cluster.db.layout(), &dir.join("nodes")) {
+        tracing::warn!("collecting logs: {e}");
+    }
+}
+
+/// Phase "cluster down": stops every server and forgets the layout.
+fn cluster_down(cluster: RunCluster, progress: &mut Progress) {
+    progress.phase("cluster down");
+    for e in cluster::stop_all(&cluster.control, &cluster.db.layout(), false) {
+        tracing::warn!("cluster down: {e}");
+    }
+    drop(cluster.guard);
+    let _ = std::fs::remove_file(&cluster.layout_path);
+}
+
+/// What the check of a run's history says.
+struct Checked {
+    passed: bool,
+    valid: bool,
+    summary: String,
+}
+
+/// Phases "check" and "reports": checks what was recorded (also after an
+/// error or Ctrl-C) and writes results.json, junit.xml and report.html.
+fn check_and_report(
+    dir: &Path,
+    history: &Path,
+    interrupted: Option<String>,
+    error: Option<&str>,
+    progress: &mut Progress,
+) -> Result<Checked> {
+    progress.phase("check");
+    let has_ops = std::fs::metadata(history).is_ok_and(|m| m.len() > 0);
+    if !has_ops {
+        logging::close();
+        return Err(RunError::NothingRecorded {
+            why: error
+                .unwrap_or("the run recorded no operations")
+                .to_string(),
+            dir: dir.to_path_buf(),
+        });
+    }
+    let mut info = report::load_run_info(dir)?;
+    info.interrupted = interrupted;
+    let analysis = report::analyze(history, &CheckOptions::default())?;
+    progress.phase("reports");
+    report::write_all(dir, &analysis, &info)?;
+    let outcome = report::Outcome::of(&analysis.verdict, &info.expect, &info.tolerate);
+    let summary = outcome.describe();
+    progress.line(&format!(
+        "{summary} ({} operations); report: {}",
+        analysis.operations,
+        dir.join(report::REPORT_FILE).display()
+    ));
+    tracing::info!("{summary}");
+    progress.finish();
+    logging::close();
+    Ok(Checked {
+        passed: outcome.passed(),
+        valid: analysis.verdict.valid,
+        summary,
+    })
+}
+
+fn check_cancel(cancel: &AtomicBool) -> Result<()> {
     if cancel.load(Ordering::SeqCst) {
-        bail!("interrupted by Ctrl-C");
+        return Err(RunError::Interrupted);
     }
     Ok(())
 }
 
-fn queue_options(cfg: &TestConfig, layout: &ClusterLayout, dir: &Path) -> QueueOptions {
-    let w = &cfg.workload;
-    let mut o = QueueOptions::new(layout.bootstrap_servers(), dir.join("workload-state"));
-    o.topic = TOPIC.into();
-    o.partitions = cfg.kafka.partitions;
-    o.producers = w.producers.max(1);
-    o.senders = w.senders.max(1);
-    o.consumers = w.consumers.max(1);
-    o.consumer_mode = if w.consumer_mode == "assign" {
-        ConsumerMode::Assign
-    } else {
-        ConsumerMode::Group
-    };
-    o.rate = w.rate;
-    o.payload_size = w.payload;
-    o.load_duration = Duration::from_secs(cfg.time_limit);
-    o.drain_timeout = Duration::from_secs(w.read_timeout);
-    o.final_read_timeout = Duration::from_secs(w.read_timeout);
-    o.producer.acks = cfg.kafka.acks.clone();
-    o.producer.enable_idempotence = cfg.kafka.idempotence;
-    o.producer.message_timeout_ms = w.message_timeout_ms;
-    o.producer.request_timeout_ms = w.message_timeout_ms.min(3000);
-    o.backoff = Backoff {
-        max_attempts: w.max_attempts.max(1),
-        initial: Duration::from_millis(200),
-        max_delay: Duration::from_secs(2),
-        max_total: Duration::from_millis(
-            w.message_timeout_ms * w.max_attempts.max(1) as u64 + 5000,
-        ),
-    };
-    o
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_are_short_slugs() {
+        let name = env_name("Incident_2020.acks-1 with a long tail");
+        assert!(name.starts_with("sb-incident-2020-acks-1-"), "{name}");
+        assert!(name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+    }
+
+    #[test]
+    fn idempotence_needs_acks_all() {
+        let mut cfg = TestConfig::default();
+        assert!(check_client_settings(&cfg).is_ok());
+        cfg.kafka.acks = "1".into();
+        let e = check_client_settings(&cfg).unwrap_err().to_string();
+        assert!(e.contains("set idempotence = false"), "{e}");
+        cfg.kafka.idempotence = false;
+        assert!(check_client_settings(&cfg).is_ok());
+    }
 }

@@ -1,0 +1,50 @@
+//! `splitbrain campaign FILE.toml`: runs a campaign (format in
+//! `splitbrain_runner::campaign`) and prints its summary table.
+
+use super::run::cancel_flag;
+use crate::exit::Exit;
+use anyhow::Context;
+use splitbrain_runner::{campaign, store};
+use std::path::PathBuf;
+
+/// Run a campaign of tests (list or matrix) one after another and print a
+/// summary table.
+///
+/// Exits 0 when every test passed, 1 when some did not, 2 when a test could
+/// not run.
+#[derive(Debug, clap::Args)]
+pub struct CampaignArgs {
+    /// The campaign file (see campaigns/).
+    pub file: PathBuf,
+    /// Store directory.
+    #[arg(long, default_value = store::DEFAULT_STORE)]
+    pub store: PathBuf,
+    /// Only print the tests the campaign would run, with their configs.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Override every test's time limit (seconds), e.g. for a short CI run.
+    #[arg(long)]
+    pub time_limit: Option<u64>,
+}
+
+/// Runs the command.
+pub fn run(args: CampaignArgs) -> anyhow::Result<Exit> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read the campaign {}", args.file.display()))?;
+    let mut tests = campaign::expand(&text)?;
+    if let Some(t) = args.time_limit {
+        for c in &mut tests {
+            c.time_limit = t;
+        }
+    }
+    if args.dry_run {
+        for t in &tests {
+            println!("# {}\n{}", t.name, t.to_toml());
+        }
+        return Ok(Exit::Success);
+    }
+    let cancel = cancel_flag()?;
+    let rows = campaign::run_all(tests, &args.store, &cancel);
+    print!("{}", campaign::summary(&rows));
+    Ok(Exit::of_campaign(&rows))
+}
