@@ -1,14 +1,14 @@
-//! One test from start to verdict, in named phases:
-//! [env up](env_up) → [cluster up](cluster_up) → [load](load) (the workload
-//! with the observer and the fault schedule beside it; when the load ends
-//! the workload calls [heal](heal), then drains, replays its DLQ and reads
-//! everything back) → [collect logs](collect_logs) → [cluster
-//! down](cluster_down) → env down → [check and report](check_and_report).
+//! One test from start to verdict, in named phases, each a function here:
+//! `env_up` → `cluster_up` → `load` (the queue workload with the observer
+//! and the fault schedule beside it; when the load period ends the workload
+//! calls `heal`, then drains, replays its DLQ and reads everything back) →
+//! `collect_logs` → `cluster_down` → env down (the environment's guard) →
+//! `check_and_report`.
 //!
-//! The threads beside the workload are owned by one [`LoadThreads`]
-//! (`load.rs`), which stops and joins them on every path. Whatever happens
-//! after the history is opened (an error, Ctrl-C), the run still heals,
-//! tears down, checks what was recorded and writes its reports.
+//! The threads beside the workload are owned by one `LoadThreads`
+//! (`run/load.rs`), which stops and joins them on every path. Whatever
+//! happens after the history is opened (an error, Ctrl-C), the run still
+//! heals, tears down, checks what was recorded and writes its reports.
 
 pub mod config;
 pub mod faults;
