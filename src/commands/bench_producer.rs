@@ -3,11 +3,11 @@
 //! the acknowledged throughput. Used by `bench/producer.sh` to compare with
 //! Kafka's own `ProducerPerformance`.
 
+use crate::exit::Exit;
 use anyhow::{bail, Context};
 use splitbrain_core::history::HistoryWriter;
 use splitbrain_workloads::queue::{self, QueueOptions};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +55,7 @@ pub struct BenchProducerArgs {
 }
 
 /// Runs the benchmark.
-pub fn run(args: BenchProducerArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: BenchProducerArgs) -> anyhow::Result<Exit> {
     // `<history>.state/`: the DLQ journal and applied-set of this run.
     let mut state = args.history.clone().into_os_string();
     state.push(".state");
@@ -100,5 +100,5 @@ pub fn run(args: BenchProducerArgs) -> anyhow::Result<ExitCode> {
             args.records
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
