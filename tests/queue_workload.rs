@@ -25,7 +25,7 @@ fn check(path: &Path) -> Verdict {
     let mut reader = HistoryReader::open(path).unwrap();
     let mut checker = HistoryChecker::new(&CheckOptions::default());
     while let Some(op) = reader.next_op() {
-        checker.observe(&op.unwrap());
+        checker.observe(&op.unwrap()).unwrap();
     }
     let warnings = reader.finish();
     assert!(warnings.is_empty(), "{warnings:?}");
