@@ -227,10 +227,13 @@ fn queue_workload_with_brokers_paused_fills_and_replays_the_dlq() {
             .collect::<Vec<_>>()
     );
     eprintln!(
-        "raw duplicate count: {} (DLQ entries {}, unknown sends {})",
+        "duplicate {}, retry-duplicate {} (DLQ entries {}, unknown {}, info-sends {}, resent {})",
         verdict.count("duplicate"),
+        verdict.count("retry-duplicate"),
         report.dlq_entries,
-        verdict.counts["unknown"]
+        verdict.counts["unknown"],
+        verdict.counts["info-sends"],
+        verdict.counts["resent"]
     );
     assert!(verdict.counts["dlq"] > 0);
     assert_eq!(
