@@ -26,7 +26,7 @@ fn check(path: &Path) -> Verdict {
     let mut reader = HistoryReader::open(path).unwrap();
     let mut checker = HistoryChecker::new(&CheckOptions::default());
     while let Some(op) = reader.next_op() {
-        checker.observe(&op.unwrap());
+        checker.observe(&op.unwrap()).unwrap();
     }
     let warnings = reader.finish();
     assert!(warnings.is_empty(), "{warnings:?}");
@@ -230,10 +230,13 @@ fn queue_workload_with_brokers_paused_fills_and_replays_the_dlq() {
             .collect::<Vec<_>>()
     );
     eprintln!(
-        "raw duplicate count: {} (DLQ entries {}, unknown sends {})",
+        "duplicate {}, retry-duplicate {} (DLQ entries {}, unknown {}, info-sends {}, resent {})",
         verdict.count("duplicate"),
+        verdict.count("retry-duplicate"),
         report.dlq_entries,
-        verdict.counts["unknown"]
+        verdict.counts["unknown"],
+        verdict.counts["info-sends"],
+        verdict.counts["resent"]
     );
     assert!(verdict.counts["dlq"] > 0);
     assert_eq!(

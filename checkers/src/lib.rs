@@ -4,16 +4,19 @@
 //!
 //! Checkers do no I/O and read no clock: they are fed parsed operations
 //! ([`splitbrain_core::history::Op`]) one at a time and return a
-//! [`verdict::Verdict`].
+//! [`verdict::Verdict`]. Every anomaly name they report is listed, with its
+//! checker and whether it invalidates a history, in [`catalog`].
 #![warn(missing_docs)]
 
-mod fxhash;
+pub mod catalog;
+mod error;
 pub mod queue;
 pub mod splitbrain;
 pub mod synth;
 
 pub mod verdict;
 
+pub use error::CheckError;
 use splitbrain_core::history::Op;
 pub use verdict::{Anomaly, Verdict};
 
@@ -57,14 +60,16 @@ impl HistoryChecker {
         }
     }
 
-    /// Feeds one operation.
+    /// Feeds one operation. Fails on input no verdict can be given for
+    /// (see [`CheckError`]); stop feeding then.
     #[inline]
-    pub fn observe(&mut self, op: &Op<'_>) {
+    pub fn observe(&mut self, op: &Op<'_>) -> Result<(), CheckError> {
         self.ops += 1;
         if op.f == "observe" {
             self.split_brain.observe(op);
+            Ok(())
         } else {
-            self.queue.observe(op);
+            self.queue.observe(op)
         }
     }
 
@@ -74,9 +79,9 @@ impl HistoryChecker {
         let q = self.queue.finish();
         let mut counts = q.counts;
         counts.insert("operations".into(), self.ops);
-        verdict.merge("queue", q.anomalies, counts);
+        verdict.merge(catalog::QUEUE, q.anomalies, counts);
         if let Some(sb) = self.split_brain.finish() {
-            verdict.merge("split-brain", sb.anomalies, sb.counts);
+            verdict.merge(catalog::SPLIT_BRAIN, sb.anomalies, sb.counts);
         }
         verdict
     }

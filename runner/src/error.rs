@@ -90,6 +90,16 @@ pub enum RunError {
     /// The history to check has a malformed line.
     #[error("the history is malformed; fix or truncate the named line")]
     HistoryMalformed(#[source] HistoryError),
+    /// The history is well-formed but breaks a rule the checkers rely on
+    /// (e.g. one message sent to two logs).
+    #[error("{} is not a history the checkers can judge", .path.display())]
+    HistoryUnjudgeable {
+        /// The history.
+        path: PathBuf,
+        /// The broken rule, naming the line.
+        #[source]
+        source: splitbrain_checkers::CheckError,
+    },
     /// The history to check holds no operation.
     #[error("{} holds no operations: check that it is the history of a run that started", .path.display())]
     EmptyHistory {

@@ -48,7 +48,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     let mut checker = HistoryChecker::new(&options);
     while let Some(op) = reader.next_op() {
         let op = op.context("the history is malformed; fix or truncate the named line")?;
-        checker.observe(&op);
+        checker.observe(&op).with_context(|| {
+            format!(
+                "{} is not a history the checkers can judge",
+                args.history.display()
+            )
+        })?;
     }
     let ops = reader.ops_read();
     let warnings: Vec<String> = reader.finish().iter().map(ToString::to_string).collect();
@@ -128,6 +133,8 @@ fn print_summary(verdict: &Verdict, ops: u64, warnings: &[String], examples: usi
         }
         let note = if name == splitbrain_checkers::verdict::UNSEEN {
             " (not proof of loss: nobody read that far)"
+        } else if !splitbrain_checkers::catalog::is_anomaly(name) {
+            " (informational: not an anomaly)"
         } else {
             ""
         };

@@ -10,9 +10,7 @@ pub mod svg;
 
 use crate::error::{Result, RunError};
 use serde_json::{json, Value};
-use splitbrain_checkers::splitbrain::SPLIT_BRAIN_ANOMALIES;
-use splitbrain_checkers::verdict::UNSEEN;
-use splitbrain_checkers::{CheckOptions, HistoryChecker, Verdict};
+use splitbrain_checkers::{catalog, CheckOptions, HistoryChecker, Verdict};
 use splitbrain_core::history::HistoryReader;
 use stats::{Stats, StatsCollector};
 use std::collections::BTreeSet;
@@ -51,7 +49,12 @@ pub fn analyze(history: &Path, options: &CheckOptions) -> Result<Analysis> {
     let mut stats = StatsCollector::new();
     while let Some(op) = reader.next_op() {
         let op = op.map_err(RunError::HistoryMalformed)?;
-        checker.observe(&op);
+        checker
+            .observe(&op)
+            .map_err(|source| RunError::HistoryUnjudgeable {
+                path: history.to_path_buf(),
+                source,
+            })?;
         stats.observe(&op);
     }
     let operations = reader.ops_read();
@@ -72,19 +75,16 @@ pub fn analyze(history: &Path, options: &CheckOptions) -> Result<Analysis> {
 
 /// The checker an anomaly belongs to.
 pub fn checker_of(anomaly: &str) -> &'static str {
-    if SPLIT_BRAIN_ANOMALIES.contains(&anomaly) {
-        "split-brain"
-    } else {
-        "queue"
-    }
+    catalog::checker_of(anomaly).unwrap_or(catalog::QUEUE)
 }
 
-/// Anomalies found (count > 0), `unseen` excluded as it does not invalidate.
+/// Anomalies found (count > 0); informational findings (`unseen`,
+/// `retry-duplicate`) excluded as they do not invalidate.
 pub fn found(verdict: &Verdict) -> BTreeSet<String> {
     verdict
         .anomalies
         .iter()
-        .filter(|(n, a)| a.count > 0 && n.as_str() != UNSEEN)
+        .filter(|(n, a)| a.count > 0 && catalog::is_anomaly(n))
         .map(|(n, _)| n.clone())
         .collect()
 }

@@ -4,6 +4,7 @@
 
 use crate::error::{Result, RunError};
 use serde::{Deserialize, Serialize};
+use splitbrain_checkers::catalog::{self, Severity};
 use splitbrain_workloads::consumer::ConsumerMode;
 use splitbrain_workloads::observer::ObserverConfig;
 use splitbrain_workloads::queue::QueueOptions;
@@ -333,33 +334,22 @@ impl TestConfig {
             super::faults::parse_fault(f, self.nemesis.add_count, None)?;
         }
         for name in self.expect.iter().chain(&self.tolerate) {
-            if !KNOWN_ANOMALIES.contains(&name.as_str()) {
+            // Informational findings never fail a run: nothing to expect.
+            if !catalog::lookup(name).is_some_and(|a| a.severity == Severity::Anomaly) {
+                let known: Vec<&str> = catalog::ANOMALIES
+                    .iter()
+                    .filter(|a| a.severity == Severity::Anomaly)
+                    .map(|a| a.name)
+                    .collect();
                 return Err(format!(
                     "expect/tolerate: unknown anomaly {name:?}; known: {}",
-                    KNOWN_ANOMALIES.join(", ")
+                    known.join(", ")
                 ));
             }
         }
         Ok(())
     }
 }
-
-/// Every anomaly name the checkers report (docs/results.md).
-pub const KNOWN_ANOMALIES: &[&str] = &[
-    "lost-write",
-    "duplicate",
-    "inconsistent-offsets",
-    "nonmonotonic-poll",
-    "poll-skip",
-    "nonmonotonic-send",
-    "G1a",
-    "phantom",
-    "dlq-lost",
-    "effect-duplicate",
-    "split-brain",
-    "multiple-controllers",
-    "divergent-ensembles",
-];
 
 #[cfg(test)]
 mod tests {
