@@ -1,14 +1,13 @@
-//! The `splitbrain` command line: parses arguments and hands each subcommand to
-//! its module under `commands/`. Kept thin on purpose; the work lives in the
-//! library crates.
+//! The `splitbrain` command line: parses arguments and hands each subcommand
+//! to its module under `commands/`, which calls the library crates (the
+//! runner, environments, nemeses, checkers). The exit status is decided in
+//! `exit.rs`.
 
 mod commands;
-mod logging;
-mod report;
-mod run;
-mod store;
+mod exit;
 
 use clap::Parser;
+use exit::Exit;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -18,12 +17,9 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = commands::Cli::parse();
-    match commands::run(cli) {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(2)
-        }
-    }
+    let exit = commands::run(commands::Cli::parse()).unwrap_or_else(|err| {
+        eprintln!("error: {err:#}");
+        Exit::Error
+    });
+    exit.into()
 }

@@ -93,7 +93,28 @@ fn bad_input_and_usage_give_exit_2_with_a_message() {
         "{\"index\":0,\"time\":0,\"process\":1,\"type\":\"ok\",\"f\":\"poll\",\"value\":null}\n",
     )
     .unwrap();
+    // msg 1 sent to log "a", then to log "b": bad input, not a phantom.
+    let send = |i: u64, p: u64, t: &str, key: &str, off: &str| {
+        format!(
+            "{{\"index\":{i},\"time\":{i},\"process\":{p},\"type\":\"{t}\",\"f\":\"send\",\"value\":{{\"key\":\"{key}\",\"msg\":1{off}}}}}\n"
+        )
+    };
+    std::fs::write(
+        dir.path().join("twologs.jsonl"),
+        [
+            send(0, 0, "invoke", "a", ""),
+            send(1, 0, "ok", "a", ",\"offset\":0"),
+            send(2, 1, "invoke", "b", ""),
+            send(3, 1, "ok", "b", ",\"offset\":0"),
+        ]
+        .concat(),
+    )
+    .unwrap();
     for (args, needle) in [
+        (
+            &["check", "twologs.jsonl"][..],
+            "twologs.jsonl is not a history the checkers can judge: line 3 (operation 2): msg 1",
+        ),
         (&["check", "garbage.jsonl"][..], "garbage.jsonl:1:"),
         (&["check", "empty.jsonl"][..], "holds no operations"),
         (&["check", "orphan.jsonl"][..], "no operation in flight"),
@@ -108,6 +129,43 @@ fn bad_input_and_usage_give_exit_2_with_a_message() {
         assert_eq!(code, 2, "{args:?}: {out}{err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn retry_duplicates_are_counted_but_leave_the_history_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let gen = |plant: &str, out: &str| {
+        let (code, _, err) = splitbrain(
+            &[
+                "gen-history",
+                "--ops",
+                "6000",
+                "--seed",
+                "5",
+                "--plant",
+                plant,
+                "-o",
+                out,
+            ],
+            dir.path(),
+        );
+        assert_eq!(code, 0, "{err}");
+    };
+    gen("retry-duplicate=2", "retried.jsonl");
+    let (code, out, err) = splitbrain(&["check", "retried.jsonl", "--json", "r.json"], dir.path());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("VALID"), "{out}");
+    assert!(out.contains("retry-duplicate: 2 (informational"), "{out}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+    assert_eq!(r["anomalies"]["retry-duplicate"]["count"], 2);
+    assert_eq!(r["anomalies"]["duplicate"]["count"], 0);
+    assert!(r["counts"]["info-sends"].as_u64().unwrap() >= 2);
+    // The same history with a single-attempt duplicate instead is invalid.
+    gen("duplicate=1", "dup.jsonl");
+    let (code, out, _) = splitbrain(&["check", "dup.jsonl"], dir.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("found duplicate 1"), "{out}");
 }
 
 #[test]

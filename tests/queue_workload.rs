@@ -26,7 +26,7 @@ fn check(path: &Path) -> Verdict {
     let mut reader = HistoryReader::open(path).unwrap();
     let mut checker = HistoryChecker::new(&CheckOptions::default());
     while let Some(op) = reader.next_op() {
-        checker.observe(&op.unwrap());
+        checker.observe(&op.unwrap()).unwrap();
     }
     let warnings = reader.finish();
     assert!(warnings.is_empty(), "{warnings:?}");
@@ -84,6 +84,7 @@ fn queue_workload_without_faults_is_valid() {
     let mut opts = QueueOptions::new(layout.bootstrap_servers(), dir.path().join("state"));
     opts.consumer_mode = ConsumerMode::Group;
     opts.load_duration = Duration::from_secs(20);
+    opts.senders = 64;
     opts.rate = 500.0;
     let report = queue::run(&opts, &writer, Arc::new(AtomicU64::new(0)), || {}).unwrap();
     let observer = observer.stop();
@@ -175,6 +176,7 @@ fn queue_workload_with_brokers_paused_fills_and_replays_the_dlq() {
     let mut opts = QueueOptions::new(layout.bootstrap_servers(), dir.path().join("state"));
     opts.consumer_mode = ConsumerMode::Assign;
     opts.load_duration = Duration::from_secs(15);
+    opts.senders = 64;
     opts.rate = 300.0;
     opts.producer.message_timeout_ms = 3000;
     opts.producer.request_timeout_ms = 2000;
@@ -228,10 +230,13 @@ fn queue_workload_with_brokers_paused_fills_and_replays_the_dlq() {
             .collect::<Vec<_>>()
     );
     eprintln!(
-        "raw duplicate count: {} (DLQ entries {}, unknown sends {})",
+        "duplicate {}, retry-duplicate {} (DLQ entries {}, unknown {}, info-sends {}, resent {})",
         verdict.count("duplicate"),
+        verdict.count("retry-duplicate"),
         report.dlq_entries,
-        verdict.counts["unknown"]
+        verdict.counts["unknown"],
+        verdict.counts["info-sends"],
+        verdict.counts["resent"]
     );
     assert!(verdict.counts["dlq"] > 0);
     assert_eq!(

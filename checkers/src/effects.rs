@@ -16,7 +16,7 @@
 //! counts messages named in more than one poll's `applied`, and
 //! `effect-lost` is not judged; the count `effects-recorded` is then 0.
 
-use crate::fxhash::FxHashMap;
+use rustc_hash::FxHashMap;
 use crate::verdict::Anomaly;
 use serde::Deserialize;
 use serde_json::json;

@@ -5,17 +5,20 @@
 //!
 //! Checkers do no I/O and read no clock: they are fed parsed operations
 //! ([`splitbrain_core::history::Op`]) one at a time and return a
-//! [`verdict::Verdict`].
+//! [`verdict::Verdict`]. Every anomaly name they report is listed, with its
+//! checker and whether it invalidates a history, in [`catalog`].
 #![warn(missing_docs)]
 
+pub mod catalog;
 pub mod effects;
-mod fxhash;
+mod error;
 pub mod queue;
 pub mod splitbrain;
 pub mod synth;
 
 pub mod verdict;
 
+pub use error::CheckError;
 use splitbrain_core::history::Op;
 pub use verdict::{Anomaly, Verdict};
 
@@ -39,8 +42,8 @@ impl Default for CheckOptions {
 }
 
 /// Runs every checker over a history fed one operation at a time: the queue
-/// and effects checkers always (their anomalies reported together, as the
-/// `queue` checker's), the split-brain checker when observer samples exist.
+/// and effects checkers always, the split-brain checker when observer
+/// samples exist.
 pub struct HistoryChecker {
     queue: queue::QueueChecker,
     effects: effects::EffectsChecker,
@@ -62,15 +65,17 @@ impl HistoryChecker {
         }
     }
 
-    /// Feeds one operation.
+    /// Feeds one operation. Fails on input no verdict can be given for
+    /// (see [`CheckError`]); stop feeding then.
     #[inline]
-    pub fn observe(&mut self, op: &Op<'_>) {
+    pub fn observe(&mut self, op: &Op<'_>) -> Result<(), CheckError> {
         self.ops += 1;
         if op.f == "observe" {
             self.split_brain.observe(op);
+            Ok(())
         } else {
-            self.queue.observe(op);
             self.effects.observe(op);
+            self.queue.observe(op)
         }
     }
 
@@ -78,14 +83,13 @@ impl HistoryChecker {
     pub fn finish(self) -> Verdict {
         let mut verdict = Verdict::default();
         let q = self.queue.finish();
-        let e = self.effects.finish();
-        let (mut anomalies, mut counts) = (q.anomalies, q.counts);
-        anomalies.extend(e.anomalies);
-        counts.extend(e.counts);
+        let mut counts = q.counts;
         counts.insert("operations".into(), self.ops);
-        verdict.merge("queue", anomalies, counts);
+        verdict.merge(catalog::QUEUE, q.anomalies, counts);
+        let e = self.effects.finish();
+        verdict.merge(catalog::EFFECTS, e.anomalies, e.counts);
         if let Some(sb) = self.split_brain.finish() {
-            verdict.merge("split-brain", sb.anomalies, sb.counts);
+            verdict.merge(catalog::SPLIT_BRAIN, sb.anomalies, sb.counts);
         }
         verdict
     }

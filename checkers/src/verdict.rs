@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// The one anomaly that does not make a history invalid: acknowledged
-/// messages nobody read past the highest position anyone read. Not proof of
-/// loss: consumers may simply not have got that far.
+/// Acknowledged messages nobody read past the highest position anyone read:
+/// informational (see [`crate::catalog`]), not proof of loss, as consumers
+/// may simply not have got that far.
 pub const UNSEEN: &str = "unseen";
 
 /// One kind of anomaly: how often it occurred and up to N examples.
@@ -34,7 +34,8 @@ impl Anomaly {
 /// The combined result of every checker that ran on a history.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
-    /// True when no anomaly other than `unseen` occurred.
+    /// True when nothing but informational findings (`unseen`,
+    /// `retry-duplicate`; see [`crate::catalog`]) occurred.
     pub valid: bool,
     /// Names of the checkers that ran (`"queue"`, `"split-brain"`).
     pub checkers: Vec<String>,
@@ -58,7 +59,7 @@ impl Verdict {
         self.valid = self
             .anomalies
             .iter()
-            .all(|(name, a)| a.count == 0 || name == UNSEEN);
+            .all(|(name, a)| a.count == 0 || !crate::catalog::is_anomaly(name));
     }
 
     /// Count of one anomaly (0 when absent).
@@ -72,7 +73,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unseen_alone_is_valid_anything_else_is_not() {
+    fn informational_alone_is_valid_anything_else_is_not() {
         let mut v = Verdict::default();
         let mut a = BTreeMap::new();
         a.insert(
@@ -83,6 +84,9 @@ mod tests {
             },
         );
         a.insert("duplicate".to_string(), Anomaly::default());
+        let mut retried = Anomaly::default();
+        retried.add(1, || Value::Null);
+        a.insert("retry-duplicate".to_string(), retried);
         v.merge("queue", a, BTreeMap::new());
         assert!(v.valid);
         let mut b = BTreeMap::new();

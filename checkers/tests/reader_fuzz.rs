@@ -13,7 +13,13 @@ fn read_and_check(data: &[u8]) {
     let mut checker = HistoryChecker::new(&CheckOptions::default());
     while let Some(op) = reader.next_op() {
         match op {
-            Ok(op) => checker.observe(&op),
+            Ok(op) => {
+                if let Err(e) = checker.observe(&op) {
+                    // Bad input must name its line.
+                    assert!(e.to_string().starts_with("line "), "{e}");
+                    break;
+                }
+            }
             Err(e) => {
                 // Errors must name the file and a line.
                 assert!(e.to_string().starts_with("fuzz.jsonl"), "{e}");

@@ -7,3 +7,4 @@ pub mod control;
 pub mod db;
 pub mod firewall;
 pub mod history;
+pub mod slug;

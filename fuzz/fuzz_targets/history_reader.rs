@@ -12,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
     let mut checker = HistoryChecker::new(&CheckOptions::default());
     while let Some(op) = reader.next_op() {
         match op {
-            Ok(op) => checker.observe(&op),
+            Ok(op) => {
+                if checker.observe(&op).is_err() {
+                    break;
+                }
+            }
             Err(_) => break,
         }
     }

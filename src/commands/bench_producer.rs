@@ -3,11 +3,11 @@
 //! the acknowledged throughput. Used by `bench/producer.sh` to compare with
 //! Kafka's own `ProducerPerformance`.
 
+use crate::exit::Exit;
 use anyhow::{bail, Context};
 use splitbrain_core::history::HistoryWriter;
 use splitbrain_workloads::queue::{self, QueueOptions};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,15 +48,15 @@ pub struct BenchProducerArgs {
     /// Longest the sending may take, in seconds.
     #[arg(long, default_value_t = 120)]
     pub max_seconds: u64,
-    /// Where to write the history (must not exist); the DLQ and applied-set
+    /// Where to write the history (must not exist); the DLQ and effect store
     /// go in `<history>.state/`.
     #[arg(long)]
     pub history: PathBuf,
 }
 
 /// Runs the benchmark.
-pub fn run(args: BenchProducerArgs) -> anyhow::Result<ExitCode> {
-    // `<history>.state/`: the DLQ journal and applied-set of this run.
+pub fn run(args: BenchProducerArgs) -> anyhow::Result<Exit> {
+    // `<history>.state/`: the DLQ journal and effect store of this run.
     let mut state = args.history.clone().into_os_string();
     state.push(".state");
     let state = PathBuf::from(state);
@@ -100,5 +100,5 @@ pub fn run(args: BenchProducerArgs) -> anyhow::Result<ExitCode> {
             args.records
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

@@ -1,12 +1,12 @@
 //! `splitbrain check HISTORY`: reads a history once, streaming, runs every
 //! checker that has input in it, prints the verdict and writes results.json.
 
+use crate::exit::Exit;
 use anyhow::{bail, Context};
 use serde_json::json;
 use splitbrain_checkers::{CheckOptions, HistoryChecker, Verdict};
 use splitbrain_core::history::HistoryReader;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Instant;
 
 /// Check a history for lost, duplicated, reordered or phantom messages, DLQ
@@ -34,7 +34,7 @@ pub struct CheckArgs {
 }
 
 /// Runs the check.
-pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     if !(args.controller_grace >= 0.0 && args.controller_grace.is_finite()) {
         bail!("--controller-grace must be a non-negative number of seconds");
     }
@@ -48,7 +48,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut checker = HistoryChecker::new(&options);
     while let Some(op) = reader.next_op() {
         let op = op.context("the history is malformed; fix or truncate the named line")?;
-        checker.observe(&op);
+        checker.observe(&op).with_context(|| {
+            format!(
+                "{} is not a history the checkers can judge",
+                args.history.display()
+            )
+        })?;
     }
     let ops = reader.ops_read();
     let warnings: Vec<String> = reader.finish().iter().map(ToString::to_string).collect();
@@ -87,9 +92,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(if verdict.valid {
-        ExitCode::SUCCESS
+        Exit::Success
     } else {
-        ExitCode::from(1)
+        Exit::Failed
     })
 }
 
@@ -128,6 +133,8 @@ fn print_summary(verdict: &Verdict, ops: u64, warnings: &[String], examples: usi
         }
         let note = if name == splitbrain_checkers::verdict::UNSEEN {
             " (not proof of loss: nobody read that far)"
+        } else if !splitbrain_checkers::catalog::is_anomaly(name) {
+            " (informational: not an anomaly)"
         } else {
             ""
         };

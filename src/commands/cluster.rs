@@ -6,6 +6,7 @@
 //! so `cluster down` (or `env down`, which kills every process of the
 //! environment) cleans up after a failed or interrupted `up`.
 
+use crate::exit::Exit;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use splitbrain_core::cluster::Observation;
@@ -15,7 +16,6 @@ use splitbrain_environments::db::cluster::{self, ClusterGuard, ClusterLayout, LA
 use splitbrain_environments::probes::observe;
 use splitbrain_environments::EnvState;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// Bring up (`up`), inspect (`status`) and remove (`down`) ZooKeeper and Kafka.
@@ -71,7 +71,7 @@ pub enum ClusterAction {
 }
 
 /// Runs `splitbrain cluster …`.
-pub fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ClusterArgs) -> anyhow::Result<Exit> {
     let name = args.env_name;
     match args.action {
         ClusterAction::Up { zk, kafka, timeout } => up(&name, zk, kafka, timeout),
@@ -107,7 +107,7 @@ fn connect(state: &EnvState, nodes: &[splitbrain_core::control::Node]) -> anyhow
     })
 }
 
-fn up(name: &str, zk: usize, kafka: usize, timeout: u64) -> anyhow::Result<ExitCode> {
+fn up(name: &str, zk: usize, kafka: usize, timeout: u64) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let state = load_env(name)?;
     let path = layout_path(name);
@@ -169,7 +169,7 @@ fn up(name: &str, zk: usize, kafka: usize, timeout: u64) -> anyhow::Result<ExitC
             .collect::<Vec<_>>()
             .join(",")
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 fn load_layout(name: &str) -> anyhow::Result<ClusterLayout> {
@@ -253,7 +253,7 @@ fn render(obs: &Observation, layout: &ClusterLayout) -> String {
     out
 }
 
-fn status(name: &str, json: bool) -> anyhow::Result<ExitCode> {
+fn status(name: &str, json: bool) -> anyhow::Result<Exit> {
     let layout = load_layout(name)?;
     let obs = observe::observe(&layout);
     if json {
@@ -261,21 +261,16 @@ fn status(name: &str, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", render(&obs, &layout));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
-fn down(
-    name: &str,
-    kill: bool,
-    collect: Option<PathBuf>,
-    keep_data: bool,
-) -> anyhow::Result<ExitCode> {
+fn down(name: &str, kill: bool, collect: Option<PathBuf>, keep_data: bool) -> anyhow::Result<Exit> {
     let path = layout_path(name);
     let layout = match ClusterLayout::load(&path) {
         Ok(l) => l,
         Err(_) if !path.exists() => {
             println!("no cluster recorded for '{name}'; nothing to do");
-            return Ok(ExitCode::SUCCESS);
+            return Ok(Exit::Success);
         }
         Err(e) => return Err(e.into()),
     };
@@ -301,5 +296,5 @@ fn down(
         layout.services().len(),
         if keep_data { "" } else { ", data removed" }
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

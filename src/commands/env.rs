@@ -1,12 +1,12 @@
 //! `splitbrain env`: create, inspect and remove the nodes splitbrain runs on.
 
+use crate::exit::Exit;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use splitbrain_environments::nodes::netns::{self, Subnet, UpOptions};
 use splitbrain_environments::nodes::{docker, ssh};
 use splitbrain_environments::{EnvError, EnvState};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -88,7 +88,7 @@ pub enum EnvAction {
 }
 
 /// Runs `splitbrain env …`.
-pub fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: EnvArgs) -> anyhow::Result<Exit> {
     let name = args.env_name;
     match args.action {
         EnvAction::Up {
@@ -103,7 +103,7 @@ pub fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
             let summary = splitbrain_environments::nodes::down(&name)
                 .with_context(|| format!("env down {name}"))?;
             println!("{summary}");
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Success)
         }
         EnvAction::List => {
             let names = EnvState::list()?;
@@ -129,7 +129,7 @@ pub fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
                     Err(e) => println!("{n}\tunreadable state: {e}"),
                 }
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Success)
         }
     }
 }
@@ -141,7 +141,7 @@ fn up(
     subnet: Option<String>,
     hosts: Option<PathBuf>,
     docker_args: DockerUpArgs,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let state = match kind {
         KindArg::Netns => {
@@ -162,7 +162,7 @@ fn up(
                 Ok(state) => state,
                 Err(EnvError::Cancelled) => {
                     eprintln!("env up {name}: interrupted; removed everything it had created");
-                    return Ok(ExitCode::from(130));
+                    return Ok(Exit::Interrupted);
                 }
                 Err(e) => return Err(e).with_context(|| format!("env up {name}")),
             }
@@ -199,7 +199,7 @@ fn up(
                 Ok(state) => state,
                 Err(EnvError::Cancelled) => {
                     eprintln!("env up {name}: interrupted; removed everything it had created");
-                    return Ok(ExitCode::from(130));
+                    return Ok(Exit::Interrupted);
                 }
                 Err(e) => return Err(e).with_context(|| format!("env up {name} --kind docker")),
             }
@@ -223,7 +223,7 @@ fn up(
             node.address
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 /// The artifact cache as the cluster layer finds it: `$SPLITBRAIN_ARTIFACTS`,
@@ -273,7 +273,7 @@ fn docker_status(name: &str) {
     }
 }
 
-fn status(name: &str) -> anyhow::Result<ExitCode> {
+fn status(name: &str) -> anyhow::Result<Exit> {
     let state = EnvState::load(name)?;
     println!(
         "environment {name}: {}, {} node(s), {}",
@@ -311,8 +311,8 @@ fn status(name: &str) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if all_answer {
-        ExitCode::SUCCESS
+        Exit::Success
     } else {
-        ExitCode::from(1)
+        Exit::Failed
     })
 }

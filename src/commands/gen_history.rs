@@ -1,11 +1,11 @@
 //! `splitbrain gen-history`: writes a synthetic history with exactly the
 //! anomalies asked for (for tests and benchmarks).
 
+use crate::exit::Exit;
 use anyhow::{bail, Context};
 use splitbrain_checkers::synth::{Plants, Synth, SynthOptions};
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// Write a realistic synthetic history with exactly the planted anomalies.
 #[derive(Debug, clap::Args)]
@@ -39,7 +39,7 @@ pub struct GenHistoryArgs {
 }
 
 /// Runs the generator.
-pub fn run(args: GenHistoryArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: GenHistoryArgs) -> anyhow::Result<Exit> {
     let plants = Plants::parse(&args.plant).map_err(|e| anyhow::anyhow!("--plant: {e}"))?;
     if args.ops == 0 {
         bail!("--ops must be at least 1");
@@ -84,5 +84,5 @@ pub fn run(args: GenHistoryArgs) -> anyhow::Result<ExitCode> {
         );
     }
     eprintln!("gen-history: wrote {} operations", synth.lines());
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

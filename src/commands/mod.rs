@@ -1,5 +1,6 @@
-//! Subcommands. Each lives in its own module and returns the process exit code:
-//! 0 valid / success, 1 anomalies found, 2 error (bad input, usage, environment).
+//! Subcommands. Each lives in its own module, parses its flags, calls the
+//! library crates and returns an [`Exit`] (0 valid / success, 1 anomalies
+//! found, 2 error: bad input, usage, environment; see `crate::exit`).
 
 mod bench_producer;
 mod campaign;
@@ -12,8 +13,8 @@ mod report;
 mod run;
 mod serve;
 
+use crate::exit::Exit;
 use clap::{Parser, Subcommand};
-use std::process::ExitCode;
 
 /// Jepsen-style black-box verification of real ZooKeeper and Kafka clusters.
 ///
@@ -54,7 +55,7 @@ pub enum Command {
 }
 
 /// Runs the chosen subcommand.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Env(args) => env::run(args),
         Command::Check(args) => check::run(args),

@@ -1,6 +1,7 @@
 //! `splitbrain nemesis`: plan and run fault schedules against a running
 //! cluster, and heal whatever faults left behind.
 
+use crate::exit::Exit;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use splitbrain_core::firewall;
@@ -12,7 +13,6 @@ use splitbrain_nemeses::schedule::{self, Interval, Schedule, ScheduleSpec};
 use splitbrain_nemeses::{Fault, Nemesis};
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -91,7 +91,7 @@ pub enum NemesisAction {
 }
 
 /// Runs `splitbrain nemesis …`.
-pub fn run(args: NemesisArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: NemesisArgs) -> anyhow::Result<Exit> {
     match args.action {
         NemesisAction::Plan(spec) => {
             let schedule = Schedule::plan(&spec.spec());
@@ -101,7 +101,7 @@ pub fn run(args: NemesisArgs) -> anyhow::Result<ExitCode> {
                 "{}",
                 serde_json::to_string_pretty(&schedule)?
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(Exit::Success)
         }
         NemesisAction::Run { spec, history } => run_schedule(&args.env_name, &spec, history),
         NemesisAction::Heal { remove } => heal(&args.env_name, remove),
@@ -122,7 +122,7 @@ fn load_cluster(name: &str) -> anyhow::Result<(EnvState, Option<ClusterLayout>)>
     Ok((state, layout))
 }
 
-fn run_schedule(name: &str, spec: &SpecArgs, history: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn run_schedule(name: &str, spec: &SpecArgs, history: Option<PathBuf>) -> anyhow::Result<Exit> {
     let (state, layout) = load_cluster(name)?;
     let Some(layout) = layout else {
         bail!(
@@ -177,10 +177,10 @@ fn run_schedule(name: &str, spec: &SpecArgs, history: Option<PathBuf>) -> anyhow
     for f in &report.failed {
         eprintln!("  {f}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
-fn heal(name: &str, remove: bool) -> anyhow::Result<ExitCode> {
+fn heal(name: &str, remove: bool) -> anyhow::Result<Exit> {
     let (state, layout) = load_cluster(name)?;
     let control = state
         .control(CONNECT_TIMEOUT)
@@ -231,12 +231,12 @@ fn heal(name: &str, remove: bool) -> anyhow::Result<ExitCode> {
         }
     );
     if failed.is_empty() {
-        Ok(ExitCode::SUCCESS)
+        Ok(Exit::Success)
     } else {
         for f in &failed {
             eprintln!("error: {f}");
         }
         eprintln!("some nodes could not be healed; `splitbrain env down` removes everything");
-        Ok(ExitCode::from(2))
+        Ok(Exit::Error)
     }
 }

@@ -1,11 +1,11 @@
 //! `splitbrain report DIR`: regenerates results.json, junit.xml and
 //! report.html of a stored run from its history (and its test.toml).
 
-use crate::report::{self, HISTORY_FILE};
+use crate::exit::Exit;
 use anyhow::Context;
 use splitbrain_checkers::CheckOptions;
+use splitbrain_runner::report::{self, HISTORY_FILE};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// Regenerate a run's reports (results.json, junit.xml, report.html) from its
 /// stored history.
@@ -27,7 +27,7 @@ pub struct ReportArgs {
 }
 
 /// Runs the command.
-pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ReportArgs) -> anyhow::Result<Exit> {
     if !(args.controller_grace >= 0.0 && args.controller_grace.is_finite()) {
         anyhow::bail!("--controller-grace must be a non-negative number of seconds");
     }
@@ -48,9 +48,5 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let outcome = report::Outcome::of(&analysis.verdict, &info.expect, &info.tolerate);
     println!("{}", outcome.describe());
     println!("wrote {}", args.dir.join(report::REPORT_FILE).display());
-    Ok(if outcome.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(Exit::passed_if(outcome.passed()))
 }

@@ -1,12 +1,11 @@
 //! `splitbrain run [TEST.toml]`: one test from nodes to verdict (see
-//! `crate::run`). Options override the test file; the full config, seed
-//! included, is stored with the run.
+//! `splitbrain_runner::run`). Options override the test file; the full
+//! config, seed included, is stored with the run.
 
-use crate::run::config::TestConfig;
-use crate::run::{self, RunOutcome};
+use crate::exit::Exit;
 use anyhow::Context;
+use splitbrain_runner::{run, store, TestConfig};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -24,7 +23,7 @@ pub struct RunArgs {
     /// Options below override it.
     pub test: Option<PathBuf>,
     /// Store directory.
-    #[arg(long, default_value = crate::store::DEFAULT_STORE)]
+    #[arg(long, default_value = store::DEFAULT_STORE)]
     pub store: PathBuf,
     /// Test name (default: "test").
     #[arg(long)]
@@ -187,26 +186,16 @@ pub fn cancel_flag() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
-/// Exit code of one run.
-pub fn exit_code(outcome: &RunOutcome) -> ExitCode {
-    if outcome.error.is_some() {
-        ExitCode::from(2)
-    } else if outcome.passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
-}
-
 /// Runs the command.
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let mut cfg = match &args.test {
         Some(path) => load_test(path)?,
         None => TestConfig::default(),
     };
     apply(&args, &mut cfg);
-    cfg.validate()
-        .map_err(|e| anyhow::anyhow!("{e} (see `splitbrain run --help`)"))?;
+    if let Err(e) = cfg.validate() {
+        anyhow::bail!("{e} (see `splitbrain run --help`)");
+    }
     let cancel = cancel_flag()?;
     let outcome = run::run_test(cfg, &args.store, cancel)?;
     println!("{}", outcome.summary);
@@ -214,5 +203,5 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         println!("error: {e}");
     }
     println!("{}", outcome.dir.display());
-    Ok(exit_code(&outcome))
+    Ok(Exit::of_run(&outcome))
 }

@@ -5,13 +5,13 @@
 //! static files and one generated index, for one local reader, so a
 //! dependency (tiny_http, hyper) would buy nothing but build time.
 
-use crate::report::escape;
-use crate::store;
+use crate::exit::Exit;
 use anyhow::Context;
+use splitbrain_runner::report::escape;
+use splitbrain_runner::store;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 /// Serve the store's reports on localhost (127.0.0.1 only).
@@ -30,7 +30,7 @@ pub struct ServeArgs {
 }
 
 /// Runs the server.
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ServeArgs) -> anyhow::Result<Exit> {
     store::list_runs(&args.store)?;
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, args.port)).with_context(|| {
         format!(
@@ -51,7 +51,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             break;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }
 
 fn handle(root: &Path, mut stream: TcpStream) -> anyhow::Result<()> {
@@ -103,7 +103,7 @@ fn handle(root: &Path, mut stream: TcpStream) -> anyhow::Result<()> {
             )
         }
         Some(dir) if dir.is_dir() => {
-            let report = dir.join(crate::report::REPORT_FILE);
+            let report = dir.join(splitbrain_runner::report::REPORT_FILE);
             if report.is_file() {
                 let body = std::fs::read(report)?;
                 respond(

@@ -54,14 +54,14 @@ pub struct QueueOptions {
     /// librdkafka producer clients (default 1).
     pub producers: usize,
     /// Sending processes, spread over the producer clients; each has at
-    /// most one send in flight (default 64).
+    /// most one send in flight (default 8).
     pub senders: usize,
     /// Consumers (default 2).
     pub consumers: usize,
     /// Group or assign (default group).
     pub consumer_mode: ConsumerMode,
     /// Target sends per second over all senders; 0 = as fast as they can
-    /// (default 500).
+    /// (default 200).
     pub rate: f64,
     /// Payload bytes per message (default 100; at least the message's
     /// decimal digits).
@@ -113,10 +113,10 @@ impl QueueOptions {
             topic: "queue".into(),
             partitions: 3,
             producers: 1,
-            senders: 64,
+            senders: 8,
             consumers: 2,
             consumer_mode: ConsumerMode::Group,
-            rate: 500.0,
+            rate: 200.0,
             payload_size: 100,
             load_duration: Duration::from_secs(20),
             max_messages: None,

@@ -9,18 +9,9 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh name with `prefix` (e.g. `t`, `td`) for a test called `test_name`.
 pub(crate) fn unique_name(prefix: &str, test_name: &str) -> String {
-    let slug: String = test_name
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let slug: String = slug.trim_matches('-').chars().take(14).collect();
+    let slug = splitbrain_core::slug::slug(test_name, 14);
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    format!(
-        "{prefix}-{}-{}-{n}",
-        slug.trim_end_matches('-'),
-        std::process::id()
-    )
+    format!("{prefix}-{slug}-{}-{n}", std::process::id())
 }
 
 /// The pid embedded in a name made by [`unique_name`] with `prefix`, if it

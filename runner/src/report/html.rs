@@ -3,7 +3,7 @@
 //! the plots, the fault timeline, the counts and the run's config.
 
 use super::{escape, found, svg, Analysis, Outcome, RunInfo};
-use splitbrain_checkers::verdict::UNSEEN;
+use splitbrain_checkers::{catalog, verdict::UNSEEN};
 use std::fmt::Write;
 
 const CSS: &str = r#"
@@ -90,9 +90,9 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
     // Anomalies: every one that ran, non-zero first.
     h.push_str("<h2>Anomalies</h2>\n<table id=\"anomalies\"><tr><th>anomaly</th><th>count</th><th>examples</th></tr>\n");
     let mut rows: Vec<(&String, &splitbrain_checkers::Anomaly)> = v.anomalies.iter().collect();
-    rows.sort_by_key(|(n, a)| (a.count == 0, n.as_str() == UNSEEN, n.as_str()));
+    rows.sort_by_key(|(n, a)| (a.count == 0, !catalog::is_anomaly(n), n.as_str()));
     for (name, a) in rows {
-        let class = if a.count == 0 || name == UNSEEN {
+        let class = if a.count == 0 || !catalog::is_anomaly(name) {
             ""
         } else if info.expect.contains(name) {
             "expected"
@@ -110,6 +110,8 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
         }
         let note = if name == UNSEEN && a.count > 0 {
             " <span class=\"note\">(not proof of loss)</span>"
+        } else if a.count > 0 && !catalog::is_anomaly(name) {
+            " <span class=\"note\">(informational, not an anomaly)</span>"
         } else if class == "expected" {
             " <span class=\"note\">(expected)</span>"
         } else if class == "tolerated" {

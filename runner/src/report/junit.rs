@@ -3,7 +3,7 @@
 //! checker found anomalies, so CI systems show them.
 
 use super::{checker_of, escape, Analysis, Outcome, RunInfo};
-use splitbrain_checkers::verdict::UNSEEN;
+use splitbrain_checkers::{catalog, verdict::UNSEEN};
 use std::fmt::Write;
 
 /// Renders junit.xml.
@@ -16,7 +16,7 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
         let found: Vec<(&String, u64)> = v
             .anomalies
             .iter()
-            .filter(|(n, a)| checker_of(n) == checker && a.count > 0 && n.as_str() != UNSEEN)
+            .filter(|(n, a)| checker_of(n) == checker && a.count > 0 && catalog::is_anomaly(n))
             .map(|(n, a)| (n, a.count))
             .collect();
         let _ = writeln!(

@@ -1,4 +1,4 @@
-//! `tracing` output of the binary: into the current run's `splitbrain.log`
+//! `tracing` output of a run: into the current run's `splitbrain.log`
 //! (switched per run, so a campaign's runs each get their own), and warnings
 //! to stderr.
 
@@ -47,10 +47,12 @@ fn init() {
 }
 
 /// Sends `tracing` output to `path` from now on.
-pub fn to_file(path: &Path) -> anyhow::Result<()> {
+pub fn to_file(path: &Path) -> crate::Result<()> {
     init();
-    let f =
-        File::create(path).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+    let f = File::create(path).map_err(crate::RunError::io(format!(
+        "cannot create {}; is the run directory writable?",
+        path.display()
+    )))?;
     if let Ok(mut s) = SINK.lock() {
         *s = Some(f);
     }

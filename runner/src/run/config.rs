@@ -2,7 +2,12 @@
 //! file (every field optional, defaults below) and from its options, and
 //! stores as `test.toml` in the run directory (with the seed actually used).
 
+use crate::error::{Result, RunError};
 use serde::{Deserialize, Serialize};
+use splitbrain_checkers::catalog::{self, Severity};
+use splitbrain_workloads::consumer::ConsumerMode;
+use splitbrain_workloads::observer::ObserverConfig;
+use splitbrain_workloads::queue::QueueOptions;
 
 /// One test.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -125,16 +130,24 @@ pub struct KafkaConfig {
 }
 
 impl Default for KafkaConfig {
+    /// The client side (acks, idempotence, partitions) as the queue
+    /// workload's defaults say; the broker side as the test's safe setup.
     fn default() -> Self {
+        let queue = workload_defaults();
         KafkaConfig {
-            acks: "all".into(),
-            idempotence: true,
+            acks: queue.producer.acks,
+            idempotence: queue.producer.enable_idempotence,
             min_insync_replicas: 2,
             unclean_leader_election: false,
             replication_factor: 3,
-            partitions: 3,
+            partitions: queue.partitions,
         }
     }
+}
+
+/// The queue workload's own defaults, the one source of the runner's.
+fn workload_defaults() -> QueueOptions {
+    QueueOptions::new(String::new(), std::path::PathBuf::new())
 }
 
 /// The queue workload.
@@ -164,18 +177,26 @@ pub struct WorkloadConfig {
 }
 
 impl Default for WorkloadConfig {
+    /// The queue workload's defaults (`QueueOptions::new`, the producer
+    /// settings, the backoff, the observer's interval), so that a test file
+    /// and a direct use of the workload start from the same values.
     fn default() -> Self {
+        let queue = workload_defaults();
         WorkloadConfig {
-            rate: 200.0,
-            producers: 1,
-            senders: 8,
-            consumers: 2,
-            consumer_mode: "group".into(),
-            payload: 100,
-            message_timeout_ms: 5000,
-            max_attempts: 3,
-            read_timeout: 60,
-            observe_interval_ms: 250,
+            rate: queue.rate,
+            producers: queue.producers,
+            senders: queue.senders,
+            consumers: queue.consumers,
+            consumer_mode: match queue.consumer_mode {
+                ConsumerMode::Group => "group",
+                ConsumerMode::Assign => "assign",
+            }
+            .into(),
+            payload: queue.payload_size,
+            message_timeout_ms: queue.producer.message_timeout_ms,
+            max_attempts: queue.backoff.max_attempts,
+            read_timeout: queue.drain_timeout.as_secs(),
+            observe_interval_ms: ObserverConfig::default().interval.as_millis() as u64,
         }
     }
 }
@@ -251,8 +272,13 @@ impl TestConfig {
     }
 
     /// Checks what can be checked before touching anything.
-    pub fn validate(&self) -> Result<(), String> {
-        crate::store::validate_test_name(&self.name).map_err(|e| e.to_string())?;
+    pub fn validate(&self) -> Result<()> {
+        crate::store::validate_test_name(&self.name)?;
+        self.validate_fields()
+            .map_err(|reason| RunError::Config { reason })
+    }
+
+    fn validate_fields(&self) -> std::result::Result<(), String> {
         if !matches!(self.env.kind.as_str(), "netns" | "ssh" | "existing") {
             return Err(format!(
                 "env.kind {:?}: use netns, ssh or existing",
@@ -308,33 +334,22 @@ impl TestConfig {
             super::faults::parse_fault(f, self.nemesis.add_count, None)?;
         }
         for name in self.expect.iter().chain(&self.tolerate) {
-            if !KNOWN_ANOMALIES.contains(&name.as_str()) {
+            // Informational findings never fail a run: nothing to expect.
+            if !catalog::lookup(name).is_some_and(|a| a.severity == Severity::Anomaly) {
+                let known: Vec<&str> = catalog::ANOMALIES
+                    .iter()
+                    .filter(|a| a.severity == Severity::Anomaly)
+                    .map(|a| a.name)
+                    .collect();
                 return Err(format!(
                     "expect/tolerate: unknown anomaly {name:?}; known: {}",
-                    KNOWN_ANOMALIES.join(", ")
+                    known.join(", ")
                 ));
             }
         }
         Ok(())
     }
 }
-
-/// Every anomaly name the checkers report (docs/results.md).
-pub const KNOWN_ANOMALIES: &[&str] = &[
-    "lost-write",
-    "duplicate",
-    "inconsistent-offsets",
-    "nonmonotonic-poll",
-    "poll-skip",
-    "nonmonotonic-send",
-    "G1a",
-    "phantom",
-    "dlq-lost",
-    "effect-duplicate",
-    "split-brain",
-    "multiple-controllers",
-    "divergent-ensembles",
-];
 
 #[cfg(test)]
 mod tests {
@@ -347,6 +362,10 @@ mod tests {
         let back = TestConfig::from_toml(&c.to_toml()).unwrap();
         assert_eq!(back, c);
         assert_eq!(c.nodes_needed(), 6);
+        // The workload's defaults, as `splitbrain run` has always used them.
+        assert_eq!((c.workload.senders, c.workload.rate), (8, 200.0));
+        assert_eq!(c.workload.observe_interval_ms, 250);
+        assert_eq!((c.kafka.acks.as_str(), c.kafka.idempotence), ("all", true));
     }
 
     #[test]
@@ -362,7 +381,11 @@ mod tests {
         assert!(TestConfig::from_toml("[kafka]\nack = \"1\"\n").is_err());
         let mut bad = c.clone();
         bad.expect = vec!["lost-writes".into()];
-        assert!(bad.validate().unwrap_err().contains("unknown anomaly"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("unknown anomaly"));
         let mut bad = c;
         bad.nemesis.faults = vec!["partition:nope".into()];
         assert!(bad.validate().is_err());

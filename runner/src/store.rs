@@ -1,10 +1,11 @@
 //! The store: every run in `store/<test-name>/<timestamp>/`, with a `latest`
 //! symlink per test pointing at its newest run.
 
-use anyhow::{bail, Context};
+use crate::error::{Result, RunError};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+use time::OffsetDateTime;
 
 /// The default store directory (relative to the working directory).
 pub const DEFAULT_STORE: &str = "store";
@@ -12,7 +13,7 @@ pub const DEFAULT_STORE: &str = "store";
 pub const LATEST: &str = "latest";
 
 /// Test names become directory names: letters, digits, `.`, `_`, `-` only.
-pub fn validate_test_name(name: &str) -> anyhow::Result<()> {
+pub fn validate_test_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 100
         && name != "."
@@ -22,46 +23,37 @@ pub fn validate_test_name(name: &str) -> anyhow::Result<()> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !ok {
-        bail!("test name {name:?} is not usable as a directory name; use letters, digits, '.', '_' and '-' (at most 100)");
+        return Err(RunError::TestName {
+            name: name.to_string(),
+        });
     }
     Ok(())
 }
 
 /// UTC time as `YYYYMMDDTHHMMSSZ` (sortable, no `:` so it is a safe path).
-#[allow(dead_code)] // used by `run` (next commit)
+/// Times before 1970 (a clock gone wrong) count as 1970.
 pub fn timestamp(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm), proleptic Gregorian.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = OffsetDateTime::from(t.max(SystemTime::UNIX_EPOCH));
     format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
 }
 
 /// Creates `root/<test>/<timestamp>/` (with a suffix if that exists) and
 /// points `root/<test>/latest` at it.
-#[allow(dead_code)] // used by `run` (next commit)
-pub fn create_run_dir(root: &Path, test: &str) -> anyhow::Result<PathBuf> {
+pub fn create_run_dir(root: &Path, test: &str) -> Result<PathBuf> {
     validate_test_name(test)?;
     let test_dir = root.join(test);
-    std::fs::create_dir_all(&test_dir).with_context(|| {
-        format!(
-            "cannot create {}; choose a writable store with --store",
-            test_dir.display()
-        )
-    })?;
+    std::fs::create_dir_all(&test_dir).map_err(RunError::io(format!(
+        "cannot create {}; choose a writable store with --store",
+        test_dir.display()
+    )))?;
     let stamp = timestamp(SystemTime::now());
     let mut dir = test_dir.join(&stamp);
     let mut n = 1;
@@ -69,7 +61,10 @@ pub fn create_run_dir(root: &Path, test: &str) -> anyhow::Result<PathBuf> {
         dir = test_dir.join(format!("{stamp}-{n}"));
         n += 1;
     }
-    std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir(&dir).map_err(RunError::io(format!(
+        "cannot create {}; choose a writable store with --store",
+        dir.display()
+    )))?;
     let name = dir.file_name().expect("a joined name").to_owned();
     let link = test_dir.join(LATEST);
     let tmp = test_dir.join(format!(".{LATEST}.tmp"));
@@ -77,7 +72,10 @@ pub fn create_run_dir(root: &Path, test: &str) -> anyhow::Result<PathBuf> {
     // Relative link, replaced atomically by rename.
     std::os::unix::fs::symlink(&name, &tmp)
         .and_then(|_| std::fs::rename(&tmp, &link))
-        .with_context(|| format!("cannot update {}", link.display()))?;
+        .map_err(RunError::io(format!(
+            "cannot update {}; check the store's permissions",
+            link.display()
+        )))?;
     Ok(dir)
 }
 
@@ -95,14 +93,12 @@ pub struct StoredRun {
 }
 
 /// Every run in the store, newest first within each test, tests by name.
-pub fn list_runs(root: &Path) -> anyhow::Result<Vec<StoredRun>> {
+pub fn list_runs(root: &Path) -> Result<Vec<StoredRun>> {
     let mut out = vec![];
-    let entries = std::fs::read_dir(root).with_context(|| {
-        format!(
-            "cannot read the store {}; pass the store directory (default ./store)",
-            root.display()
-        )
-    })?;
+    let entries = std::fs::read_dir(root).map_err(RunError::io(format!(
+        "cannot read the store {}; pass the store directory (default ./store)",
+        root.display()
+    )))?;
     let mut tests: Vec<(String, PathBuf)> = entries
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
@@ -138,7 +134,7 @@ pub fn list_runs(root: &Path) -> anyhow::Result<Vec<StoredRun>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn timestamps_are_utc_and_sortable() {
@@ -147,6 +143,8 @@ mod tests {
         assert_eq!(timestamp(t), "20261122T003530Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(timestamp(leap), "20000229T000000Z");
+        let before = UNIX_EPOCH - Duration::from_secs(10);
+        assert_eq!(timestamp(before), "19700101T000000Z");
     }
 
     #[test]

@@ -8,11 +8,9 @@ pub mod junit;
 pub mod stats;
 pub mod svg;
 
-use anyhow::{bail, Context};
+use crate::error::{Result, RunError};
 use serde_json::{json, Value};
-use splitbrain_checkers::splitbrain::SPLIT_BRAIN_ANOMALIES;
-use splitbrain_checkers::verdict::UNSEEN;
-use splitbrain_checkers::{CheckOptions, HistoryChecker, Verdict};
+use splitbrain_checkers::{catalog, CheckOptions, HistoryChecker, Verdict};
 use splitbrain_core::history::HistoryReader;
 use stats::{Stats, StatsCollector};
 use std::collections::BTreeSet;
@@ -45,23 +43,26 @@ pub struct Analysis {
 }
 
 /// Reads a history once, feeding both the checkers and the statistics.
-pub fn analyze(history: &Path, options: &CheckOptions) -> anyhow::Result<Analysis> {
-    let mut reader = HistoryReader::open(history)
-        .context("cannot open the history; pass the history.jsonl of a run")?;
+pub fn analyze(history: &Path, options: &CheckOptions) -> Result<Analysis> {
+    let mut reader = HistoryReader::open(history).map_err(RunError::HistoryOpen)?;
     let mut checker = HistoryChecker::new(options);
     let mut stats = StatsCollector::new();
     while let Some(op) = reader.next_op() {
-        let op = op.context("the history is malformed; fix or truncate the named line")?;
-        checker.observe(&op);
+        let op = op.map_err(RunError::HistoryMalformed)?;
+        checker
+            .observe(&op)
+            .map_err(|source| RunError::HistoryUnjudgeable {
+                path: history.to_path_buf(),
+                source,
+            })?;
         stats.observe(&op);
     }
     let operations = reader.ops_read();
     let warnings = reader.finish().iter().map(ToString::to_string).collect();
     if operations == 0 {
-        bail!(
-            "{} holds no operations: check that it is the history of a run that started",
-            history.display()
-        );
+        return Err(RunError::EmptyHistory {
+            path: history.to_path_buf(),
+        });
     }
     Ok(Analysis {
         history: history.to_path_buf(),
@@ -74,19 +75,16 @@ pub fn analyze(history: &Path, options: &CheckOptions) -> anyhow::Result<Analysi
 
 /// The checker an anomaly belongs to.
 pub fn checker_of(anomaly: &str) -> &'static str {
-    if SPLIT_BRAIN_ANOMALIES.contains(&anomaly) {
-        "split-brain"
-    } else {
-        "queue"
-    }
+    catalog::checker_of(anomaly).unwrap_or(catalog::QUEUE)
 }
 
-/// Anomalies found (count > 0), `unseen` excluded as it does not invalidate.
+/// Anomalies found (count > 0); informational findings (`unseen`,
+/// `retry-duplicate`) excluded as they do not invalidate.
 pub fn found(verdict: &Verdict) -> BTreeSet<String> {
     verdict
         .anomalies
         .iter()
-        .filter(|(n, a)| a.count > 0 && n.as_str() != UNSEEN)
+        .filter(|(n, a)| a.count > 0 && catalog::is_anomaly(n))
         .map(|(n, _)| n.clone())
         .collect()
 }
@@ -202,15 +200,13 @@ pub fn results_json(analysis: &Analysis, info: &RunInfo) -> Value {
 }
 
 /// Writes results.json, junit.xml and report.html into `dir`.
-pub fn write_all(dir: &Path, analysis: &Analysis, info: &RunInfo) -> anyhow::Result<()> {
+pub fn write_all(dir: &Path, analysis: &Analysis, info: &RunInfo) -> Result<()> {
     let write = |name: &str, text: String| {
         let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| {
-            format!(
-                "cannot write {}; is the directory writable?",
-                path.display()
-            )
-        })
+        std::fs::write(&path, text).map_err(RunError::io(format!(
+            "cannot write {}; is the directory writable?",
+            path.display()
+        )))
     };
     let results = serde_json::to_string_pretty(&results_json(analysis, info))?;
     write(RESULTS_FILE, results + "\n")?;
@@ -221,7 +217,7 @@ pub fn write_all(dir: &Path, analysis: &Analysis, info: &RunInfo) -> anyhow::Res
 
 /// Reads a run directory's test config (`test.toml`), if present: the
 /// config as JSON, its `name`, `expect` and `tolerate` lists.
-pub fn load_run_info(dir: &Path) -> anyhow::Result<RunInfo> {
+pub fn load_run_info(dir: &Path) -> Result<RunInfo> {
     let path = dir.join(CONFIG_FILE);
     let fallback_name = dir
         .parent()
@@ -234,10 +230,14 @@ pub fn load_run_info(dir: &Path) -> anyhow::Result<RunInfo> {
             ..RunInfo::default()
         });
     }
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let config: toml::Value = toml::from_str(&text)
-        .with_context(|| format!("{} is not valid TOML; fix or remove it", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(RunError::io(format!(
+        "cannot read {}; check its permissions",
+        path.display()
+    )))?;
+    let config: toml::Value = toml::from_str(&text).map_err(|source| RunError::Toml {
+        what: format!("{} is not valid TOML; fix or remove it", path.display()),
+        source,
+    })?;
     let config = serde_json::to_value(config)?;
     let list = |key: &str| -> Vec<String> {
         config

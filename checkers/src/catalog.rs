@@ -1,0 +1,233 @@
+//! The one list of anomaly names: which checker reports each, whether it
+//! makes a history invalid, and what it means in one line. Everything that
+//! needs anomaly names (validation of `expect`/`tolerate`, reports, the
+//! synthetic generator) reads them from here; the full definitions are in
+//! `docs/results.md`.
+
+/// Name of the queue checker, as listed in [`crate::Verdict::checkers`].
+pub const QUEUE: &str = "queue";
+/// Name of the effects checker, as listed in [`crate::Verdict::checkers`].
+pub const EFFECTS: &str = "effects";
+/// Name of the split-brain checker, as listed in [`crate::Verdict::checkers`].
+pub const SPLIT_BRAIN: &str = "split-brain";
+
+/// Whether a finding makes the history invalid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// A violation: any occurrence makes the history invalid.
+    Anomaly,
+    /// Counted and shown with examples, but expected in a correct system
+    /// (e.g. the workload's own re-sends): never makes the history invalid.
+    Informational,
+}
+
+/// One entry of [`ANOMALIES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnomalyInfo {
+    /// The name used in results.json, `expect` and `tolerate`.
+    pub name: &'static str,
+    /// The checker that reports it ([`QUEUE`], [`EFFECTS`] or [`SPLIT_BRAIN`]).
+    pub checker: &'static str,
+    /// Whether it makes the history invalid.
+    pub severity: Severity,
+    /// What it means, in one line.
+    pub description: &'static str,
+}
+
+const fn entry(
+    name: &'static str,
+    checker: &'static str,
+    severity: Severity,
+    description: &'static str,
+) -> AnomalyInfo {
+    AnomalyInfo {
+        name,
+        checker,
+        severity,
+        description,
+    }
+}
+
+use Severity::{Anomaly, Informational};
+
+/// Every anomaly any checker reports, in report order.
+pub const ANOMALIES: &[AnomalyInfo] = &[
+    entry(
+        "lost-write",
+        QUEUE,
+        Anomaly,
+        "an acknowledged message nobody read, although later positions of its log were read",
+    ),
+    entry(
+        "unseen",
+        QUEUE,
+        Informational,
+        "an acknowledged message never read, beyond what consumers read: not proof of loss",
+    ),
+    entry(
+        "duplicate",
+        QUEUE,
+        Anomaly,
+        "a message at more offsets than the workload made attempts that could have written it",
+    ),
+    entry(
+        "retry-duplicate",
+        QUEUE,
+        Informational,
+        "a message at several offsets, each explained by the workload's own re-sends or replay",
+    ),
+    entry(
+        "inconsistent-offsets",
+        QUEUE,
+        Anomaly,
+        "one offset of a log holding different messages in different reads",
+    ),
+    entry(
+        "nonmonotonic-poll",
+        QUEUE,
+        Anomaly,
+        "a consumer's consecutive reads of a log going backwards or repeating",
+    ),
+    entry(
+        "poll-skip",
+        QUEUE,
+        Anomaly,
+        "a consumer's consecutive reads of a log jumping over known messages",
+    ),
+    entry(
+        "nonmonotonic-send",
+        QUEUE,
+        Anomaly,
+        "a producer's consecutive acknowledged sends to a log with offsets going backwards",
+    ),
+    entry(
+        "G1a",
+        QUEUE,
+        Anomaly,
+        "aborted read: a message read although every attempt to send it failed",
+    ),
+    entry(
+        "phantom",
+        QUEUE,
+        Anomaly,
+        "a message read that was never sent, or read from a log it was not sent to",
+    ),
+    entry(
+        "dlq-lost",
+        QUEUE,
+        Anomaly,
+        "a message never acknowledged and never read: the DLQ did not bring it home",
+    ),
+    entry(
+        "effect-duplicate",
+        EFFECTS,
+        Anomaly,
+        "a message whose effect the consumers' store holds more than once",
+    ),
+    entry(
+        "effect-lost",
+        EFFECTS,
+        Anomaly,
+        "a message read (or acknowledged and read past) whose effect the store never got",
+    ),
+    entry(
+        "split-brain",
+        SPLIT_BRAIN,
+        Anomaly,
+        "two ZooKeeper leaders, each followed by a quorum, at the same time",
+    ),
+    entry(
+        "multiple-controllers",
+        SPLIT_BRAIN,
+        Anomaly,
+        "two or more brokers named as the Kafka controller for longer than the grace period",
+    ),
+    entry(
+        "divergent-ensembles",
+        SPLIT_BRAIN,
+        Anomaly,
+        "groups of ZooKeeper servers serving different data for the same path",
+    ),
+];
+
+/// The entry of `name`, if it is a known anomaly.
+pub fn lookup(name: &str) -> Option<&'static AnomalyInfo> {
+    ANOMALIES.iter().find(|a| a.name == name)
+}
+
+/// Whether a nonzero count of `name` makes a history invalid. Unknown names
+/// do: a checker reporting a name missing from [`ANOMALIES`] is a bug, and
+/// the safe reading of it is "invalid".
+pub fn is_anomaly(name: &str) -> bool {
+    !matches!(lookup(name), Some(a) if a.severity == Severity::Informational)
+}
+
+/// The checker that reports `name`, if it is known.
+pub fn checker_of(name: &str) -> Option<&'static str> {
+    lookup(name).map(|a| a.checker)
+}
+
+/// Every known name, in report order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    ANOMALIES.iter().map(|a| a.name)
+}
+
+/// The names one checker reports, in report order.
+pub fn names_of(checker: &str) -> impl Iterator<Item = &'static str> + '_ {
+    ANOMALIES
+        .iter()
+        .filter(move |a| a.checker == checker)
+        .map(|a| a.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn names_are_unique_and_described() {
+        let names: BTreeSet<&str> = names().collect();
+        assert_eq!(names.len(), ANOMALIES.len());
+        for a in ANOMALIES {
+            assert!(!a.description.is_empty(), "{}", a.name);
+            assert!(
+                [QUEUE, EFFECTS, SPLIT_BRAIN].contains(&a.checker),
+                "{}",
+                a.name
+            );
+        }
+    }
+
+    /// The split-brain checker keeps its own list of what it reports; this
+    /// table must name exactly those, so a name added there fails here until
+    /// it is added to the table.
+    #[test]
+    fn split_brain_rows_match_what_its_checker_reports() {
+        let table: BTreeSet<&str> = names_of(SPLIT_BRAIN).collect();
+        let reported: BTreeSet<&str> = crate::splitbrain::SPLIT_BRAIN_ANOMALIES
+            .iter()
+            .copied()
+            .collect();
+        assert_eq!(table, reported);
+    }
+
+    /// Likewise for the effects checker.
+    #[test]
+    fn effects_rows_match_what_its_checker_reports() {
+        let table: BTreeSet<&str> = names_of(EFFECTS).collect();
+        let reported: BTreeSet<&str> = crate::effects::EFFECT_ANOMALIES.iter().copied().collect();
+        assert_eq!(table, reported);
+    }
+
+    #[test]
+    fn informational_names_do_not_invalidate_unknown_names_do() {
+        assert!(is_anomaly("duplicate"));
+        assert!(!is_anomaly("retry-duplicate"));
+        assert!(!is_anomaly("unseen"));
+        assert!(is_anomaly("no-such-anomaly"));
+        assert_eq!(checker_of("split-brain"), Some(SPLIT_BRAIN));
+        assert_eq!(checker_of("lost-write"), Some(QUEUE));
+        assert_eq!(checker_of("no-such-anomaly"), None);
+    }
+}

@@ -1,0 +1,31 @@
+//! Histories a checker refuses: input that breaks an assumption every
+//! checker relies on, where any verdict would be wrong.
+
+/// Why a history cannot be checked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    /// One `msg` sent (or stored in the DLQ) under two different logs. The
+    /// queue checker identifies a message by its `msg` alone, so a history
+    /// that reuses numbers across logs would turn into false `phantom`s.
+    #[error(
+        "line {line} (operation {index}): msg {msg} is given log {key:?}, but operation \
+         {earlier_op} already gave it log {earlier_key:?}; every msg must belong to one log, \
+         so number the messages of all logs from one counter"
+    )]
+    MessageInTwoLogs {
+        /// 1-based line of the offending operation (the history format
+        /// requires `index` to be its line number minus one).
+        line: u64,
+        /// Its `index`.
+        index: u64,
+        /// The message.
+        msg: u64,
+        /// The log this operation names.
+        key: String,
+        /// The log an earlier operation named.
+        earlier_key: String,
+        /// `index` of that earlier operation (its latest send or replay, or
+        /// the DLQ entry).
+        earlier_op: u64,
+    },
+}

@@ -1,0 +1,245 @@
+//! The load phase's threads and the workload's options.
+//!
+//! [`LoadThreads`] is the one owner of the threads that run beside the
+//! workload: the observer (samples every server's view into the history)
+//! and the fault schedule (the nemesis, with a watcher that publishes the
+//! fault in effect and turns Ctrl-C into the schedule's stop). Stopping it,
+//! or dropping it on an error path, stops and joins them all, so no fault
+//! outlives the load and no thread outlives the run.
+
+use super::config::TestConfig;
+use super::{faults, TOPIC};
+use crate::error::{Result, RunError};
+use splitbrain_core::control::Control;
+use splitbrain_core::history::HistoryWriter;
+use splitbrain_environments::db::cluster_control::EnvCluster;
+use splitbrain_environments::probes::observe;
+use splitbrain_nemeses::{Nemesis, Schedule};
+use splitbrain_workloads::backoff::Backoff;
+use splitbrain_workloads::consumer::ConsumerMode;
+use splitbrain_workloads::observer::{Observer, ObserverConfig, ObserverReport};
+use splitbrain_workloads::queue::QueueOptions;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The observer and the fault schedule, running beside the workload.
+pub(super) struct LoadThreads {
+    observer: Option<Observer>,
+    /// Set to end the fault schedule (it heals what it did as it ends).
+    stop_faults: Arc<AtomicBool>,
+    /// The schedule's thread; it returns the problems it met.
+    schedule: Option<JoinHandle<Vec<String>>>,
+    /// The planned fault in effect, for the progress line.
+    current_fault: Arc<Mutex<String>>,
+}
+
+impl LoadThreads {
+    /// Starts the observer, then the fault schedule `plan` on `db`.
+    pub(super) fn start(
+        cfg: &TestConfig,
+        plan: &Schedule,
+        db: &Arc<EnvCluster>,
+        control: &Control,
+        writer: &HistoryWriter,
+        cancel: &Arc<AtomicBool>,
+    ) -> Result<LoadThreads> {
+        let observer = {
+            let db = db.clone();
+            Observer::start(
+                writer.clone(),
+                ObserverConfig {
+                    interval: Duration::from_millis(cfg.workload.observe_interval_ms),
+                    ..ObserverConfig::default()
+                },
+                move || observe::observe(&db.layout()),
+            )?
+        };
+        let mut threads = LoadThreads {
+            observer: Some(observer),
+            stop_faults: Arc::new(AtomicBool::new(false)),
+            schedule: None,
+            current_fault: Arc::new(Mutex::new(String::new())),
+        };
+        // On an error here, dropping `threads` stops the observer.
+        threads.schedule = Some(spawn_schedule(
+            plan.clone(),
+            cfg.seed,
+            db.clone(),
+            control.clone(),
+            writer.clone(),
+            threads.stop_faults.clone(),
+            cancel.clone(),
+            threads.current_fault.clone(),
+        )?);
+        Ok(threads)
+    }
+
+    /// The planned fault in effect ("" when none), updated while the
+    /// schedule runs.
+    pub(super) fn current_fault(&self) -> Arc<Mutex<String>> {
+        self.current_fault.clone()
+    }
+
+    /// Ends the fault schedule and waits for it (it heals as it ends);
+    /// the problems it met. Nothing after the first call.
+    pub(super) fn stop_faults(&mut self) -> Vec<String> {
+        self.stop_faults.store(true, Ordering::SeqCst);
+        match self.schedule.take() {
+            Some(handle) => handle
+                .join()
+                .unwrap_or_else(|_| vec!["fault schedule panicked".into()]),
+            None => vec![],
+        }
+    }
+
+    /// Stops everything still running: the fault schedule (when the
+    /// workload ended without healing), then the observer; what the
+    /// observer recorded.
+    pub(super) fn stop(mut self) -> Option<ObserverReport> {
+        for p in self.stop_faults() {
+            tracing::error!("faults: {p}");
+        }
+        self.observer.take().map(Observer::stop)
+    }
+}
+
+impl Drop for LoadThreads {
+    fn drop(&mut self) {
+        for p in self.stop_faults() {
+            tracing::error!("faults: {p}");
+        }
+        if let Some(observer) = self.observer.take() {
+            observer.stop();
+        }
+    }
+}
+
+/// The fault schedule on its own thread, ending with the nemesis's heal;
+/// a watcher beside it publishes the fault in effect and stops the
+/// schedule on Ctrl-C.
+#[allow(clippy::too_many_arguments)] // the thread's whole world, moved in
+fn spawn_schedule(
+    plan: Schedule,
+    seed: u64,
+    db: Arc<EnvCluster>,
+    control: Control,
+    writer: HistoryWriter,
+    stop: Arc<AtomicBool>,
+    cancel: Arc<AtomicBool>,
+    current: Arc<Mutex<String>>,
+) -> Result<JoinHandle<Vec<String>>> {
+    std::thread::Builder::new()
+        .name("nemesis".into())
+        .spawn(move || -> Vec<String> {
+            let begin = Instant::now();
+            // Ctrl-C or the end of the load stops the schedule; the
+            // progress line shows the planned fault in effect.
+            let watcher = {
+                let (stop, cancel, current, plan) =
+                    (stop.clone(), cancel.clone(), current.clone(), plan.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        if cancel.load(Ordering::SeqCst) {
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                        let now = begin.elapsed().as_millis() as u64;
+                        *current.lock().expect("current") = faults::current(&plan, now)
+                            .map(faults::describe)
+                            .unwrap_or_default();
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    current.lock().expect("current").clear();
+                })
+            };
+            let mut nemesis = Nemesis::new(&*db, control, Some(writer.clone()), seed);
+            let mut problems = vec![];
+            match splitbrain_nemeses::schedule::run(&mut nemesis, &plan, Some(&writer), &stop) {
+                Ok(report) => problems.extend(report.failed),
+                Err(e) => problems.push(format!("fault schedule: {e}")),
+            }
+            if let Err(e) = nemesis.remove_rules() {
+                problems.push(format!("removing drop rules: {e}"));
+            }
+            stop.store(true, Ordering::SeqCst);
+            let _ = watcher.join();
+            problems
+        })
+        .map_err(RunError::io(
+            "cannot start the fault schedule's thread; free some memory or threads and run again",
+        ))
+}
+
+/// The queue workload's options for this test: the workload's defaults
+/// (`QueueOptions::new`) with the test's settings over them.
+pub(super) fn queue_options(cfg: &TestConfig, bootstrap: String, dir: &Path) -> QueueOptions {
+    let w = &cfg.workload;
+    let mut o = QueueOptions::new(bootstrap, dir.join("workload-state"));
+    o.topic = TOPIC.into();
+    o.partitions = cfg.kafka.partitions;
+    o.producers = w.producers.max(1);
+    o.senders = w.senders.max(1);
+    o.consumers = w.consumers.max(1);
+    o.consumer_mode = if w.consumer_mode == "assign" {
+        ConsumerMode::Assign
+    } else {
+        ConsumerMode::Group
+    };
+    o.rate = w.rate;
+    o.payload_size = w.payload;
+    o.load_duration = Duration::from_secs(cfg.time_limit);
+    o.drain_timeout = Duration::from_secs(w.read_timeout);
+    o.final_read_timeout = Duration::from_secs(w.read_timeout);
+    o.producer.acks = cfg.kafka.acks.clone();
+    o.producer.enable_idempotence = cfg.kafka.idempotence;
+    o.producer.message_timeout_ms = w.message_timeout_ms;
+    // Below the message timeout, so a request can time out and be retried.
+    o.producer.request_timeout_ms = w.message_timeout_ms.min(o.producer.request_timeout_ms);
+    let attempts = w.max_attempts.max(1);
+    o.backoff = Backoff {
+        max_attempts: attempts,
+        // Room for every attempt to time out, and the delays between them.
+        max_total: Duration::from_millis(w.message_timeout_ms * u64::from(attempts) + 5000),
+        ..Backoff::default()
+    };
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_default_test_runs_the_workload_as_before() {
+        let o = queue_options(&TestConfig::default(), "b:9092".into(), Path::new("/run"));
+        assert_eq!((o.senders, o.rate, o.consumers), (8, 200.0, 2));
+        assert_eq!(o.consumer_mode, ConsumerMode::Group);
+        assert_eq!(o.load_duration, Duration::from_secs(60));
+        assert_eq!(o.producer.message_timeout_ms, 5000);
+        assert_eq!(o.producer.request_timeout_ms, 3000);
+        assert_eq!(o.backoff.max_attempts, 3);
+        assert_eq!(o.backoff.initial, Duration::from_millis(200));
+        assert_eq!(o.backoff.max_delay, Duration::from_secs(2));
+        assert_eq!(o.backoff.max_total, Duration::from_secs(20));
+        assert_eq!(o.state_dir, Path::new("/run/workload-state"));
+    }
+
+    #[test]
+    fn the_test_settings_override_the_workload_defaults() {
+        let mut cfg = TestConfig::default();
+        cfg.workload.senders = 3;
+        cfg.workload.consumer_mode = "assign".into();
+        cfg.workload.message_timeout_ms = 1000;
+        cfg.workload.max_attempts = 0;
+        cfg.kafka.acks = "1".into();
+        let o = queue_options(&cfg, "b:9092".into(), Path::new("/run"));
+        assert_eq!(o.senders, 3);
+        assert_eq!(o.consumer_mode, ConsumerMode::Assign);
+        assert_eq!(o.producer.request_timeout_ms, 1000);
+        assert_eq!(o.producer.acks, "1");
+        assert_eq!(o.backoff.max_attempts, 1);
+        assert_eq!(o.backoff.max_total, Duration::from_secs(6));
+    }
+}

@@ -1,0 +1,457 @@
+//! One test from start to verdict, in named phases, each a function here:
+//! `env_up` → `cluster_up` → `load` (the queue workload with the observer
+//! and the fault schedule beside it; when the load period ends the workload
+//! calls `heal`, then drains, replays its DLQ and reads everything back) →
+//! `collect_logs` → `cluster_down` → env down (the environment's guard) →
+//! `check_and_report`.
+//!
+//! The threads beside the workload are owned by one `LoadThreads`
+//! (`run/load.rs`), which stops and joins them on every path. Whatever
+//! happens after the history is opened (an error, Ctrl-C), the run still
+//! heals, tears down, checks what was recorded and writes its reports.
+
+pub mod config;
+pub mod faults;
+mod load;
+pub mod progress;
+
+use crate::error::{Result, RunError};
+use crate::report::{self, HISTORY_FILE};
+use crate::{logging, store};
+use config::TestConfig;
+use load::LoadThreads;
+use progress::Progress;
+use rand::Rng;
+use splitbrain_checkers::CheckOptions;
+use splitbrain_core::control::Control;
+use splitbrain_core::history::HistoryWriter;
+use splitbrain_environments::db::artifacts::Artifacts;
+use splitbrain_environments::db::cluster::{self, ClusterGuard, ClusterLayout, LAYOUT_FILE};
+use splitbrain_environments::db::cluster_control::{enable_reconfig, EnvCluster};
+use splitbrain_environments::nodes::netns;
+use splitbrain_environments::EnvState;
+use splitbrain_nemeses::Schedule;
+use splitbrain_workloads::queue;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The test topic.
+pub const TOPIC: &str = "queue";
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Exactly the expected anomalies (none, by default) were found.
+    pub passed: bool,
+    /// The history is valid.
+    pub valid: bool,
+    /// One line: the outcome.
+    pub summary: String,
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+    /// The run could not complete (the error, with its causes), though what
+    /// was recorded was checked.
+    pub error: Option<String>,
+}
+
+/// Runs one test, storing it under `store`. `cancel` is set by Ctrl-C.
+pub fn run_test(mut cfg: TestConfig, store: &Path, cancel: Arc<AtomicBool>) -> Result<RunOutcome> {
+    let started = Instant::now();
+    if cfg.seed == 0 {
+        // TOML integers are i64: keep the seed storable.
+        cfg.seed = rand::rng().random_range(1..i64::MAX as u64);
+    }
+    cfg.validate()?;
+    let dir = store::create_run_dir(store, &cfg.name)?;
+    let config_file = dir.join(report::CONFIG_FILE);
+    std::fs::write(&config_file, cfg.to_toml()).map_err(RunError::io(format!(
+        "cannot write {}; is the store writable?",
+        config_file.display()
+    )))?;
+    logging::to_file(&dir.join("splitbrain.log"))?;
+    let mut progress = Progress::new(&cfg.name, cfg.time_limit);
+    progress.line(&format!("run directory {}", dir.display()));
+    tracing::info!(test = %cfg.name, seed = cfg.seed, dir = %dir.display(), "run starts");
+
+    let history = dir.join(HISTORY_FILE);
+    let error = phases(&cfg, &dir, &history, &cancel, &mut progress)
+        .err()
+        .map(|e| {
+            let msg = e.chain();
+            tracing::error!("run failed: {msg}");
+            progress.line(&format!("error: {msg}"));
+            msg
+        });
+    let interrupted = if cancel.load(Ordering::SeqCst) {
+        Some("interrupted by Ctrl-C".to_string())
+    } else {
+        error.clone()
+    };
+    if let Some(why) = &interrupted {
+        let _ = std::fs::write(dir.join("interrupted.txt"), format!("{why}\n"));
+    }
+    let checked = check_and_report(&dir, &history, interrupted, error.as_deref(), &mut progress)?;
+    Ok(RunOutcome {
+        dir,
+        passed: checked.passed && error.is_none(),
+        valid: checked.valid,
+        summary: checked.summary,
+        elapsed: started.elapsed(),
+        error,
+    })
+}
+
+/// Every phase from nodes to teardown; the history is complete when it
+/// returns, whether it succeeded or not.
+fn phases(
+    cfg: &TestConfig,
+    dir: &Path,
+    history: &Path,
+    cancel: &Arc<AtomicBool>,
+    progress: &mut Progress,
+) -> Result<()> {
+    let plan = faults::schedule(cfg).map_err(|reason| RunError::Config { reason })?;
+    check_client_settings(cfg)?;
+
+    progress.phase("env up");
+    // Dropped last: removes the environment the run created.
+    let env = env_up(cfg, cancel)?;
+    progress.line(&format!(
+        "environment {} ({} nodes)",
+        env.state.name,
+        env.state.nodes.len()
+    ));
+    if env.state.nodes.len() < cfg.nodes_needed() {
+        return Err(RunError::TooFewNodes {
+            env: env.state.name.clone(),
+            have: env.state.nodes.len(),
+            need: cfg.nodes_needed(),
+        });
+    }
+    check_cancel(cancel)?;
+
+    progress.phase("cluster up");
+    let cluster = cluster_up(cfg, &env.state)?;
+    let result = check_cancel(cancel)
+        .and_then(|()| load(cfg, dir, history, &plan, &cluster, cancel, progress));
+
+    collect_logs(&cluster, dir, progress);
+    cluster_down(cluster, progress);
+    progress.phase("env down");
+    result
+}
+
+/// Settings librdkafka would refuse, caught before anything starts.
+fn check_client_settings(cfg: &TestConfig) -> Result<()> {
+    if cfg.kafka.idempotence && !matches!(cfg.kafka.acks.as_str(), "all" | "-1") {
+        return Err(RunError::Config {
+            reason: format!(
+                "kafka.idempotence = true needs kafka.acks = \"all\" (librdkafka refuses otherwise); set idempotence = false to test acks = {}",
+                cfg.kafka.acks
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The run's environment; its guard removes it, when the run made it.
+struct RunEnv {
+    state: EnvState,
+    _guard: EnvGuard,
+}
+
+/// Removes an environment the run created, on every path (made before the
+/// environment, so a half-made one goes too).
+struct EnvGuard {
+    name: String,
+    owned: bool,
+}
+
+impl Drop for EnvGuard {
+    fn drop(&mut self) {
+        if self.owned {
+            match splitbrain_environments::nodes::down(&self.name) {
+                Ok(summary) => tracing::info!("env down: {summary}"),
+                Err(e) => tracing::error!(
+                    "env down {}: {e}; run `splitbrain env down --env-name {}`",
+                    self.name,
+                    self.name
+                ),
+            }
+        }
+    }
+}
+
+/// A fresh environment name from the test name (netns names are short).
+fn env_name(test: &str) -> String {
+    let base = splitbrain_core::slug::slug(test, 20);
+    let suffix = std::process::id() % 100_000;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() % 10_000);
+    format!("sb-{base}-{suffix}-{stamp}")
+}
+
+/// Phase "env up": creates the nodes (netns, ssh) or loads an existing
+/// environment.
+fn env_up(cfg: &TestConfig, cancel: &Arc<AtomicBool>) -> Result<RunEnv> {
+    let owned = |name: &str| EnvGuard {
+        name: name.to_string(),
+        owned: true,
+    };
+    match cfg.env.kind.as_str() {
+        "netns" => {
+            let name = env_name(&cfg.name);
+            let guard = owned(&name);
+            let options = netns::UpOptions {
+                name,
+                nodes: cfg.nodes_needed(),
+                subnet: None,
+            };
+            let state = netns::up(&options, Some(cancel))?;
+            Ok(RunEnv {
+                state,
+                _guard: guard,
+            })
+        }
+        "ssh" => {
+            let name = env_name(&cfg.name);
+            let guard = owned(&name);
+            let hosts = PathBuf::from(cfg.env.hosts.clone().unwrap_or_default());
+            let state =
+                splitbrain_environments::nodes::ssh::up(&name, &hosts, Duration::from_secs(60))?;
+            Ok(RunEnv {
+                state,
+                _guard: guard,
+            })
+        }
+        _ => {
+            let name = cfg.env.name.clone().unwrap_or_default();
+            let state = EnvState::load(&name).map_err(|source| RunError::NoEnvironment {
+                name: name.clone(),
+                source: Box::new(source),
+            })?;
+            Ok(RunEnv {
+                state,
+                _guard: EnvGuard { name, owned: false },
+            })
+        }
+    }
+}
+
+/// ZooKeeper and Kafka running on the run's nodes.
+struct RunCluster {
+    control: Control,
+    layout: ClusterLayout,
+    /// Where `splitbrain nemesis`/`cluster` find the layout meanwhile.
+    layout_path: PathBuf,
+    /// Stops every server if the run ends without [`cluster_down`].
+    guard: ClusterGuard,
+    /// The cluster as the nemeses see it (added servers included), shared
+    /// with the observer.
+    db: Arc<EnvCluster>,
+}
+
+/// Phase "cluster up": plans the layout with the test's settings, starts
+/// the servers and creates the test topic.
+fn cluster_up(cfg: &TestConfig, state: &EnvState) -> Result<RunCluster> {
+    let control =
+        Control::connect(&state.nodes, Duration::from_secs(30)).map_err(RunError::Unreachable)?;
+    let mut layout = ClusterLayout::plan(
+        &state.name,
+        &state.nodes,
+        cfg.cluster.zookeeper,
+        cfg.cluster.kafka,
+        Artifacts::for_env(state).map_err(RunError::Artifacts)?,
+    )?;
+    if cfg.nemesis.faults.iter().any(|f| f == "safe-add") {
+        enable_reconfig(&mut layout.zk_settings);
+    }
+    let ks = &mut layout.kafka_settings;
+    ks.min_insync_replicas = cfg.kafka.min_insync_replicas;
+    ks.unclean_leader_election = cfg.kafka.unclean_leader_election;
+    ks.zookeeper_session_timeout_ms = cfg.cluster.zk_session_timeout_ms;
+    ks.default_replication_factor = cfg.kafka.replication_factor as u16;
+    let layout_path = EnvState::dir_of(&state.name).join(LAYOUT_FILE);
+    layout.save(&layout_path)?;
+    let guard = ClusterGuard::new(control.clone(), layout.clone());
+    let wait = Duration::from_secs(cfg.cluster.ready_timeout);
+    cluster::up(&control, &layout, wait).map_err(RunError::ClusterUp)?;
+    cluster::create_topic(
+        &layout,
+        TOPIC,
+        cfg.kafka.partitions,
+        cfg.kafka.replication_factor,
+        wait,
+    )?;
+    let db = Arc::new(EnvCluster::new(
+        control.clone(),
+        state.nodes.clone(),
+        layout.clone(),
+    ));
+    Ok(RunCluster {
+        control,
+        layout,
+        layout_path,
+        guard,
+        db,
+    })
+}
+
+/// Phase "load": opens the history, starts the observer and the fault
+/// schedule ([`LoadThreads`]) and runs the queue workload, which calls
+/// [`heal`] when the load period ends and then drains, replays its DLQ and
+/// reads everything back.
+fn load(
+    cfg: &TestConfig,
+    dir: &Path,
+    history: &Path,
+    plan: &Schedule,
+    cluster: &RunCluster,
+    cancel: &Arc<AtomicBool>,
+    progress: &mut Progress,
+) -> Result<()> {
+    let writer = HistoryWriter::create(history)?;
+    let mut threads =
+        LoadThreads::start(cfg, plan, &cluster.db, &cluster.control, &writer, cancel)?;
+    let opts = load::queue_options(cfg, cluster.layout.bootstrap_servers(), dir);
+    progress.phase("load");
+    progress.start_load(writer.clone(), threads.current_fault(), cancel.clone());
+    let report = queue::run(&opts, &writer, Arc::new(AtomicU64::new(0)), || {
+        heal(cfg, &mut threads, &cluster.db)
+    });
+    progress.stop_load();
+    let result = match report {
+        Ok(report) => {
+            tracing::info!(?report, "workload done");
+            Ok(())
+        }
+        Err(e) => Err(RunError::from(e)),
+    };
+    let observed = threads.stop();
+    tracing::info!(?observed, "observer stopped");
+    result
+}
+
+/// Phase "heal", at the end of the load: stops the fault schedule (which
+/// heals what it did) and waits for every partition to have a leader.
+fn heal(cfg: &TestConfig, threads: &mut LoadThreads, db: &EnvCluster) {
+    progress::stage("heal");
+    for p in threads.stop_faults() {
+        tracing::error!("faults: {p}");
+        progress::announce(&format!("fault problem: {p}"));
+    }
+    if let Err(e) = cluster::wait_for_leaders(
+        &db.layout(),
+        TOPIC,
+        cfg.kafka.partitions,
+        Duration::from_secs(60),
+    ) {
+        tracing::warn!("after heal: {e}");
+    }
+    progress::stage("drain, DLQ replay, final read");
+}
+
+/// Phase "collect logs": every server's logs and configs into the run
+/// directory (added servers included).
+fn collect_logs(cluster: &RunCluster, dir: &Path, progress: &mut Progress) {
+    progress.phase("collect logs");
+    if let Err(e) = cluster::collect(&cluster.control, &cluster.db.layout(), &dir.join("nodes")) {
+        tracing::warn!("collecting logs: {e}");
+    }
+}
+
+/// Phase "cluster down": stops every server and forgets the layout.
+fn cluster_down(cluster: RunCluster, progress: &mut Progress) {
+    progress.phase("cluster down");
+    for e in cluster::stop_all(&cluster.control, &cluster.db.layout(), false) {
+        tracing::warn!("cluster down: {e}");
+    }
+    drop(cluster.guard);
+    let _ = std::fs::remove_file(&cluster.layout_path);
+}
+
+/// What the check of a run's history says.
+struct Checked {
+    passed: bool,
+    valid: bool,
+    summary: String,
+}
+
+/// Phases "check" and "reports": checks what was recorded (also after an
+/// error or Ctrl-C) and writes results.json, junit.xml and report.html.
+fn check_and_report(
+    dir: &Path,
+    history: &Path,
+    interrupted: Option<String>,
+    error: Option<&str>,
+    progress: &mut Progress,
+) -> Result<Checked> {
+    progress.phase("check");
+    let has_ops = std::fs::metadata(history).is_ok_and(|m| m.len() > 0);
+    if !has_ops {
+        logging::close();
+        return Err(RunError::NothingRecorded {
+            why: error
+                .unwrap_or("the run recorded no operations")
+                .to_string(),
+            dir: dir.to_path_buf(),
+        });
+    }
+    let mut info = report::load_run_info(dir)?;
+    info.interrupted = interrupted;
+    let analysis = report::analyze(history, &CheckOptions::default())?;
+    progress.phase("reports");
+    report::write_all(dir, &analysis, &info)?;
+    let outcome = report::Outcome::of(&analysis.verdict, &info.expect, &info.tolerate);
+    let summary = outcome.describe();
+    progress.line(&format!(
+        "{summary} ({} operations); report: {}",
+        analysis.operations,
+        dir.join(report::REPORT_FILE).display()
+    ));
+    tracing::info!("{summary}");
+    progress.finish();
+    logging::close();
+    Ok(Checked {
+        passed: outcome.passed(),
+        valid: analysis.verdict.valid,
+        summary,
+    })
+}
+
+fn check_cancel(cancel: &AtomicBool) -> Result<()> {
+    if cancel.load(Ordering::SeqCst) {
+        return Err(RunError::Interrupted);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_are_short_slugs() {
+        let name = env_name("Incident_2020.acks-1 with a long tail");
+        assert!(name.starts_with("sb-incident-2020-acks-1-"), "{name}");
+        assert!(name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+    }
+
+    #[test]
+    fn idempotence_needs_acks_all() {
+        let mut cfg = TestConfig::default();
+        assert!(check_client_settings(&cfg).is_ok());
+        cfg.kafka.acks = "1".into();
+        let e = check_client_settings(&cfg).unwrap_err().to_string();
+        assert!(e.contains("set idempotence = false"), "{e}");
+        cfg.kafka.idempotence = false;
+        assert!(check_client_settings(&cfg).is_ok());
+    }
+}

@@ -1,0 +1,62 @@
+//! What the process exits with, decided here and nowhere else. Commands
+//! return an [`Exit`]; an error escaping a command is [`Exit::Error`].
+
+use splitbrain_runner::campaign::CampaignRow;
+use splitbrain_runner::RunOutcome;
+use std::process::ExitCode;
+
+/// The process's exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: done; the history is valid; the run or campaign passed.
+    Success,
+    /// 1: done, and the answer is no: anomalies found, a test did not pass,
+    /// an environment not ready.
+    Failed,
+    /// 2: could not be done: bad input or usage, a broken environment, a
+    /// run that ended in an error.
+    Error,
+    /// 130: stopped by Ctrl-C before it was done (the shell's convention).
+    Interrupted,
+}
+
+impl Exit {
+    /// [`Exit::Success`] when `ok`, else [`Exit::Failed`].
+    pub fn passed_if(ok: bool) -> Exit {
+        if ok {
+            Exit::Success
+        } else {
+            Exit::Failed
+        }
+    }
+
+    /// One run: an error first, then whether it passed.
+    pub fn of_run(outcome: &RunOutcome) -> Exit {
+        if outcome.error.is_some() {
+            Exit::Error
+        } else {
+            Exit::passed_if(outcome.passed)
+        }
+    }
+
+    /// A campaign: any test that could not run or complete makes it an
+    /// error; otherwise it passes when every test passed.
+    pub fn of_campaign(rows: &[CampaignRow]) -> Exit {
+        if rows.iter().any(CampaignRow::is_error) {
+            Exit::Error
+        } else {
+            Exit::passed_if(rows.iter().all(CampaignRow::passed))
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        match exit {
+            Exit::Success => ExitCode::SUCCESS,
+            Exit::Failed => ExitCode::from(1),
+            Exit::Error => ExitCode::from(2),
+            Exit::Interrupted => ExitCode::from(130),
+        }
+    }
+}
