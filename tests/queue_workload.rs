@@ -10,8 +10,9 @@ use splitbrain_environments::nodes::netns::TestEnv;
 use splitbrain_environments::probes::observe;
 use splitbrain_workloads::backoff::Backoff;
 use splitbrain_workloads::consumer::ConsumerMode;
+use splitbrain_workloads::effects::{CommitOrder, EffectsMode};
 use splitbrain_workloads::observer::{Observer, ObserverConfig};
-use splitbrain_workloads::queue::{self, QueueOptions};
+use splitbrain_workloads::queue::{self, CrashSchedule, QueueOptions};
 use splitbrain_workloads::stop::StopLevel;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
@@ -384,4 +385,149 @@ fn queue_workload_stops_at_once_on_external_stop() {
     let verdict = check(&history);
     assert_eq!(verdict.counts["dlq"], report.dlq_entries as u64);
     drop(guard);
+}
+
+/// One run of the queue workload with consumers crashing every 3 s during
+/// a 24 s load, effects applied as `mode` says; returns the verdict, the
+/// report and the history's `effects` event.
+fn run_with_consumer_crashes(
+    env_name: &str,
+    mode: EffectsMode,
+) -> (Verdict, queue::QueueReport, serde_json::Value) {
+    let env = TestEnv::up(env_name, 6);
+    let guard = up(&env);
+    let layout = guard.layout().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history.jsonl");
+    let writer = HistoryWriter::create(&history).unwrap();
+    let mut opts = QueueOptions::new(layout.bootstrap_servers(), dir.path().join("state"));
+    opts.consumer_mode = ConsumerMode::Group;
+    opts.consumers = 2;
+    opts.load_duration = Duration::from_secs(24);
+    opts.rate = 300.0;
+    opts.effects = mode;
+    opts.consumer_crashes = Some(CrashSchedule {
+        every: Duration::from_secs(3),
+        seed: 12,
+    });
+    let report = queue::run(&opts, &writer, Arc::new(AtomicU64::new(0)), || {}).unwrap();
+    eprintln!("{mode:?}\n{report:#?}");
+    let crashes: u64 = report.consumers.iter().map(|c| c.crashes).sum();
+    assert!(crashes >= 3, "consumers crashed {crashes} times");
+    assert_eq!(
+        crashes,
+        workload_events_of(&history, "nemesis", "crash").len() as u64
+    );
+    assert!(report.final_read.complete, "{:?}", report.final_read);
+    let effects = workload_events_of(&history, "effects", "effects");
+    assert_eq!(effects.len(), 1, "one effects event");
+    let verdict = check(&history);
+    eprintln!(
+        "counts {:?}\nfound {:?}",
+        verdict.counts,
+        verdict
+            .anomalies
+            .iter()
+            .filter(|(_, a)| a.count > 0)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(verdict.counts["effects-recorded"], 1);
+    // Kafka itself did nothing wrong: only the effects may differ.
+    for name in ["lost-write", "duplicate", "dlq-lost", "phantom", "G1a"] {
+        assert_eq!(
+            verdict.count(name),
+            0,
+            "{name}: {:?}",
+            verdict.anomalies[name]
+        );
+    }
+    drop(guard);
+    (verdict, report, effects[0].1.clone())
+}
+
+/// The events of `process` with this `f`, as (time ns, value).
+fn workload_events_of(history: &Path, process: &str, f: &str) -> Vec<(u64, serde_json::Value)> {
+    std::fs::read_to_string(history)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|op| op["process"] == process && op["f"] == f)
+        .map(|op| (op["time"].as_u64().unwrap(), op["value"].clone()))
+        .collect()
+}
+
+#[test]
+fn crashing_idempotent_consumers_apply_every_effect_once() {
+    let (verdict, report, effects) = run_with_consumer_crashes("wl-idem", EffectsMode::default());
+    assert_eq!(
+        verdict.count("effect-duplicate"),
+        0,
+        "{:?}",
+        verdict.anomalies["effect-duplicate"]
+    );
+    assert_eq!(
+        verdict.count("effect-lost"),
+        0,
+        "{:?}",
+        verdict.anomalies["effect-lost"]
+    );
+    // Every acknowledged message's effect is in the store, once.
+    assert_eq!(
+        verdict.counts["applied-messages"],
+        verdict.counts["acknowledged"]
+    );
+    assert_eq!(
+        verdict.counts["applications"],
+        verdict.counts["applied-messages"]
+    );
+    assert_eq!(effects["more"], serde_json::json!([]));
+    // Redeliveries happened (the crashes hit before the commit): the
+    // consumers read more records than they applied.
+    let records: u64 = report.consumers.iter().map(|c| c.records).sum();
+    let applied: u64 = report.consumers.iter().map(|c| c.applied).sum();
+    assert!(records > applied, "records {records}, applied {applied}");
+    assert!(verdict.valid, "{:?}", verdict.anomalies);
+}
+
+#[test]
+fn crashing_consumers_without_dedup_apply_effects_twice() {
+    let (verdict, _, effects) = run_with_consumer_crashes(
+        "wl-nodedup",
+        EffectsMode {
+            dedup: false,
+            commit: CommitOrder::AfterApply,
+        },
+    );
+    assert!(
+        verdict.count("effect-duplicate") > 0,
+        "{:?}",
+        verdict.counts
+    );
+    assert_eq!(
+        verdict.count("effect-lost"),
+        0,
+        "{:?}",
+        verdict.anomalies["effect-lost"]
+    );
+    assert!(!effects["more"].as_array().unwrap().is_empty());
+    assert!(!verdict.valid);
+}
+
+#[test]
+fn crashing_consumers_that_commit_before_applying_lose_effects() {
+    let (verdict, _, _) = run_with_consumer_crashes(
+        "wl-before",
+        EffectsMode {
+            dedup: true,
+            commit: CommitOrder::BeforeApply,
+        },
+    );
+    assert!(verdict.count("effect-lost") > 0, "{:?}", verdict.counts);
+    assert_eq!(
+        verdict.count("effect-duplicate"),
+        0,
+        "{:?}",
+        verdict.anomalies["effect-duplicate"]
+    );
+    assert!(!verdict.valid);
 }

@@ -16,8 +16,8 @@
 //! counts messages named in more than one poll's `applied`, and
 //! `effect-lost` is not judged; the count `effects-recorded` is then 0.
 
-use rustc_hash::FxHashMap;
 use crate::verdict::Anomaly;
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 use serde_json::json;
 use splitbrain_core::history::{MessageValue, Op, OpType, OpValue};

@@ -357,7 +357,7 @@ fn crash(consumer: BaseConsumer<RebalanceContext>) {
     unsafe {
         rdkafka::bindings::rd_kafka_destroy_flags(
             rk,
-            rdkafka::bindings::RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE as i32,
+            rdkafka::bindings::RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE,
         );
     }
 }

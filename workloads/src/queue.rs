@@ -724,7 +724,7 @@ pub fn run(
         .map(|_| Arc::new(AtomicBool::new(false)))
         .collect();
     let mut consumer_threads = Vec::new();
-    for c in 0..opts.consumers {
+    for (c, crash_request) in crash_requests.iter().enumerate() {
         let assigned: Vec<i32> = (0..opts.partitions)
             .filter(|p| *p as usize % opts.consumers == c)
             .collect();
@@ -747,7 +747,7 @@ pub fn run(
             writer.clone(),
             progress.clone(),
             stop_consumers.clone(),
-            crash_requests[c].clone(),
+            crash_request.clone(),
             opts.clone(),
             effects_path.clone(),
             next_process.clone(),

@@ -6,6 +6,7 @@ use crate::error::{Result, RunError};
 use serde::{Deserialize, Serialize};
 use splitbrain_checkers::catalog::{self, Severity};
 use splitbrain_workloads::consumer::ConsumerMode;
+use splitbrain_workloads::effects::CommitOrder;
 use splitbrain_workloads::observer::ObserverConfig;
 use splitbrain_workloads::queue::QueueOptions;
 
@@ -174,6 +175,16 @@ pub struct WorkloadConfig {
     pub read_timeout: u64,
     /// Observer sampling interval, ms.
     pub observe_interval_ms: u64,
+    /// Consumers write a dedup record with each effect and skip messages
+    /// that have one (default true; `false` is a control that must show
+    /// `effect-duplicate` under `crash:consumer`).
+    pub dedup: bool,
+    /// When consumers commit offsets: `after-apply` (default) or
+    /// `before-apply` (a control that must show `effect-lost` under
+    /// `crash:consumer`).
+    pub commit: String,
+    /// Under the fault `crash:consumer`: seconds between consumer crashes.
+    pub crash_every: u64,
 }
 
 impl Default for WorkloadConfig {
@@ -197,6 +208,9 @@ impl Default for WorkloadConfig {
             max_attempts: queue.backoff.max_attempts,
             read_timeout: queue.drain_timeout.as_secs(),
             observe_interval_ms: ObserverConfig::default().interval.as_millis() as u64,
+            dedup: queue.effects.dedup,
+            commit: queue.effects.commit.as_str().into(),
+            crash_every: 5,
         }
     }
 }
@@ -209,7 +223,9 @@ pub struct NemesisConfig {
     /// halves, random-halves, isolate-one, majorities-ring, bridge,
     /// isolate-zk-leader, isolate-kafka-controller, zk-from-kafka),
     /// `kill:<zk|kafka>[:<one|minority|primary|all>]`, the same for
-    /// `pause`, `rapid-add`, `safe-add`. Empty: no faults.
+    /// `pause`, `rapid-add`, `safe-add`; and `crash:consumer` (consumers
+    /// crash every `workload.crash_every` s during the whole load, apart
+    /// from this schedule: the workload does it). Empty: no faults.
     pub faults: Vec<String>,
     /// Seconds of calm before each fault (the first one included).
     pub quiet: u64,
@@ -331,7 +347,16 @@ impl TestConfig {
             ));
         }
         for f in &self.nemesis.faults {
-            super::faults::parse_fault(f, self.nemesis.add_count, None)?;
+            if f != super::faults::CONSUMER_CRASH {
+                super::faults::parse_fault(f, self.nemesis.add_count, None)?;
+            }
+        }
+        self.workload
+            .commit
+            .parse::<CommitOrder>()
+            .map_err(|e| format!("workload.{e}"))?;
+        if self.workload.crash_every == 0 {
+            return Err("workload.crash_every must be at least 1 second".into());
         }
         for name in self.expect.iter().chain(&self.tolerate) {
             // Informational findings never fail a run: nothing to expect.

@@ -4,6 +4,24 @@
 use super::config::TestConfig;
 use splitbrain_core::db::{JoinProcedure, ServerKind};
 use splitbrain_nemeses::{Action, Fault, Interval, PartitionKind, Schedule, ScheduleSpec, Target};
+use splitbrain_workloads::queue::CrashSchedule;
+
+/// The fault that crashes consumers. Not a nemesis: the queue workload
+/// crashes its own consumers (it alone knows them), every
+/// `workload.crash_every` s of the load; see [`consumer_crashes`].
+pub const CONSUMER_CRASH: &str = "crash:consumer";
+
+/// The workload's crash schedule when the mix holds `crash:consumer`.
+pub fn consumer_crashes(cfg: &TestConfig) -> Option<CrashSchedule> {
+    cfg.nemesis
+        .faults
+        .iter()
+        .any(|f| f == CONSUMER_CRASH)
+        .then(|| CrashSchedule {
+            every: std::time::Duration::from_secs(cfg.workload.crash_every.max(1)),
+            seed: cfg.seed,
+        })
+}
 
 /// Parses one fault of the mix: `partition:<kind>`,
 /// `kill:<zk|kafka>[:<one|minority|primary|all>]`, the same for `pause`,
@@ -55,13 +73,15 @@ pub fn parse_fault(s: &str, add_count: usize, move_broker: Option<i64>) -> Resul
     }
 }
 
-/// The mix of a test: every fault parsed; `rapid-add` moves the last broker
-/// when `nemesis.move_broker` is set.
+/// The mix of a test: every fault parsed (`crash:consumer` aside: the
+/// workload does it); `rapid-add` moves the last broker when
+/// `nemesis.move_broker` is set.
 pub fn mix(cfg: &TestConfig) -> Result<Vec<Fault>, String> {
     let moved = cfg.nemesis.move_broker.then_some(cfg.cluster.kafka as i64);
     cfg.nemesis
         .faults
         .iter()
+        .filter(|f| *f != CONSUMER_CRASH)
         .map(|f| parse_fault(f, cfg.nemesis.add_count, moved))
         .collect()
 }

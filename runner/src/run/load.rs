@@ -17,6 +17,7 @@ use splitbrain_environments::probes::observe;
 use splitbrain_nemeses::{Nemesis, Schedule};
 use splitbrain_workloads::backoff::Backoff;
 use splitbrain_workloads::consumer::ConsumerMode;
+use splitbrain_workloads::effects::EffectsMode;
 use splitbrain_workloads::observer::{Observer, ObserverConfig, ObserverReport};
 use splitbrain_workloads::queue::QueueOptions;
 use std::path::Path;
@@ -204,12 +205,47 @@ pub(super) fn queue_options(cfg: &TestConfig, bootstrap: String, dir: &Path) -> 
         max_total: Duration::from_millis(w.message_timeout_ms * u64::from(attempts) + 5000),
         ..Backoff::default()
     };
+    o.effects = EffectsMode {
+        dedup: w.dedup,
+        // Checked by `TestConfig::validate`.
+        commit: w.commit.parse().unwrap_or_default(),
+    };
+    o.consumer_crashes = faults::consumer_crashes(cfg);
     o
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use splitbrain_workloads::effects::CommitOrder;
+
+    #[test]
+    fn crash_consumer_and_the_controls_reach_the_workload() {
+        let mut cfg = TestConfig::default();
+        let o = queue_options(&cfg, "b:9092".into(), Path::new("/run"));
+        assert_eq!(o.effects, EffectsMode::default());
+        assert_eq!(o.consumer_crashes, None);
+        cfg.seed = 9;
+        cfg.nemesis.faults = vec!["crash:consumer".into(), "kill:kafka".into()];
+        cfg.workload.crash_every = 7;
+        cfg.workload.dedup = false;
+        cfg.workload.commit = "before-apply".into();
+        cfg.validate().unwrap();
+        let o = queue_options(&cfg, "b:9092".into(), Path::new("/run"));
+        assert_eq!(
+            o.effects,
+            EffectsMode {
+                dedup: false,
+                commit: CommitOrder::BeforeApply
+            }
+        );
+        let crashes = o.consumer_crashes.unwrap();
+        assert_eq!((crashes.every, crashes.seed), (Duration::from_secs(7), 9));
+        // The nemesis schedule draws only from the other faults.
+        assert_eq!(faults::mix(&cfg).unwrap().len(), 1);
+        cfg.workload.commit = "whenever".into();
+        assert!(cfg.validate().is_err());
+    }
 
     #[test]
     fn a_default_test_runs_the_workload_as_before() {
