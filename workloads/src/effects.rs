@@ -172,6 +172,10 @@ impl EffectStore {
         msgs: &[(i32, u64)],
         dedup: bool,
     ) -> Result<Vec<u64>, EffectsError> {
+        if msgs.is_empty() {
+            // An empty poll: no transaction (it would take the write lock).
+            return Ok(Vec::new());
+        }
         let path = &self.path;
         let err = |what| {
             move |source| EffectsError {

@@ -203,6 +203,10 @@ pub struct StatsCollector {
 /// Nemesis events that are steps of a fault's set-up or recovery, not faults.
 const NOT_FAULTS: &[&str] = &["schedule", "fault-error"];
 
+/// Faults that happen at an instant and have no undo (a consumer crash:
+/// its replacement is the recovery): intervals that end where they start.
+const INSTANT_FAULTS: &[&str] = &["crash"];
+
 /// Events that undo every fault still open.
 fn heals_all(f: &str) -> bool {
     matches!(f, "heal" | "heal-all") || f.starts_with("stop-")
@@ -315,11 +319,12 @@ impl StatsCollector {
                 .get("elapsed-ms")
                 .and_then(Value::as_u64)
                 .map_or(0, |ms| ms.saturating_mul(1_000_000));
+            let instant = INSTANT_FAULTS.contains(&f.as_str());
             s.faults.push(FaultInterval {
                 f,
                 value,
                 start_ns: op.time.saturating_sub(took_ns),
-                end_ns: None,
+                end_ns: instant.then_some(op.time),
                 healed_by: None,
             });
         }
@@ -547,6 +552,19 @@ mod tests {
             f,
             vec![("start-partition", 10, Some(30)), ("kill", 20, Some(40))]
         );
+        // A consumer crash is over when it happens; a heal does not stretch it.
+        let s = feed(&[
+            r#"{"index":0,"time":10,"process":"nemesis","type":"info","f":"crash","value":{"target":"consumer","process":4}}"#,
+            r#"{"index":1,"time":20,"process":"nemesis","type":"info","f":"kill","value":{}}"#,
+            r#"{"index":2,"time":30,"process":"nemesis","type":"info","f":"heal","value":{}}"#,
+        ]);
+        let f: Vec<(&str, u64, Option<u64>)> = s
+            .faults
+            .iter()
+            .map(|x| (x.f.as_str(), x.start_ns, x.end_ns))
+            .collect();
+        assert_eq!(f, vec![("crash", 10, Some(10)), ("kill", 20, Some(30))]);
+        assert_eq!(s.faults[0].healed_by, None);
     }
 
     #[test]
