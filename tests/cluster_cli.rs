@@ -5,8 +5,8 @@ mod common;
 
 use common::{run, text};
 use splitbrain_core::cluster::{Observation, ZkMode};
-use splitbrain_environments::netns::TestEnv;
-use splitbrain_environments::service::{Service, ServiceKind};
+use splitbrain_environments::db::service::{Service, ServiceKind};
+use splitbrain_environments::nodes::netns::TestEnv;
 
 #[test]
 fn cluster_up_status_down_on_a_fresh_environment() {

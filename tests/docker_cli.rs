@@ -5,10 +5,10 @@
 mod common;
 
 use common::text;
-use splitbrain_environments::docker::engine::EngineLease;
-use splitbrain_environments::docker::image::LOCAL_BASE_IMAGE;
-use splitbrain_environments::docker::test_env::lease_for_test;
-use splitbrain_environments::docker::{self, find_resources};
+use splitbrain_environments::nodes::docker::engine::EngineLease;
+use splitbrain_environments::nodes::docker::image::LOCAL_BASE_IMAGE;
+use splitbrain_environments::nodes::docker::test_env::lease_for_test;
+use splitbrain_environments::nodes::docker::{self, find_resources};
 use splitbrain_environments::EnvState;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{run, splitbrain, text};
-use splitbrain_environments::netns;
+use splitbrain_environments::nodes::netns;
 use splitbrain_environments::EnvState;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};

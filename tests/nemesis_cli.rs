@@ -6,7 +6,7 @@ mod common;
 
 use common::{run, text};
 use splitbrain_core::firewall::{self, Block};
-use splitbrain_environments::netns::TestEnv;
+use splitbrain_environments::nodes::netns::TestEnv;
 use std::time::Duration;
 
 #[test]

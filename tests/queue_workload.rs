@@ -4,14 +4,15 @@
 
 use splitbrain_checkers::{CheckOptions, HistoryChecker, Verdict};
 use splitbrain_core::history::{HistoryReader, HistoryWriter};
-use splitbrain_environments::artifacts::Artifacts;
-use splitbrain_environments::cluster::{self, ClusterGuard, ClusterLayout};
-use splitbrain_environments::netns::TestEnv;
-use splitbrain_environments::observe;
+use splitbrain_environments::db::artifacts::Artifacts;
+use splitbrain_environments::db::cluster::{self, ClusterGuard, ClusterLayout};
+use splitbrain_environments::nodes::netns::TestEnv;
+use splitbrain_environments::probes::observe;
 use splitbrain_workloads::backoff::Backoff;
 use splitbrain_workloads::consumer::ConsumerMode;
 use splitbrain_workloads::observer::{Observer, ObserverConfig};
 use splitbrain_workloads::queue::{self, QueueOptions};
+use splitbrain_workloads::stop::StopLevel;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -246,5 +247,136 @@ fn queue_workload_with_brokers_paused_fills_and_replays_the_dlq() {
     assert_eq!(results["anomalies"]["dlq-lost"]["count"], 0);
     assert_eq!(results["anomalies"]["effect-duplicate"]["count"], 0);
     assert_eq!(code, if verdict.valid { 0 } else { 1 });
+    drop(guard);
+}
+
+/// The events of process "workload" with this `f`, as (time ns, value).
+fn workload_events(history: &Path, f: &str) -> Vec<(u64, serde_json::Value)> {
+    std::fs::read_to_string(history)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|op| op["process"] == "workload" && op["f"] == f)
+        .map(|op| (op["time"].as_u64().unwrap(), op["value"].clone()))
+        .collect()
+}
+
+#[test]
+fn queue_workload_stops_at_once_on_external_stop() {
+    let env = TestEnv::up("wl-stop", 6);
+    let guard = up(&env);
+    let layout = guard.layout().clone();
+    let control = env.control();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Run A: stop-load 5 s into a 120 s load. The load ends at once, then
+    // drain, replay and final read run as usual and the history is valid.
+    let history = dir.path().join("a.jsonl");
+    let writer = HistoryWriter::create(&history).unwrap();
+    let mut opts = QueueOptions::new(layout.bootstrap_servers(), dir.path().join("state-a"));
+    opts.consumer_mode = ConsumerMode::Group;
+    opts.load_duration = Duration::from_secs(120);
+    opts.rate = 300.0;
+    let stop = opts.stop.clone();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(5));
+        stop.escalate()
+    });
+    let report = queue::run(&opts, &writer, Arc::new(AtomicU64::new(0)), || {}).unwrap();
+    eprintln!("{report:#?}\n{}", report.delivery);
+    assert_eq!(stopper.join().unwrap(), StopLevel::Load);
+    assert_eq!(report.stopped, StopLevel::Load);
+    assert!(
+        report.load_elapsed < Duration::from_secs(12),
+        "{:?}",
+        report.load_elapsed
+    );
+    assert!(report.drain.complete && !report.drain.stopped);
+    assert!(report.final_read.complete, "{:?}", report.final_read);
+    assert_eq!(report.delivery.sends_ok, report.sends.ok);
+    assert!(report.delivery.messages > 500, "{:?}", report.delivery);
+    if report.delivery.sends_fail + report.delivery.sends_info == 0 {
+        assert!(!report.delivery.dlq_exercised);
+        assert!(report
+            .delivery
+            .to_string()
+            .contains("DLQ not exercised in this run"));
+    }
+    let stops = workload_events(&history, "stop");
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert_eq!(stops[0].1["level"], "load");
+    let heal = workload_events(&history, "phase")
+        .into_iter()
+        .find(|(_, v)| v["phase"] == "heal")
+        .unwrap();
+    assert!(
+        heal.0 - stops[0].0 < 8_000_000_000,
+        "heal {} ns after the stop",
+        heal.0 - stops[0].0
+    );
+    let verdict = check(&history);
+    assert!(verdict.valid, "{:?}", verdict.anomalies);
+    assert_eq!(verdict.counts["acknowledged"], report.sends.ok);
+
+    // Run B: brokers paused 3 s in, so sends hang in flight; stop-load at
+    // 5 s waits for them, stop-now at 6 s abandons them (`info`, DLQ'd) and
+    // cuts the closing phases; the heal hook still runs.
+    cluster::create_topic(&layout, "queue-b", 3, 3, WAIT).unwrap();
+    let history = dir.path().join("b.jsonl");
+    let writer = HistoryWriter::create(&history).unwrap();
+    let mut opts = QueueOptions::new(layout.bootstrap_servers(), dir.path().join("state-b"));
+    opts.topic = "queue-b".into();
+    opts.consumer_mode = ConsumerMode::Assign;
+    opts.load_duration = Duration::from_secs(120);
+    opts.rate = 300.0;
+    opts.producer.message_timeout_ms = 20_000;
+    opts.producer.request_timeout_ms = 10_000;
+    let stop = opts.stop.clone();
+    let pauser = {
+        let (control, layout) = (control.clone(), layout.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            for b in &layout.kafka {
+                b.service().pause(&control, &b.node.name).unwrap();
+            }
+            std::thread::sleep(Duration::from_secs(2));
+            assert_eq!(stop.escalate(), StopLevel::Load);
+            std::thread::sleep(Duration::from_secs(1));
+            assert_eq!(stop.escalate(), StopLevel::Now);
+        })
+    };
+    let heal = || {
+        pauser.join().unwrap();
+        for b in &layout.kafka {
+            b.service().resume(&control, &b.node.name).unwrap();
+        }
+    };
+    let started = Instant::now();
+    let report = queue::run(&opts, &writer, Arc::new(AtomicU64::new(0)), heal).unwrap();
+    eprintln!(
+        "{report:#?}\n{}\nrun B took {:?}",
+        report.delivery,
+        started.elapsed()
+    );
+    assert_eq!(report.stopped, StopLevel::Now);
+    // Without stop-now the sends in flight would hang for 20 s + 5 s.
+    assert!(
+        report.load_elapsed < Duration::from_secs(12),
+        "{:?}",
+        report.load_elapsed
+    );
+    assert!(report.sends.info > 0, "{:?}", report.sends);
+    assert!(report.sends.cut_short > 0, "{:?}", report.sends);
+    assert_eq!(report.dlq_entries as u64, report.sends.exhausted);
+    assert!(report.delivery.dlq_exercised);
+    assert_eq!(report.replays.messages, 0, "replay skipped");
+    let levels: Vec<_> = workload_events(&history, "stop")
+        .into_iter()
+        .map(|(_, v)| v["level"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(levels, ["load", "now"]);
+    // Every invoke has its completion (the reader warns otherwise).
+    let verdict = check(&history);
+    assert_eq!(verdict.counts["dlq"], report.dlq_entries as u64);
     drop(guard);
 }

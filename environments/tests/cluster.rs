@@ -4,7 +4,7 @@
 
 mod scenarios;
 
-use splitbrain_environments::netns::TestEnv;
+use splitbrain_environments::nodes::netns::TestEnv;
 
 #[test]
 fn three_zookeeper_three_kafka_produce_consume_and_fail_over() {

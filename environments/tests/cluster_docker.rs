@@ -7,8 +7,8 @@
 
 mod scenarios;
 
-use splitbrain_environments::docker::test_env::lease_for_test;
-use splitbrain_environments::docker::DockerTestEnv;
+use splitbrain_environments::nodes::docker::test_env::lease_for_test;
+use splitbrain_environments::nodes::docker::DockerTestEnv;
 
 fn docker_env(test_name: &str, nodes: usize) -> DockerTestEnv {
     DockerTestEnv::up(test_name, nodes)

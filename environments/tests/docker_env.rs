@@ -7,10 +7,10 @@
 
 use splitbrain_core::control::Control;
 use splitbrain_core::firewall::{heal, set_blocked, Block};
-use splitbrain_environments::docker::engine::EngineLease;
-use splitbrain_environments::docker::image::{build_residue, LOCAL_BASE_IMAGE};
-use splitbrain_environments::docker::test_env::lease_for_test;
-use splitbrain_environments::docker::{
+use splitbrain_environments::nodes::docker::engine::EngineLease;
+use splitbrain_environments::nodes::docker::image::{build_residue, LOCAL_BASE_IMAGE};
+use splitbrain_environments::nodes::docker::test_env::lease_for_test;
+use splitbrain_environments::nodes::docker::{
     down, find_resources, up, DockerOptions, DockerSubnet, DockerTestEnv,
 };
 use splitbrain_environments::{EnvKind, EnvState};

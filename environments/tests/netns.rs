@@ -2,7 +2,7 @@
 
 use splitbrain_core::control::Control;
 use splitbrain_core::firewall::{self, Block};
-use splitbrain_environments::netns::{self, TestEnv};
+use splitbrain_environments::nodes::netns::{self, TestEnv};
 use splitbrain_environments::{EnvKind, EnvState};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};

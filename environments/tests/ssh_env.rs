@@ -3,8 +3,9 @@
 
 use splitbrain_core::control::{Control, Session};
 use splitbrain_core::firewall::{self, Block};
-use splitbrain_environments::netns::TestEnv;
-use splitbrain_environments::{ssh, EnvKind, EnvState};
+use splitbrain_environments::nodes::netns::TestEnv;
+use splitbrain_environments::nodes::ssh;
+use splitbrain_environments::{EnvKind, EnvState};
 use std::path::Path;
 use std::time::Duration;
 

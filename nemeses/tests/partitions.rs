@@ -6,7 +6,7 @@
 
 use splitbrain_core::control::Control;
 use splitbrain_core::firewall;
-use splitbrain_environments::netns::TestEnv;
+use splitbrain_environments::nodes::netns::TestEnv;
 use splitbrain_nemeses::{Grudge, PartitionKind, Partitioner, Topology};
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -10,9 +10,10 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use splitbrain_core::cluster::Observation;
 use splitbrain_core::control::Control;
-use splitbrain_environments::artifacts::Artifacts;
-use splitbrain_environments::cluster::{self, ClusterGuard, ClusterLayout, LAYOUT_FILE};
-use splitbrain_environments::{observe, EnvKind, EnvState};
+use splitbrain_environments::db::artifacts::Artifacts;
+use splitbrain_environments::db::cluster::{self, ClusterGuard, ClusterLayout, LAYOUT_FILE};
+use splitbrain_environments::probes::observe;
+use splitbrain_environments::EnvState;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -97,40 +98,6 @@ fn load_env(name: &str) -> anyhow::Result<EnvState> {
     Ok(state)
 }
 
-/// The jars as the nodes see them: the local cache for netns nodes (they
-/// share this file system) and docker nodes (the docker environment mounts
-/// the cache read-only at the same path; the one recorded for that
-/// environment is used); `$SPLITBRAIN_NODE_ARTIFACTS` when set (the cache
-/// already copied to that path on every node).
-fn artifacts_for(state: &EnvState) -> anyhow::Result<Artifacts> {
-    if let Some(path) = std::env::var_os("SPLITBRAIN_NODE_ARTIFACTS") {
-        return Ok(Artifacts::at(&PathBuf::from(path)));
-    }
-    match state.kind {
-        EnvKind::Netns => Ok(Artifacts::locate()?),
-        // Docker nodes have the cache mounted read-only at the host's path.
-        EnvKind::Docker => {
-            let record = splitbrain_environments::docker::DockerRecord::load(&state.name)?;
-            let Some(root) = record.artifacts else {
-                bail!(
-                    "docker environment '{}' has no artifact cache mounted: recreate it with \
-                     `splitbrain env up --env docker --artifacts DIR`",
-                    state.name
-                );
-            };
-            let artifacts = Artifacts::at(&root);
-            artifacts.check()?;
-            Ok(artifacts)
-        }
-        other => bail!(
-            "environment '{}' is of kind {other:?}, whose nodes do not share this machine's files: \
-             copy the artifact cache (environments/artifacts/fetch) to the same path on every node \
-             and set SPLITBRAIN_NODE_ARTIFACTS to that path",
-            state.name
-        ),
-    }
-}
-
 fn connect(state: &EnvState, nodes: &[splitbrain_core::control::Node]) -> anyhow::Result<Control> {
     Control::connect(nodes, Duration::from_secs(15)).with_context(|| {
         format!(
@@ -150,7 +117,7 @@ fn up(name: &str, zk: usize, kafka: usize, timeout: u64) -> anyhow::Result<ExitC
             path.display()
         );
     }
-    let artifacts = artifacts_for(&state)?;
+    let artifacts = Artifacts::for_env(&state)?;
     let layout = ClusterLayout::plan(name, &state.nodes, zk, kafka, artifacts)?;
     // Intent first: a crash from here on leaves a layout `cluster down` can use.
     layout.save(&path)?;

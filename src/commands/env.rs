@@ -2,8 +2,9 @@
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
-use splitbrain_environments::netns::{self, Subnet, UpOptions};
-use splitbrain_environments::{docker, ssh, EnvError, EnvState};
+use splitbrain_environments::nodes::netns::{self, Subnet, UpOptions};
+use splitbrain_environments::nodes::{docker, ssh};
+use splitbrain_environments::{EnvError, EnvState};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,8 +100,8 @@ pub fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
         } => up(&name, kind, nodes, subnet, hosts, docker),
         EnvAction::Status => status(&name),
         EnvAction::Down => {
-            let summary =
-                splitbrain_environments::down(&name).with_context(|| format!("env down {name}"))?;
+            let summary = splitbrain_environments::nodes::down(&name)
+                .with_context(|| format!("env down {name}"))?;
             println!("{summary}");
             Ok(ExitCode::SUCCESS)
         }
@@ -196,7 +197,7 @@ fn up(
             };
             match docker::up(&opts, Some(&INTERRUPTED)) {
                 Ok(state) => state,
-                Err(docker::DockerError::Cancelled) => {
+                Err(EnvError::Cancelled) => {
                     eprintln!("env up {name}: interrupted; removed everything it had created");
                     return Ok(ExitCode::from(130));
                 }
@@ -294,7 +295,7 @@ fn status(name: &str) -> anyhow::Result<ExitCode> {
         docker_status(name);
     }
     let mut all_answer = true;
-    for node in splitbrain_environments::node_status(&state, Duration::from_secs(3)) {
+    for node in splitbrain_environments::nodes::node_status(&state, Duration::from_secs(3)) {
         match node.answer {
             Ok(hostname) => println!(
                 "  {}\t{}\tsshd answers (hostname {hostname})",

@@ -17,10 +17,12 @@ use rand::Rng;
 use splitbrain_checkers::CheckOptions;
 use splitbrain_core::control::Control;
 use splitbrain_core::history::HistoryWriter;
-use splitbrain_environments::artifacts::Artifacts;
-use splitbrain_environments::cluster::{self, ClusterGuard, ClusterLayout, LAYOUT_FILE};
-use splitbrain_environments::cluster_control::{enable_reconfig, EnvCluster};
-use splitbrain_environments::{netns, observe, EnvState};
+use splitbrain_environments::db::artifacts::Artifacts;
+use splitbrain_environments::db::cluster::{self, ClusterGuard, ClusterLayout, LAYOUT_FILE};
+use splitbrain_environments::db::cluster_control::{enable_reconfig, EnvCluster};
+use splitbrain_environments::nodes::netns;
+use splitbrain_environments::probes::observe;
+use splitbrain_environments::EnvState;
 use splitbrain_nemeses::Nemesis;
 use splitbrain_workloads::backoff::Backoff;
 use splitbrain_workloads::consumer::ConsumerMode;
@@ -61,7 +63,7 @@ struct EnvGuard {
 impl Drop for EnvGuard {
     fn drop(&mut self) {
         if self.owned {
-            match splitbrain_environments::down(&self.name) {
+            match splitbrain_environments::nodes::down(&self.name) {
                 Ok(summary) => tracing::info!("env down: {summary}"),
                 Err(e) => tracing::error!(
                     "env down {}: {e}; run `splitbrain env down --env-name {}`",
@@ -203,7 +205,8 @@ fn phases(
                 owned: true,
             };
             let hosts = PathBuf::from(cfg.env.hosts.clone().unwrap_or_default());
-            let state = splitbrain_environments::ssh::up(&name, &hosts, Duration::from_secs(60))?;
+            let state =
+                splitbrain_environments::nodes::ssh::up(&name, &hosts, Duration::from_secs(60))?;
             (state, guard)
         }
         _ => {
@@ -238,7 +241,7 @@ fn phases(
         &state.nodes,
         cfg.cluster.zookeeper,
         cfg.cluster.kafka,
-        Artifacts::locate().context("ZooKeeper/Kafka jars not found: run scripts/setup")?,
+        Artifacts::for_env(&state).context("locating the ZooKeeper/Kafka jars for the nodes")?,
     )?;
     if cfg.nemesis.faults.iter().any(|f| f == "safe-add") {
         enable_reconfig(&mut layout.zk_settings);

@@ -68,6 +68,15 @@ impl AppliedStore {
         Ok(fresh)
     }
 
+    /// Whether `msg` has been applied.
+    pub fn contains(&self, msg: u64) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .contains(&msg)
+    }
+
     /// How many messages have been applied.
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.len()

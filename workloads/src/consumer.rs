@@ -3,8 +3,21 @@
 //! time (checked against the shared durable [`AppliedStore`]), and the logs
 //! newly assigned by a group rebalance. Offsets are committed by hand after
 //! the poll is processed and recorded.
+//!
+//! A recorded poll is one blocking librdkafka poll call (waiting up to the
+//! poll timeout) followed by non-blocking calls taking only the records
+//! already fetched, up to `max_poll_records`; it ends at the first call that
+//! returns no record. No assignment change ever falls inside one: the
+//! rebalance callbacks run inside a poll call (rdkafka serves a rebalance
+//! in a call that then returns no record), and [`PollGatherer`] puts the
+//! newly assigned logs into the `rebalance` field of the recorded poll whose
+//! records all come after the change: the poll during which it happened if
+//! that poll had no records before it, else the very next one. The checker
+//! restarts the consumer's position in those logs at the start of that poll,
+//! which is then exactly where the consumer's position really restarted.
 
 use crate::applied::AppliedStore;
+use crate::error::WorkloadError;
 use crate::settings::ConsumerSettings;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -29,9 +42,24 @@ pub enum ConsumerMode {
     Assign,
 }
 
-/// Rebalance bookkeeping: partitions assigned since the last poll.
+/// Rebalance bookkeeping: partitions assigned by rebalance callbacks that
+/// ran since the last [`RebalanceContext::take_assigned`].
+#[derive(Default)]
 pub struct RebalanceContext {
     newly_assigned: Mutex<Vec<i32>>,
+}
+
+impl RebalanceContext {
+    /// The partitions assigned since the last call (in callback order,
+    /// each once), and forgets them.
+    pub fn take_assigned(&self) -> Vec<i32> {
+        std::mem::take(
+            &mut *self
+                .newly_assigned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    }
 }
 
 impl ClientContext for RebalanceContext {
@@ -45,13 +73,160 @@ impl ClientContext for RebalanceContext {
 
 impl ConsumerContext for RebalanceContext {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            let mut v = self
-                .newly_assigned
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            v.extend(tpl.elements().iter().map(|e| e.partition()));
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let mut v = self
+                    .newly_assigned
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                for p in tpl.elements().iter().map(|e| e.partition()) {
+                    if !v.contains(&p) {
+                        v.push(p);
+                    }
+                }
+                tracing::debug!(partitions = ?v, "rebalance: assigned");
+            }
+            // A revoked log keeps its recorded position: if it comes back,
+            // its assignment restarts the position.
+            Rebalance::Revoke(tpl) => {
+                let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                tracing::debug!(partitions = ?parts, "rebalance: revoked");
+            }
+            Rebalance::Error(e) => tracing::debug!(error = %e, "rebalance error"),
         }
+    }
+}
+
+/// One librdkafka poll call, reduced to what the history needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PollCall {
+    /// A record of partition `partition` at `offset`, holding message `msg`.
+    Record {
+        /// Its partition.
+        partition: i32,
+        /// Its offset.
+        offset: u64,
+        /// The message number in its payload.
+        msg: u64,
+    },
+    /// A record that cannot be recorded (no message number in the payload,
+    /// no offset, or a partition outside the topic).
+    Unparsable,
+    /// No record: the wait ran out, or the call served an event (a
+    /// rebalance, a commit report).
+    Nothing,
+    /// A consumer error.
+    Error(KafkaError),
+}
+
+/// What one recorded poll holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GatheredPoll {
+    /// Per partition (in the order first seen), `(offset, msg)` pairs in
+    /// the order received.
+    pub records: Vec<(i32, Vec<(u64, u64)>)>,
+    /// Partitions newly assigned before any of `records`.
+    pub rebalance: Vec<i32>,
+    /// The error that ended the poll, if one did.
+    pub error: Option<KafkaError>,
+    /// Records that could not be recorded.
+    pub unparsable: u64,
+}
+
+impl GatheredPoll {
+    /// Every message read, in the order received per partition.
+    pub fn msgs(&self) -> Vec<u64> {
+        self.records
+            .iter()
+            .flat_map(|(_, pairs)| pairs.iter().map(|(_, m)| *m))
+            .collect()
+    }
+
+    /// Adds what one call gave; returns whether the poll goes on.
+    fn absorb(&mut self, outcome: PollCall, taken: &mut usize) -> bool {
+        match outcome {
+            PollCall::Record {
+                partition,
+                offset,
+                msg,
+            } => {
+                *taken += 1;
+                match self.records.iter_mut().find(|(p, _)| *p == partition) {
+                    Some((_, pairs)) => pairs.push((offset, msg)),
+                    None => self.records.push((partition, vec![(offset, msg)])),
+                }
+                true
+            }
+            PollCall::Unparsable => {
+                *taken += 1;
+                self.unparsable += 1;
+                true
+            }
+            PollCall::Nothing => false,
+            PollCall::Error(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+}
+
+/// Turns a consumer's poll calls into recorded polls such that no
+/// assignment change falls inside one (see the module documentation).
+#[derive(Debug, Default)]
+pub struct PollGatherer {
+    /// An assignment that came after records of the poll being gathered:
+    /// it belongs to the next one, with what its call returned.
+    carried: Option<(Vec<i32>, PollCall)>,
+}
+
+impl PollGatherer {
+    /// Gathers one recorded poll. `call(timeout)` makes one librdkafka poll
+    /// call and returns what it gave and the partitions newly assigned by
+    /// rebalance callbacks during it. The first call waits `first_timeout`,
+    /// later ones do not wait; at most `max_records` records are taken.
+    pub fn gather(
+        &mut self,
+        max_records: usize,
+        first_timeout: Duration,
+        mut call: impl FnMut(Duration) -> (PollCall, Vec<i32>),
+    ) -> GatheredPoll {
+        let mut poll = GatheredPoll::default();
+        let mut taken = 0usize;
+        if let Some((assigned, outcome)) = self.carried.take() {
+            poll.rebalance = assigned;
+            // The usual case: the call that served the rebalance returned
+            // nothing, and this poll goes on to read.
+            if outcome != PollCall::Nothing && !poll.absorb(outcome, &mut taken) {
+                return poll;
+            }
+        }
+        while taken < max_records.max(1) {
+            // Only the first call waits: later ones take what is ready.
+            let timeout = if taken == 0 {
+                first_timeout
+            } else {
+                Duration::ZERO
+            };
+            let (outcome, assigned) = call(timeout);
+            if !assigned.is_empty() {
+                if !poll.records.is_empty() {
+                    // Records came before the change: they close this poll,
+                    // the change opens the next.
+                    self.carried = Some((assigned, outcome));
+                    break;
+                }
+                for p in assigned {
+                    if !poll.rebalance.contains(&p) {
+                        poll.rebalance.push(p);
+                    }
+                }
+            }
+            if !poll.absorb(outcome, &mut taken) {
+                break;
+            }
+        }
+        poll
     }
 }
 
@@ -87,6 +262,8 @@ pub struct ConsumerStats {
     pub unparsable: u64,
     /// Commits that failed (offsets are committed again with the next poll).
     pub commit_errors: u64,
+    /// Recorded polls carrying a `rebalance` (an assignment change).
+    pub rebalances: u64,
 }
 
 /// Everything one consumer needs.
@@ -129,29 +306,26 @@ pub fn run_consumer(
     store: Arc<AppliedStore>,
     progress: Arc<ReadProgress>,
     stop: Arc<AtomicBool>,
-) -> Result<ConsumerStats, String> {
+) -> Result<ConsumerStats, WorkloadError> {
+    let kafka = |what: &str| {
+        let what = format!("consumer {}: {what}", spec.process);
+        move |source| WorkloadError::Kafka { what, source }
+    };
     let consumer: BaseConsumer<RebalanceContext> = spec
         .settings
         .client_config(&spec.bootstrap)
-        .create_with_context(RebalanceContext {
-            newly_assigned: Mutex::new(Vec::new()),
-        })
-        .map_err(|e| format!("consumer {}: could not create: {e}", spec.process))?;
+        .create_with_context(RebalanceContext::default())
+        .map_err(kafka("could not create"))?;
     let process = Process::Client(spec.process);
     let recorder = writer.client(spec.process);
-    let rec = |t: OpType, f: &str, keys: &Vec<String>| -> Result<(), String> {
-        writer
-            .record(&process, t, f, keys)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
+    let rec = |t: OpType, f: &str, keys: &Vec<String>| writer.record(&process, t, f, keys);
     match spec.mode {
         ConsumerMode::Group => {
             let keys = vec![spec.topic.clone()];
             rec(OpType::Invoke, "subscribe", &keys)?;
             consumer
                 .subscribe(&[&spec.topic])
-                .map_err(|e| format!("consumer {}: subscribe: {e}", spec.process))?;
+                .map_err(kafka("subscribe"))?;
             // The assignment comes later, with rebalances: record none here.
             rec(OpType::Ok, "subscribe", &Vec::<String>::new())?;
         }
@@ -165,95 +339,76 @@ pub fn run_consumer(
             let mut tpl = TopicPartitionList::new();
             for p in &spec.assigned {
                 tpl.add_partition_offset(&spec.topic, *p, Offset::Beginning)
-                    .map_err(|e| format!("consumer {}: assign: {e}", spec.process))?;
+                    .map_err(kafka("assign"))?;
             }
-            consumer
-                .assign(&tpl)
-                .map_err(|e| format!("consumer {}: assign: {e}", spec.process))?;
+            consumer.assign(&tpl).map_err(kafka("assign"))?;
             rec(OpType::Ok, "assign", &keys)?;
         }
     }
     let mut stats = ConsumerStats::default();
-    let partitions = spec.partitions.max(0) as usize;
-    while !stop.load(Ordering::Relaxed) {
-        recorder.invoke_poll().map_err(|e| e.to_string())?;
-        let mut per_log: Vec<Vec<(u64, u64)>> = vec![Vec::new(); partitions];
-        let mut order: Vec<i32> = Vec::new();
-        let mut msgs: Vec<u64> = Vec::new();
-        let mut error: Option<KafkaError> = None;
-        let mut timeout = spec.poll_timeout;
-        let mut n = 0usize;
-        while n < spec.max_poll_records {
-            match consumer.poll(timeout) {
-                None => break,
-                Some(Err(e)) => {
-                    error = Some(e);
-                    break;
-                }
-                Some(Ok(m)) => {
-                    n += 1;
-                    // Later polls of this batch take only what is ready.
-                    timeout = Duration::ZERO;
-                    let p = m.partition();
-                    let (Some(msg), Ok(offset), true) = (
-                        m.payload().and_then(parse_msg),
-                        u64::try_from(m.offset()),
-                        (0..spec.partitions).contains(&p),
-                    ) else {
-                        stats.unparsable += 1;
-                        continue;
-                    };
-                    if per_log[p as usize].is_empty() {
-                        order.push(p);
-                    }
-                    per_log[p as usize].push((offset, msg));
-                    msgs.push(msg);
-                }
-            }
-        }
-        let rebalance: Vec<String> = {
-            let mut v = consumer
-                .context()
-                .newly_assigned
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let keys = v.iter().map(|p| log_key(&spec.topic, *p)).collect();
-            v.clear();
-            keys
+    let mut gatherer = PollGatherer::default();
+    let mut call = |timeout: Duration| {
+        let outcome = match consumer.poll(timeout) {
+            None => PollCall::Nothing,
+            Some(Err(e)) => PollCall::Error(e),
+            Some(Ok(m)) => match (
+                m.payload().and_then(parse_msg),
+                u64::try_from(m.offset()),
+                (0..spec.partitions).contains(&m.partition()),
+            ) {
+                (Some(msg), Ok(offset), true) => PollCall::Record {
+                    partition: m.partition(),
+                    offset,
+                    msg,
+                },
+                _ => PollCall::Unparsable,
+            },
         };
-        if n == 0 && rebalance.is_empty() {
-            if let Some(e) = error {
+        // Rebalance callbacks run inside `poll`: what they assigned
+        // happened during this call.
+        (outcome, consumer.context().take_assigned())
+    };
+    while !stop.load(Ordering::Relaxed) {
+        recorder.invoke_poll()?;
+        let poll = gatherer.gather(spec.max_poll_records, spec.poll_timeout, &mut call);
+        stats.unparsable += poll.unparsable;
+        if poll.records.is_empty() && poll.rebalance.is_empty() {
+            if let Some(e) = &poll.error {
                 // Nothing read: the poll had no effect.
                 tracing::debug!(process = spec.process, error = %e, "poll error");
-                recorder.fail_poll().map_err(|e| e.to_string())?;
+                recorder.fail_poll()?;
                 stats.polls_failed += 1;
                 continue;
             }
         }
-        let applied = store
-            .apply(&msgs)
-            .map_err(|e| format!("applied-set store {}: {e}", store.path().display()))?;
+        let msgs = poll.msgs();
+        let applied = store.apply(&msgs).map_err(|source| WorkloadError::State {
+            what: "applied-set",
+            path: store.path().to_owned(),
+            source,
+        })?;
         let records = PollRecords {
-            records: order
+            records: poll
+                .records
                 .iter()
-                .map(|p| {
-                    (
-                        log_key(&spec.topic, *p),
-                        std::mem::take(&mut per_log[*p as usize]),
-                    )
-                })
+                .map(|(p, pairs)| (log_key(&spec.topic, *p), pairs.clone()))
                 .collect(),
             applied,
-            rebalance,
+            rebalance: poll
+                .rebalance
+                .iter()
+                .map(|p| log_key(&spec.topic, *p))
+                .collect(),
         };
-        recorder.ok_poll(&records).map_err(|e| e.to_string())?;
+        recorder.ok_poll(&records)?;
         stats.polls_ok += 1;
+        stats.rebalances += u64::from(!poll.rebalance.is_empty());
         stats.records += msgs.len() as u64;
         stats.applied += records.applied.len() as u64;
         // Processed and recorded: now commit, and publish progress.
-        if !records.records.is_empty() {
+        if !poll.records.is_empty() {
             let mut tpl = TopicPartitionList::new();
-            for (p, (_, pairs)) in order.iter().zip(&records.records) {
+            for (p, pairs) in &poll.records {
                 let last = pairs.iter().map(|(o, _)| *o).max().unwrap_or(0) as i64;
                 progress.read[*p as usize].fetch_max(last, Ordering::Relaxed);
                 let _ = tpl.add_partition_offset(&spec.topic, *p, Offset::Offset(last + 1));
@@ -279,5 +434,126 @@ mod tests {
         assert_eq!(parse_msg(b""), None);
         assert_eq!(parse_msg(b"99999999999999999999999"), None);
         assert_eq!(log_key("queue", 2), "queue-2");
+    }
+
+    fn rec(partition: i32, offset: u64) -> PollCall {
+        PollCall::Record {
+            partition,
+            offset,
+            msg: 1000 + offset,
+        }
+    }
+
+    /// Plays scripted poll calls (what each returned, what rebalance
+    /// callbacks assigned during it); `Nothing` once the script is out.
+    fn script(calls: Vec<(PollCall, Vec<i32>)>) -> impl FnMut(Duration) -> (PollCall, Vec<i32>) {
+        let mut calls = calls.into_iter();
+        move |_| calls.next().unwrap_or((PollCall::Nothing, vec![]))
+    }
+
+    fn offsets(poll: &GatheredPoll, partition: i32) -> Vec<u64> {
+        poll.records
+            .iter()
+            .filter(|(p, _)| *p == partition)
+            .flat_map(|(_, pairs)| pairs.iter().map(|(o, _)| *o))
+            .collect()
+    }
+
+    /// The bug this replaces: records read before a rebalance were recorded
+    /// in the poll that carried the rebalance, so the checker restarted the
+    /// position before them and compared the re-read after the rebalance
+    /// (from the last commit: 90) with them: a false `nonmonotonic-poll`.
+    #[test]
+    fn a_rebalance_after_records_opens_the_next_poll() {
+        let mut g = PollGatherer::default();
+        let mut calls = script(vec![
+            (rec(0, 101), vec![]),
+            (rec(0, 102), vec![]),
+            // rdkafka serves the rebalance in a call that returns nothing.
+            (PollCall::Nothing, vec![0, 1]),
+            (rec(0, 90), vec![]),
+            (rec(1, 7), vec![]),
+        ]);
+        let first = g.gather(500, Duration::ZERO, &mut calls);
+        assert_eq!(offsets(&first, 0), [101, 102]);
+        assert!(first.rebalance.is_empty(), "{first:?}");
+        let second = g.gather(500, Duration::ZERO, &mut calls);
+        assert_eq!(second.rebalance, [0, 1]);
+        assert_eq!(offsets(&second, 0), [90]);
+        assert_eq!(offsets(&second, 1), [7]);
+        assert_eq!(second.msgs(), [1090, 1007]);
+        let third = g.gather(500, Duration::ZERO, &mut calls);
+        assert_eq!(third, GatheredPoll::default());
+    }
+
+    #[test]
+    fn a_rebalance_before_any_record_stays_in_its_poll() {
+        let mut g = PollGatherer::default();
+        let mut calls = script(vec![(PollCall::Nothing, vec![2]), (rec(2, 0), vec![])]);
+        let first = g.gather(500, Duration::ZERO, &mut calls);
+        assert_eq!(first.rebalance, [2]);
+        assert!(first.records.is_empty());
+        let second = g.gather(500, Duration::ZERO, &mut calls);
+        assert!(second.rebalance.is_empty());
+        assert_eq!(offsets(&second, 2), [0]);
+    }
+
+    /// Should a rebalance come in a call that also returns a record, the
+    /// record belongs after it, with it.
+    #[test]
+    fn a_record_returned_with_a_rebalance_goes_with_it() {
+        let mut g = PollGatherer::default();
+        let mut calls = script(vec![(rec(0, 5), vec![]), (rec(0, 3), vec![0])]);
+        let first = g.gather(500, Duration::ZERO, &mut calls);
+        assert_eq!(
+            (offsets(&first, 0), first.rebalance.clone()),
+            (vec![5], vec![])
+        );
+        let second = g.gather(500, Duration::ZERO, &mut calls);
+        assert_eq!((offsets(&second, 0), second.rebalance), (vec![3], vec![0]));
+        // Within a poll, a second assignment before any record joins the first.
+        let mut calls = script(vec![(rec(1, 0), vec![1]), (rec(2, 0), vec![2, 1])]);
+        let mut g = PollGatherer::default();
+        let p = g.gather(500, Duration::ZERO, &mut calls);
+        assert_eq!((offsets(&p, 1), p.rebalance.clone()), (vec![0], vec![1]));
+        let p = g.gather(500, Duration::ZERO, &mut calls);
+        assert_eq!((offsets(&p, 2), p.rebalance), (vec![0], vec![2, 1]));
+    }
+
+    #[test]
+    fn only_the_first_call_waits_and_the_batch_is_bounded() {
+        let mut waits = Vec::new();
+        let mut next = 0u64;
+        let mut call = |t: Duration| {
+            waits.push(t);
+            next += 1;
+            (rec(0, next), vec![])
+        };
+        let mut g = PollGatherer::default();
+        let p = g.gather(3, Duration::from_millis(100), &mut call);
+        assert_eq!(offsets(&p, 0), [1, 2, 3]);
+        assert_eq!(
+            waits,
+            [Duration::from_millis(100), Duration::ZERO, Duration::ZERO]
+        );
+    }
+
+    #[test]
+    fn an_error_ends_the_poll_and_unparsable_records_are_counted() {
+        let e =
+            KafkaError::MessageConsumption(rdkafka::types::RDKafkaErrorCode::BrokerNotAvailable);
+        let mut calls = script(vec![
+            (PollCall::Unparsable, vec![]),
+            (rec(0, 1), vec![]),
+            (PollCall::Error(e.clone()), vec![]),
+            (rec(0, 2), vec![]),
+        ]);
+        let mut g = PollGatherer::default();
+        let p = g.gather(500, Duration::ZERO, &mut calls);
+        assert_eq!(p.unparsable, 1);
+        assert_eq!(offsets(&p, 0), [1]);
+        assert_eq!(p.error, Some(e));
+        let p = g.gather(500, Duration::ZERO, &mut calls);
+        assert_eq!((offsets(&p, 0), p.error), (vec![2], None));
     }
 }

@@ -12,6 +12,9 @@
 //! 4. `replay`: every DLQ entry is re-sent (`f: "replay"`), same backoff;
 //! 5. `final-read`: as `drain`, for the replayed messages too
 //!    (`final-read` event); then the consumers stop.
+//!
+//! [`QueueOptions::stop`] ends a run early from outside (Ctrl-C): see
+//! [`crate::stop`].
 
 use crate::applied::AppliedStore;
 use crate::backoff::{millis, Backoff};
@@ -19,8 +22,10 @@ use crate::consumer::{
     log_key, run_consumer, ConsumerMode, ConsumerSpec, ConsumerStats, ReadProgress,
 };
 use crate::dlq::{DlqEntry, DlqJournal};
+use crate::error::WorkloadError;
 use crate::producer::{QueueProducer, SendOutcome};
 use crate::settings::{ConsumerSettings, ProducerSettings};
+use crate::stop::{StopHandle, StopLevel};
 use serde::Serialize;
 use serde_json::json;
 use splitbrain_core::history::{HistoryError, HistoryWriter, OpType, Process};
@@ -81,6 +86,12 @@ pub struct QueueOptions {
     /// Directory for the DLQ journal (`dlq.jsonl`) and the consumers'
     /// applied-set (`applied.bin`); on the control node.
     pub state_dir: PathBuf,
+    /// The external stop: keep a clone and call [`StopHandle::escalate`]
+    /// (or [`StopHandle::request`]) to end the run early. Not part of the
+    /// recorded configuration. Clones of the options share it: give each
+    /// run a fresh one (`StopHandle::new()`).
+    #[serde(skip)]
+    pub stop: StopHandle,
 }
 
 impl QueueOptions {
@@ -106,39 +117,9 @@ impl QueueOptions {
             producer: ProducerSettings::default(),
             consumer: ConsumerSettings::default(),
             state_dir: state_dir.into(),
+            stop: StopHandle::new(),
         }
     }
-}
-
-/// Why the workload could not run (or stopped).
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    /// Options that cannot work.
-    #[error("queue workload options: {0}")]
-    Options(String),
-    /// The DLQ journal or applied-set could not be used.
-    #[error("{what} {path}: {source} (check the state directory exists and is writable)")]
-    State {
-        /// Which file.
-        what: &'static str,
-        /// Its path.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A Kafka client could not be created or the topic is wrong.
-    #[error("kafka: {0}")]
-    Kafka(String),
-    /// Recording in the history failed; the run's evidence is incomplete.
-    #[error(transparent)]
-    History(#[from] HistoryError),
-    /// A consumer stopped with an error.
-    #[error("consumer failed: {0}")]
-    Consumer(String),
-    /// The async runtime could not start.
-    #[error("could not start the tokio runtime: {0}")]
-    Runtime(std::io::Error),
 }
 
 /// Counts of sends (or replays) by outcome.
@@ -154,8 +135,13 @@ pub struct SendStats {
     pub fail: u64,
     /// Attempts with unknown outcome.
     pub info: u64,
+    /// Messages attempted more than once (re-sent with the same `msg`).
+    pub retried: u64,
     /// Messages that exhausted their attempts (for sends: stored in the DLQ).
     pub exhausted: u64,
+    /// Of `exhausted`: messages given up before their attempts ran out
+    /// because of an external stop (for sends: DLQ'd for the replay).
+    pub cut_short: u64,
 }
 
 #[derive(Default)]
@@ -165,7 +151,9 @@ struct SendCounters {
     ok: AtomicU64,
     fail: AtomicU64,
     info: AtomicU64,
+    retried: AtomicU64,
     exhausted: AtomicU64,
+    cut_short: AtomicU64,
 }
 
 impl SendCounters {
@@ -177,7 +165,9 @@ impl SendCounters {
             ok: g(&self.ok),
             fail: g(&self.fail),
             info: g(&self.info),
+            retried: g(&self.retried),
             exhausted: g(&self.exhausted),
+            cut_short: g(&self.cut_short),
         }
     }
 }
@@ -192,6 +182,85 @@ pub struct ReadUp {
     pub waited: Duration,
     /// Logs not caught up: key, highest acknowledged offset, highest read.
     pub behind: Vec<(String, i64, i64)>,
+    /// Cut short (or skipped) by an external stop-now.
+    pub stopped: bool,
+}
+
+/// What became of the messages: the counts a run's summary states.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DeliverySummary {
+    /// Messages sent (each with one or more attempts).
+    pub messages: u64,
+    /// Send attempts that ended `ok`.
+    pub sends_ok: u64,
+    /// Send attempts that ended `fail`.
+    pub sends_fail: u64,
+    /// Send attempts that ended `info` (outcome unknown).
+    pub sends_info: u64,
+    /// Messages re-sent with the same `msg` after a `fail` or `info`.
+    pub resent: u64,
+    /// Messages stored in the DLQ (their sends never acknowledged).
+    pub dlq: u64,
+    /// DLQ'd messages re-sent in the replay phase.
+    pub replayed: u64,
+    /// Replays acknowledged.
+    pub replayed_ok: u64,
+    /// DLQ'd messages the consumers had read by the end of the final read
+    /// (read after their replay, or already before: an `info` send that
+    /// was persisted after all).
+    pub dlq_read: u64,
+    /// Whether the DLQ was exercised: some message went to it. When false,
+    /// the run says "DLQ not exercised in this run" rather than implying
+    /// the DLQ path was verified.
+    pub dlq_exercised: bool,
+}
+
+impl DeliverySummary {
+    /// The summary of these send and replay counts, `dlq` DLQ entries and
+    /// `dlq_read` of them read.
+    pub fn new(sends: &SendStats, replays: &SendStats, dlq: u64, dlq_read: u64) -> Self {
+        DeliverySummary {
+            messages: sends.messages,
+            sends_ok: sends.ok,
+            sends_fail: sends.fail,
+            sends_info: sends.info,
+            resent: sends.retried,
+            dlq,
+            replayed: replays.messages,
+            replayed_ok: replays.ok,
+            dlq_read,
+            dlq_exercised: dlq > 0,
+        }
+    }
+}
+
+impl std::fmt::Display for DeliverySummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} messages sent: {} sends ok, {} fail, {} info; {} re-sent with the same msg; ",
+            self.messages, self.sends_ok, self.sends_fail, self.sends_info, self.resent
+        )?;
+        if self.dlq_exercised {
+            write!(
+                f,
+                "{} DLQ'd, {} replayed ({} acknowledged), {} of the DLQ'd read by the end",
+                self.dlq, self.replayed, self.replayed_ok, self.dlq_read
+            )
+        } else if self.sends_fail + self.sends_info == 0 {
+            write!(
+                f,
+                "DLQ not exercised in this run (no send failed or was unknown)"
+            )
+        } else {
+            write!(
+                f,
+                "DLQ not exercised in this run (every failed or unknown send was \
+                 acknowledged on a retry)"
+            )
+        }
+    }
 }
 
 /// What the workload did.
@@ -214,6 +283,11 @@ pub struct QueueReport {
     pub consumers: Vec<ConsumerStats>,
     /// Producer clients replaced after a fatal librdkafka error.
     pub producer_restarts: u64,
+    /// The counts the run's summary states (sends by outcome, re-sends,
+    /// DLQ, replay, read), and whether the DLQ was exercised.
+    pub delivery: DeliverySummary,
+    /// How far an external stop went (`running`: none came).
+    pub stopped: StopLevel,
 }
 
 struct Shared {
@@ -224,7 +298,11 @@ struct Shared {
     acked: Vec<AtomicI64>,
     producers: Vec<Mutex<Arc<QueueProducer>>>,
     dlq: DlqJournal,
-    stop_load: AtomicBool,
+    /// Raised to `Load` at the end of the load (its time, an error or an
+    /// external stop): senders start no new message.
+    load_over: StopHandle,
+    /// The external stop.
+    stop: StopHandle,
     sends: SendCounters,
     replays: SendCounters,
     producer_restarts: AtomicU64,
@@ -267,7 +345,7 @@ impl Shared {
     }
 
     /// Replaces producer `i` if `used` (still current) hit a fatal error.
-    fn replace_if_fatal(&self, i: usize, used: &Arc<QueueProducer>) -> Result<(), QueueError> {
+    fn replace_if_fatal(&self, i: usize, used: &Arc<QueueProducer>) -> Result<(), WorkloadError> {
         let Some((code, reason)) = used.fatal_error() else {
             return Ok(());
         };
@@ -276,7 +354,10 @@ impl Shared {
             return Ok(());
         }
         let fresh = QueueProducer::new(&self.opts.bootstrap, &self.opts.topic, &self.opts.producer)
-            .map_err(|e| QueueError::Kafka(format!("recreating producer {i}: {e}")))?;
+            .map_err(|source| WorkloadError::Kafka {
+                what: format!("recreating producer {i}"),
+                source,
+            })?;
         *slot = Arc::new(fresh);
         self.producer_restarts.fetch_add(1, Ordering::Relaxed);
         workload_event(
@@ -289,6 +370,11 @@ impl Shared {
 
     /// Sends (or replays) one message with retries; a send that exhausts
     /// its attempts goes to the DLQ. Returns whether it was acknowledged.
+    ///
+    /// An external stop cuts this short: from stop-load on, a send (not a
+    /// replay) starts no further attempt; from stop-now on, nothing does, and
+    /// an attempt in flight is abandoned and recorded `info`. A message cut
+    /// short this way goes to the DLQ like an exhausted one.
     async fn deliver(
         &self,
         producer: usize,
@@ -296,27 +382,36 @@ impl Shared {
         kind: Kind,
         partition: i32,
         msg: u64,
-    ) -> Result<bool, QueueError> {
+    ) -> Result<bool, WorkloadError> {
         let key = log_key(&self.opts.topic, partition);
         let body = payload(msg, self.opts.payload_size);
         let key_bytes = msg.to_string();
-        let counters = match kind {
-            Kind::Send => &self.sends,
-            Kind::Replay => &self.replays,
+        let (counters, no_retry_from) = match kind {
+            Kind::Send => (&self.sends, StopLevel::Load),
+            Kind::Replay => (&self.replays, StopLevel::Now),
         };
         counters.messages.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let mut attempts = 0u32;
+        let mut cut_short = false;
         loop {
             attempts += 1;
             counters.attempts.fetch_add(1, Ordering::Relaxed);
+            if attempts == 2 {
+                counters.retried.fetch_add(1, Ordering::Relaxed);
+            }
             let rec = self.writer.client(*process);
             match kind {
                 Kind::Send => rec.invoke_send(&key, msg)?,
                 Kind::Replay => rec.invoke_replay(&key, msg)?,
             };
             let used = self.producer(producer);
-            let outcome = used.send(partition, key_bytes.as_bytes(), &body).await;
+            let outcome = tokio::select! {
+                outcome = used.send(partition, key_bytes.as_bytes(), &body) => outcome,
+                () = self.stop.wait_for(StopLevel::Now) => SendOutcome::Info {
+                    error: "abandoned in flight: the workload was told to stop now".into(),
+                },
+            };
             match &outcome {
                 SendOutcome::Ok {
                     partition: p,
@@ -367,9 +462,22 @@ impl Shared {
             {
                 break;
             }
-            tokio::time::sleep(delay).await;
+            if self.stop.reached(no_retry_from) {
+                cut_short = true;
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.stop.wait_for(no_retry_from) => {
+                    cut_short = true;
+                    break;
+                }
+            }
         }
         counters.exhausted.fetch_add(1, Ordering::Relaxed);
+        if cut_short {
+            counters.cut_short.fetch_add(1, Ordering::Relaxed);
+        }
         if kind == Kind::Send {
             self.dlq
                 .append(&DlqEntry {
@@ -378,7 +486,7 @@ impl Shared {
                     key: key.clone(),
                     msg,
                 })
-                .map_err(|source| QueueError::State {
+                .map_err(|source| WorkloadError::State {
                     what: "DLQ journal",
                     path: self.dlq.path().to_owned(),
                     source,
@@ -389,7 +497,7 @@ impl Shared {
         Ok(false)
     }
 
-    async fn sender(self: Arc<Self>, slot: usize, slot_rate: f64) -> Result<(), QueueError> {
+    async fn sender(self: Arc<Self>, slot: usize, slot_rate: f64) -> Result<(), WorkloadError> {
         let producer = slot % self.producers.len();
         let mut process = self.new_process();
         let mut pace = (slot_rate > 0.0).then(|| {
@@ -399,9 +507,12 @@ impl Shared {
         });
         loop {
             if let Some(p) = pace.as_mut() {
-                p.tick().await;
+                tokio::select! {
+                    _ = p.tick() => {}
+                    () = self.load_over.wait_for(StopLevel::Load) => {}
+                }
             }
-            if self.stop_load.load(Ordering::Relaxed) {
+            if self.load_over.reached(StopLevel::Load) {
                 return Ok(());
             }
             let msg = self.next_msg.fetch_add(1, Ordering::Relaxed);
@@ -418,10 +529,10 @@ impl Shared {
         self: Arc<Self>,
         slot: usize,
         queue: Arc<Mutex<VecDeque<DlqEntry>>>,
-    ) -> Result<(), QueueError> {
+    ) -> Result<(), WorkloadError> {
         let producer = slot % self.producers.len();
         let mut process = self.new_process();
-        loop {
+        while !self.stop.reached(StopLevel::Now) {
             let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
             let Some(entry) = next else { return Ok(()) };
             self.deliver(
@@ -433,9 +544,11 @@ impl Shared {
             )
             .await?;
         }
+        Ok(())
     }
 
-    /// Waits until every acknowledged offset has been read, or `timeout`.
+    /// Waits until every acknowledged offset has been read, or `timeout`,
+    /// or an external stop-now (at once if it came already).
     async fn read_up(&self, progress: &ReadProgress, timeout: Duration, f: &str) -> ReadUp {
         let started = Instant::now();
         loop {
@@ -449,16 +562,21 @@ impl Shared {
                     (r < a).then(|| (log_key(&self.opts.topic, p as i32), a, r))
                 })
                 .collect();
-            if behind.is_empty() || started.elapsed() >= timeout {
+            let stopped = self.stop.reached(StopLevel::Now);
+            if behind.is_empty() || stopped || started.elapsed() >= timeout {
                 let up = ReadUp {
                     complete: behind.is_empty(),
                     waited: started.elapsed(),
+                    stopped: stopped && !behind.is_empty(),
                     behind,
                 };
                 tracing::info!(phase = f, complete = up.complete, "read-up");
                 return up;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                () = self.stop.wait_for(StopLevel::Now) => {}
+            }
         }
     }
 }
@@ -476,21 +594,21 @@ pub fn run(
     writer: &HistoryWriter,
     next_process: Arc<AtomicU64>,
     heal: impl FnOnce(),
-) -> Result<QueueReport, QueueError> {
+) -> Result<QueueReport, WorkloadError> {
     if opts.partitions < 1 || opts.senders == 0 || opts.producers == 0 {
-        return Err(QueueError::Options(
+        return Err(WorkloadError::Options(
             "partitions, senders and producers must each be at least 1".into(),
         ));
     }
     if !opts.rate.is_finite() || opts.rate < 0.0 {
-        return Err(QueueError::Options(format!(
+        return Err(WorkloadError::Options(format!(
             "rate {} is not a non-negative number of sends per second",
             opts.rate
         )));
     }
     let state = |what, name: &str| {
         let path = opts.state_dir.join(name);
-        move |source| QueueError::State { what, path, source }
+        move |source| WorkloadError::State { what, path, source }
     };
     std::fs::create_dir_all(&opts.state_dir).map_err(state("state directory", ""))?;
     // One DLQ and one applied-set per run: an earlier run's would replay
@@ -498,7 +616,7 @@ pub fn run(
     for name in ["dlq.jsonl", "applied.bin"] {
         let path = opts.state_dir.join(name);
         if path.exists() {
-            return Err(QueueError::Options(format!(
+            return Err(WorkloadError::Options(format!(
                 "{} exists from an earlier run; give each run its own state directory",
                 path.display()
             )));
@@ -512,8 +630,13 @@ pub fn run(
     );
     let mut producers = Vec::with_capacity(opts.producers);
     for i in 0..opts.producers {
-        let p = QueueProducer::new(&opts.bootstrap, &opts.topic, &opts.producer)
-            .map_err(|e| QueueError::Kafka(format!("creating producer {i}: {e}")))?;
+        let p =
+            QueueProducer::new(&opts.bootstrap, &opts.topic, &opts.producer).map_err(|source| {
+                WorkloadError::Kafka {
+                    what: format!("creating producer {i}"),
+                    source,
+                }
+            })?;
         producers.push(Mutex::new(Arc::new(p)));
     }
     // The topic must exist with the expected partitions (bounded wait).
@@ -523,11 +646,15 @@ pub fn run(
         match probe.partition_count(Duration::from_secs(2)) {
             Ok(n) if n == opts.partitions as usize => break,
             result if Instant::now() >= deadline => {
-                return Err(QueueError::Kafka(format!(
-                    "topic {:?} at {}: expected {} partitions, found {result:?}; create it first \
-                     (e.g. splitbrain_environments::cluster::create_topic)",
-                    opts.topic, opts.bootstrap, opts.partitions
-                )))
+                return Err(WorkloadError::Topic {
+                    topic: opts.topic.clone(),
+                    bootstrap: opts.bootstrap.clone(),
+                    expected: opts.partitions,
+                    found: match result {
+                        Ok(n) => n.to_string(),
+                        Err(e) => format!("no answer ({e})"),
+                    },
+                })
             }
             _ => std::thread::sleep(Duration::from_millis(300)),
         }
@@ -554,7 +681,8 @@ pub fn run(
         acked: (0..partitions).map(|_| AtomicI64::new(-1)).collect(),
         producers,
         dlq,
-        stop_load: AtomicBool::new(false),
+        load_over: StopHandle::new(),
+        stop: opts.stop.clone(),
         sends: SendCounters::default(),
         replays: SendCounters::default(),
         producer_restarts: AtomicU64::new(0),
@@ -588,11 +716,15 @@ pub fn run(
         let handle = std::thread::Builder::new()
             .name(format!("consumer-{c}"))
             .spawn(move || run_consumer(spec, w, s, p, stop))
-            .map_err(QueueError::Runtime)?;
+            .map_err(|source| WorkloadError::Runtime {
+                what: "a consumer thread",
+                source,
+            })?;
         consumer_threads.push(handle);
     }
     // Whatever happens below, the consumer threads are stopped and joined.
-    let join_consumers = |threads: Vec<std::thread::JoinHandle<Result<ConsumerStats, String>>>| {
+    type ConsumerThread = std::thread::JoinHandle<Result<ConsumerStats, WorkloadError>>;
+    let join_consumers = |threads: Vec<ConsumerThread>| {
         stop_consumers.store(true, Ordering::Relaxed);
         let mut stats = Vec::new();
         let mut error = None;
@@ -600,7 +732,7 @@ pub fn run(
             match t.join() {
                 Ok(Ok(s)) => stats.push(s),
                 Ok(Err(e)) => error = Some(e),
-                Err(_) => error = Some("a consumer thread panicked".to_string()),
+                Err(_) => error = Some(WorkloadError::Panicked("a consumer thread".into())),
             }
         }
         (stats, error)
@@ -612,11 +744,16 @@ pub fn run(
         .build()
     {
         Ok(r) => r,
-        Err(e) => {
+        Err(source) => {
             join_consumers(consumer_threads);
-            return Err(QueueError::Runtime(e));
+            return Err(WorkloadError::Runtime {
+                what: "the tokio runtime",
+                source,
+            });
         }
     };
+    // Each rise of the external stop is recorded when it is noticed.
+    let stop_watcher = runtime.spawn(record_stops(opts.stop.clone(), writer.clone()));
     // The heal hook runs outside the runtime (it may block, or run its own),
     // and runs even when the load phase failed: faults must not outlive us.
     let load = runtime.block_on(load_phase(shared.clone()));
@@ -626,7 +763,7 @@ pub fn run(
         healing?;
         runtime
             .block_on(closing_phases(shared.clone(), progress.clone()))
-            .map(|(drain, n, final_read)| (load_elapsed, drain, n, final_read))
+            .map(|(drain, dlq, final_read)| (load_elapsed, drain, dlq, final_read))
     });
     let (consumer_stats, consumer_error) = join_consumers(consumer_threads);
     for p in &shared.producers {
@@ -634,24 +771,52 @@ pub fn run(
             .unwrap_or_else(|p| p.into_inner())
             .flush(Duration::from_secs(1));
     }
-    let (load_elapsed, drain, dlq_entries, final_read) = result?;
+    stop_watcher.abort();
+    let (load_elapsed, drain, dlq, final_read) = result?;
     if let Some(e) = consumer_error {
-        return Err(QueueError::Consumer(e));
+        return Err(e);
     }
     workload_event(writer, "phase", &json!({"phase": "done"}))?;
+    let (sends, replays) = (shared.sends.snapshot(), shared.replays.snapshot());
+    // Every read message is in the applied-set: the consumers apply each
+    // on its first read.
+    let dlq_read = dlq.iter().filter(|e| store.contains(e.msg)).count() as u64;
+    let delivery = DeliverySummary::new(&sends, &replays, dlq.len() as u64, dlq_read);
+    tracing::info!("workload: {delivery}");
     Ok(QueueReport {
-        sends: shared.sends.snapshot(),
-        replays: shared.replays.snapshot(),
-        dlq_entries,
+        sends,
+        replays,
+        dlq_entries: dlq.len(),
         load_elapsed,
         drain,
         final_read,
         consumers: consumer_stats,
         producer_restarts: shared.producer_restarts.load(Ordering::Relaxed),
+        delivery,
+        stopped: opts.stop.level(),
     })
 }
 
-async fn load_phase(shared: Arc<Shared>) -> Result<Duration, QueueError> {
+/// Records a `stop` event (`{"level": "load"|"now"}`) each time the
+/// external stop rises.
+async fn record_stops(stop: StopHandle, writer: HistoryWriter) {
+    let mut recorded = StopLevel::Running;
+    while recorded < StopLevel::Now {
+        let next = if recorded == StopLevel::Running {
+            StopLevel::Load
+        } else {
+            StopLevel::Now
+        };
+        stop.wait_for(next).await;
+        recorded = stop.level();
+        tracing::info!(level = ?recorded, "workload: external stop");
+        if let Err(e) = workload_event(&writer, "stop", &json!({ "level": recorded })) {
+            tracing::warn!(error = %e, "could not record the stop");
+        }
+    }
+}
+
+async fn load_phase(shared: Arc<Shared>) -> Result<Duration, WorkloadError> {
     let opts = shared.opts.clone();
     let writer = shared.writer.clone();
     workload_event(&writer, "phase", &json!({"phase": "load"}))?;
@@ -665,19 +830,23 @@ async fn load_phase(shared: Arc<Shared>) -> Result<Duration, QueueError> {
     for slot in 0..opts.senders {
         senders.spawn(shared.clone().sender(slot, slot_rate));
     }
+    // The load ends after its time, or at once on an external stop.
     let stopper = {
         let shared = shared.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(opts.load_duration).await;
-            shared.stop_load.store(true, Ordering::Relaxed);
+            tokio::select! {
+                () = tokio::time::sleep(opts.load_duration) => {}
+                () = shared.stop.wait_for(StopLevel::Load) => {}
+            }
+            shared.load_over.request(StopLevel::Load);
         })
     };
     let mut first_error = None;
     while let Some(r) = senders.join_next().await {
-        let r = r.unwrap_or_else(|e| Err(QueueError::Options(format!("sender task: {e}"))));
+        let r = r.unwrap_or_else(|e| Err(WorkloadError::Panicked(format!("sender task ({e})"))));
         if let Err(e) = r {
             // Stop the others; keep the first error.
-            shared.stop_load.store(true, Ordering::Relaxed);
+            shared.load_over.request(StopLevel::Load);
             first_error.get_or_insert(e);
         }
     }
@@ -692,7 +861,7 @@ async fn load_phase(shared: Arc<Shared>) -> Result<Duration, QueueError> {
 async fn closing_phases(
     shared: Arc<Shared>,
     progress: Arc<ReadProgress>,
-) -> Result<(ReadUp, usize, ReadUp), QueueError> {
+) -> Result<(ReadUp, Vec<DlqEntry>, ReadUp), WorkloadError> {
     let opts = shared.opts.clone();
     let writer = shared.writer.clone();
     workload_event(&writer, "phase", &json!({"phase": "drain"}))?;
@@ -703,24 +872,27 @@ async fn closing_phases(
         &serde_json::to_value(&drain).unwrap_or_default(),
     )?;
 
-    let entries = shared.dlq.entries().map_err(|source| QueueError::State {
-        what: "DLQ journal",
-        path: shared.dlq.path().to_owned(),
-        source,
-    })?;
+    let entries = shared
+        .dlq
+        .entries()
+        .map_err(|source| WorkloadError::State {
+            what: "DLQ journal",
+            path: shared.dlq.path().to_owned(),
+            source,
+        })?;
     let dlq_entries = entries.len();
     workload_event(
         &writer,
         "phase",
         &json!({"phase": "replay", "dlq-entries": dlq_entries}),
     )?;
-    let queue = Arc::new(Mutex::new(VecDeque::from(entries)));
+    let queue = Arc::new(Mutex::new(VecDeque::from(entries.clone())));
     let mut replayers = tokio::task::JoinSet::new();
     for slot in 0..opts.senders.min(dlq_entries) {
         replayers.spawn(shared.clone().replayer(slot, queue.clone()));
     }
     while let Some(r) = replayers.join_next().await {
-        r.unwrap_or_else(|e| Err(QueueError::Options(format!("replay task: {e}"))))?;
+        r.unwrap_or_else(|e| Err(WorkloadError::Panicked(format!("replay task ({e})"))))?;
     }
 
     workload_event(&writer, "phase", &json!({"phase": "final-read"}))?;
@@ -732,7 +904,7 @@ async fn closing_phases(
         "final-read",
         &serde_json::to_value(&final_read).unwrap_or_default(),
     )?;
-    Ok((drain, dlq_entries, final_read))
+    Ok((drain, entries, final_read))
 }
 
 #[cfg(test)]
@@ -748,13 +920,71 @@ mod tests {
     }
 
     #[test]
+    fn the_summary_says_when_the_dlq_was_not_exercised() {
+        let clean = SendStats {
+            messages: 10,
+            attempts: 10,
+            ok: 10,
+            ..SendStats::default()
+        };
+        let s = DeliverySummary::new(&clean, &SendStats::default(), 0, 0);
+        assert!(!s.dlq_exercised);
+        assert_eq!(
+            s.to_string(),
+            "10 messages sent: 10 sends ok, 0 fail, 0 info; 0 re-sent with the same msg; \
+             DLQ not exercised in this run (no send failed or was unknown)"
+        );
+        // Failures that a retry fixed: still nothing went to the DLQ.
+        let retried = SendStats {
+            attempts: 12,
+            fail: 1,
+            info: 1,
+            retried: 2,
+            ..clean.clone()
+        };
+        let s = DeliverySummary::new(&retried, &SendStats::default(), 0, 0);
+        assert!(!s.dlq_exercised);
+        assert!(s.to_string().ends_with(
+            "2 re-sent with the same msg; DLQ not exercised in this run (every failed or \
+             unknown send was acknowledged on a retry)"
+        ));
+        // Two DLQ'd, both replayed, one acknowledged, both read.
+        let dlq = SendStats {
+            attempts: 16,
+            ok: 8,
+            fail: 4,
+            info: 4,
+            retried: 3,
+            exhausted: 2,
+            ..clean
+        };
+        let replays = SendStats {
+            messages: 2,
+            attempts: 3,
+            ok: 1,
+            info: 2,
+            ..SendStats::default()
+        };
+        let s = DeliverySummary::new(&dlq, &replays, 2, 2);
+        assert!(s.dlq_exercised);
+        assert_eq!(
+            s.to_string(),
+            "10 messages sent: 8 sends ok, 4 fail, 4 info; 3 re-sent with the same msg; \
+             2 DLQ'd, 2 replayed (1 acknowledged), 2 of the DLQ'd read by the end"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["dlq-exercised"], true);
+        assert_eq!(json["sends-info"], 4);
+    }
+
+    #[test]
     fn bad_options_are_refused_before_touching_kafka() {
         let dir = tempfile::tempdir().unwrap();
         let w = HistoryWriter::from_writer(std::io::sink(), "sink");
         let mut o = QueueOptions::new("127.0.0.1:9", dir.path());
         o.partitions = 0;
         let e = run(&o, &w, Arc::new(AtomicU64::new(0)), || {}).unwrap_err();
-        assert!(matches!(e, QueueError::Options(_)), "{e}");
+        assert!(matches!(e, WorkloadError::Options(_)), "{e}");
         let mut o = QueueOptions::new("127.0.0.1:9", dir.path());
         o.rate = f64::NAN;
         let e = run(&o, &w, Arc::new(AtomicU64::new(0)), || {}).unwrap_err();

@@ -10,11 +10,11 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use splitbrain_core::cluster::ZkMode;
 use splitbrain_core::control::{Control, Node};
-use splitbrain_environments::artifacts::Artifacts;
-use splitbrain_environments::cluster::{self, ClusterGuard, ClusterLayout};
-use splitbrain_environments::observe;
-use splitbrain_environments::zk_client::ZkSession;
-use splitbrain_environments::zookeeper::{self, ZkSettings};
+use splitbrain_environments::db::artifacts::Artifacts;
+use splitbrain_environments::db::cluster::{self, ClusterGuard, ClusterLayout};
+use splitbrain_environments::db::zookeeper::{self, ZkSettings};
+use splitbrain_environments::probes::observe;
+use splitbrain_environments::probes::zk_client::ZkSession;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

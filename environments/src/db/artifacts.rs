@@ -1,0 +1,173 @@
+//! Where the ZooKeeper and Kafka jars are, as the nodes see them.
+//!
+//! `environments/artifacts/fetch` fills a cache directory (default
+//! `<repo>/.cache/artifacts`, or `$SPLITBRAIN_ARTIFACTS`) with
+//! `zookeeper/lib/*.jar` and `kafka/lib/*.jar`. Network-namespace nodes share
+//! the host's file system, so the same path works on them; Docker nodes have
+//! the cache mounted at the host's path; SSH hosts need a copy, named by
+//! `$SPLITBRAIN_NODE_ARTIFACTS`. [`Artifacts::for_env`] is the one rule every
+//! caller uses.
+
+use crate::db::ClusterError;
+use crate::nodes::docker::DockerRecord;
+use crate::nodes::{EnvKind, EnvState};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Environment variable naming the artifact cache.
+pub const ARTIFACTS_ENV: &str = "SPLITBRAIN_ARTIFACTS";
+
+/// Environment variable naming where the cache already is on every node
+/// (copied there by the user), whatever the environment's kind.
+pub const NODE_ARTIFACTS_ENV: &str = "SPLITBRAIN_NODE_ARTIFACTS";
+
+/// The artifact cache and the `java` that runs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifacts {
+    /// Directory holding `zookeeper/lib` and `kafka/lib`.
+    pub root: PathBuf,
+    /// The `java` command on the nodes.
+    pub java: String,
+}
+
+impl Artifacts {
+    /// The cache at `root`, unchecked, run with `java` from `PATH`.
+    pub fn at(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            java: "java".into(),
+        }
+    }
+
+    /// Finds the cache: `$SPLITBRAIN_ARTIFACTS`, else `./.cache/artifacts`
+    /// if present, else `<source repo>/.cache/artifacts`; checks it is complete.
+    pub fn locate() -> Result<Self, ClusterError> {
+        let root = match std::env::var_os(ARTIFACTS_ENV) {
+            Some(dir) => PathBuf::from(dir),
+            None => {
+                let here = PathBuf::from(".cache/artifacts");
+                if here.is_dir() {
+                    std::fs::canonicalize(&here).unwrap_or(here)
+                } else {
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/artifacts")
+                }
+            }
+        };
+        let art = Self::at(&root);
+        art.check()?;
+        Ok(art)
+    }
+
+    /// The jars as the nodes of `state` see them: `$SPLITBRAIN_NODE_ARTIFACTS`
+    /// when set (the cache already copied to that path on every node,
+    /// unchecked: it is on the nodes, not here); else the local cache for
+    /// netns nodes (they share this file system, see [`Artifacts::locate`])
+    /// and the cache recorded for a docker environment (mounted read-only at
+    /// the same path). SSH hosts have no cache of their own to find.
+    pub fn for_env(state: &EnvState) -> Result<Self, ClusterError> {
+        if let Some(path) = std::env::var_os(NODE_ARTIFACTS_ENV) {
+            return Ok(Self::at(&PathBuf::from(path)));
+        }
+        match state.kind {
+            EnvKind::Netns => Self::locate(),
+            EnvKind::Docker => {
+                let record = DockerRecord::load(&state.name)?;
+                let root = record
+                    .artifacts
+                    .ok_or_else(|| ClusterError::NoArtifactsMounted {
+                        env: state.name.clone(),
+                    })?;
+                let artifacts = Self::at(&root);
+                artifacts.check()?;
+                Ok(artifacts)
+            }
+            kind => Err(ClusterError::ArtifactsNotShared {
+                env: state.name.clone(),
+                kind,
+            }),
+        }
+    }
+
+    /// Checks that both servers' main jars are in the cache.
+    pub fn check(&self) -> Result<(), ClusterError> {
+        for (dir, prefix) in [("zookeeper", "zookeeper-3."), ("kafka", "kafka_2.13-")] {
+            let lib = self.root.join(dir).join("lib");
+            let found = std::fs::read_dir(&lib)
+                .map(|entries| {
+                    entries.flatten().any(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        name.starts_with(prefix) && name.ends_with(".jar")
+                    })
+                })
+                .unwrap_or(false);
+            if !found {
+                return Err(ClusterError::MissingJars {
+                    path: lib,
+                    jar: prefix,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// `-cp` value for ZooKeeper.
+    pub fn zookeeper_classpath(&self) -> String {
+        format!("{}/zookeeper/lib/*", self.root.display())
+    }
+
+    /// `-cp` value for Kafka (broker and tools).
+    pub fn kafka_classpath(&self) -> String {
+        format!("{}/kafka/lib/*", self.root.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_hosts_need_the_cache_named_by_the_node_variable() {
+        let state = EnvState {
+            name: "hosts".into(),
+            kind: EnvKind::Ssh,
+            ready: true,
+            nodes: vec![],
+            shared: None,
+            netns: None,
+            ssh: None,
+            created_unix: 0,
+        };
+        match std::env::var_os(NODE_ARTIFACTS_ENV) {
+            // Set by whoever runs the tests: it wins, for every kind.
+            Some(path) => assert_eq!(
+                Artifacts::for_env(&state).unwrap().root,
+                PathBuf::from(path)
+            ),
+            None => {
+                let err = Artifacts::for_env(&state).unwrap_err().to_string();
+                assert!(err.contains("'hosts' is of kind Ssh"), "{err}");
+                assert!(err.contains(NODE_ARTIFACTS_ENV), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn check_names_the_missing_part_and_the_fix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let art = Artifacts::at(tmp.path());
+        let err = art.check().unwrap_err().to_string();
+        assert!(err.contains("zookeeper"), "{err}");
+        assert!(err.contains("environments/artifacts/fetch"), "{err}");
+        std::fs::create_dir_all(tmp.path().join("zookeeper/lib")).unwrap();
+        std::fs::write(tmp.path().join("zookeeper/lib/zookeeper-3.8.4.jar"), b"").unwrap();
+        let err = art.check().unwrap_err().to_string();
+        assert!(err.contains("kafka"), "{err}");
+        std::fs::create_dir_all(tmp.path().join("kafka/lib")).unwrap();
+        std::fs::write(tmp.path().join("kafka/lib/kafka_2.13-3.9.1.jar"), b"").unwrap();
+        art.check().unwrap();
+        assert_eq!(
+            art.kafka_classpath(),
+            format!("{}/kafka/lib/*", tmp.path().display())
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! Where the nodes come from: Linux network namespaces ([`netns`]), Docker
+//! containers ([`docker`]) or hosts reached over SSH ([`ssh`]); each records
+//! an [`EnvState`] that the rest of splitbrain loads by name.
+//!
+//! Nothing here knows about ZooKeeper or Kafka (that is [`crate::db`]).
+
+pub mod docker;
+mod error;
+pub mod netns;
+pub mod ssh;
+pub mod state;
+mod sys;
+#[cfg(feature = "test-support")]
+mod test_names;
+
+pub use error::EnvError;
+pub use state::{EnvKind, EnvState, SharedDir};
+
+use splitbrain_core::control::Session;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Removes environment `name`, whatever its kind (read from its state file).
+/// Without a state file it still removes any netns resources named after it
+/// and any docker containers and network labelled with it (a crash before the
+/// state file was written, or a deleted state dir).
+/// Returns a one-line summary of what was removed.
+pub fn down(name: &str) -> Result<String, EnvError> {
+    let loaded = EnvState::try_load(name);
+    let had_state = matches!(loaded, Ok(Some(_)));
+    let kind = match loaded {
+        Ok(Some(state)) => state.kind,
+        // A docker `up` that crashed before its state file: its record says so.
+        Ok(None) | Err(EnvError::BadState { .. })
+            if EnvState::dir_of(name).join(docker::RECORD_FILE).exists() =>
+        {
+            EnvKind::Docker
+        }
+        // Unreadable or missing state: netns leaves traces findable by name
+        // (docker's labels are looked for too, below).
+        Ok(None) | Err(EnvError::BadState { .. }) => EnvKind::Netns,
+        Err(e) => return Err(e),
+    };
+    match kind {
+        EnvKind::Netns => {
+            let r = netns::down(name)?;
+            if !had_state {
+                // Could also be a docker environment whose records are gone:
+                // its labels lead to it, if an engine is running.
+                if let Some(summary) =
+                    docker::down_orphans(name).map_err(|e| EnvError::Incomplete {
+                        name: name.to_string(),
+                        problems: vec![e.to_string()],
+                    })?
+                {
+                    return Ok(summary);
+                }
+            }
+            Ok(if r.is_empty() {
+                format!("nothing of environment {name} found; nothing to do")
+            } else {
+                format!(
+                    "removed environment {name}: {} process(es), {} namespace(s), {} link(s), {} iptables rule(s){}",
+                    r.processes.len(),
+                    r.namespaces.len(),
+                    r.links.len(),
+                    r.iptables_rules.len(),
+                    if r.removed_state_dir { ", state directory" } else { "" }
+                )
+            })
+        }
+        EnvKind::Ssh => {
+            ssh::down(name, Duration::from_secs(10))?;
+            Ok(format!("removed splitbrain's files, processes and firewall rules from the hosts of {name}, and its state"))
+        }
+        EnvKind::Docker => {
+            docker::down(name, true).map_err(|e| EnvError::Incomplete {
+                name: name.to_string(),
+                problems: vec![e.to_string()],
+            })?;
+            Ok(format!(
+                "removed environment {name}: its containers, network and state"
+            ))
+        }
+    }
+}
+
+/// Whether one node answers over SSH.
+#[derive(Debug)]
+pub struct NodeStatus {
+    /// Node name.
+    pub name: String,
+    /// Its address.
+    pub address: IpAddr,
+    /// `Ok(hostname it reports)` when sshd answered and `hostname` ran,
+    /// `Err(why not)` otherwise.
+    pub answer: Result<String, EnvError>,
+}
+
+/// Asks every node of `state` over SSH (concurrently, one connection each)
+/// for its hostname.
+pub fn node_status(state: &EnvState, timeout: Duration) -> Vec<NodeStatus> {
+    let handles: Vec<_> = state
+        .nodes
+        .iter()
+        .cloned()
+        .map(|node| {
+            std::thread::spawn(move || {
+                let answer = Session::connect(&node, timeout)
+                    .and_then(|mut s| s.exec_ok("hostname", timeout))
+                    .map(|out| out.stdout.trim().to_string())
+                    .map_err(EnvError::from);
+                NodeStatus {
+                    name: node.name.clone(),
+                    address: node.address,
+                    answer,
+                }
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .zip(&state.nodes)
+        .map(|(h, node)| {
+            h.join().unwrap_or_else(|_| NodeStatus {
+                name: node.name.clone(),
+                address: node.address,
+                answer: Err(EnvError::StatusCheckPanicked {
+                    node: node.name.clone(),
+                }),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,252 @@
+//! What every server believes, right now: the raw material of split-brain
+//! detection.
+//!
+//! Each ZooKeeper server is asked on its own (`srvr`, `conf`, then a fresh
+//! client session pinned to it that reads `/controller`, `/controller_epoch`
+//! and `/cluster/id`);
+//! each broker is asked on its own for its metadata (the controller it names).
+//! All servers are asked concurrently, every network step bounded by the
+//! timeout, so one sample takes about one timeout at worst: cheap enough for
+//! an observer sampling every 100–500 ms.
+
+use crate::db::cluster::ClusterLayout;
+use crate::db::kafka::{Broker, KafkaSettings};
+use crate::db::zookeeper::{ZkServer, ZkSettings};
+use crate::probes::kafka_client;
+use crate::probes::zk_client::{self, ZkSession};
+use crate::probes::ProbeError;
+use splitbrain_core::cluster::{BrokerView, Observation, ZkMode, ZkServerView};
+use std::time::Duration;
+
+/// Default bound of each network step of one sample.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Samples every server of `layout` with [`DEFAULT_TIMEOUT`].
+pub fn observe(layout: &ClusterLayout) -> Observation {
+    observe_with(layout, DEFAULT_TIMEOUT)
+}
+
+/// Samples every server of `layout`, each network step bounded by `timeout`.
+pub fn observe_with(layout: &ClusterLayout, timeout: Duration) -> Observation {
+    std::thread::scope(|scope| {
+        let zk: Vec<_> = layout
+            .zookeeper
+            .iter()
+            .map(|s| scope.spawn(move || observe_zk_server(s, &layout.zk_settings, timeout)))
+            .collect();
+        let kafka: Vec<_> = layout
+            .kafka
+            .iter()
+            .map(|b| scope.spawn(move || observe_broker(b, &layout.kafka_settings, timeout)))
+            .collect();
+        Observation {
+            zookeeper: zk
+                .into_iter()
+                .zip(&layout.zookeeper)
+                .map(|(h, s)| {
+                    h.join().unwrap_or_else(|_| ZkServerView {
+                        error: Some("observer thread panicked".into()),
+                        ..unreachable_view(s)
+                    })
+                })
+                .collect(),
+            kafka: kafka
+                .into_iter()
+                .zip(&layout.kafka)
+                .map(|(h, b)| {
+                    h.join().unwrap_or_else(|_| BrokerView {
+                        node: b.node.name.clone(),
+                        broker_id: b.id,
+                        controller: None,
+                        error: Some("observer thread panicked".into()),
+                    })
+                })
+                .collect(),
+        }
+    })
+}
+
+fn unreachable_view(server: &ZkServer) -> ZkServerView {
+    ZkServerView {
+        node: server.node.name.clone(),
+        server_id: server.id,
+        mode: ZkMode::Unreachable,
+        zxid: None,
+        epoch: None,
+        members: Vec::new(),
+        znode_count: None,
+        controller: None,
+        controller_epoch: None,
+        cluster_id: None,
+        error: None,
+    }
+}
+
+/// `brokerid` of `/controller`'s JSON.
+pub fn parse_controller(data: &[u8]) -> Option<i32> {
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    v.get("brokerid")?
+        .as_i64()
+        .and_then(|i| i32::try_from(i).ok())
+}
+
+/// The epoch in `/controller_epoch` (Kafka writes it as a decimal number).
+pub fn parse_controller_epoch(data: &[u8]) -> Option<i32> {
+    std::str::from_utf8(data).ok()?.trim().parse().ok()
+}
+
+/// `id` of `/cluster/id`'s JSON.
+pub fn parse_cluster_id(data: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    v.get("id")?.as_str().map(str::to_string)
+}
+
+/// One ZooKeeper server's own view. Never fails: what could not be read is
+/// `None` and the reason is in `error`.
+pub fn observe_zk_server(
+    server: &ZkServer,
+    settings: &ZkSettings,
+    timeout: Duration,
+) -> ZkServerView {
+    let addr = server.client_addr(settings);
+    let mut view = unreachable_view(server);
+    let srvr = match zk_client::four_letter_word(addr, "srvr", timeout).and_then(|t| {
+        zk_client::parse_srvr(&t).map_err(|source| ProbeError::Malformed { addr, source })
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            view.error = Some(format!("srvr: {e}"));
+            return view;
+        }
+    };
+    view.mode = srvr.mode;
+    view.zxid = srvr.zxid;
+    view.epoch = srvr.zxid.map(ZkServerView::epoch_of);
+    view.znode_count = srvr.znode_count;
+    let mut errors = Vec::new();
+    match zk_client::four_letter_word(addr, "conf", timeout).and_then(|t| {
+        zk_client::parse_conf(&t).map_err(|source| ProbeError::Malformed { addr, source })
+    }) {
+        Ok(conf) => view.members = conf.voters(),
+        Err(e) => errors.push(format!("conf: {e}")),
+    }
+    // A server without a quorum refuses client sessions: nothing to read.
+    if matches!(
+        view.mode,
+        ZkMode::Leader | ZkMode::Follower | ZkMode::Observer | ZkMode::Standalone
+    ) {
+        if let Err(e) = read_kafka_znodes(&mut view, addr, timeout) {
+            errors.push(e.to_string());
+        }
+    }
+    if !errors.is_empty() {
+        view.error = Some(errors.join("; "));
+    }
+    view
+}
+
+fn read_kafka_znodes(
+    view: &mut ZkServerView,
+    addr: std::net::SocketAddr,
+    timeout: Duration,
+) -> Result<(), ProbeError> {
+    let mut session = ZkSession::connect(addr, Duration::from_secs(10), timeout)?;
+    // Kafka creates `/controller` and bumps `/controller_epoch` in one
+    // transaction, and one session reads in order: an epoch unchanged around
+    // the read of `/controller` is the epoch of that registration.
+    let read_epoch = |session: &mut ZkSession| {
+        session
+            .get_data("/controller_epoch")
+            .map(|d| d.as_deref().and_then(parse_controller_epoch))
+    };
+    let epoch_before = read_epoch(&mut session)?;
+    view.controller = session
+        .get_data("/controller")?
+        .as_deref()
+        .and_then(parse_controller);
+    let epoch_after = read_epoch(&mut session)?;
+    view.controller_epoch = epoch_before.filter(|_| epoch_before == epoch_after);
+    view.cluster_id = session
+        .get_data("/cluster/id")?
+        .as_deref()
+        .and_then(parse_cluster_id);
+    // Closing promptly keeps the server's session table small; if it
+    // fails, the session simply expires.
+    let _ = session.close();
+    Ok(())
+}
+
+/// One broker's own view of the controller. Never fails: see `error`.
+pub fn observe_broker(broker: &Broker, settings: &KafkaSettings, timeout: Duration) -> BrokerView {
+    let mut view = BrokerView {
+        node: broker.node.name.clone(),
+        broker_id: broker.id,
+        controller: None,
+        error: None,
+    };
+    // An empty topic list: the controller and brokers only, cheap.
+    match kafka_client::metadata(broker.addr(settings), Some(&[]), timeout) {
+        Ok(m) => view.controller = m.controller,
+        Err(e) => view.error = Some(e.to_string()),
+    }
+    view
+}
+
+/// Each broker's own metadata (controller, brokers it sees alive, partition
+/// leaders and ISRs of `topics`, all topics if `None`), asked of that broker
+/// alone, all brokers concurrently. In layout order: `(broker id, answer or
+/// why there is none)`. The partition-level complement of
+/// [`BrokerView`], which carries only the controller.
+pub fn broker_metadata(
+    layout: &ClusterLayout,
+    topics: Option<&[&str]>,
+    timeout: Duration,
+) -> Vec<(i32, Result<kafka_client::Metadata, ProbeError>)> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = layout
+            .kafka
+            .iter()
+            .map(|b| {
+                scope.spawn(move || {
+                    kafka_client::metadata(b.addr(&layout.kafka_settings), topics, timeout)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(&layout.kafka)
+            .map(|(h, b)| {
+                let answer = h.join().unwrap_or_else(|_| {
+                    Err(ProbeError::Panicked {
+                        addr: b.addr(&layout.kafka_settings),
+                    })
+                });
+                (b.id, answer)
+            })
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controller_and_cluster_id_json() {
+        let c =
+            br#"{"version":2,"brokerid":3,"timestamp":"1795304650519","kraftControllerEpoch":-1}"#;
+        assert_eq!(parse_controller(c), Some(3));
+        assert_eq!(parse_controller(b"not json"), None);
+        assert_eq!(parse_controller(br#"{"version":2}"#), None);
+        let id = br#"{"version":"1","id":"aHlPN6FUScGCr3val9XdVQ"}"#;
+        assert_eq!(
+            parse_cluster_id(id).as_deref(),
+            Some("aHlPN6FUScGCr3val9XdVQ")
+        );
+        assert_eq!(parse_cluster_id(b""), None);
+        assert_eq!(parse_controller_epoch(b"7"), Some(7));
+        assert_eq!(parse_controller_epoch(b" 12\n"), Some(12));
+        assert_eq!(parse_controller_epoch(b"{}"), None);
+        assert_eq!(parse_controller_epoch(b""), None);
+    }
+}
