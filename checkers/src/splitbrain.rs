@@ -374,16 +374,18 @@ impl SplitBrainChecker {
             );
         }
 
-        // stale-controller-view (informational): only judged when some
-        // backed ensemble has a registered controller.
+        // stale-controller-view (informational): judged only when some
+        // backed ensemble's `/controller` is known and the broker names a
+        // controller; a sample that cannot be judged neither extends nor
+        // ends an interval (a failed read is not a change of view).
         let mut seen_brokers = BTreeSet::new();
         for b in &obs.kafka {
             seen_brokers.insert(b.broker_id);
-            let stale = b
-                .controller
-                .filter(|c| !current.is_empty() && !current.contains(c));
-            let now = stale.map(|c| Condition {
-                signature: c.to_string(),
+            let Some(named) = b.controller.filter(|_| !current.is_empty()) else {
+                continue;
+            };
+            let now = (!current.contains(&named)).then(|| Condition {
+                signature: named.to_string(),
                 detail: Value::Null,
                 ids: Vec::new(),
             });
@@ -886,6 +888,20 @@ mod tests {
         let r = run(&episode(&o, 2), DEFAULT_CONTROLLER_GRACE_NS).unwrap();
         assert_eq!(counts(&r), [0, 0, 0]);
         assert_eq!(r.counts["stale-controller-views"], 0);
+        // A sample where ZooKeeper's `/controller` could not be read in the
+        // middle does not cut the 7 s in two intervals under the grace.
+        let mut unread = o.clone();
+        for s in &mut unread.zookeeper {
+            (s.controller, s.controller_epoch) = (None, None);
+        }
+        let mut obs = vec![healthy()];
+        obs.extend(vec![o.clone(); 4]);
+        obs.push(unread);
+        obs.extend(vec![o.clone(); 3]);
+        obs.push(healthy());
+        let r = run(&timeline(&obs), DEFAULT_CONTROLLER_GRACE_NS).unwrap();
+        assert_eq!(r.counts["stale-controller-views"], 1);
+        assert_eq!(r.counts["stale-controller-view-ms"], 7000);
         // Naming the registered controller, or none, is not stale.
         let mut unsure = healthy();
         unsure.kafka[1].controller = None;
