@@ -876,7 +876,7 @@ mod tests {
         let mut reader = HistoryReader::new(history_text.as_bytes(), "obs.jsonl");
         let mut checker = HistoryChecker::new(&CheckOptions::default());
         while let Some(op) = reader.next_op() {
-            checker.observe(&op.unwrap());
+            checker.observe(&op.unwrap()).unwrap();
         }
         let verdict = checker.finish();
         assert_eq!(verdict.count("multiple-controllers"), 0);
