@@ -305,7 +305,8 @@ impl TestConfig {
             ));
         }
         for f in &self.nemesis.faults {
-            super::faults::parse_fault(f, self.nemesis.add_count, None)?;
+            super::faults::parse_fault(f, self.nemesis.add_count, None)
+                .map_err(|e| e.to_string())?;
         }
         for name in self.expect.iter().chain(&self.tolerate) {
             if !KNOWN_ANOMALIES.contains(&name.as_str()) {

@@ -328,7 +328,7 @@ fn phases(
                         Some(&writer),
                         &stop,
                     ) {
-                        Ok(report) => problems.extend(report.failed),
+                        Ok(report) => problems.extend(report.errors.iter().map(|e| e.to_string())),
                         Err(e) => problems.push(format!("fault schedule: {e}")),
                     }
                     if let Err(e) = nemesis.remove_rules() {
