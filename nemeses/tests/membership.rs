@@ -219,6 +219,19 @@ fn scenario(procedure: JoinProcedure) -> Outcome {
 fn rapid_add_with_a_moved_broker_splits_the_brain() {
     let out = scenario(JoinProcedure::Rapid);
     eprintln!("rapid-add: {} in {:?}", out.fault_value, out.elapsed);
+    // The proof the newcomers run: each answers as a ZooKeeper member.
+    assert_eq!(
+        out.fault_value["verified"]["ok"], true,
+        "{}",
+        out.fault_value
+    );
+    for id in 4..=7 {
+        assert!(
+            out.fault_value["verified"]["serving-as"][id.to_string()].is_string(),
+            "server {id}: {}",
+            out.fault_value
+        );
+    }
     assert_eq!(
         out.fault_value["new_servers"],
         serde_json::json!([4, 5, 6, 7])
@@ -240,6 +253,19 @@ fn rapid_add_with_a_moved_broker_splits_the_brain() {
 fn safe_add_with_a_moved_broker_keeps_one_brain() {
     let out = scenario(JoinProcedure::Safe);
     eprintln!("safe-add: {} in {:?}", out.fault_value, out.elapsed);
+    // The proof the newcomers run: each answers as a ZooKeeper member.
+    assert_eq!(
+        out.fault_value["verified"]["ok"], true,
+        "{}",
+        out.fault_value
+    );
+    for id in 4..=7 {
+        assert!(
+            out.fault_value["verified"]["serving-as"][id.to_string()].is_string(),
+            "server {id}: {}",
+            out.fault_value
+        );
+    }
     assert_eq!(
         out.fault_value["new_servers"],
         serde_json::json!([4, 5, 6, 7])
