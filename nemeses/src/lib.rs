@@ -18,7 +18,8 @@ pub mod schedule;
 pub use grammar::{FaultDefaults, FaultSpecError};
 pub use grudge::{Grudge, GrudgeError, PartitionKind, Topology};
 pub use nemesis::{Fault, FaultId, Nemesis, NemesisError, NemesisOptions, Target};
-pub use partition::{Cuts, LayerId, Partitioner};
+pub use partition::{Cuts, LayerId, Partitioner, Probe};
 pub use schedule::{
-    Action, FaultError, FaultPhase, Interval, Schedule, ScheduleReport, ScheduleSpec, Step,
+    Action, FaultError, FaultPhase, Interval, IntervalError, Schedule, ScheduleReport,
+    ScheduleSpec, Step,
 };

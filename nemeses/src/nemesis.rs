@@ -139,9 +139,37 @@ pub enum NemesisError {
     /// The history could not be written.
     #[error(transparent)]
     History(#[from] HistoryError),
-    /// The fault does not fit the cluster.
-    #[error("{0}")]
-    Unfit(String),
+    /// No server of the kind the fault hits.
+    #[error("the cluster runs no {kind} server; pick a fault for a service it runs")]
+    NoServer {
+        /// The kind asked for.
+        kind: ServerKind,
+    },
+    /// The fault targets the ZooKeeper leader or the Kafka controller, and
+    /// none is known now.
+    #[error("no {} right now; wait until the cluster has one", match kind { ServerKind::Zookeeper => "ZooKeeper leader", ServerKind::Kafka => "Kafka controller" })]
+    NoPrimary {
+        /// Whose primary.
+        kind: ServerKind,
+    },
+    /// The fault names server ids the cluster does not have.
+    #[error("not every one of {kind} ids {ids:?} exists; list the servers with `splitbrain cluster status`")]
+    UnknownIds {
+        /// The kind asked for.
+        kind: ServerKind,
+        /// The ids asked for.
+        ids: Vec<i64>,
+    },
+    /// A membership fault needs more free nodes than the environment has.
+    #[error("{fault} of {count} ZooKeeper server(s) needs as many free nodes; the environment has {} ({free:?}): create it with more nodes", free.len())]
+    TooFewFreeNodes {
+        /// `rapid-add` or `safe-add`.
+        fault: &'static str,
+        /// Servers to add.
+        count: usize,
+        /// The free nodes there are.
+        free: Vec<String>,
+    },
     /// The fault (or its undo) was carried out but its effect could not be
     /// shown: the nemesis event's `verified` holds what was seen.
     #[error("{what}: not verified ({seen}); the run cannot count as a test of this fault: look at the servers' logs and the nemesis event's `verified`")]
@@ -152,8 +180,8 @@ pub enum NemesisError {
         seen: String,
     },
     /// Undoing faults left something behind.
-    #[error("heal-all incomplete: {0}; remove what is left with `splitbrain env down`")]
-    HealIncomplete(String),
+    #[error("heal-all incomplete: {}; remove what is left with `splitbrain env down`", .0.join("; "))]
+    HealIncomplete(Vec<String>),
 }
 
 /// Identifies a started fault, for [`Nemesis::stop`].
@@ -314,9 +342,7 @@ impl<'a> Nemesis<'a> {
             .filter(|s| s.kind == service)
             .collect();
         if all.is_empty() {
-            return Err(NemesisError::Unfit(format!(
-                "the cluster runs no {service} server"
-            )));
+            return Err(NemesisError::NoServer { kind: service });
         }
         Ok(match target {
             Target::One => pick(&mut self.rng, &all, 1),
@@ -330,23 +356,16 @@ impl<'a> Nemesis<'a> {
                     ServerKind::Zookeeper => self.db.zk_leaders()?.first().copied(),
                     ServerKind::Kafka => self.db.kafka_controller()?,
                 };
-                let id = id.ok_or_else(|| {
-                    NemesisError::Unfit(format!(
-                        "no {} right now; wait until the cluster has one",
-                        match service {
-                            ServerKind::Zookeeper => "ZooKeeper leader",
-                            ServerKind::Kafka => "Kafka controller",
-                        }
-                    ))
-                })?;
+                let id = id.ok_or(NemesisError::NoPrimary { kind: service })?;
                 all.into_iter().filter(|s| s.id == id).collect()
             }
             Target::Ids(ids) => {
                 let chosen: Vec<Server> = all.into_iter().filter(|s| ids.contains(&s.id)).collect();
                 if chosen.len() != ids.len() {
-                    return Err(NemesisError::Unfit(format!(
-                        "not every one of {service} ids {ids:?} exists"
-                    )));
+                    return Err(NemesisError::UnknownIds {
+                        kind: service,
+                        ids: ids.clone(),
+                    });
                 }
                 chosen
             }
@@ -404,9 +423,8 @@ impl<'a> Nemesis<'a> {
                         seen: seen.to_string(),
                     });
                 }
-                self.active
-                    .remove(&id)
-                    .ok_or_else(|| NemesisError::Unfit("partition: its undo went missing".into()))?
+                // Its undo is registered already.
+                return Ok(id);
             }
             Fault::Kill { service, target } => {
                 let victims = self.targets(*service, target)?;
@@ -482,7 +500,11 @@ impl<'a> Nemesis<'a> {
                 procedure,
                 count,
                 move_broker,
-            } => self.add_zookeeper(id, *procedure, *count, *move_broker)?,
+            } => {
+                // Registers its undo itself, step by step.
+                self.add_zookeeper(id, *procedure, *count, *move_broker)?;
+                return Ok(id);
+            }
         };
         self.active.insert(id, undo);
         Ok(id)
@@ -494,7 +516,7 @@ impl<'a> Nemesis<'a> {
         procedure: JoinProcedure,
         count: usize,
         move_broker: Option<i64>,
-    ) -> Result<Undo, NemesisError> {
+    ) -> Result<(), NemesisError> {
         let started = Instant::now();
         let f = match procedure {
             JoinProcedure::Rapid => "rapid-add",
@@ -502,11 +524,11 @@ impl<'a> Nemesis<'a> {
         };
         let free = self.db.free_nodes();
         if free.len() < count || count == 0 {
-            return Err(NemesisError::Unfit(format!(
-                "{f} of {count} ZooKeeper server(s) needs as many free nodes; the environment has \
-                 {} ({free:?}): create it with more nodes",
-                free.len()
-            )));
+            return Err(NemesisError::TooFewFreeNodes {
+                fault: f,
+                count,
+                free,
+            });
         }
         let old: Vec<Server> = self
             .db
@@ -607,9 +629,7 @@ impl<'a> Nemesis<'a> {
                 seen: value["move"].to_string(),
             });
         }
-        self.active
-            .remove(&id)
-            .ok_or_else(|| NemesisError::Unfit(format!("{f}: its undo record went missing")))
+        Ok(())
     }
 
     /// Gives broker `b` a connect string listing old and new servers, cuts
@@ -952,7 +972,7 @@ impl<'a> Nemesis<'a> {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(NemesisError::HealIncomplete(errors.join("; ")))
+            Err(NemesisError::HealIncomplete(errors))
         }
     }
 
@@ -964,11 +984,7 @@ impl<'a> Nemesis<'a> {
             Ok(())
         } else {
             Err(NemesisError::HealIncomplete(
-                errors
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                errors.iter().map(|e| e.to_string()).collect(),
             ))
         }
     }

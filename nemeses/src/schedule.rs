@@ -33,16 +33,17 @@ pub enum Interval {
     },
 }
 
+/// An interval's spelling was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("interval `{0}`: expected milliseconds, e.g. 10000, or bounds, e.g. 5000..15000")]
+pub struct IntervalError(pub String);
+
 impl std::str::FromStr for Interval {
-    type Err = String;
+    type Err = IntervalError;
 
     /// `MS` (fixed) or `MIN..MAX` (random within bounds), in milliseconds.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            format!(
-                "interval `{s}`: expected milliseconds, e.g. 10000, or bounds, e.g. 5000..15000"
-            )
-        };
+        let bad = || IntervalError(s.to_string());
         match s.split_once("..") {
             Some((lo, hi)) => {
                 let min_ms: u64 = lo.trim().parse().map_err(|_| bad())?;
