@@ -381,6 +381,7 @@ impl<'a> Nemesis<'a> {
                 let topology = self.topology()?;
                 let grudge = Grudge::compute(*kind, &topology, &mut self.rng)?;
                 let cuts = Partitioner::cuts_of(&grudge);
+                let began = Instant::now();
                 let layer = self.partitioner.add(cuts.clone());
                 let mut value = json!({"kind": kind, "grudge": cuts, "fault-id": id.0,
                         "zk-leader": topology.zk_leader,
@@ -416,6 +417,9 @@ impl<'a> Nemesis<'a> {
                     }
                 };
                 value["verified"] = seen.clone();
+                // Recorded after the probes: the report counts the fault
+                // from when its rules went in (docs/results.md).
+                value["elapsed-ms"] = json!(began.elapsed().as_millis() as u64);
                 self.record("start-partition", &value)?;
                 if !ok {
                     return Err(NemesisError::NotVerified {
@@ -617,7 +621,8 @@ impl<'a> Nemesis<'a> {
         let mut moved_ok = true;
         if let (Some(b), Some(original)) = (broker, original_connect) {
             let moved = self.move_broker(id, &b, &old, &added, &original)?;
-            moved_ok = moved["registered_on_new_servers"] == json!(true);
+            moved_ok = moved["registered_on_new_servers"] == json!(true)
+                && moved["cut-verified"]["ok"] == json!(true);
             value["moved_broker"] = json!(b.id);
             value["move"] = moved;
         }
@@ -687,7 +692,16 @@ impl<'a> Nemesis<'a> {
         let cut = cut?;
         let cut_at = Instant::now();
         let hold = self.db.broker_session_timeout() + self.options.expiry_margin;
-        std::thread::sleep(hold);
+        // The proof of the cut, taken while it holds: the broker's node
+        // reaches none of the old servers and every new one.
+        let from_broker = |servers: &[Server]| -> Vec<(String, String)> {
+            servers
+                .iter()
+                .map(|s| (b.node.clone(), s.node.clone()))
+                .collect()
+        };
+        let (_, cut_proof) = self.verify_reach(from_broker(old), from_broker(added))?;
+        std::thread::sleep(hold.saturating_sub(cut_at.elapsed()));
         // ZooKeeper refuses a session that has seen a newer zxid than the
         // server's own; the joiners' tree starts far behind, so advance it
         // past anything the broker can have seen (the old servers' zxid).
@@ -723,6 +737,7 @@ impl<'a> Nemesis<'a> {
             "registered_on_new_servers": registered,
             "registered-after-ms": cut_at.elapsed().as_millis() as u64,
             "cut-layer": format!("{cut:?}"),
+            "cut-verified": cut_proof,
         }))
     }
 

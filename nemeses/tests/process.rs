@@ -109,6 +109,11 @@ fn kill_pause_and_a_schedule_on_a_real_ensemble() {
     assert_eq!((cut.len(), kept.len()), (4, 2), "{start}");
     assert!(cut.iter().all(|p| p["reached"] == false), "{start}");
     assert!(kept.iter().all(|p| p["reached"] == true), "{start}");
+    // Recorded after its probes, it says how long ago its rules went in.
+    assert!(
+        start["elapsed-ms"].as_u64().unwrap() >= proof["after-ms"].as_u64().unwrap(),
+        "{start}"
+    );
     let heal = last_value(&path, "heal");
     eprintln!("heal {heal}");
     assert_eq!(heal["verified"]["ok"], true, "{heal}");
