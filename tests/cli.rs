@@ -266,21 +266,28 @@ fn observer_samples_add_the_split_brain_checker_to_one_verdict() {
     );
     assert_eq!(r["anomalies"]["lost-write"]["count"], 0);
     assert_eq!(r["counts"]["observations"], 14);
-    // A longer grace period tolerates the 9 s of controller disagreement.
-    let (code, _, _) = splitbrain(
+    // The split lasted 10 samples: requiring 11 consecutive ones reports
+    // none of it (and the queue part is valid).
+    let (code, out, err) = splitbrain(
         &[
             "check",
             "h.jsonl",
-            "--controller-grace",
-            "30",
+            "--split-brain-samples",
+            "11",
             "--json",
             "r2.json",
         ],
         dir.path(),
     );
-    assert_eq!(code, 1);
+    assert_eq!(code, 0, "{out}{err}");
     let r2: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("r2.json")).unwrap())
             .unwrap();
+    assert_eq!(r2["anomalies"]["split-brain"]["count"], 0);
     assert_eq!(r2["anomalies"]["multiple-controllers"]["count"], 0);
+    let (code, _, err) = splitbrain(
+        &["check", "h.jsonl", "--split-brain-samples", "0"],
+        dir.path(),
+    );
+    assert_eq!(code, 2, "{err}");
 }

@@ -27,9 +27,13 @@ pub use verdict::{Anomaly, Verdict};
 pub struct CheckOptions {
     /// Examples kept per anomaly.
     pub examples: usize,
-    /// How long brokers and ensembles may disagree about the controller
-    /// before it is reported (nanoseconds).
+    /// How long a broker may name a controller that ZooKeeper no longer
+    /// registers before it is counted as `stale-controller-view`
+    /// (nanoseconds).
     pub controller_grace_ns: u64,
+    /// Consecutive observer samples a split-brain anomaly must hold in
+    /// before it is reported.
+    pub split_brain_min_samples: u32,
 }
 
 impl Default for CheckOptions {
@@ -37,6 +41,7 @@ impl Default for CheckOptions {
         CheckOptions {
             examples: 10,
             controller_grace_ns: splitbrain::DEFAULT_CONTROLLER_GRACE_NS,
+            split_brain_min_samples: splitbrain::DEFAULT_MIN_SAMPLES,
         }
     }
 }
@@ -60,7 +65,8 @@ impl HistoryChecker {
             split_brain: splitbrain::SplitBrainChecker::new(
                 options.examples,
                 options.controller_grace_ns,
-            ),
+            )
+            .min_samples(options.split_brain_min_samples),
             ops: 0,
         }
     }

@@ -43,6 +43,14 @@ pub struct ZkServerView {
     /// or unreadable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller: Option<i32>,
+    /// `/controller_epoch` as read from this server, paired with
+    /// `controller`: the epoch Kafka wrote in the same transaction that
+    /// registered that controller. Read before and after `/controller` and
+    /// kept only when both reads agree; `None` when absent, unreadable,
+    /// changing during the read, or in histories recorded before this field
+    /// existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_epoch: Option<i32>,
     /// Content of `/cluster/id` as read from this server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_id: Option<String>,
@@ -113,6 +121,7 @@ mod tests {
                 members: vec![1, 2, 3],
                 znode_count: Some(40),
                 controller: Some(2),
+                controller_epoch: Some(4),
                 cluster_id: Some("abc".into()),
                 error: None,
             }],
@@ -125,7 +134,23 @@ mod tests {
         };
         let text = serde_json::to_string(&obs).unwrap();
         assert!(text.contains("\"mode\":\"leader\""));
+        assert!(text.contains("\"controller_epoch\":4"));
         let back: Observation = serde_json::from_str(&text).unwrap();
         assert_eq!(back, obs);
+    }
+
+    #[test]
+    fn a_sample_recorded_before_controller_epoch_existed_still_reads() {
+        // An observer line's value as older builds wrote it.
+        let old = r#"{"zookeeper":[{"node":"n1","server_id":1,"mode":"follower","zxid":4294967301,
+            "epoch":1,"members":[1,2,3],"znode_count":40,"controller":2,"cluster_id":"abc"}],
+            "kafka":[{"node":"n4","broker_id":1,"controller":2}]}"#;
+        let obs: Observation = serde_json::from_str(old).unwrap();
+        assert_eq!(obs.zookeeper[0].controller, Some(2));
+        assert_eq!(obs.zookeeper[0].controller_epoch, None);
+        // And an unknown epoch is not written back.
+        assert!(!serde_json::to_string(&obs)
+            .unwrap()
+            .contains("controller_epoch"));
     }
 }

@@ -20,10 +20,17 @@ pub struct ReportArgs {
     /// Examples to keep per anomaly.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub examples: usize,
-    /// Seconds brokers and ensembles may disagree about the controller
-    /// before `multiple-controllers` is reported.
+    /// Seconds a broker may name a controller that ZooKeeper no longer
+    /// registers before it is counted as `stale-controller-view`
+    /// (informational, not an anomaly).
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     pub controller_grace: f64,
+    /// Consecutive observer samples a split-brain anomaly (`split-brain`,
+    /// `multiple-controllers`, `divergent-ensembles`) must hold in before it
+    /// is reported.
+    #[arg(long, value_name = "N", default_value_t = splitbrain_checkers::splitbrain::DEFAULT_MIN_SAMPLES,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub split_brain_samples: u32,
 }
 
 /// Runs the command.
@@ -42,6 +49,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Exit> {
     let options = CheckOptions {
         examples: args.examples,
         controller_grace_ns: (args.controller_grace * 1e9) as u64,
+        split_brain_min_samples: args.split_brain_samples,
     };
     let analysis = report::analyze(&history, &options)?;
     report::write_all(&args.dir, &analysis, &info).context("writing the reports")?;

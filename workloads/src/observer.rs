@@ -284,6 +284,8 @@ mod tests {
                 members: vec![1, 2, 3],
                 znode_count: None,
                 controller: Some(1),
+                // Recorded as given: the checker pairs it with `controller`.
+                controller_epoch: Some(3),
                 cluster_id: None,
                 error: None,
             }],

@@ -2,7 +2,8 @@
 //! detection.
 //!
 //! Each ZooKeeper server is asked on its own (`srvr`, `conf`, then a fresh
-//! client session pinned to it that reads `/controller` and `/cluster/id`);
+//! client session pinned to it that reads `/controller`, `/controller_epoch`
+//! and `/cluster/id`);
 //! each broker is asked on its own for its metadata (the controller it names).
 //! All servers are asked concurrently, every network step bounded by the
 //! timeout, so one sample takes about one timeout at worst: cheap enough for
@@ -75,6 +76,7 @@ fn unreachable_view(server: &ZkServer) -> ZkServerView {
         members: Vec::new(),
         znode_count: None,
         controller: None,
+        controller_epoch: None,
         cluster_id: None,
         error: None,
     }
@@ -86,6 +88,11 @@ pub fn parse_controller(data: &[u8]) -> Option<i32> {
     v.get("brokerid")?
         .as_i64()
         .and_then(|i| i32::try_from(i).ok())
+}
+
+/// The epoch in `/controller_epoch` (Kafka writes it as a decimal number).
+pub fn parse_controller_epoch(data: &[u8]) -> Option<i32> {
+    std::str::from_utf8(data).ok()?.trim().parse().ok()
 }
 
 /// `id` of `/cluster/id`'s JSON.
@@ -144,10 +151,21 @@ fn read_kafka_znodes(
     timeout: Duration,
 ) -> Result<(), ProbeError> {
     let mut session = ZkSession::connect(addr, Duration::from_secs(10), timeout)?;
+    // Kafka creates `/controller` and bumps `/controller_epoch` in one
+    // transaction, and one session reads in order: an epoch unchanged around
+    // the read of `/controller` is the epoch of that registration.
+    let read_epoch = |session: &mut ZkSession| {
+        session
+            .get_data("/controller_epoch")
+            .map(|d| d.as_deref().and_then(parse_controller_epoch))
+    };
+    let epoch_before = read_epoch(&mut session)?;
     view.controller = session
         .get_data("/controller")?
         .as_deref()
         .and_then(parse_controller);
+    let epoch_after = read_epoch(&mut session)?;
+    view.controller_epoch = epoch_before.filter(|_| epoch_before == epoch_after);
     view.cluster_id = session
         .get_data("/cluster/id")?
         .as_deref()
@@ -226,5 +244,9 @@ mod tests {
             Some("aHlPN6FUScGCr3val9XdVQ")
         );
         assert_eq!(parse_cluster_id(b""), None);
+        assert_eq!(parse_controller_epoch(b"7"), Some(7));
+        assert_eq!(parse_controller_epoch(b" 12\n"), Some(12));
+        assert_eq!(parse_controller_epoch(b"{}"), None);
+        assert_eq!(parse_controller_epoch(b""), None);
     }
 }

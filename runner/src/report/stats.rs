@@ -185,7 +185,9 @@ pub struct Stats {
     /// Per lane (`"broker 1 (n4)"` or `"zk 1 (n1)"` for the `/controller`
     /// it serves), the controller named over time.
     pub controllers: BTreeMap<String, Vec<Segment<Controller>>>,
-    /// Per sample time, how many ZooKeeper servers said `leader`.
+    /// Per sample time, how many quorum-backed ZooKeeper leaders there were
+    /// (the split-brain checker's rule:
+    /// `splitbrain_checkers::splitbrain::quorum_backed_leaders`).
     pub leaders: Vec<Segment<usize>>,
     /// Observer samples seen.
     pub observations: u64,
@@ -333,7 +335,7 @@ impl StatsCollector {
     fn observation(&mut self, time: u64, obs: &splitbrain_core::cluster::Observation) {
         let s = &mut self.stats;
         s.observations += 1;
-        let mut leaders = 0;
+        let leaders = splitbrain_checkers::splitbrain::quorum_backed_leaders(&obs.zookeeper).len();
         let mut seen_modes = std::collections::BTreeSet::new();
         let mut seen_controllers = std::collections::BTreeSet::new();
         for zk in &obs.zookeeper {
@@ -344,9 +346,6 @@ impl StatsCollector {
                 Some(zk.mode),
             );
             seen_modes.insert(lane.clone());
-            if zk.mode == ZkMode::Leader {
-                leaders += 1;
-            }
             if zk.mode != ZkMode::Unreachable {
                 push_change(
                     s.controllers.entry(lane.clone()).or_default(),
@@ -569,20 +568,23 @@ mod tests {
 
     #[test]
     fn modes_and_controllers_record_changes_only() {
-        let obs = |t: u64, m4: &str, c4: i32| {
+        // Two one-server ensembles (1 and 4, each its own quorum); at time 5
+        // server 4's membership could not be read: not a backed leader.
+        let obs = |t: u64, m4: &str, c4: i32, members4: &str| {
             format!(
-                r#"{{"index":{t},"time":{t},"process":"observer","type":"ok","f":"observe","value":{{"zookeeper":[{{"node":"n1","server_id":1,"mode":"leader","controller":1}},{{"node":"n4","server_id":4,"mode":"{m4}","controller":{c4}}}],"kafka":[{{"node":"n7","broker_id":3,"controller":{c4}}}]}}}}"#
+                r#"{{"index":{t},"time":{t},"process":"observer","type":"ok","f":"observe","value":{{"zookeeper":[{{"node":"n1","server_id":1,"mode":"leader","epoch":1,"members":[1],"controller":1}},{{"node":"n4","server_id":4,"mode":"{m4}","epoch":1,"members":[{members4}],"controller":{c4}}}],"kafka":[{{"node":"n7","broker_id":3,"controller":{c4}}}]}}}}"#
             )
         };
         let lines = [
-            obs(1, "looking", 1),
-            obs(2, "looking", 1),
-            obs(3, "leader", 3),
-            obs(4, "leader", 3),
+            obs(1, "looking", 1, "4"),
+            obs(2, "looking", 1, "4"),
+            obs(3, "leader", 3, "4"),
+            obs(4, "leader", 3, "4"),
+            obs(5, "leader", 3, ""),
         ];
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         let s = feed(&refs);
-        assert_eq!(s.observations, 4);
+        assert_eq!(s.observations, 5);
         assert_eq!(s.zk_modes["zk 1 (n1)"].len(), 1);
         let modes: Vec<Option<ZkMode>> = s.zk_modes["zk 4 (n4)"].iter().map(|x| x.value).collect();
         assert_eq!(modes, vec![Some(ZkMode::Looking), Some(ZkMode::Leader)]);
@@ -592,7 +594,7 @@ mod tests {
             .collect();
         assert_eq!(c, vec![Controller::Broker(1), Controller::Broker(3)]);
         let l: Vec<(u64, usize)> = s.leaders.iter().map(|x| (x.start_ns, x.value)).collect();
-        assert_eq!(l, vec![(1, 1), (3, 2)]);
+        assert_eq!(l, vec![(1, 1), (3, 2), (5, 1)]);
         assert_eq!(s.to_json()["max-simultaneous-leaders"], 2);
     }
 }

@@ -378,13 +378,14 @@ fn lanes<T>(
 }
 
 /// Each ZooKeeper server's mode over time, with a top lane counting the
-/// servers that say `leader`: two leaders show as a red band.
+/// quorum-backed leaders (the split-brain checker's rule): two show as a
+/// red band.
 pub fn zk_modes(stats: &Stats) -> String {
     let n = stats.zk_modes.len();
     let height = TOP + BOTTOM + 26.0 * (n as f64 + 1.0) + 4.0;
     let mut f = Frame::new(
         "zk-modes",
-        "ZooKeeper server mode over time (top lane: how many leaders)",
+        "ZooKeeper server mode over time (top lane: how many quorum-backed leaders)",
         height.max(120.0),
         stats.end_ns,
     );

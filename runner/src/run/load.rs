@@ -158,7 +158,7 @@ fn spawn_schedule(
             let mut nemesis = Nemesis::new(&*db, control, Some(writer.clone()), seed);
             let mut problems = vec![];
             match splitbrain_nemeses::schedule::run(&mut nemesis, &plan, Some(&writer), &stop) {
-                Ok(report) => problems.extend(report.failed),
+                Ok(report) => problems.extend(report.errors.iter().map(|e| e.to_string())),
                 Err(e) => problems.push(format!("fault schedule: {e}")),
             }
             if let Err(e) = nemesis.remove_rules() {
