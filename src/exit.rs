@@ -48,15 +48,26 @@ impl Exit {
             Exit::passed_if(rows.iter().all(CampaignRow::passed))
         }
     }
+
+    /// The status number.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Failed => 1,
+            Exit::Error => 2,
+            Exit::Interrupted => 130,
+        }
+    }
+
+    /// Ends the process now with this status, from where returning to
+    /// `main` is not possible (the third Ctrl-C's handler).
+    pub fn now(self) -> ! {
+        std::process::exit(i32::from(self.code()))
+    }
 }
 
 impl From<Exit> for ExitCode {
     fn from(exit: Exit) -> ExitCode {
-        match exit {
-            Exit::Success => ExitCode::SUCCESS,
-            Exit::Failed => ExitCode::from(1),
-            Exit::Error => ExitCode::from(2),
-            Exit::Interrupted => ExitCode::from(130),
-        }
+        ExitCode::from(exit.code())
     }
 }

@@ -19,10 +19,9 @@
 
 use crate::error::{Result, RunError};
 use crate::run::config::TestConfig;
+use crate::run::interrupt::Interrupt;
 use crate::run::{self, RunOutcome};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 use toml::{Table, Value};
 
@@ -237,19 +236,19 @@ impl CampaignRow {
 }
 
 /// Runs `tests` one after another, storing each under `store`; after
-/// Ctrl-C (`cancel`), the tests not started yet are skipped.
-pub fn run_all(tests: Vec<TestConfig>, store: &Path, cancel: &Arc<AtomicBool>) -> Vec<CampaignRow> {
+/// Ctrl-C (`interrupt`), the tests not started yet are skipped.
+pub fn run_all(tests: Vec<TestConfig>, store: &Path, interrupt: &Interrupt) -> Vec<CampaignRow> {
     let mut rows = vec![];
     for cfg in tests {
         let name = cfg.name.clone();
-        if cancel.load(Ordering::SeqCst) {
+        if interrupt.requested() {
             rows.push(CampaignRow {
                 name,
                 result: TestResult::Skipped,
             });
             continue;
         }
-        let result = match run::run_test(cfg, store, cancel.clone()) {
+        let result = match run::run_test(cfg, store, interrupt.clone()) {
             Ok(outcome) => TestResult::Ran(outcome),
             Err(e) => TestResult::Failed(e),
         };

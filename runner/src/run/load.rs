@@ -8,6 +8,7 @@
 //! outlives the load and no thread outlives the run.
 
 use super::config::TestConfig;
+use super::interrupt::Interrupt;
 use super::{faults, TOPIC};
 use crate::error::{Result, RunError};
 use splitbrain_core::control::Control;
@@ -44,7 +45,7 @@ impl LoadThreads {
         db: &Arc<EnvCluster>,
         control: &Control,
         writer: &HistoryWriter,
-        cancel: &Arc<AtomicBool>,
+        interrupt: &Interrupt,
     ) -> Result<LoadThreads> {
         let observer = {
             let db = db.clone();
@@ -71,7 +72,7 @@ impl LoadThreads {
             control.clone(),
             writer.clone(),
             threads.stop_faults.clone(),
-            cancel.clone(),
+            interrupt.clone(),
             threads.current_fault.clone(),
         )?);
         Ok(threads)
@@ -119,7 +120,7 @@ impl Drop for LoadThreads {
 
 /// The fault schedule on its own thread, ending with the nemesis's heal;
 /// a watcher beside it publishes the fault in effect and stops the
-/// schedule on Ctrl-C.
+/// schedule on Ctrl-C (within 100 ms).
 #[allow(clippy::too_many_arguments)] // the thread's whole world, moved in
 fn spawn_schedule(
     plan: Schedule,
@@ -128,21 +129,27 @@ fn spawn_schedule(
     control: Control,
     writer: HistoryWriter,
     stop: Arc<AtomicBool>,
-    cancel: Arc<AtomicBool>,
+    interrupt: Interrupt,
     current: Arc<Mutex<String>>,
 ) -> Result<JoinHandle<Vec<String>>> {
     std::thread::Builder::new()
         .name("nemesis".into())
         .spawn(move || -> Vec<String> {
             let begin = Instant::now();
-            // Ctrl-C or the end of the load stops the schedule; the
-            // progress line shows the planned fault in effect.
+            // Ctrl-C (at once, not at the load's end) or the end of the
+            // load stops the schedule, which heals; the progress line shows
+            // the planned fault in effect.
             let watcher = {
-                let (stop, cancel, current, plan) =
-                    (stop.clone(), cancel.clone(), current.clone(), plan.clone());
+                let (stop, interrupt, current, plan) = (
+                    stop.clone(),
+                    interrupt.clone(),
+                    current.clone(),
+                    plan.clone(),
+                );
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::SeqCst) {
-                        if cancel.load(Ordering::SeqCst) {
+                        if interrupt.requested() {
+                            tracing::info!("Ctrl-C: stopping the fault schedule, which heals");
                             stop.store(true, Ordering::SeqCst);
                         }
                         let now = begin.elapsed().as_millis() as u64;

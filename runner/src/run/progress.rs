@@ -3,6 +3,7 @@
 //! current fault); otherwise plain log lines (phase changes, and a status
 //! line every 10 s during the load).
 
+use super::interrupt::Interrupt;
 use splitbrain_core::history::HistoryWriter;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,7 +70,7 @@ impl Progress {
         &mut self,
         writer: HistoryWriter,
         fault: Arc<Mutex<String>>,
-        cancel: Arc<AtomicBool>,
+        interrupt: Interrupt,
     ) {
         if let Ok(mut s) = STAGE.lock() {
             s.clear();
@@ -103,8 +104,10 @@ impl Progress {
                 let status = format!(
                     "{test} {what} | {rate:.0} ops/s | faults: {}{}",
                     if f.is_empty() { "none" } else { &f },
-                    if cancel.load(Ordering::SeqCst) {
-                        " | stopping (Ctrl-C)"
+                    if interrupt.now() {
+                        " | Ctrl-C twice: tearing down now"
+                    } else if interrupt.requested() {
+                        " | stopping (Ctrl-C again to skip drain and final read)"
                     } else {
                         ""
                     }
