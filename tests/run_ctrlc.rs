@@ -9,13 +9,19 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Load period of these runs: what the run would last without Ctrl-C.
 const TIME_LIMIT_S: u64 = 120;
 
+/// One run at a time: each starts a whole cluster, and the timings measured
+/// mean little on a machine busy with another.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// A `splitbrain run` whose stderr lines arrive with their arrival time.
 struct Run {
+    _one_at_a_time: MutexGuard<'static, ()>,
     child: Child,
     started: Instant,
     lines: Receiver<(Instant, String)>,
@@ -27,6 +33,7 @@ impl Run {
     /// Starts `splitbrain run --name NAME` with a long pause of `target`
     /// Kafka brokers from 2 s into the load (beyond its end).
     fn start(name: &str, target: &str) -> Run {
+        let one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let store = tempfile::tempdir().unwrap();
         let time_limit = TIME_LIMIT_S.to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
@@ -49,6 +56,7 @@ impl Run {
             }
         });
         Run {
+            _one_at_a_time: one_at_a_time,
             child,
             started: Instant::now(),
             lines,
@@ -211,9 +219,11 @@ fn ctrl_c_stops_the_load_heals_at_once_and_still_reports() {
         heal_s >= stop_s,
         "healed at {heal_s} s, before Ctrl-C at {stop_s} s"
     );
-    assert!(heal_s - stop_s <= 5.0, "heal {heal_s} s, Ctrl-C {stop_s} s");
+    // Within 3 s (under 1 s here); left to the load's end it would come
+    // 95 s later.
+    assert!(heal_s - stop_s <= 3.0, "heal {heal_s} s, Ctrl-C {stop_s} s");
     assert!(
-        heal_s <= signal_s + 5.0,
+        heal_s <= signal_s + 3.0,
         "heal {heal_s} s, Ctrl-C at most {signal_s} s"
     );
     // No new send after the stop (sends in flight may still end).
