@@ -5,6 +5,7 @@
 //! Needs root, sshd and the artifact cache (scripts/setup).
 
 use serde_json::Value;
+use splitbrain_environments::nodes::netns;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -164,7 +165,7 @@ fn results(dir: &Path) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// Nothing of environment `name` is listed any more.
+/// Nothing of environment `name` is listed or left on the system.
 fn assert_env_gone(name: &str) {
     let list = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
         .args(["env", "list"])
@@ -172,6 +173,8 @@ fn assert_env_gone(name: &str) {
         .unwrap();
     let listed = String::from_utf8_lossy(&list.stdout);
     assert!(!listed.contains(name), "{name} still listed:\n{listed}");
+    let left = netns::leftovers(name);
+    assert!(left.is_empty(), "left of {name}: {left:?}");
 }
 
 #[test]

@@ -96,8 +96,10 @@ impl Interrupt {
 
     /// The last resort of the third Ctrl-C: removes the environment the
     /// current run created (its servers go with it), best effort. Returns
-    /// what was done, in words, for the user.
+    /// what was done, in words, for the user. From here on the run's
+    /// teardown, cut short, writes its errors to the log only.
     pub fn abandon(&self) -> String {
+        crate::logging::quiet_stderr();
         let env = self
             .inner
             .env

@@ -24,6 +24,10 @@ pub fn stage(what: &str) {
 
 /// Prints a line, clearing a status line first when on a terminal.
 pub fn announce(what: &str) {
+    if crate::logging::stderr_is_quiet() {
+        tracing::info!("{what}");
+        return;
+    }
     let mut err = std::io::stderr().lock();
     if std::io::stderr().is_terminal() {
         let _ = write!(err, "\r\x1b[2K");
@@ -112,7 +116,9 @@ impl Progress {
                         ""
                     }
                 );
-                if tty {
+                if crate::logging::stderr_is_quiet() {
+                    // Exiting on a third Ctrl-C: nothing more on the terminal.
+                } else if tty {
                     let _ = write!(std::io::stderr().lock(), "\r\x1b[2K{status}");
                 } else if last_plain.elapsed() >= Duration::from_secs(10) {
                     last_plain = Instant::now();
