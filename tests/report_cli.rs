@@ -638,7 +638,9 @@ fn report_renders_in_headless_chromium() {
         dom.contains("INVALID: divergent-ensembles 1, multiple-controllers 1, split-brain 1"),
         "verdict missing"
     );
-    assert!(dom.contains("PASS: found exactly the expected"));
+    assert!(dom.contains(
+        "<div class=\"status\">PASS</div><div class=\"line\">found exactly the expected"
+    ));
     // The outcome comes first, big, then the checkers' verdict.
     let outcome = dom
         .find("<div id=\"outcome\" class=\"outcome pass\"><div class=\"status\">PASS</div>")

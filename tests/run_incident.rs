@@ -109,7 +109,9 @@ fn shortened_incident_2020_detects_the_split_and_loses_nothing() {
     for id in ["latency", "throughput", "zk-modes", "controllers"] {
         assert!(dom.contains(&format!("id=\"{id}\"")), "plot {id} missing");
     }
-    assert!(dom.contains("PASS: found exactly the expected"));
+    assert!(dom.contains(
+        "<div class=\"status\">PASS</div><div class=\"line\">found exactly the expected"
+    ));
     assert!(dom.contains("data-value=\"2 leaders\""));
     assert!(dom.contains("data-value=\"controller 3\""));
 }

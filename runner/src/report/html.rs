@@ -51,7 +51,12 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
         h,
         "<div id=\"outcome\" class=\"outcome {class}\"><div class=\"status\">{}</div><div class=\"line\">{}</div>",
         status.label(),
-        escape(&outcome.describe())
+        escape(
+            outcome
+                .describe()
+                .trim_start_matches(status.label())
+                .trim_start_matches(": ")
+        )
     );
     if !outcome.problems.is_empty() {
         h.push_str("<ul id=\"problems\">");
@@ -193,7 +198,7 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
             }
             h.push_str("</table>\n");
         }
-        _ => h.push_str("<p class=\"note\">The workload's delivery counts are not in this history (recorded by runs since they exist); the checker's counts are below.</p>\n"),
+        _ => h.push_str("<p class=\"note\">This history has no <code>delivery</code> event (the workload's own counts); the DLQ count above is the checker's.</p>\n"),
     }
     h.push_str("<h2>Latency</h2>\n");
     h.push_str(&svg::latency(s));

@@ -109,6 +109,15 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// " (epoch 4)", or nothing when the epoch is unknown.
+fn epoch(v: &Value) -> String {
+    if v.is_null() {
+        String::new()
+    } else {
+        format!(" (epoch {})", text(v))
+    }
+}
+
 fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -263,10 +272,13 @@ pub fn sentence(name: &str, e: &Value, ops: &OpRefs) -> Option<String> {
                         .flatten()
                         .map(|l| {
                             format!(
-                                "server {} ({}, epoch {}) followed by servers {}",
+                                "server {} ({}{}) followed by servers {}",
                                 text(&l["leader"]["server-id"]),
                                 text(&l["leader"]["node"]),
-                                text(&l["leader"]["epoch"]),
+                                match &l["leader"]["epoch"] {
+                                    Value::Null => String::new(),
+                                    e => format!(", epoch {}", text(e)),
+                                },
                                 text(&l["side"])
                             )
                         })
@@ -284,11 +296,11 @@ pub fn sentence(name: &str, e: &Value, ops: &OpRefs) -> Option<String> {
                         .flatten()
                         .map(|r| {
                             format!(
-                                "the ensemble led by server {} (servers {}) registered broker {} (epoch {})",
+                                "the ensemble led by server {} (servers {}) registered broker {}{}",
                                 text(&r["leader"]),
                                 text(&r["servers"]),
                                 text(&r["controller"]),
-                                text(&r["controller-epoch"])
+                                epoch(&r["controller-epoch"])
                             )
                         })
                         .collect();
