@@ -220,8 +220,9 @@ fn spawn_schedule(
             let mut nemesis = Nemesis::new(&*db, control, Some(writer.clone()), seed);
             let mut problems = vec![];
             match splitbrain_nemeses::schedule::run(&mut nemesis, &plan, Some(&writer), &stop) {
-                // Each failed start is recorded as `fault-error` already.
-                Ok(report) => problems.extend(report.failed),
+                // Every fault error is recorded as `fault-error` already.
+                Ok(report) => problems.extend(report.errors.iter().map(|e| e.to_string())),
+                // Only when the history could not be written; tried anyway.
                 Err(e) => {
                     record_fault_error(&writer, "schedule", &e.to_string());
                     problems.push(format!("fault schedule: {e}"));

@@ -119,7 +119,7 @@ fn phases(
     cancel: &Arc<AtomicBool>,
     progress: &mut Progress,
 ) -> Result<()> {
-    let plan = faults::schedule(cfg).map_err(|reason| RunError::Config { reason })?;
+    let plan = faults::schedule(cfg)?;
     check_client_settings(cfg)?;
 
     progress.phase("env up");
@@ -273,7 +273,16 @@ fn cluster_up(cfg: &TestConfig, state: &EnvState) -> Result<RunCluster> {
         cfg.cluster.kafka,
         Artifacts::for_env(state).map_err(RunError::Artifacts)?,
     )?;
-    if cfg.nemesis.faults.iter().any(|f| f == "safe-add") {
+    let safe_add = faults::mix(cfg)?.iter().any(|f| {
+        matches!(
+            f,
+            splitbrain_nemeses::Fault::AddZookeeper {
+                procedure: splitbrain_core::db::JoinProcedure::Safe,
+                ..
+            }
+        )
+    });
+    if safe_add {
         enable_reconfig(&mut layout.zk_settings);
     }
     let ks = &mut layout.kafka_settings;
