@@ -45,8 +45,12 @@ pub const TOPIC: &str = "queue";
 pub struct RunOutcome {
     /// The run directory.
     pub dir: PathBuf,
-    /// Exactly the expected anomalies (none, by default) were found.
+    /// Exactly the expected anomalies (none, by default) were found, and
+    /// the run did what it planned: its outcome is PASS.
     pub passed: bool,
+    /// PASS, FAIL, ERROR or UNKNOWN, from the history (see
+    /// [`report::Outcome::status`]); an [`RunOutcome::error`] comes on top.
+    pub status: report::Status,
     /// The history is valid.
     pub valid: bool,
     /// One line: the outcome.
@@ -98,6 +102,7 @@ pub fn run_test(mut cfg: TestConfig, store: &Path, cancel: Arc<AtomicBool>) -> R
     Ok(RunOutcome {
         dir,
         passed: checked.passed && error.is_none(),
+        status: checked.status,
         valid: checked.valid,
         summary: checked.summary,
         elapsed: started.elapsed(),
@@ -337,6 +342,7 @@ fn load(
     let result = match report {
         Ok(report) => {
             tracing::info!(?report, "workload done");
+            load::record_delivery(&writer, &report);
             Ok(())
         }
         Err(e) => Err(RunError::from(e)),
@@ -387,6 +393,7 @@ fn cluster_down(cluster: RunCluster, progress: &mut Progress) {
 /// What the check of a run's history says.
 struct Checked {
     passed: bool,
+    status: report::Status,
     valid: bool,
     summary: String,
 }
@@ -416,7 +423,7 @@ fn check_and_report(
     let analysis = report::analyze(history, &CheckOptions::default())?;
     progress.phase("reports");
     report::write_all(dir, &analysis, &info)?;
-    let outcome = report::Outcome::of(&analysis.verdict, &info.expect, &info.tolerate);
+    let outcome = report::Outcome::of_run(&analysis, &info);
     let summary = outcome.describe();
     progress.line(&format!(
         "{summary} ({} operations); report: {}",
@@ -428,6 +435,7 @@ fn check_and_report(
     logging::close();
     Ok(Checked {
         passed: outcome.passed(),
+        status: outcome.status(),
         valid: analysis.verdict.valid,
         summary,
     })
