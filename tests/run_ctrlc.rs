@@ -192,7 +192,7 @@ fn ctrl_c_stops_the_load_heals_at_once_and_still_reports() {
         (signalled - run.started).as_secs_f64(),
         (ended - run.started).as_secs_f64()
     );
-    // Interrupted runs report what they recorded; the verdict decides 0 or 1.
+    // One Ctrl-C still reads everything back: PASS or FAIL, not UNKNOWN.
     assert!(matches!(status.code(), Some(0) | Some(1)), "{status:?}");
     // Without Ctrl-C the load alone would go on for 95 s more.
     assert!(to_exit < 45.0, "exit {to_exit:.1} s after Ctrl-C");
@@ -260,7 +260,9 @@ fn a_second_ctrl_c_skips_replay_and_final_read_and_still_reports() {
         "MEASURED: second Ctrl-C {:.1} s after the first; exit {to_exit:.1} s after the second",
         (second - first).as_secs_f64()
     );
-    assert!(matches!(status.code(), Some(0) | Some(1)), "{status:?}");
+    // The outcome decides: a final read cut short is UNKNOWN (2), and DLQ
+    // entries left unreplayed count as `dlq-lost` today (FAIL, 1).
+    assert!(matches!(status.code(), Some(0..=2)), "{status:?}");
     assert!(
         to_exit < 30.0,
         "exit {to_exit:.1} s after the second Ctrl-C"

@@ -73,6 +73,29 @@ pub enum JoinProcedure {
     Safe,
 }
 
+/// A server's process as `/proc/<pid>/stat` shows it: the proof a kill or a
+/// pause took effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessState {
+    /// Its pid.
+    pub pid: u32,
+    /// The state letter (`R` running, `S` sleeping, `T` stopped by a
+    /// signal, `Z` zombie, …).
+    pub state: char,
+}
+
+impl ProcessState {
+    /// Stopped by a signal (`T`, or `t` when traced): paused.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.state, 'T' | 't')
+    }
+
+    /// Dead but not yet reaped (`Z`) or dying (`X`): as good as gone.
+    pub fn is_dead(&self) -> bool {
+        matches!(self.state, 'Z' | 'X')
+    }
+}
+
 /// Why a cluster operation failed. The message says what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -138,9 +161,22 @@ pub trait ClusterControl: Send + Sync {
     /// SIGCONTs the server's process. Returns the pid, `None` if not running.
     fn resume(&self, server: &Server) -> Result<Option<u32>, DbError>;
 
+    /// The server's process (pid and state letter from `/proc/<pid>/stat`),
+    /// `None` when no process of it runs.
+    fn process_state(&self, server: &Server) -> Result<Option<ProcessState>, DbError>;
+
     /// Whether the server's process exists and is stopped by a signal
     /// (paused).
-    fn is_paused(&self, server: &Server) -> Result<bool, DbError>;
+    fn is_paused(&self, server: &Server) -> Result<bool, DbError> {
+        Ok(self.process_state(server)?.is_some_and(|p| p.is_stopped()))
+    }
+
+    /// What the server answers as when asked now, `None` if it does not
+    /// answer or does not serve: a ZooKeeper server's `srvr` mode
+    /// (`leader`, `follower`, `observer`, `standalone`); for a broker that
+    /// answers a metadata request, `controller` or `broker`. One question,
+    /// bounded by a short timeout: the proof that a server serves.
+    fn serving_as(&self, server: &Server) -> Result<Option<String>, DbError>;
 
     /// The `myid`s of every ZooKeeper server now reporting `leader` (more
     /// than one is a split brain).

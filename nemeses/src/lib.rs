@@ -7,12 +7,19 @@
 //! through [`splitbrain_core::db::ClusterControl`]; [`schedule`] times them.
 #![warn(missing_docs)]
 
+#[cfg(test)]
+mod fake;
+pub mod grammar;
 pub mod grudge;
 pub mod nemesis;
 pub mod partition;
 pub mod schedule;
 
+pub use grammar::{FaultDefaults, FaultSpecError};
 pub use grudge::{Grudge, GrudgeError, PartitionKind, Topology};
 pub use nemesis::{Fault, FaultId, Nemesis, NemesisError, NemesisOptions, Target};
-pub use partition::{Cuts, LayerId, Partitioner};
-pub use schedule::{Action, Interval, Schedule, ScheduleSpec, Step};
+pub use partition::{Cuts, LayerId, Partitioner, Probe};
+pub use schedule::{
+    Action, FaultError, FaultPhase, Interval, IntervalError, Schedule, ScheduleReport,
+    ScheduleSpec, Step,
+};

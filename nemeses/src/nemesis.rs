@@ -3,14 +3,16 @@
 //! exactly what was done to which node (see `docs/nemeses.md`).
 
 use crate::grudge::{Grudge, GrudgeError, PartitionKind, Topology};
-use crate::partition::{Cuts, LayerId, Partitioner};
+use crate::partition::{Cuts, LayerId, Partitioner, Probe};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use splitbrain_core::control::{Control, ControlError};
-use splitbrain_core::db::{ClusterControl, DbError, JoinProcedure, Server, ServerKind};
+use splitbrain_core::db::{
+    ClusterControl, DbError, JoinProcedure, ProcessState, Server, ServerKind,
+};
 use splitbrain_core::history::{HistoryError, HistoryWriter, OpType};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -36,6 +38,20 @@ pub const KAFKA_TOP_LEVEL_PATHS: &[&str] = &[
     "/latest_producer_id_block",
     "/log_dir_event_notification",
 ];
+
+/// Most checks of one verification (see [`NemesisOptions::verify_timeout`]).
+const MAX_CHECKS: u32 = 50;
+/// Pause between two checks of one verification.
+const CHECK_INTERVAL: Duration = Duration::from_millis(200);
+/// Most probe rounds of one partition verification.
+const PROBE_ROUNDS: u32 = 3;
+
+/// Every `(node, peer)` a layer of cuts drops: the node cannot reach the peer.
+fn pairs_of(cuts: &Cuts) -> Vec<(String, String)> {
+    cuts.iter()
+        .flat_map(|(a, peers)| peers.iter().map(move |b| (a.clone(), b.clone())))
+        .collect()
+}
 
 /// Which servers a process fault hits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,70 +124,6 @@ impl Fault {
     }
 }
 
-impl std::str::FromStr for Fault {
-    type Err = String;
-
-    /// The command line's short form: `partition:<kind>`,
-    /// `kill:<zookeeper|kafka>:<one|minority|primary|all>`, `pause:…` alike,
-    /// `rapid-add:<count>[:<broker to move>]`, `safe-add:<count>[:<broker>]`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let usage = || {
-            format!(
-                "fault `{s}`: expected partition:<kind>, kill:<zookeeper|kafka>:<one|minority|primary|all>, \
-                 pause:<zookeeper|kafka>:<target>, rapid-add:<count>[:<broker>] or safe-add:<count>[:<broker>]"
-            )
-        };
-        let parts: Vec<&str> = s.split(':').collect();
-        let service = |w: &str| match w {
-            "zookeeper" | "zk" => Ok(ServerKind::Zookeeper),
-            "kafka" => Ok(ServerKind::Kafka),
-            _ => Err(usage()),
-        };
-        let target = |w: &str| match w {
-            "one" => Ok(Target::One),
-            "minority" => Ok(Target::Minority),
-            "primary" => Ok(Target::Primary),
-            "all" => Ok(Target::All),
-            _ => Err(usage()),
-        };
-        let add = |procedure, rest: &[&str]| -> Result<Fault, String> {
-            let count = rest
-                .first()
-                .and_then(|c| c.parse().ok())
-                .filter(|&c: &usize| c > 0)
-                .ok_or_else(usage)?;
-            let move_broker = match rest.get(1) {
-                Some(b) => Some(b.parse().map_err(|_| usage())?),
-                None => None,
-            };
-            if rest.len() > 2 {
-                return Err(usage());
-            }
-            Ok(Fault::AddZookeeper {
-                procedure,
-                count,
-                move_broker,
-            })
-        };
-        match parts.as_slice() {
-            ["partition", kind] => Ok(Fault::Partition {
-                kind: kind.parse().map_err(|e: GrudgeError| e.to_string())?,
-            }),
-            ["kill", svc, t] => Ok(Fault::Kill {
-                service: service(svc)?,
-                target: target(t)?,
-            }),
-            ["pause", svc, t] => Ok(Fault::Pause {
-                service: service(svc)?,
-                target: target(t)?,
-            }),
-            ["rapid-add", rest @ ..] => add(JoinProcedure::Rapid, rest),
-            ["safe-add", rest @ ..] => add(JoinProcedure::Safe, rest),
-            _ => Err(usage()),
-        }
-    }
-}
-
 /// Why a fault could not be started or undone.
 #[derive(Debug, thiserror::Error)]
 pub enum NemesisError {
@@ -187,12 +139,49 @@ pub enum NemesisError {
     /// The history could not be written.
     #[error(transparent)]
     History(#[from] HistoryError),
-    /// The fault does not fit the cluster.
-    #[error("{0}")]
-    Unfit(String),
+    /// No server of the kind the fault hits.
+    #[error("the cluster runs no {kind} server; pick a fault for a service it runs")]
+    NoServer {
+        /// The kind asked for.
+        kind: ServerKind,
+    },
+    /// The fault targets the ZooKeeper leader or the Kafka controller, and
+    /// none is known now.
+    #[error("no {} right now; wait until the cluster has one", match kind { ServerKind::Zookeeper => "ZooKeeper leader", ServerKind::Kafka => "Kafka controller" })]
+    NoPrimary {
+        /// Whose primary.
+        kind: ServerKind,
+    },
+    /// The fault names server ids the cluster does not have.
+    #[error("not every one of {kind} ids {ids:?} exists; list the servers with `splitbrain cluster status`")]
+    UnknownIds {
+        /// The kind asked for.
+        kind: ServerKind,
+        /// The ids asked for.
+        ids: Vec<i64>,
+    },
+    /// A membership fault needs more free nodes than the environment has.
+    #[error("{fault} of {count} ZooKeeper server(s) needs as many free nodes; the environment has {} ({free:?}): create it with more nodes", free.len())]
+    TooFewFreeNodes {
+        /// `rapid-add` or `safe-add`.
+        fault: &'static str,
+        /// Servers to add.
+        count: usize,
+        /// The free nodes there are.
+        free: Vec<String>,
+    },
+    /// The fault (or its undo) was carried out but its effect could not be
+    /// shown: the nemesis event's `verified` holds what was seen.
+    #[error("{what}: not verified ({seen}); the run cannot count as a test of this fault: look at the servers' logs and the nemesis event's `verified`")]
+    NotVerified {
+        /// What was done (`kill zookeeper 2 on n2`, `partition halves`, …).
+        what: String,
+        /// What the verification saw instead (JSON).
+        seen: String,
+    },
     /// Undoing faults left something behind.
-    #[error("heal-all incomplete: {0}; remove what is left with `splitbrain env down`")]
-    HealIncomplete(String),
+    #[error("heal-all incomplete: {}; remove what is left with `splitbrain env down`", .0.join("; "))]
+    HealIncomplete(Vec<String>),
 }
 
 /// Identifies a started fault, for [`Nemesis::stop`].
@@ -205,6 +194,7 @@ enum Undo {
     Partition {
         layer: LayerId,
         kind: PartitionKind,
+        cuts: Cuts,
     },
     Restart(Vec<Server>),
     Resume(Vec<Server>),
@@ -226,6 +216,15 @@ pub struct NemesisOptions {
     /// Margin added to the broker's session timeout while it is cut off
     /// from the old servers.
     pub expiry_margin: Duration,
+    /// How long a kill, pause, resume, restart or join may take to show
+    /// (polled every 200 ms, at most 50 times).
+    pub verify_timeout: Duration,
+    /// TCP port the partition probes connect to (anything answering or
+    /// refusing proves packets flow; sshd's port answers on every node).
+    pub probe_port: u16,
+    /// Pairs probed per partition start or heal: at most this many cut
+    /// and this many kept.
+    pub probe_sample: usize,
 }
 
 impl Default for NemesisOptions {
@@ -234,6 +233,9 @@ impl Default for NemesisOptions {
             start_timeout: Duration::from_secs(90),
             move_timeout: Duration::from_secs(60),
             expiry_margin: Duration::from_secs(2),
+            verify_timeout: Duration::from_secs(10),
+            probe_port: 22,
+            probe_sample: 4,
         }
     }
 }
@@ -340,9 +342,7 @@ impl<'a> Nemesis<'a> {
             .filter(|s| s.kind == service)
             .collect();
         if all.is_empty() {
-            return Err(NemesisError::Unfit(format!(
-                "the cluster runs no {service} server"
-            )));
+            return Err(NemesisError::NoServer { kind: service });
         }
         Ok(match target {
             Target::One => pick(&mut self.rng, &all, 1),
@@ -356,23 +356,16 @@ impl<'a> Nemesis<'a> {
                     ServerKind::Zookeeper => self.db.zk_leaders()?.first().copied(),
                     ServerKind::Kafka => self.db.kafka_controller()?,
                 };
-                let id = id.ok_or_else(|| {
-                    NemesisError::Unfit(format!(
-                        "no {} right now; wait until the cluster has one",
-                        match service {
-                            ServerKind::Zookeeper => "ZooKeeper leader",
-                            ServerKind::Kafka => "Kafka controller",
-                        }
-                    ))
-                })?;
+                let id = id.ok_or(NemesisError::NoPrimary { kind: service })?;
                 all.into_iter().filter(|s| s.id == id).collect()
             }
             Target::Ids(ids) => {
                 let chosen: Vec<Server> = all.into_iter().filter(|s| ids.contains(&s.id)).collect();
                 if chosen.len() != ids.len() {
-                    return Err(NemesisError::Unfit(format!(
-                        "not every one of {service} ids {ids:?} exists"
-                    )));
+                    return Err(NemesisError::UnknownIds {
+                        kind: service,
+                        ids: ids.clone(),
+                    });
                 }
                 chosen
             }
@@ -388,18 +381,54 @@ impl<'a> Nemesis<'a> {
                 let topology = self.topology()?;
                 let grudge = Grudge::compute(*kind, &topology, &mut self.rng)?;
                 let cuts = Partitioner::cuts_of(&grudge);
+                let began = Instant::now();
                 let layer = self.partitioner.add(cuts.clone());
-                // Recorded even if applying failed half-way: heal lifts it.
-                self.record(
-                    "start-partition",
-                    &json!({"kind": kind, "grudge": cuts, "fault-id": id.0,
-                            "zk-leader": topology.zk_leader,
-                            "kafka-controller": topology.kafka_controller}),
-                )?;
-                Undo::Partition {
-                    layer: layer?,
+                let mut value = json!({"kind": kind, "grudge": cuts, "fault-id": id.0,
+                        "zk-leader": topology.zk_leader,
+                        "kafka-controller": topology.kafka_controller});
+                let layer = match layer {
+                    Ok(layer) => layer,
+                    Err(e) => {
+                        // Recorded even if applying failed half-way: heal lifts it.
+                        self.record("start-partition", &value)?;
+                        return Err(e.into());
+                    }
+                };
+                let undo = Undo::Partition {
+                    layer,
                     kind: *kind,
+                    cuts: cuts.clone(),
+                };
+                // From here on its stop lifts it, whatever the proof says.
+                self.active.insert(id, undo);
+                let cut: Vec<(String, String)> = pairs_of(&cuts);
+                let kept: Vec<(String, String)> = topology
+                    .nodes
+                    .iter()
+                    .flat_map(|a| topology.nodes.iter().map(move |b| (a.clone(), b.clone())))
+                    .filter(|(a, b)| a != b && self.partitioner.should_reach(a, b))
+                    .collect();
+                let proof = self.verify_reach(cut, kept);
+                let (ok, seen) = match proof {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.record("start-partition", &value)?;
+                        return Err(e);
+                    }
+                };
+                value["verified"] = seen.clone();
+                // Recorded after the probes: the report counts the fault
+                // from when its rules went in (docs/results.md).
+                value["elapsed-ms"] = json!(began.elapsed().as_millis() as u64);
+                self.record("start-partition", &value)?;
+                if !ok {
+                    return Err(NemesisError::NotVerified {
+                        what: format!("partition {}", kind.name()),
+                        seen: seen.to_string(),
+                    });
                 }
+                // Its undo is registered already.
+                return Ok(id);
             }
             Fault::Kill { service, target } => {
                 let victims = self.targets(*service, target)?;
@@ -414,11 +443,23 @@ impl<'a> Nemesis<'a> {
                         }
                     };
                     done.push(s.clone());
+                    let (ok, seen) = match pid {
+                        Some(pid) => self.verify_gone(s, pid)?,
+                        None => (false, json!({"ok": false, "process": "none was running"})),
+                    };
                     self.record(
                         "kill",
                         &json!({"node": s.node, "service": s.kind, "id": s.id,
-                                "signal": "KILL", "pid": pid, "fault-id": id.0}),
+                                "signal": "KILL", "pid": pid, "fault-id": id.0,
+                                "verified": seen}),
                     )?;
+                    if !ok {
+                        self.active.insert(id, Undo::Restart(done));
+                        return Err(NemesisError::NotVerified {
+                            what: format!("kill {s}"),
+                            seen: seen.to_string(),
+                        });
+                    }
                 }
                 Undo::Restart(done)
             }
@@ -429,11 +470,27 @@ impl<'a> Nemesis<'a> {
                     match self.db.pause(s) {
                         Ok(pid) => {
                             done.push(s.clone());
+                            let (ok, seen) = match pid {
+                                Some(_) => self.verify_state(s, "stopped (T)", |p| {
+                                    p.is_some_and(|p| p.is_stopped())
+                                })?,
+                                None => {
+                                    (false, json!({"ok": false, "process": "none was running"}))
+                                }
+                            };
                             self.record(
                                 "pause",
                                 &json!({"node": s.node, "service": s.kind, "id": s.id,
-                                        "signal": "STOP", "pid": pid, "fault-id": id.0}),
+                                        "signal": "STOP", "pid": pid, "fault-id": id.0,
+                                        "verified": seen}),
                             )?;
+                            if !ok {
+                                self.active.insert(id, Undo::Resume(done));
+                                return Err(NemesisError::NotVerified {
+                                    what: format!("pause {s}"),
+                                    seen: seen.to_string(),
+                                });
+                            }
                         }
                         Err(e) => {
                             self.active.insert(id, Undo::Resume(done));
@@ -447,7 +504,11 @@ impl<'a> Nemesis<'a> {
                 procedure,
                 count,
                 move_broker,
-            } => self.add_zookeeper(id, *procedure, *count, *move_broker)?,
+            } => {
+                // Registers its undo itself, step by step.
+                self.add_zookeeper(id, *procedure, *count, *move_broker)?;
+                return Ok(id);
+            }
         };
         self.active.insert(id, undo);
         Ok(id)
@@ -459,7 +520,7 @@ impl<'a> Nemesis<'a> {
         procedure: JoinProcedure,
         count: usize,
         move_broker: Option<i64>,
-    ) -> Result<Undo, NemesisError> {
+    ) -> Result<(), NemesisError> {
         let started = Instant::now();
         let f = match procedure {
             JoinProcedure::Rapid => "rapid-add",
@@ -467,11 +528,11 @@ impl<'a> Nemesis<'a> {
         };
         let free = self.db.free_nodes();
         if free.len() < count || count == 0 {
-            return Err(NemesisError::Unfit(format!(
-                "{f} of {count} ZooKeeper server(s) needs as many free nodes; the environment has \
-                 {} ({free:?}): create it with more nodes",
-                free.len()
-            )));
+            return Err(NemesisError::TooFewFreeNodes {
+                fault: f,
+                count,
+                free,
+            });
         }
         let old: Vec<Server> = self
             .db
@@ -541,23 +602,39 @@ impl<'a> Nemesis<'a> {
                 broker: None,
             },
         );
+        let (serving_ok, serving) = self.verify_serving(&added)?;
         let mut value = json!({
             "procedure": procedure,
+            "verified": serving,
             "new_servers": added_ids,
             "nodes": nodes,
             "old_servers": old.iter().map(|s| s.id).collect::<Vec<_>>(),
             "fault-id": id.0,
         });
+        if !serving_ok {
+            self.record(f, &value)?;
+            return Err(NemesisError::NotVerified {
+                what: format!("{f} of {nodes:?}"),
+                seen: value["verified"].to_string(),
+            });
+        }
+        let mut moved_ok = true;
         if let (Some(b), Some(original)) = (broker, original_connect) {
             let moved = self.move_broker(id, &b, &old, &added, &original)?;
+            moved_ok = moved["registered_on_new_servers"] == json!(true)
+                && moved["cut-verified"]["ok"] == json!(true);
             value["moved_broker"] = json!(b.id);
             value["move"] = moved;
         }
         value["elapsed-ms"] = json!(started.elapsed().as_millis() as u64);
         self.record(f, &value)?;
-        self.active
-            .remove(&id)
-            .ok_or_else(|| NemesisError::Unfit(format!("{f}: its undo record went missing")))
+        if !moved_ok {
+            return Err(NemesisError::NotVerified {
+                what: format!("{f}: moving broker {move_broker:?} onto the new servers"),
+                seen: value["move"].to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// Gives broker `b` a connect string listing old and new servers, cuts
@@ -615,7 +692,16 @@ impl<'a> Nemesis<'a> {
         let cut = cut?;
         let cut_at = Instant::now();
         let hold = self.db.broker_session_timeout() + self.options.expiry_margin;
-        std::thread::sleep(hold);
+        // The proof of the cut, taken while it holds: the broker's node
+        // reaches none of the old servers and every new one.
+        let from_broker = |servers: &[Server]| -> Vec<(String, String)> {
+            servers
+                .iter()
+                .map(|s| (b.node.clone(), s.node.clone()))
+                .collect()
+        };
+        let (_, cut_proof) = self.verify_reach(from_broker(old), from_broker(added))?;
+        std::thread::sleep(hold.saturating_sub(cut_at.elapsed()));
         // ZooKeeper refuses a session that has seen a newer zxid than the
         // server's own; the joiners' tree starts far behind, so advance it
         // past anything the broker can have seen (the old servers' zxid).
@@ -651,7 +737,129 @@ impl<'a> Nemesis<'a> {
             "registered_on_new_servers": registered,
             "registered-after-ms": cut_at.elapsed().as_millis() as u64,
             "cut-layer": format!("{cut:?}"),
+            "cut-verified": cut_proof,
         }))
+    }
+
+    /// Polls `look` (every 200 ms, at most [`MAX_CHECKS`] times, within
+    /// `verify_timeout`) until it sees the effect. Returns whether it did
+    /// and the last observation, with `ok`, `checks` and `after-ms`.
+    fn poll(
+        &self,
+        mut look: impl FnMut() -> Result<(bool, Value), DbError>,
+    ) -> Result<(bool, Value), NemesisError> {
+        let started = Instant::now();
+        let deadline = started + self.options.verify_timeout;
+        let mut checks = 0;
+        loop {
+            checks += 1;
+            let (ok, mut seen) = look()?;
+            if ok || checks >= MAX_CHECKS || Instant::now() >= deadline {
+                seen["ok"] = json!(ok);
+                seen["checks"] = json!(checks);
+                seen["after-ms"] = json!(started.elapsed().as_millis() as u64);
+                return Ok((ok, seen));
+            }
+            std::thread::sleep(CHECK_INTERVAL);
+        }
+    }
+
+    /// A killed server's process is gone (or a zombie: dead, not reaped).
+    fn verify_gone(&self, s: &Server, pid: u32) -> Result<(bool, Value), NemesisError> {
+        self.poll(|| {
+            Ok(match self.db.process_state(s)? {
+                None => (true, json!({"process": "gone", "killed-pid": pid})),
+                Some(p) if p.is_dead() => (
+                    true,
+                    json!({"process": "dead", "pid": p.pid, "state": p.state.to_string()}),
+                ),
+                Some(p) => (
+                    false,
+                    json!({"process": "running", "pid": p.pid, "state": p.state.to_string()}),
+                ),
+            })
+        })
+    }
+
+    /// The server's process state satisfies `want` (described as `wanted`).
+    fn verify_state(
+        &self,
+        s: &Server,
+        wanted: &str,
+        want: impl Fn(Option<ProcessState>) -> bool,
+    ) -> Result<(bool, Value), NemesisError> {
+        self.poll(|| {
+            let p = self.db.process_state(s)?;
+            let seen = match p {
+                Some(p) => json!({"pid": p.pid, "state": p.state.to_string(), "wanted": wanted}),
+                None => json!({"process": "gone", "wanted": wanted}),
+            };
+            Ok((want(p), seen))
+        })
+    }
+
+    /// Every server of `servers` serves (answers as a ZooKeeper member or
+    /// as a broker).
+    fn verify_serving(&self, servers: &[Server]) -> Result<(bool, Value), NemesisError> {
+        let mut serving: BTreeMap<String, Option<String>> =
+            servers.iter().map(|s| (s.id.to_string(), None)).collect();
+        self.poll(|| {
+            for s in servers {
+                let id = s.id.to_string();
+                if serving.get(&id).is_some_and(|v| v.is_none()) {
+                    serving.insert(id, self.db.serving_as(s)?);
+                }
+            }
+            let ok = serving.values().all(Option::is_some);
+            Ok((ok, json!({"serving-as": serving})))
+        })
+    }
+
+    /// Probes a sample of `cut` pairs (each must not reach) and of `kept`
+    /// pairs (each must reach); a pair that disagrees is probed again, at
+    /// most [`PROBE_ROUNDS`] times in all. Returns whether every sampled
+    /// pair agreed, and the probes.
+    fn verify_reach(
+        &mut self,
+        mut cut: Vec<(String, String)>,
+        mut kept: Vec<(String, String)>,
+    ) -> Result<(bool, Value), NemesisError> {
+        let started = Instant::now();
+        cut.shuffle(&mut self.rng);
+        cut.truncate(self.options.probe_sample);
+        kept.shuffle(&mut self.rng);
+        kept.truncate(self.options.probe_sample);
+        let expected: BTreeMap<(String, String), bool> = cut
+            .iter()
+            .map(|p| (p.clone(), false))
+            .chain(kept.iter().map(|p| (p.clone(), true)))
+            .collect();
+        let mut results: BTreeMap<(String, String), Probe> = BTreeMap::new();
+        let mut todo: Vec<(String, String)> = expected.keys().cloned().collect();
+        let mut rounds = 0;
+        while !todo.is_empty() && rounds < PROBE_ROUNDS {
+            if rounds > 0 {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            rounds += 1;
+            for probe in self.partitioner.probe(&todo, self.options.probe_port)? {
+                results.insert((probe.from.clone(), probe.to.clone()), probe);
+            }
+            todo.retain(|p| results.get(p).map(|r| r.reached) != expected.get(p).copied());
+        }
+        let list = |pairs: &[(String, String)]| -> Vec<Probe> {
+            pairs
+                .iter()
+                .filter_map(|p| results.get(p).cloned())
+                .collect()
+        };
+        let ok = todo.is_empty();
+        Ok((
+            ok,
+            json!({"ok": ok, "port": self.options.probe_port, "cut": list(&cut),
+                   "kept": list(&kept), "rounds": rounds,
+                   "after-ms": started.elapsed().as_millis() as u64}),
+        ))
     }
 
     /// Undoes one started fault and records what was done.
@@ -664,27 +872,60 @@ impl<'a> Nemesis<'a> {
 
     fn undo(&mut self, id: FaultId, undo: Undo) -> Result<(), NemesisError> {
         match undo {
-            Undo::Partition { layer, kind } => {
+            Undo::Partition { layer, kind, cuts } => {
                 self.partitioner.remove(layer)?;
-                self.record("heal", &json!({"healed": kind, "fault-id": id.0}))?;
+                // The links it cut that no other layer still cuts now work.
+                let healed: Vec<(String, String)> = pairs_of(&cuts)
+                    .into_iter()
+                    .filter(|(a, b)| self.partitioner.should_reach(a, b))
+                    .collect();
+                let (ok, seen) = self.verify_reach(Vec::new(), healed)?;
+                self.record(
+                    "heal",
+                    &json!({"healed": kind, "fault-id": id.0, "verified": seen}),
+                )?;
+                if !ok {
+                    return Err(NemesisError::NotVerified {
+                        what: format!("heal of partition {}", kind.name()),
+                        seen: seen.to_string(),
+                    });
+                }
             }
             Undo::Restart(servers) => {
                 for s in servers {
                     self.db.start(&s, self.options.start_timeout)?;
+                    let (ok, seen) = self.verify_serving(std::slice::from_ref(&s))?;
                     self.record(
                         "restart",
-                        &json!({"node": s.node, "service": s.kind, "id": s.id, "fault-id": id.0}),
+                        &json!({"node": s.node, "service": s.kind, "id": s.id, "fault-id": id.0,
+                                "verified": seen}),
                     )?;
+                    if !ok {
+                        return Err(NemesisError::NotVerified {
+                            what: format!("restart {s}"),
+                            seen: seen.to_string(),
+                        });
+                    }
                 }
             }
             Undo::Resume(servers) => {
                 for s in servers {
                     let pid = self.db.resume(&s)?;
+                    let (ok, seen) = self.verify_state(&s, "running (not T)", |p| {
+                        p.is_some_and(|p| !p.is_stopped() && !p.is_dead())
+                    })?;
                     self.record(
                         "resume",
                         &json!({"node": s.node, "service": s.kind, "id": s.id,
-                                "signal": "CONT", "pid": pid, "fault-id": id.0}),
+                                "signal": "CONT", "pid": pid, "fault-id": id.0,
+                                "verified": seen}),
                     )?;
+                    if !ok {
+                        return Err(NemesisError::NotVerified {
+                            what: format!("resume {s}"),
+                            seen: seen.to_string(),
+                        });
+                    }
                 }
             }
             Undo::Membership { added, cut, broker } => {
@@ -746,7 +987,7 @@ impl<'a> Nemesis<'a> {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(NemesisError::HealIncomplete(errors.join("; ")))
+            Err(NemesisError::HealIncomplete(errors))
         }
     }
 
@@ -758,11 +999,7 @@ impl<'a> Nemesis<'a> {
             Ok(())
         } else {
             Err(NemesisError::HealIncomplete(
-                errors
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                errors.iter().map(|e| e.to_string()).collect(),
             ))
         }
     }
@@ -801,61 +1038,131 @@ mod tests {
         assert_eq!(p.start_f(), "start-partition");
     }
 
-    #[test]
-    fn faults_parse_from_the_command_line_form() {
-        assert_eq!(
-            "partition:majorities-ring".parse::<Fault>().unwrap(),
-            Fault::Partition {
-                kind: PartitionKind::MajoritiesRing
-            }
-        );
-        assert_eq!(
-            "kill:kafka:primary".parse::<Fault>().unwrap(),
-            Fault::Kill {
-                service: ServerKind::Kafka,
-                target: Target::Primary
-            }
-        );
-        assert_eq!(
-            "pause:zk:minority".parse::<Fault>().unwrap(),
-            Fault::Pause {
-                service: ServerKind::Zookeeper,
-                target: Target::Minority
-            }
-        );
-        assert_eq!(
-            "rapid-add:4:2".parse::<Fault>().unwrap(),
-            Fault::AddZookeeper {
-                procedure: JoinProcedure::Rapid,
-                count: 4,
-                move_broker: Some(2)
-            }
-        );
-        assert_eq!(
-            "safe-add:1".parse::<Fault>().unwrap(),
-            Fault::AddZookeeper {
-                procedure: JoinProcedure::Safe,
-                count: 1,
-                move_broker: None
-            }
-        );
-        for bad in [
-            "",
-            "partition",
-            "partition:sideways",
-            "kill:kafka",
-            "kill:redis:one",
-            "pause:kafka:most",
-            "rapid-add:0",
-            "rapid-add:x",
-            "safe-add:2:b",
-            "safe-add:2:1:1",
-        ] {
-            let err = bad.parse::<Fault>().unwrap_err();
-            assert!(
-                err.contains("expected") || err.contains("choose"),
-                "{bad}: {err}"
-            );
+    use crate::fake::{self, FakeDb};
+
+    fn quick() -> NemesisOptions {
+        NemesisOptions {
+            verify_timeout: Duration::from_millis(600),
+            ..NemesisOptions::default()
         }
+    }
+
+    fn zk_kill() -> Fault {
+        Fault::Kill {
+            service: ServerKind::Zookeeper,
+            target: Target::Ids(vec![2]),
+        }
+    }
+
+    fn zk_pause() -> Fault {
+        Fault::Pause {
+            service: ServerKind::Zookeeper,
+            target: Target::Ids(vec![3]),
+        }
+    }
+
+    fn value_of(path: &std::path::Path, f: &str) -> Value {
+        fake::events(path)
+            .into_iter()
+            .rev()
+            .find(|(g, _)| g == f)
+            .unwrap_or_else(|| panic!("no {f} event"))
+            .1
+    }
+
+    #[test]
+    fn a_kill_and_its_restart_carry_their_proof() {
+        let db = FakeDb::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (h, path) = fake::history(dir.path());
+        let mut n = Nemesis::new(&db, fake::no_nodes(), Some(h), 1).with_options(quick());
+        let id = n.start(&zk_kill()).unwrap();
+        let kill = value_of(&path, "kill");
+        assert_eq!(kill["verified"]["ok"], true, "{kill}");
+        assert_eq!(kill["verified"]["process"], "gone", "{kill}");
+        assert_eq!(kill["pid"], 1002);
+        n.stop(id).unwrap();
+        let restart = value_of(&path, "restart");
+        assert_eq!(restart["verified"]["ok"], true, "{restart}");
+        assert_eq!(restart["verified"]["serving-as"]["2"], "follower");
+    }
+
+    #[test]
+    fn a_kill_that_leaves_the_process_running_is_not_verified() {
+        let mut db = FakeDb::new();
+        db.survives_kill = true;
+        let dir = tempfile::tempdir().unwrap();
+        let (h, path) = fake::history(dir.path());
+        let mut n = Nemesis::new(&db, fake::no_nodes(), Some(h), 1).with_options(quick());
+        let started = Instant::now();
+        let err = n.start(&zk_kill()).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "bounded");
+        assert!(
+            matches!(&err, NemesisError::NotVerified { what, .. } if what.contains("kill zookeeper 2")),
+            "{err}"
+        );
+        let kill = value_of(&path, "kill");
+        assert_eq!(kill["verified"]["ok"], false, "{kill}");
+        assert_eq!(kill["verified"]["process"], "running", "{kill}");
+        assert!(kill["verified"]["checks"].as_u64().unwrap() >= 2, "{kill}");
+        // Its undo is kept, so its stop (or heal-all) restarts it.
+        assert_eq!(n.active().len(), 1);
+    }
+
+    #[test]
+    fn a_restart_that_does_not_serve_is_not_verified() {
+        let db = FakeDb::new();
+        let mut n = Nemesis::new(&db, fake::no_nodes(), None, 1).with_options(quick());
+        let id = n.start(&zk_kill()).unwrap();
+        // The restarted server stays mute.
+        db.mute.store(true, std::sync::atomic::Ordering::SeqCst);
+        let err = n.stop(id).unwrap_err();
+        assert!(
+            matches!(&err, NemesisError::NotVerified { what, .. } if what.contains("restart zookeeper 2")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_pause_shows_the_stopped_state_or_is_not_verified() {
+        let db = FakeDb::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (h, path) = fake::history(dir.path());
+        let mut n = Nemesis::new(&db, fake::no_nodes(), Some(h), 1).with_options(quick());
+        let id = n.start(&zk_pause()).unwrap();
+        let pause = value_of(&path, "pause");
+        assert_eq!(pause["verified"]["ok"], true, "{pause}");
+        assert_eq!(pause["verified"]["state"], "T", "{pause}");
+        n.stop(id).unwrap();
+        let resume = value_of(&path, "resume");
+        assert_eq!(resume["verified"]["state"], "S", "{resume}");
+
+        let mut db = FakeDb::new();
+        db.ignores_stop = true;
+        let mut n = Nemesis::new(&db, fake::no_nodes(), None, 1).with_options(quick());
+        let err = n.start(&zk_pause()).unwrap_err();
+        assert!(matches!(err, NemesisError::NotVerified { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_fault_without_a_target_is_an_error() {
+        let mut db = FakeDb::new();
+        db.controller = None;
+        let mut n = Nemesis::new(&db, fake::no_nodes(), None, 1).with_options(quick());
+        let err = n
+            .start(&Fault::Kill {
+                service: ServerKind::Kafka,
+                target: Target::Primary,
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("no Kafka controller"), "{err}");
+        // With a controller known, the same fault applies.
+        let db = FakeDb::new();
+        let mut n = Nemesis::new(&db, fake::no_nodes(), None, 1).with_options(quick());
+        n.start(&Fault::Kill {
+            service: ServerKind::Kafka,
+            target: Target::Primary,
+        })
+        .unwrap();
     }
 }

@@ -8,6 +8,7 @@
 //! touches nothing else.
 
 use crate::grudge::Grudge;
+use serde::Serialize;
 use splitbrain_core::control::{Control, ControlError};
 use splitbrain_core::firewall::{self, Block};
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,6 +17,26 @@ use std::time::Duration;
 
 /// Bound of one rule change on one node.
 const RULE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Bound of one probe's TCP connect: a dropped SYN is never answered, while
+/// a reachable peer's kernel answers (accept or refuse) within milliseconds.
+pub const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What one TCP connect from a node to a peer saw: the proof that a cut
+/// holds, or that a link kept (or healed) works.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    /// The node the connect ran on (inside its namespace, over SSH).
+    pub from: String,
+    /// The peer node connected to.
+    pub to: String,
+    /// `connected`, `refused` (the peer's kernel answered: packets flow),
+    /// `timeout` (no answer within [`PROBE_CONNECT_TIMEOUT`]: dropped), or
+    /// `error:` and what the connect said.
+    pub outcome: String,
+    /// Whether packets flowed both ways: `connected` or `refused`.
+    pub reached: bool,
+}
 
 /// One layer: for each node, the peers (by node name) it exchanges no
 /// packets with.
@@ -109,6 +130,91 @@ impl Partitioner {
             .on_all(|_, s| firewall::remove(s, RULE_TIMEOUT))
             .into_iter()
             .filter_map(|(_, r)| r.err())
+            .collect()
+    }
+
+    /// Whether `from` should reach `to` under the active layers: neither
+    /// drops the other.
+    pub fn should_reach(&self, from: &str, to: &str) -> bool {
+        let all = self.current();
+        let drops = |a: &str, b: &str| all.get(a).is_some_and(|peers| peers.contains(b));
+        !drops(from, to) && !drops(to, from)
+    }
+
+    /// Runs one TCP connect (to `port`, bounded by
+    /// [`PROBE_CONNECT_TIMEOUT`]) for each `(from, to)` pair, from inside
+    /// `from`'s namespace over SSH: all pairs of one node at once, all
+    /// nodes at once. Any answer, even a refusal, means packets flow; a
+    /// timeout means they are dropped. Results in the order of `pairs`.
+    pub fn probe(&self, pairs: &[(String, String)], port: u16) -> Result<Vec<Probe>, ControlError> {
+        let mut by_node: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (from, to) in pairs {
+            self.address(from)?;
+            by_node
+                .entry(from.clone())
+                .or_default()
+                .insert(self.address(to)?.to_string());
+        }
+        let secs = PROBE_CONNECT_TIMEOUT.as_secs_f64();
+        let outcomes: Vec<(String, Result<String, ControlError>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = by_node
+                .into_iter()
+                .map(|(node, addrs)| {
+                    let control = self.control.clone();
+                    let calls: Vec<String> = addrs.iter().map(|a| format!("p {a} &")).collect();
+                    // `timeout` exits 124 when the connect hangs (a dropped SYN).
+                    let cmd = format!(
+                        "p() {{ o=$(timeout {secs} bash -c \"exec 3<>/dev/tcp/$1/{port}\" 2>&1); r=$?; \
+                         case $r in 0) v=connected;; 124) v=timeout;; \
+                         *) case \"$o\" in *refused*) v=refused;; \
+                         *) v=\"error:$(printf '%s' \"$o\" | tr -s ' \\n' '__' | tail -c 80)\";; esac;; esac; \
+                         echo \"$1 $v\"; }}; {} wait",
+                        calls.join(" ")
+                    );
+                    scope.spawn(move || {
+                        let out = control.on(&node, move |s| s.exec_ok(&cmd, RULE_TIMEOUT));
+                        (node, out.map(|o| o.stdout))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        (
+                            "?".into(),
+                            Err(ControlError::WorkerGone {
+                                node: "?".into(),
+                                command: "probe".into(),
+                            }),
+                        )
+                    })
+                })
+                .collect()
+        });
+        let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
+        for (node, out) in outcomes {
+            for line in out?.lines() {
+                if let Some((addr, outcome)) = line.trim().split_once(' ') {
+                    seen.insert((node.clone(), addr.to_string()), outcome.to_string());
+                }
+            }
+        }
+        pairs
+            .iter()
+            .map(|(from, to)| {
+                let addr = self.address(to)?.to_string();
+                let outcome = seen
+                    .get(&(from.clone(), addr))
+                    .cloned()
+                    .unwrap_or_else(|| "error:no-answer".into());
+                Ok(Probe {
+                    reached: matches!(outcome.as_str(), "connected" | "refused"),
+                    from: from.clone(),
+                    to: to.clone(),
+                    outcome,
+                })
+            })
             .collect()
     }
 

@@ -6,7 +6,9 @@
 //! active at a time: quiet, fault, quiet, fault, … and the schedule always
 //! ends healed. [`run`] carries it out beside the workload, records the
 //! seed and the full plan first (`f: "schedule"`), and finishes with
-//! `heal-all`.
+//! `heal-all`. A fault error (a fault that did not start, stop or heal,
+//! found no target, or whose effect was not shown) ends the schedule and is
+//! reported in [`ScheduleReport::errors`]: the run is then ERROR.
 
 use crate::nemesis::{Fault, FaultId, Nemesis, NemesisError};
 use rand::rngs::StdRng;
@@ -31,16 +33,17 @@ pub enum Interval {
     },
 }
 
+/// An interval's spelling was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("interval `{0}`: expected milliseconds, e.g. 10000, or bounds, e.g. 5000..15000")]
+pub struct IntervalError(pub String);
+
 impl std::str::FromStr for Interval {
-    type Err = String;
+    type Err = IntervalError;
 
     /// `MS` (fixed) or `MIN..MAX` (random within bounds), in milliseconds.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            format!(
-                "interval `{s}`: expected milliseconds, e.g. 10000, or bounds, e.g. 5000..15000"
-            )
-        };
+        let bad = || IntervalError(s.to_string());
         match s.split_once("..") {
             Some((lo, hi)) => {
                 let min_ms: u64 = lo.trim().parse().map_err(|_| bad())?;
@@ -147,35 +150,101 @@ impl Schedule {
     }
 }
 
+/// When a fault error happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultPhase {
+    /// Starting it (or verifying that it took effect).
+    Start,
+    /// Undoing it at its planned stop (or verifying the undo).
+    Stop,
+    /// The final `heal-all`.
+    Heal,
+}
+
+/// A fault that failed to start, to stop or to heal, or found no target,
+/// or whose effect could not be shown. Fatal to a run: the run did not test
+/// what it says it tested, so its outcome is ERROR, never PASS.
+#[derive(Debug, thiserror::Error)]
+#[error("fault error at {at_ms} ms ({phase:?}){}: {error}", fault.as_ref().map(|f| format!(" of {}", f.start_f())).unwrap_or_default())]
+pub struct FaultError {
+    /// When in the fault's life.
+    pub phase: FaultPhase,
+    /// The fault (`None` for the final heal).
+    pub fault: Option<Fault>,
+    /// Milliseconds after the schedule began.
+    pub at_ms: u64,
+    /// What went wrong.
+    #[source]
+    pub error: NemesisError,
+}
+
 /// What [`run`] did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RunReport {
-    /// Faults started.
-    pub started: usize,
-    /// Faults that failed to start (each also recorded in the history).
-    pub failed: Vec<String>,
+#[derive(Debug, Default)]
+pub struct ScheduleReport {
+    /// Faults started and verified applied.
+    pub faults_applied: usize,
+    /// Fault errors, each also recorded as `fault-error`. Any makes the run
+    /// ERROR (the schedule stops at the first start or stop error and heals).
+    pub errors: Vec<FaultError>,
     /// Whether the run was cancelled before the schedule's end.
     pub cancelled: bool,
+}
+
+impl ScheduleReport {
+    /// No fault error: every planned fault that started was verified
+    /// applied, undone and healed.
+    pub fn is_clean(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Records a fault error (`f: "fault-error"`) and keeps it in the report.
+fn fault_error(
+    report: &mut ScheduleReport,
+    history: Option<&HistoryWriter>,
+    begin: Instant,
+    phase: FaultPhase,
+    fault: Option<Fault>,
+    error: NemesisError,
+) -> Result<(), NemesisError> {
+    if let Some(h) = history {
+        h.nemesis(
+            OpType::Info,
+            "fault-error",
+            &serde_json::json!({"fault": fault, "phase": phase, "error": error.to_string(),
+                                "fatal": true}),
+        )?;
+    }
+    report.errors.push(FaultError {
+        phase,
+        fault,
+        at_ms: begin.elapsed().as_millis() as u64,
+        error,
+    });
+    Ok(())
 }
 
 /// Carries out `schedule` with `nemesis`: records it first (`f:
 /// "schedule"`, with seed and steps), sleeps until each step (waking early
 /// when `cancel` is set), and ends with [`Nemesis::heal_all`] whatever
-/// happened. A fault that fails to start is recorded (`f: "fault-error"`)
-/// and the schedule goes on; its partial effects are undone at its stop.
+/// happened. A fault that fails to start or to stop (its effect not shown
+/// included) is recorded (`f: "fault-error"`, `fatal: true`), kept in
+/// [`ScheduleReport::errors`], and ends the schedule: no further fault
+/// starts, and everything is healed. A failed final heal is a fault error
+/// too. `Err` only when the history cannot be written.
 pub fn run(
     nemesis: &mut Nemesis<'_>,
     schedule: &Schedule,
     history: Option<&HistoryWriter>,
     cancel: &AtomicBool,
-) -> Result<RunReport, NemesisError> {
+) -> Result<ScheduleReport, NemesisError> {
     if let Some(h) = history {
         h.nemesis(OpType::Info, "schedule", schedule)?;
     }
     let begin = Instant::now();
-    let mut report = RunReport::default();
-    let mut current: Option<FaultId> = None;
-    let mut outcome = Ok(());
+    let mut report = ScheduleReport::default();
+    let mut current: Option<(FaultId, Fault)> = None;
     for step in &schedule.steps {
         let due = begin + Duration::from_millis(step.at_ms);
         // Sleep in short slices so cancellation is noticed promptly.
@@ -190,34 +259,43 @@ pub fn run(
         match &step.action {
             Action::Start { fault } => match nemesis.start(fault) {
                 Ok(id) => {
-                    report.started += 1;
-                    current = Some(id);
+                    report.faults_applied += 1;
+                    current = Some((id, fault.clone()));
                 }
                 Err(e) => {
-                    report.failed.push(e.to_string());
-                    if let Some(h) = history {
-                        h.nemesis(
-                            OpType::Info,
-                            "fault-error",
-                            &serde_json::json!({"fault": fault, "error": e.to_string()}),
-                        )?;
-                    }
-                    // Its partial effects sit under the newest id.
-                    current = nemesis.active().last().copied();
+                    fault_error(
+                        &mut report,
+                        history,
+                        begin,
+                        FaultPhase::Start,
+                        Some(fault.clone()),
+                        e,
+                    )?;
+                    // Its partial effects are undone by the heal below.
+                    break;
                 }
             },
             Action::Stop => {
-                if let Some(id) = current.take() {
+                if let Some((id, fault)) = current.take() {
                     if let Err(e) = nemesis.stop(id) {
-                        outcome = Err(e);
+                        fault_error(
+                            &mut report,
+                            history,
+                            begin,
+                            FaultPhase::Stop,
+                            Some(fault),
+                            e,
+                        )?;
                         break;
                     }
                 }
             }
         }
     }
-    let healed = nemesis.heal_all();
-    outcome.and(healed).map(|()| report)
+    if let Err(e) = nemesis.heal_all() {
+        fault_error(&mut report, history, begin, FaultPhase::Heal, None, e)?;
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -333,5 +411,78 @@ mod tests {
         assert!(text.contains("\"seed\":9"));
         let back: Schedule = serde_json::from_str(&text).unwrap();
         assert_eq!(back, s);
+    }
+
+    fn kill(service: ServerKind, target: crate::nemesis::Target) -> Fault {
+        Fault::Kill { service, target }
+    }
+
+    fn fast_plan(faults: Vec<Fault>) -> Schedule {
+        Schedule::plan(&ScheduleSpec {
+            seed: 1,
+            faults,
+            quiet: Interval::Fixed(10),
+            fault: Interval::Fixed(10),
+            total_ms: 100,
+        })
+    }
+
+    #[test]
+    fn a_fault_without_a_target_is_a_fatal_fault_error() {
+        use crate::fake::{self, FakeDb};
+        let mut db = FakeDb::new();
+        db.controller = None;
+        let dir = tempfile::tempdir().unwrap();
+        let (h, path) = fake::history(dir.path());
+        let mut n = Nemesis::new(&db, fake::no_nodes(), Some(h.clone()), 1);
+        let plan = fast_plan(vec![kill(
+            ServerKind::Kafka,
+            crate::nemesis::Target::Primary,
+        )]);
+        assert!(plan.steps.len() >= 4, "{plan:?}");
+        let report = run(&mut n, &plan, Some(&h), &AtomicBool::new(false)).unwrap();
+        assert!(!report.is_clean());
+        assert_eq!(report.faults_applied, 0);
+        assert_eq!(report.errors.len(), 1, "the schedule stops at the first");
+        let e = &report.errors[0];
+        assert_eq!(e.phase, FaultPhase::Start);
+        assert!(e.to_string().contains("no Kafka controller"), "{e}");
+        let events = fake::events(&path);
+        let errors: Vec<_> = events.iter().filter(|(f, _)| f == "fault-error").collect();
+        assert_eq!(errors.len(), 1, "{events:?}");
+        assert_eq!(errors[0].1["fatal"], true);
+        assert_eq!(errors[0].1["phase"], "start");
+        assert_eq!(errors[0].1["fault"]["target"], "primary");
+        assert_eq!(events.last().unwrap().0, "heal-all", "healed at the end");
+    }
+
+    #[test]
+    fn a_schedule_whose_faults_all_apply_is_clean() {
+        use crate::fake::{self, FakeDb};
+        let mut db = FakeDb::new();
+        let mut n = Nemesis::new(&db, fake::no_nodes(), None, 1);
+        let plan = fast_plan(vec![kill(
+            ServerKind::Kafka,
+            crate::nemesis::Target::Primary,
+        )]);
+        let starts = plan.steps.len() / 2;
+        let report = run(&mut n, &plan, None, &AtomicBool::new(false)).unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(report.faults_applied, starts);
+        // The same plan against processes that survive SIGKILL: an error.
+        drop(n);
+        db.survives_kill = true;
+        let mut n = Nemesis::new(&db, fake::no_nodes(), None, 1).with_options(
+            crate::nemesis::NemesisOptions {
+                verify_timeout: std::time::Duration::from_millis(300),
+                ..Default::default()
+            },
+        );
+        let report = run(&mut n, &plan, None, &AtomicBool::new(false)).unwrap();
+        assert_eq!(report.faults_applied, 0);
+        assert!(matches!(
+            report.errors[0].error,
+            NemesisError::NotVerified { .. }
+        ));
     }
 }

@@ -219,6 +219,24 @@ fn scenario(procedure: JoinProcedure) -> Outcome {
 fn rapid_add_with_a_moved_broker_splits_the_brain() {
     let out = scenario(JoinProcedure::Rapid);
     eprintln!("rapid-add: {} in {:?}", out.fault_value, out.elapsed);
+    // The proof the broker was cut from the old servers only.
+    let cut = &out.fault_value["move"]["cut-verified"];
+    assert_eq!(cut["ok"], true, "{cut}");
+    assert_eq!(cut["cut"].as_array().unwrap().len(), 3, "{cut}");
+    assert_eq!(cut["kept"].as_array().unwrap().len(), 4, "{cut}");
+    // The proof the newcomers run: each answers as a ZooKeeper member.
+    assert_eq!(
+        out.fault_value["verified"]["ok"], true,
+        "{}",
+        out.fault_value
+    );
+    for id in 4..=7 {
+        assert!(
+            out.fault_value["verified"]["serving-as"][id.to_string()].is_string(),
+            "server {id}: {}",
+            out.fault_value
+        );
+    }
     assert_eq!(
         out.fault_value["new_servers"],
         serde_json::json!([4, 5, 6, 7])
@@ -240,6 +258,24 @@ fn rapid_add_with_a_moved_broker_splits_the_brain() {
 fn safe_add_with_a_moved_broker_keeps_one_brain() {
     let out = scenario(JoinProcedure::Safe);
     eprintln!("safe-add: {} in {:?}", out.fault_value, out.elapsed);
+    // The proof the broker was cut from the old servers only.
+    let cut = &out.fault_value["move"]["cut-verified"];
+    assert_eq!(cut["ok"], true, "{cut}");
+    assert_eq!(cut["cut"].as_array().unwrap().len(), 3, "{cut}");
+    assert_eq!(cut["kept"].as_array().unwrap().len(), 4, "{cut}");
+    // The proof the newcomers run: each answers as a ZooKeeper member.
+    assert_eq!(
+        out.fault_value["verified"]["ok"], true,
+        "{}",
+        out.fault_value
+    );
+    for id in 4..=7 {
+        assert!(
+            out.fault_value["verified"]["serving-as"][id.to_string()].is_string(),
+            "server {id}: {}",
+            out.fault_value
+        );
+    }
     assert_eq!(
         out.fault_value["new_servers"],
         serde_json::json!([4, 5, 6, 7])

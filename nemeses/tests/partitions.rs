@@ -134,6 +134,31 @@ fn check_kind(kind: PartitionKind) {
         show(&names, &measured),
         show(&names, &expected)
     );
+    // The nemesis's own probe (what proves a partition in its events)
+    // agrees with the measured matrix on every ordered pair.
+    let pairs: Vec<(String, String)> = names
+        .iter()
+        .flat_map(|a| names.iter().map(move |b| (a.clone(), b.clone())))
+        .filter(|(a, b)| a != b)
+        .collect();
+    let probes = partitioner.probe(&pairs, PORT).unwrap();
+    for p in &probes {
+        let (i, j) = (
+            names.iter().position(|n| *n == p.from).unwrap(),
+            names.iter().position(|n| *n == p.to).unwrap(),
+        );
+        assert_eq!(p.reached, expected[i][j], "{kind}: probe {p:?}");
+        assert_eq!(
+            partitioner.should_reach(&p.from, &p.to),
+            expected[i][j],
+            "{kind}: {p:?}"
+        );
+        assert_eq!(
+            p.outcome,
+            if p.reached { "connected" } else { "timeout" },
+            "{kind}: {p:?}"
+        );
+    }
     eprintln!(
         "{kind} after {:?}:\n{}",
         t0.elapsed(),

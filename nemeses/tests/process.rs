@@ -1,7 +1,9 @@
-//! Process faults and a schedule on a real 3-server ZooKeeper ensemble in
-//! network namespaces: kill (and restart), pause (and resume), a seeded
-//! schedule mixing a partition, a pause and a kill, and `heal-all`
-//! leaving nothing behind. Needs root, sshd, java and the artifact cache.
+//! Process faults and a schedule on a real 3-server ZooKeeper ensemble and
+//! one Kafka broker in network namespaces: a fault with no target is an
+//! error; a partition, a broker kill, a leader kill and a pause (and their
+//! undos) each carry the proof that they happened; a seeded schedule mixing
+//! a partition, a pause and a kill is clean, and `heal-all` leaves nothing
+//! behind. Needs root, sshd, java and the artifact cache.
 
 use splitbrain_core::cluster::ZkMode;
 use splitbrain_core::db::{ClusterControl, ServerKind};
@@ -46,12 +48,33 @@ fn wait_healthy(db: &EnvCluster) {
     }
 }
 
+/// `(f, value)` of every nemesis event in the history at `path`.
+fn nemesis_values(path: &std::path::Path) -> Vec<(String, serde_json::Value)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["process"] == "nemesis")
+        .map(|v| (v["f"].as_str().unwrap().to_string(), v["value"].clone()))
+        .collect()
+}
+
+/// The value of the last `f` event.
+fn last_value(path: &std::path::Path, f: &str) -> serde_json::Value {
+    nemesis_values(path)
+        .into_iter()
+        .rev()
+        .find(|(g, _)| g == f)
+        .unwrap_or_else(|| panic!("no {f} event"))
+        .1
+}
+
 #[test]
 fn kill_pause_and_a_schedule_on_a_real_ensemble() {
-    let env = TestEnv::up("nemesis-proc", 3);
+    let env = TestEnv::up("nemesis-proc", 4);
     let control = env.control();
     let layout =
-        ClusterLayout::plan(env.name(), env.nodes(), 3, 0, Artifacts::locate().unwrap()).unwrap();
+        ClusterLayout::plan(env.name(), env.nodes(), 3, 1, Artifacts::locate().unwrap()).unwrap();
     let db =
         EnvCluster::new(control.clone(), env.nodes().to_vec(), layout.clone()).kill_on_drop(true);
     cluster::up(&control, &layout, WAIT).unwrap();
@@ -60,6 +83,68 @@ fn kill_pause_and_a_schedule_on_a_real_ensemble() {
     let path = dir.path().join("history.jsonl");
     let history = HistoryWriter::create(&path).unwrap();
     let mut nemesis = Nemesis::new(&db, control.clone(), Some(history.clone()), 7);
+
+    // A fault with no target cannot apply: an error, nothing recorded as done.
+    let err = nemesis
+        .start(&Fault::Kill {
+            service: ServerKind::Kafka,
+            target: Target::Ids(vec![9]),
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("kafka ids [9]"), "{err}");
+
+    // A partition proves itself: sampled cut pairs do not connect, kept
+    // pairs do; its heal proves the cut pairs connect again.
+    let part = nemesis
+        .start(&Fault::Partition {
+            kind: PartitionKind::IsolateOne,
+        })
+        .unwrap();
+    nemesis.stop(part).unwrap();
+    let start = last_value(&path, "start-partition");
+    eprintln!("start-partition {start}");
+    let proof = &start["verified"];
+    assert_eq!(proof["ok"], true, "{start}");
+    let cut = proof["cut"].as_array().unwrap();
+    let kept = proof["kept"].as_array().unwrap();
+    // isolate-one of 4 nodes: 6 ordered pairs cut and 6 kept, 4 of each probed.
+    assert_eq!((cut.len(), kept.len()), (4, 4), "{start}");
+    assert!(cut.iter().all(|p| p["reached"] == false), "{start}");
+    assert!(kept.iter().all(|p| p["reached"] == true), "{start}");
+    // Recorded after its probes, it says how long ago its rules went in.
+    assert!(
+        start["elapsed-ms"].as_u64().unwrap() >= proof["after-ms"].as_u64().unwrap(),
+        "{start}"
+    );
+    let heal = last_value(&path, "heal");
+    eprintln!("heal {heal}");
+    assert_eq!(heal["verified"]["ok"], true, "{heal}");
+    assert_eq!(heal["verified"]["kept"].as_array().unwrap().len(), 4);
+
+    // Kill the broker: gone; its restart answers a metadata request.
+    let kafka_kill = nemesis
+        .start(&Fault::Kill {
+            service: ServerKind::Kafka,
+            target: Target::One,
+        })
+        .unwrap();
+    let killed = last_value(&path, "kill");
+    eprintln!("kill {killed}");
+    assert_eq!(killed["service"], "kafka", "{killed}");
+    assert_eq!(killed["verified"]["process"], "gone", "{killed}");
+    // A broker restarted before its old ZooKeeper session expires finds its
+    // own stale `/brokers/ids` entry and exits: wait the session out.
+    std::thread::sleep(db.broker_session_timeout() + Duration::from_secs(2));
+    nemesis.stop(kafka_kill).unwrap();
+    let restarted = last_value(&path, "restart");
+    eprintln!("restart {restarted}");
+    assert!(
+        matches!(
+            restarted["verified"]["serving-as"]["1"].as_str(),
+            Some("broker" | "controller")
+        ),
+        "{restarted}"
+    );
 
     // Kill the leader: it is gone, another server leads; restart brings it back.
     let leader = leaders(&db)[0];
@@ -81,7 +166,14 @@ fn kill_pause_and_a_schedule_on_a_real_ensemble() {
         assert!(Instant::now() < deadline, "no new leader after the kill");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let killed = last_value(&path, "kill");
+    assert_eq!(killed["verified"]["process"], "gone", "{killed}");
     nemesis.stop(kill).unwrap();
+    let restarted = last_value(&path, "restart");
+    assert!(
+        restarted["verified"]["serving-as"][leader.to_string()].is_string(),
+        "{restarted}"
+    );
     assert!(
         svc.pid(&control, &victim.node).unwrap().is_some(),
         "restarted"
@@ -101,6 +193,8 @@ fn kill_pause_and_a_schedule_on_a_real_ensemble() {
         .filter(|s| db.is_paused(s).unwrap())
         .collect();
     assert_eq!(paused.len(), 1, "{paused:?}");
+    let pause = last_value(&path, "pause");
+    assert_eq!(pause["verified"]["state"], "T", "{pause}");
     nemesis.heal_all().unwrap();
     assert!(db.servers().iter().all(|s| !db.is_paused(s).unwrap()));
     wait_healthy(&db);
@@ -133,8 +227,8 @@ fn kill_pause_and_a_schedule_on_a_real_ensemble() {
     assert!(starts >= 2, "{plan:?}");
     let report =
         schedule::run(&mut nemesis, &plan, Some(&history), &AtomicBool::new(false)).unwrap();
-    assert_eq!(report.started, starts, "{report:?}");
-    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(report.faults_applied, starts, "{report:?}");
+    assert!(report.is_clean(), "{report:?}");
     nemesis.remove_rules().unwrap();
 
     // The history holds the plan, each start and its undo, and the final heal.
@@ -153,6 +247,21 @@ fn kill_pause_and_a_schedule_on_a_real_ensemble() {
     assert_eq!(fs.get("start-partition"), fs.get("heal"));
     assert_eq!(fs.get("kill"), fs.get("restart"));
     assert_eq!(fs.get("pause"), fs.get("resume"));
+    // Every start and every undo carries its proof, and it holds.
+    for (f, value) in nemesis_values(&path) {
+        if [
+            "start-partition",
+            "heal",
+            "kill",
+            "restart",
+            "pause",
+            "resume",
+        ]
+        .contains(&f.as_str())
+        {
+            assert_eq!(value["verified"]["ok"], true, "{f} {value}");
+        }
+    }
 
     // Nothing left: no rule, no paused process, one healthy ensemble.
     for (node, r) in control.on_all(|_, s| firewall::blocked(s, Duration::from_secs(10))) {

@@ -17,6 +17,10 @@ pub enum RunError {
         /// What is wrong and how to fix it.
         reason: String,
     },
+    /// A fault of the test's mix is not in the fault grammar; nothing was
+    /// touched.
+    #[error("test config: nemesis.faults")]
+    Faults(#[from] splitbrain_nemeses::FaultSpecError),
     /// The campaign file is unusable; nothing was run.
     #[error("campaign: {reason}")]
     Campaign {

@@ -247,14 +247,7 @@ fn up(
 /// The artifact cache as the cluster layer finds it: `$SPLITBRAIN_ARTIFACTS`,
 /// else `./.cache/artifacts` if present, else the source tree's.
 fn default_artifacts() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SPLITBRAIN_ARTIFACTS").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let here = PathBuf::from(".cache/artifacts");
-    if here.is_dir() {
-        return std::fs::canonicalize(&here).unwrap_or(here);
-    }
-    docker::test_env::default_artifacts()
+    splitbrain_environments::db::artifacts::Artifacts::cache_dir()
 }
 
 /// The docker side of `env status`: engine, network and each container's state.

@@ -39,8 +39,8 @@ pub struct SpecArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// A fault of the mix (repeat for several): partition:<kind>,
-    /// kill:<zookeeper|kafka>:<one|minority|primary|all>, pause:…,
-    /// rapid-add:<count>[:<broker>], safe-add:<count>[:<broker>].
+    /// kill:<zk|zookeeper|kafka>[:<one|minority|primary|all>], pause:…,
+    /// rapid-add[:<count>[:<broker>]], safe-add[:<count>[:<broker>]].
     #[arg(long = "fault", required = true)]
     pub faults: Vec<Fault>,
     /// Quiet time before each fault, ms: fixed (10000) or bounds (5000..15000).
@@ -165,19 +165,28 @@ fn run_schedule(name: &str, spec: &SpecArgs, history: Option<PathBuf>) -> anyhow
     let report = schedule::run(&mut nemesis, &schedule, Some(&writer), &cancel)
         .context("the schedule did not finish cleanly; run `splitbrain nemesis heal`")?;
     eprintln!(
-        "{} fault(s) started, {} failed to start{}; everything healed",
-        report.started,
-        report.failed.len(),
+        "{} fault(s) applied and verified, {} fault error(s){}",
+        report.faults_applied,
+        report.errors.len(),
         if report.cancelled {
             " (interrupted)"
         } else {
             ""
         }
     );
-    for f in &report.failed {
-        eprintln!("  {f}");
+    if report.is_clean() {
+        eprintln!("everything healed");
+        return Ok(Exit::Success);
     }
-    Ok(Exit::Success)
+    for e in &report.errors {
+        eprintln!("  {e}");
+    }
+    eprintln!(
+        "a fault did not take effect (or its undo did not): see the `fault-error` and nemesis \
+         events in {}; if anything is left, run `splitbrain nemesis heal`",
+        path.display()
+    );
+    Ok(Exit::Error)
 }
 
 fn heal(name: &str, remove: bool) -> anyhow::Result<Exit> {

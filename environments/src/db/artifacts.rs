@@ -39,10 +39,11 @@ impl Artifacts {
         }
     }
 
-    /// Finds the cache: `$SPLITBRAIN_ARTIFACTS`, else `./.cache/artifacts`
-    /// if present, else `<source repo>/.cache/artifacts`; checks it is complete.
-    pub fn locate() -> Result<Self, ClusterError> {
-        let root = match std::env::var_os(ARTIFACTS_ENV) {
+    /// Where the cache is, unchecked: `$SPLITBRAIN_ARTIFACTS` (when not
+    /// empty), else `./.cache/artifacts` if present, else
+    /// `<source repo>/.cache/artifacts`.
+    pub fn cache_dir() -> PathBuf {
+        match std::env::var_os(ARTIFACTS_ENV).filter(|d| !d.is_empty()) {
             Some(dir) => PathBuf::from(dir),
             None => {
                 let here = PathBuf::from(".cache/artifacts");
@@ -52,8 +53,12 @@ impl Artifacts {
                     Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/artifacts")
                 }
             }
-        };
-        let art = Self::at(&root);
+        }
+    }
+
+    /// Finds the cache ([`Artifacts::cache_dir`]) and checks it is complete.
+    pub fn locate() -> Result<Self, ClusterError> {
+        let art = Self::at(&Self::cache_dir());
         art.check()?;
         Ok(art)
     }

@@ -12,7 +12,9 @@ use crate::db::zookeeper::{self, ZkMember, ZkRole, ZkServer, ZkSettings};
 use crate::probes::zk_client::{self, ZkSession};
 use splitbrain_core::cluster::ZkMode;
 use splitbrain_core::control::{Control, Node};
-use splitbrain_core::db::{ClusterControl, DbError, JoinProcedure, Server, ServerKind};
+use splitbrain_core::db::{
+    ClusterControl, DbError, JoinProcedure, ProcessState, Server, ServerKind,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
@@ -345,14 +347,14 @@ impl ClusterControl for EnvCluster {
         Ok(out.parse().ok())
     }
 
-    fn is_paused(&self, server: &Server) -> Result<bool, DbError> {
+    fn process_state(&self, server: &Server) -> Result<Option<ProcessState>, DbError> {
         let svc = self.service(server)?;
         let what = || format!("state of {server}");
         let Some(pid) = svc
             .pid(&self.control, &server.node)
             .map_err(|e| DbError::failed(what(), e))?
         else {
-            return Ok(false);
+            return Ok(None);
         };
         // The state letter follows the command name's closing parenthesis.
         let out = self
@@ -363,7 +365,45 @@ impl ClusterControl for EnvCluster {
                 crate::db::service::COMMAND_TIMEOUT,
             )
             .map_err(|e| DbError::failed(what(), e))?;
-        Ok(matches!(out.stdout.trim(), "T" | "t"))
+        // Empty: it exited between the two questions.
+        Ok(out
+            .stdout
+            .trim()
+            .chars()
+            .next()
+            .map(|state| ProcessState { pid, state }))
+    }
+
+    fn serving_as(&self, server: &Server) -> Result<Option<String>, DbError> {
+        match server.kind {
+            ServerKind::Zookeeper => {
+                let addr = self.zk_addr(server.id)?;
+                Ok(match zookeeper::mode(addr, ASK_TIMEOUT) {
+                    Ok(
+                        m @ (ZkMode::Leader
+                        | ZkMode::Follower
+                        | ZkMode::Observer
+                        | ZkMode::Standalone),
+                    ) => Some(format!("{m:?}").to_lowercase()),
+                    _ => None,
+                })
+            }
+            ServerKind::Kafka => {
+                let b = self.broker(server.id)?;
+                let addr = b.addr(&self.lock().kafka_settings);
+                Ok(
+                    crate::probes::kafka_client::metadata(addr, Some(&[]), ASK_TIMEOUT)
+                        .ok()
+                        .map(|m| {
+                            if m.controller == Some(b.id) {
+                                "controller".to_string()
+                            } else {
+                                "broker".to_string()
+                            }
+                        }),
+                )
+            }
+        }
     }
 
     fn zk_leaders(&self) -> Result<Vec<i64>, DbError> {

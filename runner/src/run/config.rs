@@ -248,18 +248,23 @@ impl TestConfig {
         toml::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// Newcomer nodes a membership fault needs.
+    /// Newcomer nodes a membership fault needs: the most servers any
+    /// `rapid-add`/`safe-add` of the mix starts, in any spelling the fault
+    /// grammar accepts (`rapid-add`, `rapid-add:4`, ...). A mix that does not
+    /// parse needs none here; `validate` reports it.
     pub fn extra_nodes(&self) -> usize {
-        let adds = self
-            .nemesis
-            .faults
-            .iter()
-            .any(|f| f == "rapid-add" || f == "safe-add");
-        if adds {
-            self.nemesis.add_count
-        } else {
-            0
-        }
+        super::faults::mix(self)
+            .map(|faults| {
+                faults
+                    .iter()
+                    .filter_map(|f| match f {
+                        splitbrain_nemeses::Fault::AddZookeeper { count, .. } => Some(*count),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
     }
 
     /// Nodes the environment needs.
@@ -331,7 +336,8 @@ impl TestConfig {
             ));
         }
         for f in &self.nemesis.faults {
-            super::faults::parse_fault(f, self.nemesis.add_count, None)?;
+            super::faults::parse_fault(f, self.nemesis.add_count, None)
+                .map_err(|e| e.to_string())?;
         }
         for name in self.expect.iter().chain(&self.tolerate) {
             // Informational findings never fail a run: nothing to expect.
@@ -354,6 +360,20 @@ impl TestConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn newcomer_nodes_follow_every_spelling_of_an_add() {
+        let mut c = TestConfig::default();
+        assert_eq!(c.extra_nodes(), 0);
+        c.nemesis.faults = vec!["rapid-add".into()];
+        assert_eq!(c.extra_nodes(), c.nemesis.add_count);
+        c.nemesis.faults = vec!["kill:kafka".into(), "safe-add:2".into()];
+        assert_eq!(c.extra_nodes(), 2);
+        c.nemesis.faults = vec!["rapid-add:5:3".into()];
+        assert_eq!(c.extra_nodes(), 5);
+        c.nemesis.faults = vec!["partition:halves".into()];
+        assert_eq!(c.extra_nodes(), 0);
+    }
 
     #[test]
     fn defaults_round_trip_and_validate() {

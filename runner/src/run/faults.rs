@@ -2,62 +2,31 @@
 //! [`Fault`]s, and its schedule as a [`ScheduleSpec`] (docs/nemeses.md).
 
 use super::config::TestConfig;
-use splitbrain_core::db::{JoinProcedure, ServerKind};
-use splitbrain_nemeses::{Action, Fault, Interval, PartitionKind, Schedule, ScheduleSpec, Target};
+use splitbrain_core::db::JoinProcedure;
+use splitbrain_nemeses::{
+    Action, Fault, FaultDefaults, FaultSpecError, Interval, Schedule, ScheduleSpec,
+};
 
-/// Parses one fault of the mix: `partition:<kind>`,
-/// `kill:<zk|kafka>[:<one|minority|primary|all>]`, the same for `pause`,
-/// `rapid-add`, `safe-add`. `add_count` and `move_broker` (a broker id) fill
-/// the membership faults.
-pub fn parse_fault(s: &str, add_count: usize, move_broker: Option<i64>) -> Result<Fault, String> {
-    let service = |t: &str| match t {
-        "zk" | "zookeeper" => Ok(ServerKind::Zookeeper),
-        "kafka" => Ok(ServerKind::Kafka),
-        _ => Err(format!("fault {s:?}: service must be zk or kafka")),
-    };
-    let target = |t: Option<&str>| match t {
-        None | Some("one") => Ok(Target::One),
-        Some("minority") => Ok(Target::Minority),
-        Some("primary") => Ok(Target::Primary),
-        Some("all") => Ok(Target::All),
-        Some(other) => Err(format!(
-            "fault {s:?}: target {other:?} must be one, minority, primary or all"
-        )),
-    };
-    let parts: Vec<&str> = s.split(':').collect();
-    match parts.as_slice() {
-        ["partition", kind] => kind
-            .parse::<PartitionKind>()
-            .map(|kind| Fault::Partition { kind })
-            .map_err(|e| format!("fault {s:?}: {e}")),
-        ["kill", svc, rest @ ..] if rest.len() <= 1 => Ok(Fault::Kill {
-            service: service(svc)?,
-            target: target(rest.first().copied())?,
-        }),
-        ["pause", svc, rest @ ..] if rest.len() <= 1 => Ok(Fault::Pause {
-            service: service(svc)?,
-            target: target(rest.first().copied())?,
-        }),
-        ["rapid-add"] => Ok(Fault::AddZookeeper {
-            procedure: JoinProcedure::Rapid,
-            count: add_count,
-            move_broker,
-        }),
-        ["safe-add"] => Ok(Fault::AddZookeeper {
-            procedure: JoinProcedure::Safe,
-            count: add_count,
-            move_broker: None,
-        }),
-        _ => Err(format!(
-            "unknown fault {s:?}: use partition:<kind>, kill:zk|kafka[:one|minority|primary|all], \
-             pause:zk|kafka[:...], rapid-add or safe-add"
-        )),
-    }
+/// Parses one fault of the mix with the nemeses crate's one grammar
+/// (docs/nemeses.md): what the spelling leaves out of `rapid-add`/`safe-add`
+/// comes from `add_count` and, for `rapid-add`, `move_broker` (a broker id).
+pub fn parse_fault(
+    s: &str,
+    add_count: usize,
+    move_broker: Option<i64>,
+) -> Result<Fault, FaultSpecError> {
+    Fault::parse_with(
+        s,
+        &FaultDefaults {
+            add_count,
+            rapid_add_broker: move_broker,
+        },
+    )
 }
 
 /// The mix of a test: every fault parsed; `rapid-add` moves the last broker
 /// when `nemesis.move_broker` is set.
-pub fn mix(cfg: &TestConfig) -> Result<Vec<Fault>, String> {
+pub fn mix(cfg: &TestConfig) -> Result<Vec<Fault>, FaultSpecError> {
     let moved = cfg.nemesis.move_broker.then_some(cfg.cluster.kafka as i64);
     cfg.nemesis
         .faults
@@ -69,7 +38,7 @@ pub fn mix(cfg: &TestConfig) -> Result<Vec<Fault>, String> {
 /// The test's schedule: quiet `nemesis.quiet` s, a fault for
 /// `nemesis.duration` s, and again, within the load period; at most
 /// `nemesis.max_faults` faults (0: no limit).
-pub fn schedule(cfg: &TestConfig) -> Result<Schedule, String> {
+pub fn schedule(cfg: &TestConfig) -> Result<Schedule, FaultSpecError> {
     let n = &cfg.nemesis;
     let spec = ScheduleSpec {
         seed: cfg.seed,
@@ -127,34 +96,36 @@ pub fn current(plan: &Schedule, elapsed_ms: u64) -> Option<&Fault> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use splitbrain_core::db::ServerKind;
+    use splitbrain_nemeses::{PartitionKind, Target};
 
     #[test]
     fn faults_parse() {
         assert_eq!(
-            parse_fault("kill:zk", 4, None),
-            Ok(Fault::Kill {
+            parse_fault("kill:zk", 4, None).ok(),
+            Some(Fault::Kill {
                 service: ServerKind::Zookeeper,
                 target: Target::One
             })
         );
         assert_eq!(
-            parse_fault("pause:kafka:primary", 4, None),
-            Ok(Fault::Pause {
+            parse_fault("pause:kafka:primary", 4, None).ok(),
+            Some(Fault::Pause {
                 service: ServerKind::Kafka,
                 target: Target::Primary
             })
         );
         assert_eq!(
-            parse_fault("rapid-add", 4, Some(3)),
-            Ok(Fault::AddZookeeper {
+            parse_fault("rapid-add", 4, Some(3)).ok(),
+            Some(Fault::AddZookeeper {
                 procedure: JoinProcedure::Rapid,
                 count: 4,
                 move_broker: Some(3)
             })
         );
         assert_eq!(
-            parse_fault("partition:halves", 4, None),
-            Ok(Fault::Partition {
+            parse_fault("partition:halves", 4, None).ok(),
+            Some(Fault::Partition {
                 kind: PartitionKind::Halves
             })
         );

@@ -11,15 +11,17 @@ use super::config::TestConfig;
 use super::interrupt::Interrupt;
 use super::{faults, TOPIC};
 use crate::error::{Result, RunError};
+use crate::report::run_events::{DELIVERY, FAULT_ERROR, OBSERVER_STOPPED};
+use serde_json::json;
 use splitbrain_core::control::Control;
-use splitbrain_core::history::HistoryWriter;
+use splitbrain_core::history::{HistoryWriter, OpType, Process};
 use splitbrain_environments::db::cluster_control::EnvCluster;
 use splitbrain_environments::probes::observe;
 use splitbrain_nemeses::{Nemesis, Schedule};
 use splitbrain_workloads::backoff::Backoff;
 use splitbrain_workloads::consumer::ConsumerMode;
-use splitbrain_workloads::observer::{Observer, ObserverConfig, ObserverReport};
-use splitbrain_workloads::queue::QueueOptions;
+use splitbrain_workloads::observer::{Observer, ObserverConfig, ObserverReport, StopReason};
+use splitbrain_workloads::queue::{QueueOptions, QueueReport};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +37,8 @@ pub(super) struct LoadThreads {
     schedule: Option<JoinHandle<Vec<String>>>,
     /// The planned fault in effect, for the progress line.
     current_fault: Arc<Mutex<String>>,
+    /// Where the observer's stop is recorded.
+    writer: HistoryWriter,
 }
 
 impl LoadThreads {
@@ -49,20 +53,16 @@ impl LoadThreads {
     ) -> Result<LoadThreads> {
         let observer = {
             let db = db.clone();
-            Observer::start(
-                writer.clone(),
-                ObserverConfig {
-                    interval: Duration::from_millis(cfg.workload.observe_interval_ms),
-                    ..ObserverConfig::default()
-                },
-                move || observe::observe(&db.layout()),
-            )?
+            Observer::start(writer.clone(), observer_config(cfg), move || {
+                observe::observe(&db.layout())
+            })?
         };
         let mut threads = LoadThreads {
             observer: Some(observer),
             stop_faults: Arc::new(AtomicBool::new(false)),
             schedule: None,
             current_fault: Arc::new(Mutex::new(String::new())),
+            writer: writer.clone(),
         };
         // On an error here, dropping `threads` stops the observer.
         threads.schedule = Some(spawn_schedule(
@@ -103,7 +103,30 @@ impl LoadThreads {
         for p in self.stop_faults() {
             tracing::error!("faults: {p}");
         }
-        self.observer.take().map(Observer::stop)
+        self.stop_observer()
+    }
+
+    /// Stops the observer and records how it ended (`observer-stopped`):
+    /// any reason but `requested` means it stopped on its own, before this
+    /// call, and makes the run ERROR (docs/results.md).
+    fn stop_observer(&mut self) -> Option<ObserverReport> {
+        let report = self.observer.take().map(Observer::stop)?;
+        let reason = match report.stopped {
+            StopReason::Requested => "requested",
+            StopReason::MaxSamples => "max-samples",
+            StopReason::MaxDuration => "max-duration",
+            StopReason::Error => "error",
+        };
+        let value = json!({"samples": report.samples, "reason": reason, "error": report.error});
+        if let Err(e) = self.writer.record(
+            &Process::Named("observer".into()),
+            OpType::Info,
+            OBSERVER_STOPPED,
+            &value,
+        ) {
+            tracing::error!("cannot record the observer's stop: {e}");
+        }
+        Some(report)
     }
 }
 
@@ -112,9 +135,49 @@ impl Drop for LoadThreads {
         for p in self.stop_faults() {
             tracing::error!("faults: {p}");
         }
-        if let Some(observer) = self.observer.take() {
-            observer.stop();
+        if let Some(report) = self.stop_observer() {
+            if let Some(error) = report.error {
+                tracing::warn!(%error, "observer stopped with an error");
+            }
         }
+    }
+}
+
+/// The observer's settings: the test's interval, and bounds that cover the
+/// whole run (load, drain, replay, final read, with room to spare), so
+/// reaching them means something went wrong.
+fn observer_config(cfg: &TestConfig) -> ObserverConfig {
+    let interval = Duration::from_millis(cfg.workload.observe_interval_ms);
+    let max_duration = Duration::from_secs(cfg.time_limit + 3 * cfg.workload.read_timeout + 1800);
+    ObserverConfig {
+        interval,
+        max_samples: (max_duration.as_millis() / interval.as_millis().max(1)) as u64 + 1,
+        max_duration,
+    }
+}
+
+/// Records the workload's delivery counts (`process: "workload"`,
+/// `f: "delivery"`): its `DeliverySummary` and, as `summary`, its sentence,
+/// so results.json and the report can state them from the history alone.
+pub(super) fn record_delivery(writer: &HistoryWriter, report: &QueueReport) {
+    let mut value = serde_json::to_value(&report.delivery).unwrap_or_default();
+    value["summary"] = json!(report.delivery.to_string());
+    if let Err(e) = writer.record(
+        &Process::Named("workload".into()),
+        OpType::Ok,
+        DELIVERY,
+        &value,
+    ) {
+        tracing::error!("cannot record the delivery counts: {e}");
+    }
+}
+
+/// Records a fault problem the schedule did not record itself (`fault-error`,
+/// `phase` says where), so the run's outcome, read from the history, is ERROR.
+fn record_fault_error(writer: &HistoryWriter, phase: &str, error: &str) {
+    let value = json!({"fault": null, "phase": phase, "error": error});
+    if let Err(e) = writer.nemesis(OpType::Info, FAULT_ERROR, &value) {
+        tracing::error!("cannot record a fault error ({error}): {e}");
     }
 }
 
@@ -164,10 +227,16 @@ fn spawn_schedule(
             let mut nemesis = Nemesis::new(&*db, control, Some(writer.clone()), seed);
             let mut problems = vec![];
             match splitbrain_nemeses::schedule::run(&mut nemesis, &plan, Some(&writer), &stop) {
-                Ok(report) => problems.extend(report.failed),
-                Err(e) => problems.push(format!("fault schedule: {e}")),
+                // Every fault error is recorded as `fault-error` already.
+                Ok(report) => problems.extend(report.errors.iter().map(|e| e.to_string())),
+                // Only when the history could not be written; tried anyway.
+                Err(e) => {
+                    record_fault_error(&writer, "schedule", &e.to_string());
+                    problems.push(format!("fault schedule: {e}"));
+                }
             }
             if let Err(e) = nemesis.remove_rules() {
+                record_fault_error(&writer, "remove-rules", &e.to_string());
                 problems.push(format!("removing drop rules: {e}"));
             }
             stop.store(true, Ordering::SeqCst);

@@ -48,8 +48,12 @@ pub const TOPIC: &str = "queue";
 pub struct RunOutcome {
     /// The run directory.
     pub dir: PathBuf,
-    /// Exactly the expected anomalies (none, by default) were found.
+    /// Exactly the expected anomalies (none, by default) were found, and
+    /// the run did what it planned: its outcome is PASS.
     pub passed: bool,
+    /// PASS, FAIL, ERROR or UNKNOWN, from the history (see
+    /// [`report::Outcome::status`]); an [`RunOutcome::error`] comes on top.
+    pub status: report::Status,
     /// The history is valid.
     pub valid: bool,
     /// One line: the outcome.
@@ -105,6 +109,7 @@ pub fn run_test(mut cfg: TestConfig, store: &Path, interrupt: Interrupt) -> Resu
     Ok(RunOutcome {
         dir,
         passed: checked.passed && error.is_none(),
+        status: checked.status,
         valid: checked.valid,
         summary: checked.summary,
         elapsed: started.elapsed(),
@@ -142,7 +147,7 @@ fn phases(
     interrupt: &Interrupt,
     progress: &mut Progress,
 ) -> Result<()> {
-    let plan = faults::schedule(cfg).map_err(|reason| RunError::Config { reason })?;
+    let plan = faults::schedule(cfg)?;
     check_client_settings(cfg)?;
 
     progress.phase("env up");
@@ -313,7 +318,16 @@ fn cluster_up(cfg: &TestConfig, state: &EnvState) -> Result<RunCluster> {
         cfg.cluster.kafka,
         Artifacts::for_env(state).map_err(RunError::Artifacts)?,
     )?;
-    if cfg.nemesis.faults.iter().any(|f| f == "safe-add") {
+    let safe_add = faults::mix(cfg)?.iter().any(|f| {
+        matches!(
+            f,
+            splitbrain_nemeses::Fault::AddZookeeper {
+                procedure: splitbrain_core::db::JoinProcedure::Safe,
+                ..
+            }
+        )
+    });
+    if safe_add {
         enable_reconfig(&mut layout.zk_settings);
     }
     let ks = &mut layout.kafka_settings;
@@ -375,6 +389,7 @@ fn load(
     let result = match report {
         Ok(report) => {
             tracing::info!(?report, "workload done");
+            load::record_delivery(&writer, &report);
             Ok(())
         }
         Err(e) => Err(RunError::from(e)),
@@ -445,6 +460,7 @@ fn cluster_down(cluster: RunCluster, progress: &mut Progress) {
 /// What the check of a run's history says.
 struct Checked {
     passed: bool,
+    status: report::Status,
     valid: bool,
     summary: String,
 }
@@ -474,7 +490,7 @@ fn check_and_report(
     let analysis = report::analyze(history, &CheckOptions::default())?;
     progress.phase("reports");
     report::write_all(dir, &analysis, &info)?;
-    let outcome = report::Outcome::of(&analysis.verdict, &info.expect, &info.tolerate);
+    let outcome = report::Outcome::of_run(&analysis, &info);
     let summary = outcome.describe();
     progress.line(&format!(
         "{summary} ({} operations); report: {}",
@@ -486,6 +502,7 @@ fn check_and_report(
     logging::close();
     Ok(Checked {
         passed: outcome.passed(),
+        status: outcome.status(),
         valid: analysis.verdict.valid,
         summary,
     })
