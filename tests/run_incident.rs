@@ -12,15 +12,14 @@ use std::time::Instant;
 /// fault's duration counts from its planned start, and the rapid-add with a
 /// broker move takes 10–30 s to start (broker restart, session expiry, zxid
 /// writes), so it is held long enough for the split to last many observer
-/// samples (the split-brain checker needs 2 consecutive ones). Nothing but
-/// `nonmonotonic-poll` is tolerated: a replay of a send that did persist is
+/// samples (the split-brain checker needs 2 consecutive ones). Nothing is
+/// tolerated, as in the campaign: a replay of a send that did persist is
 /// `retry-duplicate` (informational), and a real `duplicate` fails the test.
 const TEST: &str = r#"
 name = "incident-2020-ci"
 seed = 2020
 time_limit = 60
 expect = ["split-brain", "multiple-controllers", "divergent-ensembles"]
-tolerate = ["nonmonotonic-poll"]
 cluster = { zookeeper = 3, kafka = 3, zk_session_timeout_ms = 6000 }
 kafka = { acks = "all", idempotence = true, replication_factor = 3, min_insync_replicas = 2 }
 workload = { rate = 200, senders = 8, consumers = 2, message_timeout_ms = 1500, max_attempts = 1, read_timeout = 40 }
