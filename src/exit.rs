@@ -2,6 +2,7 @@
 //! return an [`Exit`]; an error escaping a command is [`Exit::Error`].
 
 use splitbrain_runner::campaign::CampaignRow;
+use splitbrain_runner::report::Status;
 use splitbrain_runner::RunOutcome;
 use std::process::ExitCode;
 
@@ -14,7 +15,8 @@ pub enum Exit {
     /// an environment not ready.
     Failed,
     /// 2: could not be done: bad input or usage, a broken environment, a
-    /// run that ended in an error.
+    /// run that ended in an error, or whose outcome is ERROR (it did not
+    /// test what it planned) or UNKNOWN (no verdict on loss can be given).
     Error,
     /// 130: stopped by Ctrl-C before it was done (the shell's convention).
     Interrupted,
@@ -30,12 +32,21 @@ impl Exit {
         }
     }
 
-    /// One run: an error first, then whether it passed.
+    /// An outcome's status: PASS 0, FAIL 1, ERROR and UNKNOWN 2.
+    pub fn of_status(status: Status) -> Exit {
+        match status {
+            Status::Pass => Exit::Success,
+            Status::Fail => Exit::Failed,
+            Status::Error | Status::Unknown => Exit::Error,
+        }
+    }
+
+    /// One run: an error first, then its outcome.
     pub fn of_run(outcome: &RunOutcome) -> Exit {
         if outcome.error.is_some() {
             Exit::Error
         } else {
-            Exit::passed_if(outcome.passed)
+            Exit::of_status(outcome.status)
         }
     }
 
@@ -48,15 +59,26 @@ impl Exit {
             Exit::passed_if(rows.iter().all(CampaignRow::passed))
         }
     }
+
+    /// The status number.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Success => 0,
+            Exit::Failed => 1,
+            Exit::Error => 2,
+            Exit::Interrupted => 130,
+        }
+    }
+
+    /// Ends the process now with this status, from where returning to
+    /// `main` is not possible (the third Ctrl-C's handler).
+    pub fn now(self) -> ! {
+        std::process::exit(i32::from(self.code()))
+    }
 }
 
 impl From<Exit> for ExitCode {
     fn from(exit: Exit) -> ExitCode {
-        match exit {
-            Exit::Success => ExitCode::SUCCESS,
-            Exit::Failed => ExitCode::from(1),
-            Exit::Error => ExitCode::from(2),
-            Exit::Interrupted => ExitCode::from(130),
-        }
+        ExitCode::from(exit.code())
     }
 }

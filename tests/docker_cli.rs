@@ -89,6 +89,12 @@ fn env_down_after_env_up_was_killed_midway() {
     let Some(lease) = lease_or_skip() else { return };
     let name = format!("tc-dkill-{}", std::process::id());
     let _cleanup = Cleanup(name.clone());
+    // On a fresh machine the first `env up` builds the node image (debootstrap
+    // and `docker build`: minutes), which would outlast the mid-way deadline
+    // below: build it first, so the deadline times only the containers.
+    let base = std::env::var("SPLITBRAIN_DOCKER_BASE").unwrap_or_else(|_| LOCAL_BASE_IMAGE.into());
+    splitbrain_environments::nodes::docker::image::ensure_node_image(lease.cli(), &base)
+        .expect("building the node image");
     let mut child = splitbrain()
         .args([
             "env",

@@ -274,3 +274,84 @@ fn ssh_kind_through_the_binary() {
         "n2"
     );
 }
+
+/// The line of `env list` about environment `name`.
+fn listed_line(name: &str) -> String {
+    let out = run(&["env", "list"]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.split('\t').next() == Some(name))
+        .unwrap_or_else(|| panic!("{name} not listed:\n{}", text(&out)))
+        .to_string()
+}
+
+#[test]
+fn env_list_and_run_name_environments_whose_owner_is_gone() {
+    let name = env_name("orphan");
+    let _cleanup = Cleanup(name.clone());
+    let mut child = start_up_and_wait_until_midway(&name, "9");
+    // Frozen mid-way, its owner still exists: not orphaned.
+    let pid = child.id() as i32;
+    // SAFETY: kill(2) of the child this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let line = listed_line(&name);
+    assert!(
+        line.contains(&format!("owned by running process {pid}")) && !line.contains("ORPHANED"),
+        "{line}"
+    );
+    // Killed: no handler runs, the namespaces stay, the owner is gone.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let line = listed_line(&name);
+    assert!(
+        line.contains("ORPHANED")
+            && line.contains(&format!("owner process {pid} is gone"))
+            && line.contains(&format!("splitbrain env down --env-name {name}")),
+        "{line}"
+    );
+    // `run` names it at its start (here it then fails: no such environment).
+    let store = tempfile::tempdir().unwrap();
+    let out = splitbrain()
+        .args([
+            "run",
+            "--env",
+            "existing",
+            "--env-name",
+            "t-cli-no-such-env",
+        ])
+        .arg("--store")
+        .arg(store.path())
+        .output()
+        .unwrap();
+    let warning = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find(|l| l.contains("warning: orphaned environment"))
+        .map(String::from)
+        .unwrap_or_else(|| panic!("no warning:\n{}", text(&out)));
+    assert!(
+        warning.contains(&format!("{name} (its owner process {pid} is gone)"))
+            && warning.contains("splitbrain env down --env-name"),
+        "{warning}"
+    );
+    let out = run(&["env", "down", "--env-name", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(netns::leftovers(&name).is_empty());
+}
+
+#[test]
+fn an_environment_made_by_env_up_is_kept_not_orphaned() {
+    let name = env_name("kept");
+    let _cleanup = Cleanup(name.clone());
+    let out = run(&["env", "up", "--env-name", &name, "--nodes", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // `env up` has exited: the environment is the user's now.
+    assert_eq!(EnvState::load(&name).unwrap().owner, None);
+    let line = listed_line(&name);
+    assert!(
+        line.contains("kept until env down") && !line.contains("ORPHANED"),
+        "{line}"
+    );
+    let out = run(&["env", "down", "--env-name", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+}

@@ -282,6 +282,7 @@ fn queue_workload_stops_at_once_on_external_stop() {
     let mut opts = QueueOptions::new(layout.bootstrap_servers(), dir.path().join("state-a"));
     opts.consumer_mode = ConsumerMode::Group;
     opts.load_duration = Duration::from_secs(120);
+    opts.senders = 64;
     opts.rate = 300.0;
     let stop = opts.stop.clone();
     let stopper = std::thread::spawn(move || {
@@ -334,6 +335,7 @@ fn queue_workload_stops_at_once_on_external_stop() {
     opts.topic = "queue-b".into();
     opts.consumer_mode = ConsumerMode::Assign;
     opts.load_duration = Duration::from_secs(120);
+    opts.senders = 64;
     opts.rate = 300.0;
     opts.producer.message_timeout_ms = 20_000;
     opts.producer.request_timeout_ms = 10_000;

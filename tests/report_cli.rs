@@ -247,7 +247,24 @@ fn report_of_an_incident_shows_expected_anomalies_and_passes() {
     assert_eq!(results["config"]["seed"], 42);
 
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
-    assert!(junit.contains(r#"tests="3" failures="0""#), "{junit}");
+    assert!(
+        junit.contains(r#"tests="4" failures="0" errors="0""#),
+        "{junit}"
+    );
+    assert!(junit.contains(r#"name="run""#), "{junit}");
+    assert!(!junit.contains("<error"), "{junit}");
+    assert_eq!(results["status"], "PASS");
+    // No delivery counts in this handmade history: the checker's DLQ count.
+    assert!(
+        results["delivery"]["dlq-status"]
+            .as_str()
+            .unwrap()
+            .ends_with(
+                "messages went to the DLQ (the workload's delivery counts were not recorded)"
+            ),
+        "{}",
+        results["delivery"]
+    );
     assert!(
         junit.contains("split-brain 1 (expected by the test)"),
         "{junit}"
@@ -265,7 +282,10 @@ fn unexpected_anomalies_fail_with_exit_1_and_junit_failures() {
         "{out}"
     );
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
-    assert!(junit.contains(r#"tests="2" failures="1""#), "{junit}");
+    assert!(
+        junit.contains(r#"tests="3" failures="1" errors="0""#),
+        "{junit}"
+    );
     assert!(
         junit.contains(
             "anomalies found: divergent-ensembles 1, multiple-controllers 1, split-brain 1"
@@ -275,6 +295,208 @@ fn unexpected_anomalies_fail_with_exit_1_and_junit_failures() {
     let (code, _, err) = splitbrain(&["report", "/nonexistent/run"], tmp.path());
     assert_eq!(code, 2);
     assert!(err.contains("store/<test>/latest"), "{err}");
+}
+
+/// A small run of a workload: 20 messages sent to queue-0 and read back,
+/// the workload's `config`, `final-read` (complete or not) and `delivery`
+/// events, and `extra` events (time ms, process, f, value) on top.
+fn small_run(root: &Path, complete: bool, extra: &[(u64, &str, &str, Value)]) -> PathBuf {
+    let mut h = History { ops: vec![] };
+    h.op(0, json!("workload"), "ok", "config", json!({"options": {}}));
+    let mut records = vec![];
+    for m in 0..20u64 {
+        let k = "queue-0";
+        h.op(
+            100 + m * 10,
+            json!(0),
+            "invoke",
+            "send",
+            json!({"key": k, "msg": m}),
+        );
+        h.op(
+            105 + m * 10,
+            json!(0),
+            "ok",
+            "send",
+            json!({"key": k, "msg": m, "offset": m}),
+        );
+        // An incomplete read stops short of the last five.
+        if complete || m < 15 {
+            records.push(json!([m, m]));
+        }
+    }
+    h.op(400, json!(1), "invoke", "poll", Value::Null);
+    h.op(
+        410,
+        json!(1),
+        "ok",
+        "poll",
+        json!({"records": {"queue-0": records}}),
+    );
+    let behind = if complete {
+        json!([])
+    } else {
+        json!([["queue-0", 19, 14]])
+    };
+    h.op(
+        500,
+        json!("workload"),
+        "ok",
+        "final-read",
+        json!({"complete": complete, "waited": 100, "behind": behind, "stopped": false}),
+    );
+    h.op(
+        510,
+        json!("workload"),
+        "ok",
+        "delivery",
+        json!({"messages": 20, "sends-ok": 20, "sends-fail": 0, "sends-info": 0, "resent": 0,
+               "dlq": 0, "replayed": 0, "replayed-ok": 0, "dlq-read": 0, "dlq-exercised": false,
+               "summary": "20 messages sent: 20 sends ok, 0 fail, 0 info; 0 re-sent with the same msg; DLQ not exercised in this run (no send failed or was unknown)"}),
+    );
+    for (t, process, f, value) in extra {
+        let kind = if *process == "nemesis" { "info" } else { "ok" };
+        h.op(*t, json!(process), kind, f, value.clone());
+    }
+    let dir = root.join("store/small/20261129T000000Z");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("history.jsonl"), h.render()).unwrap();
+    std::fs::write(dir.join("test.toml"), "name = \"small\"\nseed = 1\n").unwrap();
+    dir
+}
+
+fn results_of(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_clean_small_run_passes_and_says_the_dlq_was_not_exercised() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_run(tmp.path(), true, &[]);
+    let (code, out, err) = splitbrain(&["report", dir.to_str().unwrap()], tmp.path());
+    assert_eq!(code, 0, "{out}{err}");
+    let r = results_of(&dir);
+    assert_eq!(r["status"], "PASS");
+    assert_eq!(r["outcome"], "PASS: no anomalies");
+    assert_eq!(r["problems"], json!([]));
+    assert_eq!(r["delivery"]["sends-ok"], 20);
+    assert_eq!(r["delivery"]["dlq-exercised"], false);
+    assert_eq!(
+        r["delivery"]["dlq-status"],
+        "DLQ not exercised in this run (no send failed or was unknown)"
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("<p id=\"dlq-status\"><b>DLQ not exercised in this run"));
+    assert!(html.contains("dlq-lost <span class=\"note\">(DLQ not exercised in this run)"));
+}
+
+#[test]
+fn a_fault_error_makes_the_run_error_with_exit_2_and_a_junit_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let error = json!({"fault": {"fault": "partition", "kind": "isolate-kafka-controller"},
+                       "phase": "start", "error": "no Kafka controller known", "fatal": true});
+    let dir = small_run(tmp.path(), true, &[(300, "nemesis", "fault-error", error)]);
+    let (code, out, err) = splitbrain(&["report", dir.to_str().unwrap()], tmp.path());
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.starts_with("ERROR: fault error of partition isolate-kafka-controller (start) at 0.3 s: no Kafka controller known"), "{out}");
+    let r = results_of(&dir);
+    assert_eq!(r["status"], "ERROR");
+    assert!(
+        r["outcome"].as_str().unwrap().starts_with("ERROR:"),
+        "{}",
+        r["outcome"]
+    );
+    assert!(
+        r["outcome"]
+            .as_str()
+            .unwrap()
+            .ends_with("checkers: no anomalies"),
+        "{}",
+        r["outcome"]
+    );
+    assert_eq!(r["passed"], false);
+    assert_eq!(r["valid"], true);
+    assert_eq!(r["problems"][0]["kind"], "ERROR");
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains(r#"failures="0" errors="1""#), "{junit}");
+    assert!(
+        junit.contains(r#"<error message="ERROR: fault error"#),
+        "{junit}"
+    );
+    assert!(!junit.contains("<failure"), "{junit}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html
+        .contains("<div id=\"outcome\" class=\"outcome error\"><div class=\"status\">ERROR</div>"));
+    // `check` of the bare history says the same.
+    let history = dir.join("history.jsonl");
+    let (code, out, _) = splitbrain(&["check", history.to_str().unwrap()], tmp.path());
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("VALID"), "{out}");
+    assert!(out.contains("ERROR: fault error of partition"), "{out}");
+}
+
+#[test]
+fn the_observer_stopping_on_its_own_makes_the_run_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stopped = json!({"samples": 12, "reason": "error", "error": "history write failed"});
+    let dir = small_run(
+        tmp.path(),
+        true,
+        &[(200, "observer", "observer-stopped", stopped)],
+    );
+    let (code, out, _) = splitbrain(&["report", dir.to_str().unwrap()], tmp.path());
+    assert_eq!(code, 2, "{out}");
+    let r = results_of(&dir);
+    assert_eq!(r["status"], "ERROR");
+    assert!(
+        r["outcome"].as_str().unwrap().contains(
+            "the observer stopped on its own (error: history write failed) after 12 samples"
+        ),
+        "{}",
+        r["outcome"]
+    );
+    // Stopped when asked, at the end: no problem.
+    let tmp = tempfile::tempdir().unwrap();
+    let stopped = json!({"samples": 12, "reason": "requested", "error": null});
+    let dir = small_run(
+        tmp.path(),
+        true,
+        &[(600, "observer", "observer-stopped", stopped)],
+    );
+    assert_eq!(
+        splitbrain(&["report", dir.to_str().unwrap()], tmp.path()).0,
+        0
+    );
+}
+
+#[test]
+fn an_incomplete_final_read_makes_the_run_unknown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = small_run(tmp.path(), false, &[]);
+    let (code, out, _) = splitbrain(&["report", dir.to_str().unwrap()], tmp.path());
+    assert_eq!(code, 2, "{out}");
+    let r = results_of(&dir);
+    assert_eq!(r["status"], "UNKNOWN");
+    assert!(
+        r["outcome"].as_str().unwrap().starts_with(
+            "UNKNOWN: the final read did not reach the end of every log: queue-0 read up to offset 14 of 19"
+        ),
+        "{}",
+        r["outcome"]
+    );
+    assert_eq!(r["passed"], false);
+    // The five unread messages are unseen (informational): the history is valid.
+    assert_eq!(r["valid"], true);
+    assert_eq!(r["anomalies"]["unseen"]["count"], 5);
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains(r#"type="UNKNOWN""#), "{junit}");
+    // Each unseen example in words, its raw JSON folded under it.
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("msg 15 sent to queue-0 by process 0, acknowledged at offset 15 at 0.3 s; never read, but queue-0 was read only up to offset 14: not proof of loss"),
+        "{html}"
+    );
+    assert!(html.contains("<details><summary>raw JSON</summary>"));
 }
 
 fn http_get(port: u16, path: &str) -> String {
@@ -416,7 +638,28 @@ fn report_renders_in_headless_chromium() {
         dom.contains("INVALID: divergent-ensembles 1, multiple-controllers 1, split-brain 1"),
         "verdict missing"
     );
-    assert!(dom.contains("PASS: found exactly the expected"));
+    assert!(dom.contains(
+        "<div class=\"status\">PASS</div><div class=\"line\">found exactly the expected"
+    ));
+    // The outcome comes first, big, then the checkers' verdict.
+    let outcome = dom
+        .find("<div id=\"outcome\" class=\"outcome pass\"><div class=\"status\">PASS</div>")
+        .expect("the outcome box");
+    let verdict = dom.find("<div id=\"verdict\"").expect("the verdict box");
+    let anomalies = dom
+        .find("<table id=\"anomalies\"")
+        .expect("the anomaly table");
+    assert!(
+        outcome < verdict && verdict < anomalies,
+        "{outcome} {verdict} {anomalies}"
+    );
+    // Each example in words, with its raw JSON folded under it.
+    assert!(
+        dom.contains("ZooKeeper servers 1, 7 each led a quorum from 21.0 s"),
+        "split-brain sentence missing"
+    );
+    assert!(dom.contains("brokers 1, 3 acted as Kafka controller at once"));
+    assert!(dom.contains("<details><summary>raw JSON</summary>"));
     // Two leaders visible: the leaders lane has a "2 leaders" segment.
     assert!(dom.contains("data-value=\"2 leaders\""));
     assert!(dom.contains("data-value=\"controller 3\""));

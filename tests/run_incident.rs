@@ -6,20 +6,23 @@ use serde_json::Value;
 use std::process::Command;
 use std::time::Instant;
 
-/// campaigns/incident-2020.toml's first test, shortened for CI. The fault's
-/// duration counts from its planned start, and the rapid-add with a broker
-/// move takes 10–30 s to start (broker restart, session expiry, zxid
-/// writes), so it is held long enough for the split to outlast the
-/// checker's 5 s controller grace.
+/// campaigns/incident-2020.toml's first test, shortened for CI, with the
+/// campaign's own client settings (a 1.5 s message timeout and one attempt,
+/// so sends that hit the split fail or end unknown and go to the DLQ). The
+/// fault's duration counts from its planned start, and the rapid-add with a
+/// broker move takes 10–30 s to start (broker restart, session expiry, zxid
+/// writes), so it is held long enough for the split to last many observer
+/// samples (the split-brain checker needs 2 consecutive ones). Nothing is
+/// tolerated, as in the campaign: a replay of a send that did persist is
+/// `retry-duplicate` (informational), and a real `duplicate` fails the test.
 const TEST: &str = r#"
 name = "incident-2020-ci"
 seed = 2020
 time_limit = 60
 expect = ["split-brain", "multiple-controllers", "divergent-ensembles"]
-tolerate = ["nonmonotonic-poll", "duplicate"]
 cluster = { zookeeper = 3, kafka = 3, zk_session_timeout_ms = 6000 }
 kafka = { acks = "all", idempotence = true, replication_factor = 3, min_insync_replicas = 2 }
-workload = { rate = 150, senders = 8, consumers = 2, message_timeout_ms = 5000, max_attempts = 3, read_timeout = 40 }
+workload = { rate = 200, senders = 8, consumers = 2, message_timeout_ms = 1500, max_attempts = 1, read_timeout = 40 }
 nemesis = { faults = ["rapid-add"], quiet = 5, duration = 50, max_faults = 1, add_count = 4, move_broker = true }
 "#;
 
@@ -85,6 +88,43 @@ fn shortened_incident_2020_detects_the_split_and_loses_nothing() {
     // Every failed or unknown send went to the DLQ.
     let unacked = counts["failed"].as_u64().unwrap() + counts["unknown"].as_u64().unwrap();
     assert!(counts["dlq"].as_u64().unwrap() >= unacked, "{counts}");
+    // The workload's own counts: with one attempt per send, every send
+    // that failed or ended unknown put its message in the DLQ, and every
+    // DLQ'd message was replayed and read by the end.
+    let d = &results["delivery"];
+    eprintln!("delivery: {d}");
+    let get = |k: &str| {
+        d[k].as_u64()
+            .unwrap_or_else(|| panic!("delivery.{k} missing: {d}"))
+    };
+    let unacked_sends = get("sends-fail") + get("sends-info");
+    if unacked_sends > 0 {
+        assert_eq!(get("resent"), 0, "one attempt per send: {d}");
+        assert_eq!(
+            get("dlq"),
+            unacked_sends,
+            "every failed or unknown send DLQ'd: {d}"
+        );
+        assert_eq!(
+            get("replayed"),
+            get("dlq"),
+            "every DLQ'd message replayed: {d}"
+        );
+        assert_eq!(get("dlq-read"), get("dlq"), "every DLQ'd message read: {d}");
+        assert_eq!(d["dlq-exercised"], true, "{d}");
+    } else {
+        assert_eq!(d["dlq-exercised"], false, "{d}");
+        assert!(
+            d["dlq-status"]
+                .as_str()
+                .unwrap()
+                .starts_with("DLQ not exercised in this run"),
+            "{d}"
+        );
+        let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+        assert!(html.contains("DLQ not exercised in this run"));
+    }
+    assert_eq!(results["status"], "PASS", "{}", results["outcome"]);
     assert_eq!(results["passed"], true, "{}", results["outcome"]);
     assert_eq!(out.status.code(), Some(0));
 
@@ -109,7 +149,9 @@ fn shortened_incident_2020_detects_the_split_and_loses_nothing() {
     for id in ["latency", "throughput", "zk-modes", "controllers"] {
         assert!(dom.contains(&format!("id=\"{id}\"")), "plot {id} missing");
     }
-    assert!(dom.contains("PASS: found exactly the expected"));
+    assert!(dom.contains(
+        "<div class=\"status\">PASS</div><div class=\"line\">found exactly the expected"
+    ));
     assert!(dom.contains("data-value=\"2 leaders\""));
     assert!(dom.contains("data-value=\"controller 3\""));
 }

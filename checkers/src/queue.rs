@@ -17,7 +17,7 @@ use crate::error::CheckError;
 use crate::verdict::{Anomaly, UNSEEN};
 use rustc_hash::FxHashMap;
 use serde_json::{json, Value};
-use splitbrain_core::history::{MessageValue, Op, OpType, OpValue, PollValue};
+use splitbrain_core::history::{MessageValue, Op, OpType, OpValue, PollValue, ProcessRef};
 use std::collections::BTreeMap;
 
 /// Names of the anomalies this checker reports, in report order (its rows
@@ -286,6 +286,10 @@ pub struct QueueChecker {
     client_ops: u64,
     /// `send` operations that ended `info` (or never completed).
     info_sends: u64,
+    /// The workload was stopped at level `now` (a second Ctrl-C): it
+    /// skipped the DLQ replay, so a DLQ entry never replayed is unknown,
+    /// not lost.
+    replay_skipped: bool,
 }
 
 impl QueueChecker {
@@ -305,6 +309,7 @@ impl QueueChecker {
             polls: 0,
             client_ops: 0,
             info_sends: 0,
+            replay_skipped: false,
         }
     }
 
@@ -352,6 +357,14 @@ impl QueueChecker {
                         s.send_index = op.index;
                     }
                     s.flags |= DLQ;
+                }
+            }
+            "stop" if matches!(&op.process, ProcessRef::Named(n) if n == "workload") => {
+                if let OpValue::Other(raw) = &op.value {
+                    let level = serde_json::from_str::<Value>(raw).ok();
+                    if level.as_ref().and_then(|v| v["level"].as_str()) == Some("now") {
+                        self.replay_skipped = true;
+                    }
                 }
             }
             "assign" | "subscribe" => {
@@ -603,6 +616,7 @@ impl QueueChecker {
         // and counter would be most of this loop's time.
         let (mut sent, mut acknowledged, mut failed, mut unknown) = (0u64, 0u64, 0u64, 0u64);
         let (mut resent, mut read, mut dlq, mut replayed) = (0u64, 0u64, 0u64, 0u64);
+        let mut dlq_unreplayed = 0u64;
         let has = |f: u16, flag: u16| u64::from(f & flag != 0);
 
         for (msg, s) in self.msgs.iter() {
@@ -684,7 +698,13 @@ impl QueueChecker {
             }
             // Acknowledged and never read is `lost-write` or `unseen` above:
             // `dlq-lost` owns only what was never acknowledged at all.
-            if f & SENT != 0 && f & ACKED == 0 && f & READ == 0 {
+            let unreplayed = f & DLQ != 0 && f & REPLAYED == 0;
+            if f & SENT != 0 && f & ACKED == 0 && f & READ == 0 && unreplayed && self.replay_skipped
+            {
+                // The replay was skipped on request: whether the message is
+                // lost cannot be told (it sits in the DLQ journal).
+                dlq_unreplayed += 1;
+            } else if f & SENT != 0 && f & ACKED == 0 && f & READ == 0 {
                 let why = if f & DLQ == 0 {
                     "send failed or unknown, never stored in the DLQ"
                 } else if f & REPLAYED == 0 {
@@ -730,6 +750,7 @@ impl QueueChecker {
             ("read", read),
             ("dlq", dlq),
             ("replayed", replayed),
+            ("dlq-unreplayed", dlq_unreplayed),
             ("polls", self.polls),
             ("client-ops", self.client_ops),
         ]
@@ -1152,6 +1173,30 @@ mod tests {
             poll(10, "q", &[(0, 1)]),
         ]));
         assert_only(&r, &[]);
+    }
+
+    #[test]
+    fn dlq_entry_left_by_a_skipped_replay_is_unknown_not_lost() {
+        let stop = |level: &str| {
+            format!(r#""process":"workload","type":"ok","f":"stop","value":{{"level":"{level}"}}"#)
+        };
+        // Stopped at `load`: the replay still runs, so an entry it never
+        // replayed is lost.
+        let mut bodies = h(vec![send_ends(0, "q", 1, "info"), dlq("q", 1)]);
+        bodies.insert(0, stop("load"));
+        let r = check(&bodies);
+        assert_only(&r, &[("dlq-lost", 1)]);
+        assert_eq!(r.counts["dlq-unreplayed"], 0);
+        // Stopped at `now`: the replay was skipped on request; unknown.
+        let mut bodies = h(vec![send_ends(0, "q", 1, "info"), dlq("q", 1)]);
+        bodies.insert(0, stop("now"));
+        let r = check(&bodies);
+        assert_only(&r, &[]);
+        assert_eq!(r.counts["dlq-unreplayed"], 1);
+        // A send that never reached the DLQ is lost even then.
+        let mut bodies = h(vec![send_ends(0, "q", 1, "fail")]);
+        bodies.insert(0, stop("now"));
+        assert_only(&check(&bodies), &[("dlq-lost", 1)]);
     }
 
     #[test]

@@ -43,27 +43,47 @@ impl SeededRng {
     }
 }
 
+/// Why a synthetic history cannot be made as asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SynthError {
+    /// One `NAME=COUNT` of a plant list is unusable.
+    #[error("`{part}`: {reason}")]
+    BadPlant {
+        /// The offending part.
+        part: String,
+        /// What is wrong with it and what to write instead.
+        reason: String,
+    },
+    /// The options contradict each other.
+    #[error("{0}")]
+    BadOptions(String),
+}
+
 /// How many of each anomaly to plant, by the names of `docs/results.md`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plants(pub BTreeMap<String, u64>);
 
 impl Plants {
     /// Parses `lost-write=2,duplicate=1`. Empty means none.
-    pub fn parse(spec: &str) -> Result<Plants, String> {
+    pub fn parse(spec: &str) -> Result<Plants, SynthError> {
         let mut out = BTreeMap::new();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let bad = |reason: String| SynthError::BadPlant {
+                part: part.to_string(),
+                reason,
+            };
             let (name, n) = part
                 .split_once('=')
-                .ok_or_else(|| format!("`{part}`: expected NAME=COUNT, e.g. lost-write=2"))?;
+                .ok_or_else(|| bad("expected NAME=COUNT, e.g. lost-write=2".into()))?;
             if !anomaly_names().any(|n| n == name) {
-                return Err(format!(
+                return Err(bad(format!(
                     "`{name}` is not an anomaly that can be planted; choose from {}",
                     anomaly_names().collect::<Vec<_>>().join(", ")
-                ));
+                )));
             }
             let n: u64 = n
                 .parse()
-                .map_err(|_| format!("`{part}`: COUNT must be a non-negative integer"))?;
+                .map_err(|_| bad("COUNT must be a non-negative integer".into()))?;
             *out.entry(name.to_string()).or_insert(0) += n;
         }
         Ok(Plants(out))
@@ -193,15 +213,17 @@ const OBSERVATION: &str = r#"{"zookeeper":[{"node":"n1","server_id":1,"mode":"le
 
 impl Synth {
     /// A generator; fails on impossible options.
-    pub fn new(opts: SynthOptions) -> Result<Synth, String> {
+    pub fn new(opts: SynthOptions) -> Result<Synth, SynthError> {
         if opts.keys == 0 || opts.producers == 0 || opts.consumers == 0 {
-            return Err("keys, producers and consumers must each be at least 1".into());
+            return Err(SynthError::BadOptions(
+                "keys, producers and consumers must each be at least 1".into(),
+            ));
         }
         if opts.consumers > opts.keys {
-            return Err(format!(
+            return Err(SynthError::BadOptions(format!(
                 "{} consumers for {} logs: each consumer needs at least one log",
                 opts.consumers, opts.keys
-            ));
+            )));
         }
         let keys: Vec<String> = (0..opts.keys).map(|k| format!("queue-{k}")).collect();
         let producers = (0..opts.producers as u64)
@@ -785,7 +807,10 @@ mod tests {
         let p = Plants::parse("lost-write=2, duplicate=1,lost-write=1").unwrap();
         assert_eq!(p.get("lost-write"), 3);
         assert_eq!(p.get("duplicate"), 1);
-        assert!(Plants::parse("lost=1").unwrap_err().contains("choose from"));
+        assert!(Plants::parse("lost=1")
+            .unwrap_err()
+            .to_string()
+            .contains("choose from"));
         assert!(Plants::parse("duplicate").is_err());
         assert!(Plants::parse("duplicate=-1").is_err());
         assert_eq!(Plants::parse("").unwrap(), Plants::default());

@@ -18,11 +18,11 @@
 //! a slug (`splitbrain_core::slug`).
 
 use crate::error::{Result, RunError};
+use crate::report::Status;
 use crate::run::config::TestConfig;
+use crate::run::interrupt::Interrupt;
 use crate::run::{self, RunOutcome};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 use toml::{Table, Value};
 
@@ -222,10 +222,13 @@ pub struct CampaignRow {
 }
 
 impl CampaignRow {
-    /// The test could not run or complete (an error, or skipped).
+    /// The test could not run or complete (an error, or skipped), or its
+    /// outcome is ERROR or UNKNOWN.
     pub fn is_error(&self) -> bool {
         match &self.result {
-            TestResult::Ran(o) => o.error.is_some(),
+            TestResult::Ran(o) => {
+                o.error.is_some() || matches!(o.status, Status::Error | Status::Unknown)
+            }
             TestResult::Failed(_) | TestResult::Skipped => true,
         }
     }
@@ -237,19 +240,19 @@ impl CampaignRow {
 }
 
 /// Runs `tests` one after another, storing each under `store`; after
-/// Ctrl-C (`cancel`), the tests not started yet are skipped.
-pub fn run_all(tests: Vec<TestConfig>, store: &Path, cancel: &Arc<AtomicBool>) -> Vec<CampaignRow> {
+/// Ctrl-C (`interrupt`), the tests not started yet are skipped.
+pub fn run_all(tests: Vec<TestConfig>, store: &Path, interrupt: &Interrupt) -> Vec<CampaignRow> {
     let mut rows = vec![];
     for cfg in tests {
         let name = cfg.name.clone();
-        if cancel.load(Ordering::SeqCst) {
+        if interrupt.requested() {
             rows.push(CampaignRow {
                 name,
                 result: TestResult::Skipped,
             });
             continue;
         }
-        let result = match run::run_test(cfg, store, cancel.clone()) {
+        let result = match run::run_test(cfg, store, interrupt.clone()) {
             Ok(outcome) => TestResult::Ran(outcome),
             Err(e) => TestResult::Failed(e),
         };
@@ -264,7 +267,7 @@ pub fn run_all(tests: Vec<TestConfig>, store: &Path, cancel: &Arc<AtomicBool>) -
 /// verdict and run directory.
 pub fn summary(rows: &[CampaignRow]) -> String {
     let mut out = format!(
-        "{:<52} {:<6} {:>8}  {}\n",
+        "{:<52} {:<7} {:>8}  {}\n",
         "TEST", "RESULT", "TIME", "OUTCOME / RUN"
     );
     for row in rows {
@@ -273,10 +276,8 @@ pub fn summary(rows: &[CampaignRow]) -> String {
             TestResult::Ran(o) => {
                 let result = if o.error.is_some() {
                     "ERROR"
-                } else if o.passed {
-                    "PASS"
                 } else {
-                    "FAIL"
+                    o.status.label()
                 };
                 // The checker's verdict on the history, then whether that is
                 // what the test expected (an incident test *expects* anomalies).
@@ -286,7 +287,7 @@ pub fn summary(rows: &[CampaignRow]) -> String {
                     "history invalid"
                 };
                 out.push_str(&format!(
-                    "{:<52} {:<6} {:>7.0}s  {verdict}; {}{}\n{:<69}{}\n",
+                    "{:<52} {:<7} {:>7.0}s  {verdict}; {}{}\n{:<70}{}\n",
                     name,
                     result,
                     o.elapsed.as_secs_f64(),
@@ -300,13 +301,13 @@ pub fn summary(rows: &[CampaignRow]) -> String {
                 ));
             }
             TestResult::Failed(e) => out.push_str(&format!(
-                "{name:<52} {:<6} {:>8}  {}\n",
+                "{name:<52} {:<7} {:>8}  {}\n",
                 "ERROR",
                 "-",
                 e.chain()
             )),
             TestResult::Skipped => out.push_str(&format!(
-                "{name:<52} {:<6} {:>8}  skipped after Ctrl-C\n",
+                "{name:<52} {:<7} {:>8}  skipped after Ctrl-C\n",
                 "ERROR", "-"
             )),
         }

@@ -5,10 +5,41 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 
 static SINK: Mutex<Option<File>> = Mutex::new(None);
 static INIT: Once = Once::new();
+/// Set when the process is about to exit on a third Ctrl-C: the teardown it
+/// cuts short would fill the terminal with its errors.
+static STDERR_QUIET: AtomicBool = AtomicBool::new(false);
+
+/// From now on, nothing of the run goes to stderr (warnings, progress
+/// lines); the log file still gets everything.
+pub fn quiet_stderr() {
+    STDERR_QUIET.store(true, Ordering::SeqCst);
+}
+
+/// Whether [`quiet_stderr`] was called.
+pub fn stderr_is_quiet() -> bool {
+    STDERR_QUIET.load(Ordering::SeqCst)
+}
+
+/// stderr, unless [`quiet_stderr`] was called.
+struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if stderr_is_quiet() {
+            Ok(buf.len())
+        } else {
+            std::io::stderr().write(buf)
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
 
 /// Writes to the current run's log file, if any.
 struct RunLog;
@@ -36,7 +67,7 @@ fn init() {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         let file = fmt::layer().with_ansi(false).with_writer(|| RunLog);
         let stderr = fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(|| Stderr)
             .with_filter(tracing_subscriber::filter::LevelFilter::WARN);
         let _ = tracing_subscriber::registry()
             .with(filter)

@@ -1,7 +1,7 @@
 //! `splitbrain campaign FILE.toml`: runs a campaign (format in
 //! `splitbrain_runner::campaign`) and prints its summary table.
 
-use super::run::cancel_flag;
+use super::run::interrupt_handler;
 use crate::exit::Exit;
 use anyhow::Context;
 use splitbrain_runner::{campaign, store};
@@ -43,8 +43,8 @@ pub fn run(args: CampaignArgs) -> anyhow::Result<Exit> {
         }
         return Ok(Exit::Success);
     }
-    let cancel = cancel_flag()?;
-    let rows = campaign::run_all(tests, &args.store, &cancel);
+    let interrupt = interrupt_handler()?;
+    let rows = campaign::run_all(tests, &args.store, &interrupt);
     print!("{}", campaign::summary(&rows));
     Ok(Exit::of_campaign(&rows))
 }

@@ -6,6 +6,8 @@ use anyhow::{bail, Context};
 use serde_json::json;
 use splitbrain_checkers::{CheckOptions, HistoryChecker, Verdict};
 use splitbrain_core::history::HistoryReader;
+use splitbrain_runner::report::run_events::{Problem, RunEvents};
+use splitbrain_runner::report::Outcome;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -13,7 +15,9 @@ use std::time::Instant;
 /// gaps and split brain.
 ///
 /// Exits 0 when the history is valid, 1 when anomalies were found, 2 on bad
-/// input or usage.
+/// input or usage, or when the history's own events make the run ERROR (a
+/// `fault-error`, the observer stopped early) or UNKNOWN (an incomplete
+/// final read): see docs/results.md.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// The history file (JSON Lines; see docs/history.md).
@@ -54,6 +58,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     let mut reader = HistoryReader::open(&args.history)
         .context("cannot open the history; pass the history.jsonl of a run")?;
     let mut checker = HistoryChecker::new(&options);
+    let mut events = RunEvents::default();
     while let Some(op) = reader.next_op() {
         let op = op.context("the history is malformed; fix or truncate the named line")?;
         checker.observe(&op).with_context(|| {
@@ -62,6 +67,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
                 args.history.display()
             )
         })?;
+        events.observe(&op);
     }
     let ops = reader.ops_read();
     let warnings: Vec<String> = reader.finish().iter().map(ToString::to_string).collect();
@@ -75,9 +81,20 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
     let elapsed = start.elapsed();
 
     print_summary(&verdict, ops, &warnings, args.examples);
+    // No expectations here: the run's own events may still make it ERROR
+    // or UNKNOWN.
+    let outcome = Outcome::of(&verdict, &[], &[], events.problems());
+    for p in &outcome.problems {
+        println!(
+            "{}",
+            p.to_json()["kind"].as_str().unwrap_or_default().to_owned() + ": " + &p.what
+        );
+    }
     if let Some(path) = &args.json {
         let doc = json!({
             "valid": verdict.valid,
+            "status": outcome.status().label(),
+            "problems": outcome.problems.iter().map(Problem::to_json).collect::<Vec<_>>(),
             "history": args.history,
             "operations": ops,
             "warnings": warnings,
@@ -99,11 +116,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
             peak.map_or(f64::NAN, |b| b as f64 / ops as f64)
         );
     }
-    Ok(if verdict.valid {
-        Exit::Success
-    } else {
-        Exit::Failed
-    })
+    Ok(Exit::of_status(outcome.status()))
 }
 
 fn print_summary(verdict: &Verdict, ops: u64, warnings: &[String], examples: usize) {

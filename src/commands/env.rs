@@ -4,6 +4,7 @@ use crate::exit::Exit;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use splitbrain_environments::nodes::netns::{self, Subnet, UpOptions};
+use splitbrain_environments::nodes::OwnerStatus;
 use splitbrain_environments::nodes::{docker, ssh};
 use splitbrain_environments::{EnvError, EnvState};
 use std::path::PathBuf;
@@ -105,33 +106,45 @@ pub fn run(args: EnvArgs) -> anyhow::Result<Exit> {
             println!("{summary}");
             Ok(Exit::Success)
         }
-        EnvAction::List => {
-            let names = EnvState::list()?;
-            let orphans = netns::orphans_on_system();
-            if names.is_empty() && orphans.is_empty() {
-                println!("no environments");
-            }
-            for n in orphans {
-                println!("{n}\tnetns\tno state file: leftovers of a crash (run `splitbrain env down --env-name {n}`)");
-            }
-            for n in names {
-                match EnvState::load(&n) {
-                    Ok(s) => println!(
-                        "{n}\t{}\t{} node(s)\t{}",
-                        s.kind,
-                        s.nodes.len(),
-                        if s.ready {
-                            "ready"
-                        } else {
-                            "incomplete (run env down)"
-                        }
+        EnvAction::List => list(),
+    }
+}
+
+/// `env list`: every environment, whether it is ready, and who owns it
+/// (an environment whose owner process is gone is `ORPHANED`).
+fn list() -> anyhow::Result<Exit> {
+    let names = EnvState::list()?;
+    let orphans = netns::orphans_on_system();
+    if names.is_empty() && orphans.is_empty() {
+        println!("no environments");
+    }
+    for n in orphans {
+        println!("{n}\tnetns\tno state file: leftovers of a crash (run `splitbrain env down --env-name {n}`)");
+    }
+    for n in names {
+        match EnvState::load(&n) {
+            Ok(s) => println!(
+                "{n}\t{}\t{} node(s)\t{}\t{}",
+                s.kind,
+                s.nodes.len(),
+                if s.ready {
+                    "ready"
+                } else {
+                    "incomplete (run env down)"
+                },
+                match s.owner_status() {
+                    OwnerStatus::None => "kept until env down".to_string(),
+                    OwnerStatus::Alive(pid) => format!("owned by running process {pid}"),
+                    OwnerStatus::Gone(pid) => format!(
+                        "ORPHANED: its owner process {pid} is gone; its servers may still run \
+                         (run `splitbrain env down --env-name {n}`)"
                     ),
-                    Err(e) => println!("{n}\tunreadable state: {e}"),
                 }
-            }
-            Ok(Exit::Success)
+            ),
+            Err(e) => println!("{n}\tunreadable state: {e}"),
         }
     }
+    Ok(Exit::Success)
 }
 
 fn up(
@@ -205,6 +218,11 @@ fn up(
             }
         }
     };
+    // Made for the user: it outlives this process, until `env down`.
+    let mut state = state;
+    state
+        .hand_over()
+        .with_context(|| format!("env up {name}: saving its state"))?;
     println!(
         "environment {name} ({}) up in {:.2}s; state in {}",
         state.kind,

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 /// stored history.
 ///
 /// Exits 0 when the run passed (valid, or exactly its expected anomalies),
-/// 1 when it did not, 2 on error.
+/// 1 when it failed, 2 on error or when the run's outcome is ERROR or
+/// UNKNOWN (a fault error, the observer stopped early, an incomplete final
+/// read: see docs/results.md).
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
     /// The run directory (`store/<test>/<timestamp>` or `store/<test>/latest`)
@@ -53,8 +55,8 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Exit> {
     };
     let analysis = report::analyze(&history, &options)?;
     report::write_all(&args.dir, &analysis, &info).context("writing the reports")?;
-    let outcome = report::Outcome::of(&analysis.verdict, &info.expect, &info.tolerate);
+    let outcome = report::Outcome::of_run(&analysis, &info);
     println!("{}", outcome.describe());
     println!("wrote {}", args.dir.join(report::REPORT_FILE).display());
-    Ok(Exit::passed_if(outcome.passed()))
+    Ok(Exit::of_status(outcome.status()))
 }

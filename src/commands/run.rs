@@ -4,10 +4,10 @@
 
 use crate::exit::Exit;
 use anyhow::Context;
+use splitbrain_runner::run::interrupt::{Interrupt, Press};
 use splitbrain_runner::{run, store, TestConfig};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 /// Run one test: set up nodes, start ZooKeeper and Kafka, run the queue
 /// workload under a fault schedule, heal, read everything back, check, and
@@ -15,8 +15,10 @@ use std::sync::{Arc, OnceLock};
 /// `STORE/<name>/<timestamp>/`.
 ///
 /// Exits 0 when the run passed (valid, or exactly the anomalies the test
-/// expects), 1 when it did not, 2 on error. Ctrl-C stops the faults, heals,
-/// lets the workload finish its phases, tears down and still reports.
+/// expects), 1 when it did not, 2 on error. Ctrl-C stops the load and the
+/// faults at once, heals, drains, replays, reads back, tears down and still
+/// reports; a second Ctrl-C skips drain and final read and tears down now
+/// (still reporting); a third removes the environment and exits 130.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// A TOML test file (every field optional; see campaigns/ for examples).
@@ -166,24 +168,31 @@ fn apply(args: &RunArgs, c: &mut TestConfig) {
     set!(c.nemesis.move_broker, args.move_broker);
 }
 
-/// The Ctrl-C flag, installed once per process.
-pub fn cancel_flag() -> anyhow::Result<Arc<AtomicBool>> {
-    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-    if let Some(f) = FLAG.get() {
-        return Ok(f.clone());
+/// The process's Ctrl-C (and SIGTERM) handler, installed once: each signal
+/// presses the runs' [`Interrupt`] and says what happens now.
+pub fn interrupt_handler() -> anyhow::Result<Interrupt> {
+    static INTERRUPT: OnceLock<Interrupt> = OnceLock::new();
+    if let Some(i) = INTERRUPT.get() {
+        return Ok(i.clone());
     }
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    ctrlc::set_handler(move || {
-        if f.swap(true, Ordering::SeqCst) {
-            eprintln!("\n[splitbrain] still healing and tearing down; please wait (leftovers: `splitbrain env list`, `splitbrain env down`)");
-        } else {
-            eprintln!("\n[splitbrain] Ctrl-C: stopping faults, healing, then reading back, tearing down and reporting what was recorded");
+    let interrupt = Interrupt::new();
+    let i = interrupt.clone();
+    ctrlc::set_handler(move || match i.press() {
+        Press::StopLoad => eprintln!(
+            "\n[splitbrain] Ctrl-C: stopping the load and the faults now, healing; then drain, DLQ replay, final read, teardown and report. Ctrl-C again to skip drain and final read"
+        ),
+        Press::StopNow => eprintln!(
+            "\n[splitbrain] Ctrl-C again: skipping drain, DLQ replay and final read; tearing down now (history, results.json and report are still written). Ctrl-C a third time to exit at once"
+        ),
+        Press::Exit => {
+            eprintln!("\n[splitbrain] Ctrl-C a third time: removing the run's environment and exiting; no report");
+            eprintln!("[splitbrain] {}", i.abandon());
+            Exit::Interrupted.now();
         }
     })
     .context("cannot install the Ctrl-C handler")?;
-    let _ = FLAG.set(flag.clone());
-    Ok(flag)
+    let _ = INTERRUPT.set(interrupt.clone());
+    Ok(interrupt)
 }
 
 /// Runs the command.
@@ -196,8 +205,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     if let Err(e) = cfg.validate() {
         anyhow::bail!("{e} (see `splitbrain run --help`)");
     }
-    let cancel = cancel_flag()?;
-    let outcome = run::run_test(cfg, &args.store, cancel)?;
+    let interrupt = interrupt_handler()?;
+    let outcome = run::run_test(cfg, &args.store, interrupt)?;
     println!("{}", outcome.summary);
     if let Some(e) = &outcome.error {
         println!("error: {e}");

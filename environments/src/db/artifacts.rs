@@ -141,6 +141,7 @@ mod tests {
             netns: None,
             ssh: None,
             created_unix: 0,
+            owner: None,
         };
         match std::env::var_os(NODE_ARTIFACTS_ENV) {
             // Set by whoever runs the tests: it wins, for every kind.

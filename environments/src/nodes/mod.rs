@@ -7,13 +7,14 @@
 pub mod docker;
 mod error;
 pub mod netns;
+mod owner;
 pub mod ssh;
 pub mod state;
 mod sys;
-#[cfg(feature = "test-support")]
 mod test_names;
 
 pub use error::EnvError;
+pub use owner::{orphans, Orphan, Owner, OwnerStatus};
 pub use state::{EnvKind, EnvState, SharedDir};
 
 use splitbrain_core::control::Session;

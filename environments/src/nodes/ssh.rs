@@ -152,6 +152,7 @@ pub fn up(name: &str, hosts_file: &Path, timeout: Duration) -> Result<EnvState, 
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
+        owner: Some(crate::nodes::Owner::this_process()),
     };
     state.save()?;
     Ok(state)

@@ -6,7 +6,7 @@
 //! Layout: `<state root>/<env>/state.json`, where the state root is
 //! `$SPLITBRAIN_STATE_DIR` if set, else `/var/lib/splitbrain/envs`.
 
-use crate::nodes::EnvError;
+use crate::nodes::{EnvError, Owner};
 use serde::{Deserialize, Serialize};
 use splitbrain_core::control::{Control, ControlError, Node};
 use std::net::{IpAddr, Ipv4Addr};
@@ -103,6 +103,11 @@ pub struct EnvState {
     pub ssh: Option<SshDetails>,
     /// Unix time (seconds) when `up` started.
     pub created_unix: u64,
+    /// The process that owns the environment and removes it when it ends
+    /// (a run, a test); `None` for one handed to the user by `env up`. See
+    /// [`EnvState::owner_status`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
 }
 
 /// The state root: `$SPLITBRAIN_STATE_DIR` or `/var/lib/splitbrain/envs`.
@@ -149,7 +154,8 @@ impl EnvState {
     /// port 22 with the environment's key and known_hosts under
     /// `<env dir>/ssh`, its directory `<env dir>/nodes/nK`, and the shared
     /// directory `<env dir>/shared` at the same path on every node.
-    /// `ready` is false and the kind's details are left for the caller.
+    /// `ready` is false, this process is the owner, and the kind's details
+    /// are left for the caller.
     pub(crate) fn planned(
         name: &str,
         kind: EnvKind,
@@ -185,6 +191,7 @@ impl EnvState {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            owner: Some(Owner::this_process()),
         }
     }
 
@@ -318,6 +325,10 @@ mod tests {
             netns: None,
             ssh: None,
             created_unix: 1,
+            owner: Some(Owner {
+                pid: 7,
+                start_ticks: 8,
+            }),
         };
         let json = serde_json::to_string(&state).unwrap();
         assert!(json.contains("\"kind\":\"netns\""), "{json}");

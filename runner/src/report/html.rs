@@ -1,17 +1,24 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no scripts,
-//! nothing fetched): the verdict at the top, the anomalies with examples,
-//! the plots, the fault timeline, the counts and the run's config.
+//! nothing fetched): the outcome at the top (PASS / FAIL / ERROR /
+//! UNKNOWN), then the checkers' verdict, the anomalies with each example in
+//! words (its raw JSON folded under it), the workload's delivery counts, the
+//! plots, the fault timeline, the counts and the run's config.
 
-use super::{escape, found, svg, Analysis, Outcome, RunInfo};
+use super::{escape, found, svg, words, Analysis, Outcome, RunInfo};
 use splitbrain_checkers::{catalog, verdict::UNSEEN};
 use std::fmt::Write;
 
 const CSS: &str = r#"
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1140px;padding:12px 20px;color:#222}
 h1{font-size:1.4em;margin:.3em 0}h2{font-size:1.15em;margin:1.4em 0 .4em;border-bottom:1px solid #ddd}
-.verdict{padding:14px 18px;border-radius:6px;font-size:1.25em;font-weight:600;margin:10px 0}
-.verdict.pass{background:#e6f4ea;border:2px solid #2ca02c}.verdict.fail{background:#fdecea;border:2px solid #d62728}
-.verdict .sub{font-size:.8em;font-weight:400;margin-top:4px}
+.outcome{padding:14px 18px;border-radius:6px;margin:10px 0;color:#fff}
+.outcome .status{font-size:2.6em;font-weight:800;letter-spacing:.04em;line-height:1.1}
+.outcome .line{font-size:1.05em;margin-top:4px}.outcome ul{margin:6px 0 0 1.2em;padding:0}
+.outcome.pass{background:#2ca02c}.outcome.fail{background:#d62728}.outcome.error{background:#7b2d8e}.outcome.unknown{background:#c77c00}
+.verdict{padding:10px 18px;border-radius:6px;font-size:1.1em;font-weight:600;margin:10px 0}
+.verdict.valid{background:#e6f4ea;border:2px solid #2ca02c}.verdict.invalid{background:#fdecea;border:2px solid #d62728}
+.verdict .sub{font-size:.85em;font-weight:400;margin-top:4px}
+details summary{cursor:pointer;color:#555;font-size:.85em}.example{margin:2px 0 6px}
 table{border-collapse:collapse;margin:6px 0;font-size:.9em}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}tr.bad td{background:#fdecea}tr.expected td,tr.tolerated td{background:#fff4e0}
 td code{word-break:break-all}
@@ -27,33 +34,57 @@ svg .axis{stroke:#444}svg .tick{stroke:#444}svg .grid{stroke:#eee}svg .empty{fon
 pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
     let v = &analysis.verdict;
     let s = &analysis.stats;
-    let outcome = Outcome::of(v, &info.expect, &info.tolerate);
+    let outcome = Outcome::of_run(analysis, info);
+    let status = outcome.status();
+    let class = status.label().to_lowercase();
     let mut h = String::with_capacity(256 * 1024);
     let _ = writeln!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>splitbrain: {} — {}</title><style>{CSS}</style></head><body>",
         escape(&info.test),
-        if outcome.passed() { "pass" } else { "fail" }
+        status.label()
     );
     let _ = writeln!(h, "<h1>splitbrain report: {}</h1>", escape(&info.test));
 
-    // The verdict first: what a reader needs in one glance.
+    // The outcome first, big: what a reader needs in one glance.
+    let _ = write!(
+        h,
+        "<div id=\"outcome\" class=\"outcome {class}\"><div class=\"status\">{}</div><div class=\"line\">{}</div>",
+        status.label(),
+        escape(
+            outcome
+                .describe()
+                .trim_start_matches(status.label())
+                .trim_start_matches(": ")
+        )
+    );
+    if !outcome.problems.is_empty() {
+        h.push_str("<ul id=\"problems\">");
+        for p in &outcome.problems {
+            let kind = p.to_json()["kind"].as_str().unwrap_or_default().to_string();
+            let _ = write!(h, "<li>{kind}: {}</li>", escape(&p.what));
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str("</div>\n");
+
+    // Then the checkers' verdict on the history.
     let found = found(v);
     let headline = if v.valid {
-        "VALID: no anomalies".to_string()
+        "Checkers: VALID, no anomalies".to_string()
     } else {
         let list: Vec<String> = found
             .iter()
             .map(|n| format!("{n} {}", v.count(n)))
             .collect();
-        format!("INVALID: {}", list.join(", "))
+        format!("Checkers: INVALID: {}", list.join(", "))
     };
     let _ = write!(
         h,
-        "<div id=\"verdict\" class=\"verdict {}\">{}<div class=\"sub\">{}</div>",
-        if outcome.passed() { "pass" } else { "fail" },
+        "<div id=\"verdict\" class=\"verdict {}\">{}<div class=\"sub\">Against the test's expectations: {}.</div>",
+        if v.valid { "valid" } else { "invalid" },
         escape(&headline),
-        escape(&outcome.describe())
+        escape(&outcome.expectations())
     );
     if !info.expect.is_empty() {
         let _ = write!(
@@ -87,7 +118,10 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
         let _ = writeln!(h, "<p class=\"note\">warning: {}</p>", escape(w));
     }
 
-    // Anomalies: every one that ran, non-zero first.
+    // Anomalies: every one that ran, non-zero first; each example in words
+    // with its raw JSON folded under it.
+    let dlq_status = analysis.events.dlq_status(v.counts.get("dlq").copied());
+    let dlq_exercised = !dlq_status.starts_with(super::run_events::DLQ_NOT_EXERCISED);
     h.push_str("<h2>Anomalies</h2>\n<table id=\"anomalies\"><tr><th>anomaly</th><th>count</th><th>examples</th></tr>\n");
     let mut rows: Vec<(&String, &splitbrain_checkers::Anomaly)> = v.anomalies.iter().collect();
     rows.sort_by_key(|(n, a)| (a.count == 0, !catalog::is_anomaly(n), n.as_str()));
@@ -103,7 +137,19 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
         };
         let mut ex = String::new();
         for e in a.examples.iter().take(5) {
-            let _ = write!(ex, "<code>{}</code><br>", escape(&e.to_string()));
+            let raw = escape(&serde_json::to_string_pretty(e).unwrap_or_default());
+            match words::sentence(name, e, &analysis.example_ops) {
+                Some(text) => {
+                    let _ = write!(
+                        ex,
+                        "<div class=\"example\"><span class=\"sentence\">{}</span><details><summary>raw JSON</summary><pre>{raw}</pre></details></div>",
+                        escape(&text)
+                    );
+                }
+                None => {
+                    let _ = write!(ex, "<div class=\"example\"><pre>{raw}</pre></div>");
+                }
+            }
         }
         if a.count as usize > a.examples.len().min(5) && a.count > 0 {
             let _ = write!(ex, "<span class=\"note\">… {} in all</span>", a.count);
@@ -116,18 +162,44 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
             " <span class=\"note\">(expected)</span>"
         } else if class == "tolerated" {
             " <span class=\"note\">(tolerated)</span>"
+        } else if name == "dlq-lost" && !dlq_exercised {
+            " <span class=\"note\">(DLQ not exercised in this run)</span>"
         } else {
             ""
         };
+        let description = catalog::lookup(name)
+            .map(|i| format!("<br><span class=\"note\">{}</span>", escape(i.description)))
+            .unwrap_or_default();
         let _ = writeln!(
             h,
-            "<tr class=\"{class}\"><td>{}{note}</td><td>{}</td><td>{ex}</td></tr>",
+            "<tr class=\"{class}\"><td>{}{note}{description}</td><td>{}</td><td>{ex}</td></tr>",
             escape(name),
             a.count
         );
     }
     h.push_str("</table>\n");
 
+    // What became of the messages, as the workload counted them.
+    h.push_str("<h2>Delivery</h2>\n");
+    let _ = writeln!(h, "<p id=\"dlq-status\"><b>{}</b></p>", escape(&dlq_status));
+    match &analysis.events.delivery {
+        Some(serde_json::Value::Object(d)) => {
+            if let Some(summary) = d.get("summary").and_then(|x| x.as_str()) {
+                let _ = writeln!(h, "<p class=\"note\">Workload: {}</p>", escape(summary));
+            }
+            h.push_str("<table id=\"delivery\"><tr><th>count</th><th>value</th></tr>\n");
+            for (k, n) in d.iter().filter(|(k, _)| *k != "summary") {
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td></tr>",
+                    escape(k),
+                    escape(&n.to_string())
+                );
+            }
+            h.push_str("</table>\n");
+        }
+        _ => h.push_str("<p class=\"note\">This history has no <code>delivery</code> event (the workload's own counts); the DLQ count above is the checker's.</p>\n"),
+    }
     h.push_str("<h2>Latency</h2>\n");
     h.push_str(&svg::latency(s));
     h.push_str("\n<h2>Throughput</h2>\n");

@@ -1,8 +1,11 @@
 //! `junit.xml`: one test case per checker that ran (plus one for the test's
 //! expectations when it has any), failed with the anomaly summary when the
-//! checker found anomalies, so CI systems show them.
+//! checker found anomalies, so CI systems show them; and one case `run`,
+//! with an `<error>` when the run is ERROR or UNKNOWN (a fault error, the
+//! observer stopped early, an incomplete final read).
 
-use super::{checker_of, escape, Analysis, Outcome, RunInfo};
+use super::run_events::ProblemKind;
+use super::{checker_of, escape, Analysis, Outcome, RunInfo, Status};
 use splitbrain_checkers::{catalog, verdict::UNSEEN};
 use std::fmt::Write;
 
@@ -72,15 +75,15 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
         cases.push_str("  </testcase>\n");
     }
     let mut tests = v.checkers.len();
+    let outcome = Outcome::of_run(analysis, info);
     if !info.expect.is_empty() || !info.tolerate.is_empty() {
         tests += 1;
-        let outcome = Outcome::of(v, &info.expect, &info.tolerate);
         let _ = writeln!(
             cases,
             "  <testcase classname=\"splitbrain.{}\" name=\"expectations\" time=\"0\">",
             escape(&info.test)
         );
-        if !outcome.passed() {
+        if outcome.status() == Status::Fail {
             failures += 1;
             let _ = writeln!(
                 cases,
@@ -90,8 +93,39 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
         }
         cases.push_str("  </testcase>\n");
     }
+    // The run itself: did it test what it planned, and read everything back?
+    tests += 1;
+    let mut errors = 0;
+    let _ = writeln!(
+        cases,
+        "  <testcase classname=\"splitbrain.{}\" name=\"run\" time=\"{secs:.3}\">",
+        escape(&info.test)
+    );
+    let status = outcome.status();
+    if matches!(status, Status::Error | Status::Unknown) {
+        errors += 1;
+        let kind = if status == Status::Error {
+            ProblemKind::Error
+        } else {
+            ProblemKind::Unknown
+        };
+        let body: Vec<&str> = outcome
+            .problems
+            .iter()
+            .filter(|p| p.kind == kind)
+            .map(|p| p.what.as_str())
+            .collect();
+        let _ = writeln!(
+            cases,
+            "    <error message=\"{}\" type=\"{}\">{}</error>",
+            escape(&outcome.describe()),
+            status.label(),
+            escape(&body.join("\n"))
+        );
+    }
+    cases.push_str("  </testcase>\n");
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" time=\"{secs:.3}\">\n{cases}</testsuite>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{secs:.3}\">\n{cases}</testsuite>\n",
         escape(&info.test)
     )
 }

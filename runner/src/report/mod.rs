@@ -5,10 +5,13 @@
 
 pub mod html;
 pub mod junit;
+pub mod run_events;
 pub mod stats;
 pub mod svg;
+pub mod words;
 
 use crate::error::{Result, RunError};
+use run_events::{Problem, ProblemKind, RunEvents};
 use serde_json::{json, Value};
 use splitbrain_checkers::{catalog, CheckOptions, HistoryChecker, Verdict};
 use splitbrain_core::history::HistoryReader;
@@ -40,6 +43,11 @@ pub struct Analysis {
     pub verdict: Verdict,
     /// Ops, latencies, throughput, faults, modes, controllers.
     pub stats: Stats,
+    /// The run's own events: fault errors, the observer's stop, the final
+    /// read, the workload's delivery counts.
+    pub events: RunEvents,
+    /// The operations the anomaly examples name, for their sentences.
+    pub example_ops: words::OpRefs,
 }
 
 /// Reads a history once, feeding both the checkers and the statistics.
@@ -47,6 +55,7 @@ pub fn analyze(history: &Path, options: &CheckOptions) -> Result<Analysis> {
     let mut reader = HistoryReader::open(history).map_err(RunError::HistoryOpen)?;
     let mut checker = HistoryChecker::new(options);
     let mut stats = StatsCollector::new();
+    let mut events = RunEvents::default();
     while let Some(op) = reader.next_op() {
         let op = op.map_err(RunError::HistoryMalformed)?;
         checker
@@ -56,6 +65,7 @@ pub fn analyze(history: &Path, options: &CheckOptions) -> Result<Analysis> {
                 source,
             })?;
         stats.observe(&op);
+        events.observe(&op);
     }
     let operations = reader.ops_read();
     let warnings = reader.finish().iter().map(ToString::to_string).collect();
@@ -64,12 +74,16 @@ pub fn analyze(history: &Path, options: &CheckOptions) -> Result<Analysis> {
             path: history.to_path_buf(),
         });
     }
+    let verdict = checker.finish();
+    let example_ops = words::resolve_ops(history, &verdict)?;
     Ok(Analysis {
         history: history.to_path_buf(),
         operations,
         warnings,
-        verdict: checker.finish(),
+        verdict,
         stats: stats.finish(),
+        events,
+        example_ops,
     })
 }
 
@@ -89,13 +103,44 @@ pub fn found(verdict: &Verdict) -> BTreeSet<String> {
         .collect()
 }
 
-/// How a run's verdict compares with what its test expected.
+/// A run's outcome, in order of precedence: ERROR, then FAIL, then
+/// UNKNOWN, then PASS (docs/results.md, "Outcomes").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Exactly the expected anomalies, and the run did what it planned.
+    Pass,
+    /// An anomaly neither expected nor tolerated, or an expected one missing.
+    Fail,
+    /// The run did not test what it says: a fault error, the observer
+    /// stopped early. Whatever the checkers found is still reported.
+    Error,
+    /// No verdict on loss can be given: the consumers did not read
+    /// everything back (and nothing unexpected was found).
+    Unknown,
+}
+
+impl Status {
+    /// `PASS`, `FAIL`, `ERROR` or `UNKNOWN`: how results.json's `outcome`
+    /// starts.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Error => "ERROR",
+            Status::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// How a run's verdict compares with what its test expected, and whether
+/// the run itself can be trusted.
 ///
 /// A test may expect anomalies (`expect = ["split-brain"]` in its TOML): it
 /// then *passes* when exactly those anomalies are found, no more, no fewer —
 /// except anomalies it *tolerates* (`tolerate = ["nonmonotonic-poll"]`),
 /// which may or may not appear. Without either it passes when the history
-/// is valid.
+/// is valid. A run with [`Problem`]s (from its own events,
+/// [`RunEvents::problems`]) is ERROR or UNKNOWN instead, see [`Outcome::status`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     /// Anomalies the test expected.
@@ -106,11 +151,19 @@ pub struct Outcome {
     pub unexpected: BTreeSet<String>,
     /// Found and tolerated.
     pub tolerated: BTreeSet<String>,
+    /// Why the run is ERROR or UNKNOWN (empty when neither).
+    pub problems: Vec<Problem>,
 }
 
 impl Outcome {
-    /// Compares a verdict with the expected and tolerated anomalies.
-    pub fn of(verdict: &Verdict, expected: &[String], tolerated: &[String]) -> Outcome {
+    /// Compares a verdict with the expected and tolerated anomalies; the
+    /// run's `problems` may make it ERROR or UNKNOWN.
+    pub fn of(
+        verdict: &Verdict,
+        expected: &[String],
+        tolerated: &[String],
+        problems: Vec<Problem>,
+    ) -> Outcome {
         let expected: BTreeSet<String> = expected.iter().cloned().collect();
         let found = found(verdict);
         let (tolerated, unexpected) = found
@@ -122,37 +175,117 @@ impl Outcome {
             unexpected,
             tolerated,
             expected,
+            problems,
         }
     }
 
-    /// True when exactly the expected anomalies were found.
-    pub fn passed(&self) -> bool {
-        self.missing.is_empty() && self.unexpected.is_empty()
+    /// The outcome of an analysed run with its test's expectations.
+    pub fn of_run(analysis: &Analysis, info: &RunInfo) -> Outcome {
+        Outcome::of(
+            &analysis.verdict,
+            &info.expect,
+            &info.tolerate,
+            analysis.events.problems(),
+        )
     }
 
-    /// One line for humans.
-    pub fn describe(&self) -> String {
+    fn has(&self, kind: ProblemKind) -> bool {
+        self.problems.iter().any(|p| p.kind == kind)
+    }
+
+    /// ERROR when the run did not test what it planned (whatever was
+    /// found); else FAIL when an anomaly was found that the test neither
+    /// expects nor tolerates (proof, whatever was not read); else UNKNOWN
+    /// when the final read was incomplete and nothing is missing but queue
+    /// anomalies (which may sit in what was not read); else FAIL when an
+    /// expected anomaly is missing; else PASS.
+    pub fn status(&self) -> Status {
+        if self.has(ProblemKind::Error) {
+            Status::Error
+        } else if !self.unexpected.is_empty() {
+            Status::Fail
+        } else if self.has(ProblemKind::Unknown)
+            && self
+                .missing
+                .iter()
+                .all(|n| catalog::checker_of(n) == Some(catalog::QUEUE))
+        {
+            Status::Unknown
+        } else if !self.missing.is_empty() {
+            Status::Fail
+        } else {
+            Status::Pass
+        }
+    }
+
+    /// True when the outcome is PASS.
+    pub fn passed(&self) -> bool {
+        self.status() == Status::Pass
+    }
+
+    /// The checkers' findings against the expectations, without the status:
+    /// "no anomalies", "found exactly the expected ...", "unexpected ...".
+    pub fn expectations(&self) -> String {
         let list = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
         let tolerated = if self.tolerated.is_empty() {
             String::new()
         } else {
             format!(" (and the tolerated {})", list(&self.tolerated))
         };
-        match (self.passed(), self.expected.is_empty()) {
-            (true, true) => format!("PASS: no anomalies{tolerated}"),
-            (true, false) => format!(
-                "PASS: found exactly the expected {}{tolerated}",
-                list(&self.expected)
-            ),
-            (false, _) => {
-                let mut parts = vec![];
-                if !self.unexpected.is_empty() {
-                    parts.push(format!("unexpected {}", list(&self.unexpected)));
-                }
-                if !self.missing.is_empty() {
-                    parts.push(format!("expected but not found {}", list(&self.missing)));
-                }
-                format!("FAIL: {}", parts.join("; "))
+        if self.missing.is_empty() && self.unexpected.is_empty() {
+            if self.expected.is_empty() {
+                format!("no anomalies{tolerated}")
+            } else {
+                format!(
+                    "found exactly the expected {}{tolerated}",
+                    list(&self.expected)
+                )
+            }
+        } else {
+            let mut parts = vec![];
+            if !self.unexpected.is_empty() {
+                parts.push(format!("unexpected {}", list(&self.unexpected)));
+            }
+            if !self.missing.is_empty() {
+                parts.push(format!("expected but not found {}", list(&self.missing)));
+            }
+            parts.join("; ")
+        }
+    }
+
+    /// One line for humans, starting with the status: `PASS: ...`,
+    /// `FAIL: ...`, `ERROR: <why>; checkers: ...`, `UNKNOWN: <why>; ...`.
+    pub fn describe(&self) -> String {
+        let status = self.status();
+        let why = |kind: ProblemKind| {
+            self.problems
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| p.what.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        match status {
+            Status::Pass | Status::Fail => {
+                let also = if self.has(ProblemKind::Unknown) {
+                    format!("; also: {}", why(ProblemKind::Unknown))
+                } else {
+                    String::new()
+                };
+                format!("{}: {}{also}", status.label(), self.expectations())
+            }
+            Status::Error | Status::Unknown => {
+                let kind = if status == Status::Error {
+                    ProblemKind::Error
+                } else {
+                    ProblemKind::Unknown
+                };
+                format!(
+                    "{}: {}; checkers: {}",
+                    status.label(),
+                    why(kind),
+                    self.expectations()
+                )
             }
         }
     }
@@ -177,15 +310,18 @@ pub struct RunInfo {
 /// The results.json document.
 pub fn results_json(analysis: &Analysis, info: &RunInfo) -> Value {
     let v = &analysis.verdict;
-    let outcome = Outcome::of(v, &info.expect, &info.tolerate);
+    let outcome = Outcome::of_run(analysis, info);
     json!({
         "test": info.test,
         "valid": v.valid,
         "expect": info.expect,
         "tolerate": info.tolerate,
         "passed": outcome.passed(),
+        "status": outcome.status().label(),
         "outcome": outcome.describe(),
+        "problems": outcome.problems.iter().map(Problem::to_json).collect::<Vec<_>>(),
         "interrupted": info.interrupted,
+        "delivery": delivery_json(analysis),
         "history": analysis.history,
         "operations": analysis.operations,
         "warnings": analysis.warnings,
@@ -197,6 +333,23 @@ pub fn results_json(analysis: &Analysis, info: &RunInfo) -> Value {
         "nemesis-events": analysis.stats.nemesis,
         "config": info.config,
     })
+}
+
+/// The workload's delivery counts as recorded (`null` when the history has
+/// none), with `dlq-status`: "DLQ not exercised in this run" when no
+/// message went to the DLQ.
+pub fn delivery_json(analysis: &Analysis) -> Value {
+    let status = analysis
+        .events
+        .dlq_status(analysis.verdict.counts.get("dlq").copied());
+    match &analysis.events.delivery {
+        Some(Value::Object(d)) => {
+            let mut d = d.clone();
+            d.insert("dlq-status".into(), json!(status));
+            Value::Object(d)
+        }
+        _ => json!({"dlq-status": status}),
+    }
 }
 
 /// Writes results.json, junit.xml and report.html into `dir`.
@@ -312,27 +465,83 @@ mod tests {
     #[test]
     fn outcome_passes_on_exactly_the_expected() {
         let v = verdict_with(&["split-brain", "unseen"]);
-        let o = Outcome::of(&v, &["split-brain".into()], &[]);
+        let o = Outcome::of(&v, &["split-brain".into()], &[], vec![]);
         assert!(o.passed(), "{}", o.describe());
-        let o = Outcome::of(&v, &[], &[]);
+        let o = Outcome::of(&v, &[], &[], vec![]);
         assert!(!o.passed());
         assert!(o.describe().contains("unexpected split-brain"));
-        let o = Outcome::of(&v, &["split-brain".into(), "lost-write".into()], &[]);
+        let o = Outcome::of(
+            &v,
+            &["split-brain".into(), "lost-write".into()],
+            &[],
+            vec![],
+        );
         assert!(!o.passed());
         assert!(o.describe().contains("expected but not found lost-write"));
         let clean = verdict_with(&["unseen"]);
-        assert!(Outcome::of(&clean, &[], &[]).passed());
+        assert!(Outcome::of(&clean, &[], &[], vec![]).passed());
         // Tolerated: may appear or not.
-        let o = Outcome::of(&v, &[], &["split-brain".into()]);
+        let o = Outcome::of(&v, &[], &["split-brain".into()], vec![]);
         assert!(o.passed());
         assert!(
             o.describe().contains("tolerated split-brain"),
             "{}",
             o.describe()
         );
-        assert!(Outcome::of(&clean, &[], &["duplicate".into()]).passed());
-        let o = Outcome::of(&v, &[], &["duplicate".into()]);
+        assert!(Outcome::of(&clean, &[], &["duplicate".into()], vec![]).passed());
+        let o = Outcome::of(&v, &[], &["duplicate".into()], vec![]);
         assert!(!o.passed());
+    }
+
+    fn problem(kind: ProblemKind) -> Vec<Problem> {
+        vec![Problem {
+            kind,
+            what: "what happened".into(),
+        }]
+    }
+
+    #[test]
+    fn errors_come_first_then_failures_then_unknowns() {
+        let clean = verdict_with(&["unseen"]);
+        let o = Outcome::of(&clean, &[], &[], problem(ProblemKind::Error));
+        assert_eq!(o.status(), Status::Error);
+        assert!(!o.passed());
+        assert_eq!(o.describe(), "ERROR: what happened; checkers: no anomalies");
+        // An error outranks even an unexpected anomaly, which it still names.
+        let bad = verdict_with(&["lost-write"]);
+        let o = Outcome::of(&bad, &[], &[], problem(ProblemKind::Error));
+        assert_eq!(o.status(), Status::Error);
+        assert!(o.describe().ends_with("checkers: unexpected lost-write"));
+        // An unexpected anomaly is proof, whatever was not read.
+        let o = Outcome::of(&bad, &[], &[], problem(ProblemKind::Unknown));
+        assert_eq!(o.status(), Status::Fail);
+        assert!(o
+            .describe()
+            .starts_with("FAIL: unexpected lost-write; also: what happened"));
+        // Nothing found, but not everything read: unknown.
+        let o = Outcome::of(&clean, &[], &[], problem(ProblemKind::Unknown));
+        assert_eq!(o.status(), Status::Unknown);
+        assert_eq!(
+            o.describe(),
+            "UNKNOWN: what happened; checkers: no anomalies"
+        );
+        // A missing queue anomaly may sit in what was not read ...
+        let o = Outcome::of(
+            &clean,
+            &["lost-write".into()],
+            &[],
+            problem(ProblemKind::Unknown),
+        );
+        assert_eq!(o.status(), Status::Unknown);
+        // ... a missing split brain does not depend on the read.
+        let o = Outcome::of(
+            &clean,
+            &["split-brain".into()],
+            &[],
+            problem(ProblemKind::Unknown),
+        );
+        assert_eq!(o.status(), Status::Fail);
+        assert_eq!(Outcome::of(&clean, &[], &[], vec![]).status(), Status::Pass);
     }
 
     #[test]

@@ -8,18 +8,21 @@
 //! outlives the load and no thread outlives the run.
 
 use super::config::TestConfig;
+use super::interrupt::Interrupt;
 use super::{faults, TOPIC};
 use crate::error::{Result, RunError};
+use crate::report::run_events::{DELIVERY, FAULT_ERROR, OBSERVER_STOPPED};
+use serde_json::json;
 use splitbrain_core::control::Control;
-use splitbrain_core::history::HistoryWriter;
+use splitbrain_core::history::{HistoryWriter, OpType, Process};
 use splitbrain_environments::db::cluster_control::EnvCluster;
 use splitbrain_environments::probes::observe;
 use splitbrain_nemeses::{Nemesis, Schedule};
 use splitbrain_workloads::backoff::Backoff;
 use splitbrain_workloads::consumer::ConsumerMode;
 use splitbrain_workloads::effects::EffectsMode;
-use splitbrain_workloads::observer::{Observer, ObserverConfig, ObserverReport};
-use splitbrain_workloads::queue::QueueOptions;
+use splitbrain_workloads::observer::{Observer, ObserverConfig, ObserverReport, StopReason};
+use splitbrain_workloads::queue::{QueueOptions, QueueReport};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +38,8 @@ pub(super) struct LoadThreads {
     schedule: Option<JoinHandle<Vec<String>>>,
     /// The planned fault in effect, for the progress line.
     current_fault: Arc<Mutex<String>>,
+    /// Where the observer's stop is recorded.
+    writer: HistoryWriter,
 }
 
 impl LoadThreads {
@@ -45,24 +50,20 @@ impl LoadThreads {
         db: &Arc<EnvCluster>,
         control: &Control,
         writer: &HistoryWriter,
-        cancel: &Arc<AtomicBool>,
+        interrupt: &Interrupt,
     ) -> Result<LoadThreads> {
         let observer = {
             let db = db.clone();
-            Observer::start(
-                writer.clone(),
-                ObserverConfig {
-                    interval: Duration::from_millis(cfg.workload.observe_interval_ms),
-                    ..ObserverConfig::default()
-                },
-                move || observe::observe(&db.layout()),
-            )?
+            Observer::start(writer.clone(), observer_config(cfg), move || {
+                observe::observe(&db.layout())
+            })?
         };
         let mut threads = LoadThreads {
             observer: Some(observer),
             stop_faults: Arc::new(AtomicBool::new(false)),
             schedule: None,
             current_fault: Arc::new(Mutex::new(String::new())),
+            writer: writer.clone(),
         };
         // On an error here, dropping `threads` stops the observer.
         threads.schedule = Some(spawn_schedule(
@@ -72,7 +73,7 @@ impl LoadThreads {
             control.clone(),
             writer.clone(),
             threads.stop_faults.clone(),
-            cancel.clone(),
+            interrupt.clone(),
             threads.current_fault.clone(),
         )?);
         Ok(threads)
@@ -103,7 +104,30 @@ impl LoadThreads {
         for p in self.stop_faults() {
             tracing::error!("faults: {p}");
         }
-        self.observer.take().map(Observer::stop)
+        self.stop_observer()
+    }
+
+    /// Stops the observer and records how it ended (`observer-stopped`):
+    /// any reason but `requested` means it stopped on its own, before this
+    /// call, and makes the run ERROR (docs/results.md).
+    fn stop_observer(&mut self) -> Option<ObserverReport> {
+        let report = self.observer.take().map(Observer::stop)?;
+        let reason = match report.stopped {
+            StopReason::Requested => "requested",
+            StopReason::MaxSamples => "max-samples",
+            StopReason::MaxDuration => "max-duration",
+            StopReason::Error => "error",
+        };
+        let value = json!({"samples": report.samples, "reason": reason, "error": report.error});
+        if let Err(e) = self.writer.record(
+            &Process::Named("observer".into()),
+            OpType::Info,
+            OBSERVER_STOPPED,
+            &value,
+        ) {
+            tracing::error!("cannot record the observer's stop: {e}");
+        }
+        Some(report)
     }
 }
 
@@ -112,15 +136,55 @@ impl Drop for LoadThreads {
         for p in self.stop_faults() {
             tracing::error!("faults: {p}");
         }
-        if let Some(observer) = self.observer.take() {
-            observer.stop();
+        if let Some(report) = self.stop_observer() {
+            if let Some(error) = report.error {
+                tracing::warn!(%error, "observer stopped with an error");
+            }
         }
+    }
+}
+
+/// The observer's settings: the test's interval, and bounds that cover the
+/// whole run (load, drain, replay, final read, with room to spare), so
+/// reaching them means something went wrong.
+fn observer_config(cfg: &TestConfig) -> ObserverConfig {
+    let interval = Duration::from_millis(cfg.workload.observe_interval_ms);
+    let max_duration = Duration::from_secs(cfg.time_limit + 3 * cfg.workload.read_timeout + 1800);
+    ObserverConfig {
+        interval,
+        max_samples: (max_duration.as_millis() / interval.as_millis().max(1)) as u64 + 1,
+        max_duration,
+    }
+}
+
+/// Records the workload's delivery counts (`process: "workload"`,
+/// `f: "delivery"`): its `DeliverySummary` and, as `summary`, its sentence,
+/// so results.json and the report can state them from the history alone.
+pub(super) fn record_delivery(writer: &HistoryWriter, report: &QueueReport) {
+    let mut value = serde_json::to_value(&report.delivery).unwrap_or_default();
+    value["summary"] = json!(report.delivery.to_string());
+    if let Err(e) = writer.record(
+        &Process::Named("workload".into()),
+        OpType::Ok,
+        DELIVERY,
+        &value,
+    ) {
+        tracing::error!("cannot record the delivery counts: {e}");
+    }
+}
+
+/// Records a fault problem the schedule did not record itself (`fault-error`,
+/// `phase` says where), so the run's outcome, read from the history, is ERROR.
+fn record_fault_error(writer: &HistoryWriter, phase: &str, error: &str) {
+    let value = json!({"fault": null, "phase": phase, "error": error});
+    if let Err(e) = writer.nemesis(OpType::Info, FAULT_ERROR, &value) {
+        tracing::error!("cannot record a fault error ({error}): {e}");
     }
 }
 
 /// The fault schedule on its own thread, ending with the nemesis's heal;
 /// a watcher beside it publishes the fault in effect and stops the
-/// schedule on Ctrl-C.
+/// schedule on Ctrl-C (within 100 ms).
 #[allow(clippy::too_many_arguments)] // the thread's whole world, moved in
 fn spawn_schedule(
     plan: Schedule,
@@ -129,21 +193,27 @@ fn spawn_schedule(
     control: Control,
     writer: HistoryWriter,
     stop: Arc<AtomicBool>,
-    cancel: Arc<AtomicBool>,
+    interrupt: Interrupt,
     current: Arc<Mutex<String>>,
 ) -> Result<JoinHandle<Vec<String>>> {
     std::thread::Builder::new()
         .name("nemesis".into())
         .spawn(move || -> Vec<String> {
             let begin = Instant::now();
-            // Ctrl-C or the end of the load stops the schedule; the
-            // progress line shows the planned fault in effect.
+            // Ctrl-C (at once, not at the load's end) or the end of the
+            // load stops the schedule, which heals; the progress line shows
+            // the planned fault in effect.
             let watcher = {
-                let (stop, cancel, current, plan) =
-                    (stop.clone(), cancel.clone(), current.clone(), plan.clone());
+                let (stop, interrupt, current, plan) = (
+                    stop.clone(),
+                    interrupt.clone(),
+                    current.clone(),
+                    plan.clone(),
+                );
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::SeqCst) {
-                        if cancel.load(Ordering::SeqCst) {
+                        if interrupt.requested() {
+                            tracing::info!("Ctrl-C: stopping the fault schedule, which heals");
                             stop.store(true, Ordering::SeqCst);
                         }
                         let now = begin.elapsed().as_millis() as u64;
@@ -158,10 +228,16 @@ fn spawn_schedule(
             let mut nemesis = Nemesis::new(&*db, control, Some(writer.clone()), seed);
             let mut problems = vec![];
             match splitbrain_nemeses::schedule::run(&mut nemesis, &plan, Some(&writer), &stop) {
+                // Every fault error is recorded as `fault-error` already.
                 Ok(report) => problems.extend(report.errors.iter().map(|e| e.to_string())),
-                Err(e) => problems.push(format!("fault schedule: {e}")),
+                // Only when the history could not be written; tried anyway.
+                Err(e) => {
+                    record_fault_error(&writer, "schedule", &e.to_string());
+                    problems.push(format!("fault schedule: {e}"));
+                }
             }
             if let Err(e) = nemesis.remove_rules() {
+                record_fault_error(&writer, "remove-rules", &e.to_string());
                 problems.push(format!("removing drop rules: {e}"));
             }
             stop.store(true, Ordering::SeqCst);

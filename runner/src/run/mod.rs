@@ -9,9 +9,11 @@
 //! (`run/load.rs`), which stops and joins them on every path. Whatever
 //! happens after the history is opened (an error, Ctrl-C), the run still
 //! heals, tears down, checks what was recorded and writes its reports.
+//! What each Ctrl-C does is in [`interrupt`].
 
 pub mod config;
 pub mod faults;
+pub mod interrupt;
 mod load;
 pub mod progress;
 
@@ -19,6 +21,7 @@ use crate::error::{Result, RunError};
 use crate::report::{self, HISTORY_FILE};
 use crate::{logging, store};
 use config::TestConfig;
+use interrupt::Interrupt;
 use load::LoadThreads;
 use progress::Progress;
 use rand::Rng;
@@ -33,7 +36,7 @@ use splitbrain_environments::EnvState;
 use splitbrain_nemeses::Schedule;
 use splitbrain_workloads::queue;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,8 +48,12 @@ pub const TOPIC: &str = "queue";
 pub struct RunOutcome {
     /// The run directory.
     pub dir: PathBuf,
-    /// Exactly the expected anomalies (none, by default) were found.
+    /// Exactly the expected anomalies (none, by default) were found, and
+    /// the run did what it planned: its outcome is PASS.
     pub passed: bool,
+    /// PASS, FAIL, ERROR or UNKNOWN, from the history (see
+    /// [`report::Outcome::status`]); an [`RunOutcome::error`] comes on top.
+    pub status: report::Status,
     /// The history is valid.
     pub valid: bool,
     /// One line: the outcome.
@@ -58,8 +65,9 @@ pub struct RunOutcome {
     pub error: Option<String>,
 }
 
-/// Runs one test, storing it under `store`. `cancel` is set by Ctrl-C.
-pub fn run_test(mut cfg: TestConfig, store: &Path, cancel: Arc<AtomicBool>) -> Result<RunOutcome> {
+/// Runs one test, storing it under `store`. `interrupt` is pressed by
+/// Ctrl-C (see [`interrupt`]).
+pub fn run_test(mut cfg: TestConfig, store: &Path, interrupt: Interrupt) -> Result<RunOutcome> {
     let started = Instant::now();
     if cfg.seed == 0 {
         // TOML integers are i64: keep the seed storable.
@@ -76,9 +84,10 @@ pub fn run_test(mut cfg: TestConfig, store: &Path, cancel: Arc<AtomicBool>) -> R
     let mut progress = Progress::new(&cfg.name, cfg.time_limit);
     progress.line(&format!("run directory {}", dir.display()));
     tracing::info!(test = %cfg.name, seed = cfg.seed, dir = %dir.display(), "run starts");
+    warn_of_orphans(&mut progress);
 
     let history = dir.join(HISTORY_FILE);
-    let error = phases(&cfg, &dir, &history, &cancel, &mut progress)
+    let error = phases(&cfg, &dir, &history, &interrupt, &mut progress)
         .err()
         .map(|e| {
             let msg = e.chain();
@@ -86,7 +95,9 @@ pub fn run_test(mut cfg: TestConfig, store: &Path, cancel: Arc<AtomicBool>) -> R
             progress.line(&format!("error: {msg}"));
             msg
         });
-    let interrupted = if cancel.load(Ordering::SeqCst) {
+    let interrupted = if interrupt.now() {
+        Some("interrupted by Ctrl-C twice: drain, DLQ replay and final read skipped".to_string())
+    } else if interrupt.requested() {
         Some("interrupted by Ctrl-C".to_string())
     } else {
         error.clone()
@@ -98,11 +109,33 @@ pub fn run_test(mut cfg: TestConfig, store: &Path, cancel: Arc<AtomicBool>) -> R
     Ok(RunOutcome {
         dir,
         passed: checked.passed && error.is_none(),
+        status: checked.status,
         valid: checked.valid,
         summary: checked.summary,
         elapsed: started.elapsed(),
         error,
     })
+}
+
+/// One line naming the environments left behind by a killed owner (their
+/// servers may still run, using memory, ports and subnets), and how to
+/// remove them.
+fn warn_of_orphans(progress: &mut Progress) {
+    let orphans = splitbrain_environments::nodes::orphans();
+    if orphans.is_empty() {
+        return;
+    }
+    let named: Vec<String> = orphans
+        .iter()
+        .map(|o| format!("{} ({})", o.name, o.why))
+        .collect();
+    let line = format!(
+        "warning: orphaned environment(s), whose servers may still run: {}; remove each with `splitbrain env down --env-name {}`",
+        named.join(", "),
+        if orphans.len() == 1 { &orphans[0].name } else { "NAME" }
+    );
+    tracing::warn!("{line}");
+    progress.line(&line);
 }
 
 /// Every phase from nodes to teardown; the history is complete when it
@@ -111,7 +144,7 @@ fn phases(
     cfg: &TestConfig,
     dir: &Path,
     history: &Path,
-    cancel: &Arc<AtomicBool>,
+    interrupt: &Interrupt,
     progress: &mut Progress,
 ) -> Result<()> {
     let plan = faults::schedule(cfg)?;
@@ -119,7 +152,7 @@ fn phases(
 
     progress.phase("env up");
     // Dropped last: removes the environment the run created.
-    let env = env_up(cfg, cancel)?;
+    let env = env_up(cfg, interrupt)?;
     progress.line(&format!(
         "environment {} ({} nodes)",
         env.state.name,
@@ -132,14 +165,18 @@ fn phases(
             need: cfg.nodes_needed(),
         });
     }
-    check_cancel(cancel)?;
+    check_interrupt(interrupt)?;
 
     progress.phase("cluster up");
     let cluster = cluster_up(cfg, &env.state)?;
-    let result = check_cancel(cancel)
-        .and_then(|()| load(cfg, dir, history, &plan, &cluster, cancel, progress));
+    let result = check_interrupt(interrupt)
+        .and_then(|()| load(cfg, dir, history, &plan, &cluster, interrupt, progress));
 
-    collect_logs(&cluster, dir, progress);
+    if interrupt.now() {
+        progress.line("Ctrl-C twice: not collecting the servers' logs; tearing down now");
+    } else {
+        collect_logs(&cluster, dir, progress);
+    }
     cluster_down(cluster, progress);
     progress.phase("env down");
     result
@@ -165,15 +202,31 @@ struct RunEnv {
 }
 
 /// Removes an environment the run created, on every path (made before the
-/// environment, so a half-made one goes too).
+/// environment, so a half-made one goes too). While it lives, a third
+/// Ctrl-C removes the environment itself ([`Interrupt::abandon`]).
 struct EnvGuard {
     name: String,
     owned: bool,
+    interrupt: Interrupt,
+}
+
+impl EnvGuard {
+    fn new(name: &str, owned: bool, interrupt: &Interrupt) -> EnvGuard {
+        if owned {
+            interrupt.set_run_env(Some(name.to_string()));
+        }
+        EnvGuard {
+            name: name.to_string(),
+            owned,
+            interrupt: interrupt.clone(),
+        }
+    }
 }
 
 impl Drop for EnvGuard {
     fn drop(&mut self) {
         if self.owned {
+            self.interrupt.set_run_env(None);
             match splitbrain_environments::nodes::down(&self.name) {
                 Ok(summary) => tracing::info!("env down: {summary}"),
                 Err(e) => tracing::error!(
@@ -196,13 +249,10 @@ fn env_name(test: &str) -> String {
     format!("sb-{base}-{suffix}-{stamp}")
 }
 
-/// Phase "env up": creates the nodes (netns, ssh) or loads an existing
-/// environment.
-fn env_up(cfg: &TestConfig, cancel: &Arc<AtomicBool>) -> Result<RunEnv> {
-    let owned = |name: &str| EnvGuard {
-        name: name.to_string(),
-        owned: true,
-    };
+/// Phase "env up": creates the nodes (netns, ssh), owned by this process
+/// (see `splitbrain env list`), or loads an existing environment.
+fn env_up(cfg: &TestConfig, interrupt: &Interrupt) -> Result<RunEnv> {
+    let owned = |name: &str| EnvGuard::new(name, true, interrupt);
     match cfg.env.kind.as_str() {
         "netns" => {
             let name = env_name(&cfg.name);
@@ -212,7 +262,7 @@ fn env_up(cfg: &TestConfig, cancel: &Arc<AtomicBool>) -> Result<RunEnv> {
                 nodes: cfg.nodes_needed(),
                 subnet: None,
             };
-            let state = netns::up(&options, Some(cancel))?;
+            let state = netns::up(&options, Some(interrupt.flag()))?;
             Ok(RunEnv {
                 state,
                 _guard: guard,
@@ -237,7 +287,7 @@ fn env_up(cfg: &TestConfig, cancel: &Arc<AtomicBool>) -> Result<RunEnv> {
             })?;
             Ok(RunEnv {
                 state,
-                _guard: EnvGuard { name, owned: false },
+                _guard: EnvGuard::new(&name, false, interrupt),
             })
         }
     }
@@ -321,22 +371,25 @@ fn load(
     history: &Path,
     plan: &Schedule,
     cluster: &RunCluster,
-    cancel: &Arc<AtomicBool>,
+    interrupt: &Interrupt,
     progress: &mut Progress,
 ) -> Result<()> {
     let writer = HistoryWriter::create(history)?;
     let mut threads =
-        LoadThreads::start(cfg, plan, &cluster.db, &cluster.control, &writer, cancel)?;
-    let opts = load::queue_options(cfg, cluster.layout.bootstrap_servers(), dir);
+        LoadThreads::start(cfg, plan, &cluster.db, &cluster.control, &writer, interrupt)?;
+    let mut opts = load::queue_options(cfg, cluster.layout.bootstrap_servers(), dir);
+    // Ctrl-C stops the workload itself: no new send from the first.
+    opts.stop = interrupt.workload_stop();
     progress.phase("load");
-    progress.start_load(writer.clone(), threads.current_fault(), cancel.clone());
+    progress.start_load(writer.clone(), threads.current_fault(), interrupt.clone());
     let report = queue::run(&opts, &writer, Arc::new(AtomicU64::new(0)), || {
-        heal(cfg, &mut threads, &cluster.db)
+        heal(cfg, &mut threads, &cluster.db, interrupt)
     });
     progress.stop_load();
     let result = match report {
         Ok(report) => {
             tracing::info!(?report, "workload done");
+            load::record_delivery(&writer, &report);
             Ok(())
         }
         Err(e) => Err(RunError::from(e)),
@@ -346,23 +399,43 @@ fn load(
     result
 }
 
-/// Phase "heal", at the end of the load: stops the fault schedule (which
-/// heals what it did) and waits for every partition to have a leader.
-fn heal(cfg: &TestConfig, threads: &mut LoadThreads, db: &EnvCluster) {
-    progress::stage("heal");
+/// Phase "heal", at the end of the load (or at the first Ctrl-C): stops
+/// the fault schedule (which heals what it did) and waits for every
+/// partition to have a leader, unless Ctrl-C came twice.
+fn heal(cfg: &TestConfig, threads: &mut LoadThreads, db: &EnvCluster, interrupt: &Interrupt) {
+    progress::stage(if interrupt.requested() && !interrupt.now() {
+        "stopping: heal (Ctrl-C again to skip drain and final read)"
+    } else {
+        "heal"
+    });
     for p in threads.stop_faults() {
         tracing::error!("faults: {p}");
         progress::announce(&format!("fault problem: {p}"));
     }
-    if let Err(e) = cluster::wait_for_leaders(
-        &db.layout(),
-        TOPIC,
-        cfg.kafka.partitions,
-        Duration::from_secs(60),
-    ) {
-        tracing::warn!("after heal: {e}");
+    // In short slices, so that a second Ctrl-C ends the wait.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !interrupt.now() {
+        match cluster::wait_for_leaders(
+            &db.layout(),
+            TOPIC,
+            cfg.kafka.partitions,
+            Duration::from_secs(2),
+        ) {
+            Ok(()) => break,
+            Err(e) if Instant::now() >= deadline => {
+                tracing::warn!("after heal: {e}");
+                break;
+            }
+            Err(_) => {}
+        }
     }
-    progress::stage("drain, DLQ replay, final read");
+    progress::stage(if interrupt.now() {
+        "Ctrl-C twice: skipping drain, DLQ replay and final read; tearing down"
+    } else if interrupt.requested() {
+        "stopping: drain, DLQ replay, final read (Ctrl-C again to skip drain and final read)"
+    } else {
+        "drain, DLQ replay, final read"
+    });
 }
 
 /// Phase "collect logs": every server's logs and configs into the run
@@ -387,6 +460,7 @@ fn cluster_down(cluster: RunCluster, progress: &mut Progress) {
 /// What the check of a run's history says.
 struct Checked {
     passed: bool,
+    status: report::Status,
     valid: bool,
     summary: String,
 }
@@ -416,7 +490,7 @@ fn check_and_report(
     let analysis = report::analyze(history, &CheckOptions::default())?;
     progress.phase("reports");
     report::write_all(dir, &analysis, &info)?;
-    let outcome = report::Outcome::of(&analysis.verdict, &info.expect, &info.tolerate);
+    let outcome = report::Outcome::of_run(&analysis, &info);
     let summary = outcome.describe();
     progress.line(&format!(
         "{summary} ({} operations); report: {}",
@@ -428,13 +502,14 @@ fn check_and_report(
     logging::close();
     Ok(Checked {
         passed: outcome.passed(),
+        status: outcome.status(),
         valid: analysis.verdict.valid,
         summary,
     })
 }
 
-fn check_cancel(cancel: &AtomicBool) -> Result<()> {
-    if cancel.load(Ordering::SeqCst) {
+fn check_interrupt(interrupt: &Interrupt) -> Result<()> {
+    if interrupt.requested() {
         return Err(RunError::Interrupted);
     }
     Ok(())

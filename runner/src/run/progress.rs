@@ -3,6 +3,7 @@
 //! current fault); otherwise plain log lines (phase changes, and a status
 //! line every 10 s during the load).
 
+use super::interrupt::Interrupt;
 use splitbrain_core::history::HistoryWriter;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +24,10 @@ pub fn stage(what: &str) {
 
 /// Prints a line, clearing a status line first when on a terminal.
 pub fn announce(what: &str) {
+    if crate::logging::stderr_is_quiet() {
+        tracing::info!("{what}");
+        return;
+    }
     let mut err = std::io::stderr().lock();
     if std::io::stderr().is_terminal() {
         let _ = write!(err, "\r\x1b[2K");
@@ -69,7 +74,7 @@ impl Progress {
         &mut self,
         writer: HistoryWriter,
         fault: Arc<Mutex<String>>,
-        cancel: Arc<AtomicBool>,
+        interrupt: Interrupt,
     ) {
         if let Ok(mut s) = STAGE.lock() {
             s.clear();
@@ -103,13 +108,17 @@ impl Progress {
                 let status = format!(
                     "{test} {what} | {rate:.0} ops/s | faults: {}{}",
                     if f.is_empty() { "none" } else { &f },
-                    if cancel.load(Ordering::SeqCst) {
-                        " | stopping (Ctrl-C)"
+                    if interrupt.now() {
+                        " | Ctrl-C twice: tearing down now"
+                    } else if interrupt.requested() {
+                        " | stopping (Ctrl-C again to skip drain and final read)"
                     } else {
                         ""
                     }
                 );
-                if tty {
+                if crate::logging::stderr_is_quiet() {
+                    // Exiting on a third Ctrl-C: nothing more on the terminal.
+                } else if tty {
                     let _ = write!(std::io::stderr().lock(), "\r\x1b[2K{status}");
                 } else if last_plain.elapsed() >= Duration::from_secs(10) {
                     last_plain = Instant::now();

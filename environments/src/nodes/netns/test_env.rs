@@ -46,7 +46,7 @@ pub fn reap_orphaned_test_envs() -> Vec<String> {
 /// panics. Needs root.
 ///
 /// ```no_run
-/// use splitbrain_environments::netns::TestEnv;
+/// use splitbrain_environments::nodes::netns::TestEnv;
 /// let env = TestEnv::up("my_test", 3);
 /// let control = env.control();
 /// let out = control.exec_ok("n1", "hostname", std::time::Duration::from_secs(5)).unwrap();
