@@ -256,7 +256,10 @@ fn observer_samples_add_the_split_brain_checker_to_one_verdict() {
     assert_eq!(code, 1, "{out}{err}");
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
-    assert_eq!(r["checkers"], serde_json::json!(["queue", "split-brain"]));
+    assert_eq!(
+        r["checkers"],
+        serde_json::json!(["queue", "effects", "split-brain"])
+    );
     assert_eq!(r["anomalies"]["split-brain"]["count"], 1);
     assert_eq!(r["anomalies"]["multiple-controllers"]["count"], 1);
     assert_eq!(r["anomalies"]["divergent-ensembles"]["count"], 1);

@@ -248,7 +248,7 @@ fn report_of_an_incident_shows_expected_anomalies_and_passes() {
 
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert!(
-        junit.contains(r#"tests="4" failures="0" errors="0""#),
+        junit.contains(r#"tests="5" failures="0" errors="0""#),
         "{junit}"
     );
     assert!(junit.contains(r#"name="run""#), "{junit}");
@@ -283,7 +283,7 @@ fn unexpected_anomalies_fail_with_exit_1_and_junit_failures() {
     );
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert!(
-        junit.contains(r#"tests="3" failures="1" errors="0""#),
+        junit.contains(r#"tests="4" failures="1" errors="0""#),
         "{junit}"
     );
     assert!(
