@@ -62,7 +62,7 @@ for f in "$work"/*.toml; do
 done
 
 results="$store/verdicts.tsv"
-printf 'test\trun\toutcome\tanomalies\tdir\n' >"$results"
+printf 'test\trun\toutcome\tanomalies\tdir\twhy\n' >"$results"
 for t in "${tests[@]}"; do
   runs=$n
   [ "$t" = no-faults ] && runs=$((2 * n))
@@ -80,11 +80,12 @@ outcome = (r.get("outcome") or "?").split(":")[0]
 found = sorted(k for k, a in (r.get("anomalies") or {}).items()
                if (a.get("count") or 0) > 0)
 found = ",".join(f"{k}={r['anomalies'][k]['count']}" for k in found) or "-"
-print("\t".join([sys.argv[2], sys.argv[3], outcome, found, sys.argv[4]]))
+why = (r.get("outcome") or "").split(":", 1)[-1].strip().replace("\t", " ")
+print("\t".join([sys.argv[2], sys.argv[3], outcome, found, sys.argv[4], why]))
 print("\t".join(["#", sys.argv[2], (r.get("outcome") or "").replace("\t", " ")]), file=sys.stderr)
 EOF
     else
-      printf '%s\t%s\tERROR\tno results.json (%s)\t-\n' "$t" "$i" \
+      printf '%s\t%s\tERROR\tno results.json (%s)\t-\t-\n' "$t" "$i" \
         "$(tail -1 "$work/out" | tr '\t' ' ')" >>"$results"
     fi
     tail -1 "$results" | cut -f1-4 >&2
@@ -98,14 +99,14 @@ rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 by = collections.OrderedDict()
 for r in rows:
     by.setdefault(r["test"], []).append(r)
-print("| test | runs | PASS | FAIL (anomalies found in the failed runs) | ERROR/UNKNOWN |")
+print("| test | runs | PASS | FAIL (why, as the outcome says) | ERROR/UNKNOWN |")
 print("|---|---|---|---|---|")
 for t, rs in by.items():
     p = sum(r["outcome"] == "PASS" for r in rs)
     failed = [r for r in rs if r["outcome"] == "FAIL"]
     other = len(rs) - p - len(failed)
-    kinds = collections.Counter(a.split("=")[0] for r in failed for a in r["anomalies"].split(",") if a != "-")
-    what = ", ".join(f"{k} ×{v}" for k, v in sorted(kinds.items()))
+    kinds = collections.Counter(r["why"] for r in failed)
+    what = "; ".join(f"{k} ×{v}" for k, v in sorted(kinds.items()))
     print(f"| {t} | {len(rs)} | {p} | {len(failed)}{' (' + what + ')' if what else ''} | {other} |")
 EOF
 echo "runs kept in $store (per run: $results)"
