@@ -16,6 +16,7 @@
 //! counts messages named in more than one poll's `applied`, and
 //! `effect-lost` is not judged; the count `effects-recorded` is then 0.
 
+use crate::msg_table::{MsgTable, Slot};
 use crate::verdict::Anomaly;
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
@@ -41,7 +42,7 @@ struct MsgEffect {
     acked_offset: u64,
 }
 
-impl MsgEffect {
+impl Slot for MsgEffect {
     const EMPTY: MsgEffect = MsgEffect {
         key: NO_KEY,
         flags: 0,
@@ -99,9 +100,7 @@ pub struct EffectsResult {
 /// The streaming effects checker. See the module documentation.
 pub struct EffectsChecker {
     examples: usize,
-    dense: Vec<MsgEffect>,
-    dense_used: usize,
-    sparse: FxHashMap<u64, MsgEffect>,
+    msgs: MsgTable<MsgEffect>,
     key_ids: FxHashMap<String, u32>,
     key_names: Vec<String>,
     /// Per log, the highest offset any consumer read.
@@ -118,9 +117,7 @@ impl EffectsChecker {
     pub fn new(examples: usize) -> Self {
         EffectsChecker {
             examples,
-            dense: Vec::new(),
-            dense_used: 0,
-            sparse: FxHashMap::default(),
+            msgs: MsgTable::default(),
             key_ids: FxHashMap::default(),
             key_names: Vec::new(),
             max_read: Vec::new(),
@@ -139,29 +136,6 @@ impl EffectsChecker {
         self.key_names.push(key.to_string());
         self.max_read.push(None);
         id
-    }
-
-    fn msg(&mut self, msg: u64) -> &mut MsgEffect {
-        if !self.sparse.is_empty() && self.sparse.contains_key(&msg) {
-            return self.sparse.get_mut(&msg).expect("just checked");
-        }
-        if (msg as usize as u64) == msg && (msg as usize) < self.dense.len() {
-            let s = &mut self.dense[msg as usize];
-            if s.is_empty() {
-                self.dense_used += 1;
-            }
-            return s;
-        }
-        // Grow densely while that wastes at most about half (as the queue
-        // checker does): message numbers are usually a counter.
-        let limit = (self.dense_used as u64).saturating_mul(2) + (1 << 20);
-        if msg < limit {
-            let new_len = (msg as usize + 1).max(self.dense.len() * 3 / 2);
-            self.dense.resize(new_len, MsgEffect::EMPTY);
-            self.dense_used += 1;
-            return &mut self.dense[msg as usize];
-        }
-        self.sparse.entry(msg).or_insert(MsgEffect::EMPTY)
     }
 
     /// Feeds one operation; those it does not need are ignored.
@@ -189,7 +163,7 @@ impl EffectsChecker {
                 else {
                     return;
                 };
-                let s = self.msg(msg);
+                let s = self.msgs.get_mut(msg);
                 if s.key == NO_KEY {
                     s.key = key;
                 }
@@ -209,7 +183,7 @@ impl EffectsChecker {
                     for &(offset, msg) in pairs {
                         let m = &mut self.max_read[key as usize];
                         *m = Some(m.map_or(offset, |x| x.max(offset)));
-                        let s = self.msg(msg);
+                        let s = self.msgs.get_mut(msg);
                         if s.key == NO_KEY {
                             s.key = key;
                         }
@@ -217,7 +191,7 @@ impl EffectsChecker {
                     }
                 }
                 for &msg in &poll.applied {
-                    let s = self.msg(msg);
+                    let s = self.msgs.get_mut(msg);
                     s.claims = s.claims.saturating_add(1);
                 }
             }
@@ -236,15 +210,6 @@ impl EffectsChecker {
             }
             _ => {}
         }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (u64, &MsgEffect)> {
-        self.dense
-            .iter()
-            .enumerate()
-            .map(|(m, s)| (m as u64, s))
-            .chain(self.sparse.iter().map(|(m, s)| (*m, s)))
-            .filter(|(_, s)| !s.is_empty())
     }
 
     fn key_name(&self, key: u32) -> &str {
@@ -266,14 +231,7 @@ impl EffectsChecker {
                 counts.insert("effects-recorded".to_string(), 1);
                 counts.insert("applied-messages".to_string(), store.messages);
                 counts.insert("applications".to_string(), store.applications);
-                let key_of = |msg: u64| {
-                    let s = if (msg as usize as u64) == msg && (msg as usize) < self.dense.len() {
-                        Some(&self.dense[msg as usize])
-                    } else {
-                        self.sparse.get(&msg)
-                    };
-                    s.map_or("?", |s| self.key_name(s.key))
-                };
+                let key_of = |msg: u64| self.msgs.get(msg).map_or("?", |s| self.key_name(s.key));
                 for &(msg, times) in &store.more {
                     if times > 1 {
                         duplicate.add(n, || {
@@ -282,7 +240,7 @@ impl EffectsChecker {
                         });
                     }
                 }
-                for (msg, s) in self.iter() {
+                for (msg, s) in self.msgs.iter() {
                     if store.times(msg) > 0 {
                         continue;
                     }
@@ -305,7 +263,7 @@ impl EffectsChecker {
             }
             None => {
                 // The consumers' own account, as before the store existed.
-                for (msg, s) in self.iter() {
+                for (msg, s) in self.msgs.iter() {
                     if s.claims > 1 {
                         duplicate.add(n, || {
                             json!({"key": self.key_name(s.key), "msg": msg,

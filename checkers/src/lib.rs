@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod effects;
 mod error;
+mod msg_table;
 pub mod queue;
 pub mod splitbrain;
 pub mod synth;

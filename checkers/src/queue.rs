@@ -14,6 +14,7 @@
 
 use crate::catalog;
 use crate::error::CheckError;
+use crate::msg_table::{MsgTable, Slot};
 use crate::verdict::{Anomaly, UNSEEN};
 use rustc_hash::FxHashMap;
 use serde_json::{json, Value};
@@ -84,59 +85,10 @@ impl MsgState {
     }
 }
 
-/// Messages by value: a dense vector while the values are dense (the usual
-/// case: a counter), a hash map for values far beyond what was seen.
-#[derive(Default)]
-struct MsgTable {
-    dense: Vec<MsgState>,
-    dense_used: usize,
-    sparse: FxHashMap<u64, MsgState>,
-}
-
-impl MsgTable {
-    #[inline]
-    fn get_mut(&mut self, msg: u64) -> &mut MsgState {
-        // A message once put in the sparse part stays there.
-        if !self.sparse.is_empty() && self.sparse.contains_key(&msg) {
-            return self.sparse.get_mut(&msg).expect("just checked");
-        }
-        if (msg as usize as u64) == msg && (msg as usize) < self.dense.len() {
-            let s = &mut self.dense[msg as usize];
-            if s.is_empty() {
-                self.dense_used += 1;
-            }
-            return s;
-        }
-        // Grow the dense part when that wastes at most about half of it.
-        let limit = (self.dense_used as u64).saturating_mul(2) + (1 << 20);
-        if msg < limit {
-            let new_len = (msg as usize + 1).max(self.dense.len() * 3 / 2);
-            self.dense.resize(new_len, MsgState::EMPTY);
-            self.dense_used += 1;
-            return &mut self.dense[msg as usize];
-        }
-        self.sparse.entry(msg).or_insert(MsgState::EMPTY)
-    }
-
-    fn get(&self, msg: u64) -> Option<&MsgState> {
-        if let Some(s) = self.sparse.get(&msg) {
-            return Some(s);
-        }
-        if (msg as usize as u64) == msg && (msg as usize) < self.dense.len() {
-            let s = &self.dense[msg as usize];
-            return (!s.is_empty()).then_some(s);
-        }
-        self.sparse.get(&msg)
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (u64, &MsgState)> {
-        self.dense
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !s.is_empty())
-            .map(|(m, s)| (m as u64, s))
-            .chain(self.sparse.iter().map(|(m, s)| (*m, s)))
-            .filter(|(_, s)| !s.is_empty())
+impl Slot for MsgState {
+    const EMPTY: MsgState = MsgState::EMPTY;
+    fn is_empty(&self) -> bool {
+        MsgState::is_empty(self)
     }
 }
 
@@ -274,7 +226,7 @@ pub struct QueueChecker {
     examples: usize,
     key_ids: FxHashMap<String, u32>,
     key_names: Vec<String>,
-    msgs: MsgTable,
+    msgs: MsgTable<MsgState>,
     logs: Vec<OffsetLog>,
     procs: FxHashMap<u64, ProcState>,
     gaps: Vec<GapCandidate>,
