@@ -134,13 +134,13 @@ pub const ANOMALIES: &[AnomalyInfo] = &[
         "split-brain",
         SPLIT_BRAIN,
         Anomaly,
-        "two ZooKeeper leaders, each followed by a quorum, at the same time",
+        "two ZooKeeper leaders, each followed by a quorum of its own membership, in consecutive samples",
     ),
     entry(
         "multiple-controllers",
         SPLIT_BRAIN,
         Anomaly,
-        "two or more brokers named as the Kafka controller for longer than the grace period",
+        "two brokers registered as controller in two quorum-backed ensembles, or in the same controller epoch",
     ),
     entry(
         "divergent-ensembles",
