@@ -33,7 +33,7 @@ pub struct Cli {
 pub enum Command {
     /// Create, inspect and remove the nodes (netns, ssh).
     Env(env::EnvArgs),
-    /// Check a history; exit 0 valid, 1 anomalies, 2 bad input.
+    /// Check a history; exit 0 valid, 1 anomalies, 2 bad input or an ERROR/UNKNOWN run.
     Check(check::CheckArgs),
     /// Write a synthetic history with planted anomalies.
     GenHistory(gen_history::GenHistoryArgs),
