@@ -3,6 +3,7 @@
 use crate::exit::Exit;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
+use splitbrain_environments::db::artifacts::Artifacts;
 use splitbrain_environments::nodes::netns::{self, Subnet, UpOptions};
 use splitbrain_environments::nodes::OwnerStatus;
 use splitbrain_environments::nodes::{docker, ssh};
@@ -205,7 +206,7 @@ fn up(
                 nodes,
                 subnet,
                 base_image: docker_args.docker_base,
-                artifacts: Some(docker_args.artifacts.unwrap_or_else(default_artifacts)),
+                artifacts: Some(docker_args.artifacts.unwrap_or_else(Artifacts::cache_dir)),
                 start_engine: true,
             };
             match docker::up(&opts, Some(&INTERRUPTED)) {
@@ -242,12 +243,6 @@ fn up(
         );
     }
     Ok(Exit::Success)
-}
-
-/// The artifact cache as the cluster layer finds it: `$SPLITBRAIN_ARTIFACTS`,
-/// else `./.cache/artifacts` if present, else the source tree's.
-fn default_artifacts() -> PathBuf {
-    splitbrain_environments::db::artifacts::Artifacts::cache_dir()
 }
 
 /// The docker side of `env status`: engine, network and each container's state.
