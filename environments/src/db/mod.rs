@@ -12,6 +12,7 @@ pub mod artifacts;
 pub mod cluster;
 pub mod cluster_control;
 pub mod kafka;
+pub mod segments;
 pub mod service;
 pub mod zookeeper;
 

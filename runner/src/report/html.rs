@@ -28,6 +28,7 @@ svg .title{font-size:13px;font-weight:600}svg .legend,svg .tick-label,svg .axis-
 svg .segment-label{font-size:10px;fill:#fff}svg .fault{fill:#ff7f0e;fill-opacity:.13}svg .fault-label{font-size:9px;fill:#b35900}
 svg .axis{stroke:#444}svg .tick{stroke:#444}svg .grid{stroke:#eee}svg .empty{font-size:13px;fill:#888}
 .note{color:#555;font-size:.9em}
+.evidence{margin:2px 0 6px 12px}.timeline{margin:2px 0;padding-left:20px;font-size:.9em}
 "#;
 
 /// Renders report.html.
@@ -136,18 +137,27 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
             "bad"
         };
         let mut ex = String::new();
-        for e in a.examples.iter().take(5) {
+        for (i, e) in a.examples.iter().take(5).enumerate() {
             let raw = escape(&serde_json::to_string_pretty(e).unwrap_or_default());
+            let evidence = info
+                .evidence
+                .as_ref()
+                .and_then(|f| f.example(name, i))
+                .map(evidence_html)
+                .unwrap_or_default();
             match words::sentence(name, e, &analysis.example_ops) {
                 Some(text) => {
                     let _ = write!(
                         ex,
-                        "<div class=\"example\"><span class=\"sentence\">{}</span><details><summary>raw JSON</summary><pre>{raw}</pre></details></div>",
+                        "<div class=\"example\"><span class=\"sentence\">{}</span><details><summary>raw JSON</summary><pre>{raw}</pre></details>{evidence}</div>",
                         escape(&text)
                     );
                 }
                 None => {
-                    let _ = write!(ex, "<div class=\"example\"><pre>{raw}</pre></div>");
+                    let _ = write!(
+                        ex,
+                        "<div class=\"example\"><pre>{raw}</pre>{evidence}</div>"
+                    );
                 }
             }
         }
@@ -277,5 +287,47 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
         escape(&analysis.history.display().to_string()),
         env!("CARGO_PKG_VERSION")
     );
+    h
+}
+
+/// One example's evidence: the timeline in words, then the servers' raw
+/// lines and each replica's segments folded.
+fn evidence_html(e: &crate::evidence::ExampleEvidence) -> String {
+    let yn = |b: Option<bool>| match b {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "unknown",
+    };
+    let mut h = format!(
+        "<div class=\"evidence\"><span class=\"note\">servers\u{2019} evidence: confirmed by the segments: {}; explained by the logs: {}</span><ol class=\"timeline\">",
+        yn(e.confirmed),
+        yn(e.explained)
+    );
+    for t in &e.timeline {
+        let _ = write!(h, "<li>{}</li>", escape(t));
+    }
+    h.push_str("</ol>");
+    if !e.lines.is_empty() {
+        let _ = write!(
+            h,
+            "<details><summary>{} log line(s)</summary><pre>",
+            e.lines.len()
+        );
+        for l in &e.lines {
+            let t = l.time_s.map_or(String::new(), |t| format!("{t:.3} s "));
+            let _ = writeln!(h, "{}{} {}", escape(&t), escape(&l.node), escape(&l.text));
+        }
+        h.push_str("</pre></details>");
+    }
+    if !e.replicas.is_empty() {
+        let text = serde_json::to_string_pretty(&e.replicas).unwrap_or_default();
+        let _ = write!(
+            h,
+            "<details><summary>segments of {} broker(s)</summary><pre>{}</pre></details>",
+            e.replicas.len(),
+            escape(&text)
+        );
+    }
+    h.push_str("</div>");
     h
 }

@@ -38,6 +38,10 @@ pub struct TestConfig {
     pub workload: WorkloadConfig,
     /// Faults and their schedule.
     pub nemesis: NemesisConfig,
+    /// Examples per anomaly (lost-write, inconsistent-offsets, duplicate,
+    /// G1a, split-brain, multiple-controllers) for which the servers'
+    /// evidence is collected before the cluster goes down; 0: none.
+    pub evidence: usize,
 }
 
 impl Default for TestConfig {
@@ -53,6 +57,7 @@ impl Default for TestConfig {
             kafka: KafkaConfig::default(),
             workload: WorkloadConfig::default(),
             nemesis: NemesisConfig::default(),
+            evidence: crate::evidence::DEFAULT_LIMIT,
         }
     }
 }

@@ -176,6 +176,7 @@ fn phases(
         progress.line("Ctrl-C twice: not collecting the servers' logs; tearing down now");
     } else {
         collect_logs(&cluster, dir, progress);
+        gather_evidence(cfg, &cluster, dir, history, progress);
     }
     cluster_down(cluster, progress);
     progress.phase("env down");
@@ -375,6 +376,7 @@ fn load(
     progress: &mut Progress,
 ) -> Result<()> {
     let writer = HistoryWriter::create(history)?;
+    crate::evidence::write_clock(dir, writer.started_at())?;
     let mut threads =
         LoadThreads::start(cfg, plan, &cluster.db, &cluster.control, &writer, interrupt)?;
     let mut opts = load::queue_options(cfg, cluster.layout.bootstrap_servers(), dir);
@@ -444,6 +446,47 @@ fn collect_logs(cluster: &RunCluster, dir: &Path, progress: &mut Progress) {
     progress.phase("collect logs");
     if let Err(e) = cluster::collect(&cluster.control, &cluster.db.layout(), &dir.join("nodes")) {
         tracing::warn!("collecting logs: {e}");
+    }
+}
+
+/// Phase "evidence": the servers' side of each anomaly example (segment
+/// dumps, log lines) into `evidence.json`, while the cluster is still up.
+/// Never fails the run: what could not be collected is said in the
+/// evidence or logged.
+fn gather_evidence(
+    cfg: &TestConfig,
+    cluster: &RunCluster,
+    dir: &Path,
+    history: &Path,
+    progress: &mut Progress,
+) {
+    if cfg.evidence == 0 || !std::fs::metadata(history).is_ok_and(|m| m.len() > 0) {
+        return;
+    }
+    progress.phase("evidence");
+    let layout = cluster.db.layout();
+    match crate::evidence::collect(&cluster.control, &layout, dir, history, TOPIC, cfg.evidence) {
+        Ok(file) => {
+            let (lost, confirmed, explained, _) = file.lost_write_counts();
+            let line = format!(
+                "evidence for {} example(s) in {:.1} s{}",
+                file.examples.len(),
+                file.collected_in_ms as f64 / 1000.0,
+                if lost > 0 {
+                    format!(
+                        "; lost writes: {lost}, confirmed by the segments: {confirmed}, explained by the logs: {explained}"
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            tracing::info!("{line}");
+            progress.line(&line);
+        }
+        Err(e) => {
+            tracing::warn!("collecting evidence: {}", e.chain());
+            progress.line(&format!("evidence not collected: {}", e.chain()));
+        }
     }
 }
 

@@ -1,0 +1,335 @@
+//! Every anomaly example with the servers' side of the story (issue 13),
+//! collected after the final read and the log collection, before the
+//! cluster goes down: what each replica's segments hold at the example's
+//! offsets (`environments::db::segments`, Kafka's DumpLogSegments over SSH)
+//! and what the servers logged about it ([`logs`]), assembled into one
+//! [`ExampleEvidence`] per example ([`assemble`]) and stored as
+//! `evidence.json` in the run directory. The reports attach it to each
+//! example; `splitbrain explain` prints it from a stored run.
+//!
+//! Collecting evidence never fails a run: an unreachable node, a failed
+//! dump or a missing log is recorded in the evidence itself.
+
+pub mod assemble;
+pub mod logs;
+
+pub use assemble::{ExampleEvidence, Target};
+
+use crate::error::{Result, RunError};
+use crate::report::words::OpRefs;
+use serde::{Deserialize, Serialize};
+use splitbrain_checkers::Verdict;
+use splitbrain_environments::db::segments::{self, ReplicaDump};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The evidence of a run, in its directory.
+pub const EVIDENCE_FILE: &str = "evidence.json";
+/// The wall-clock time of the history's time 0, in the run directory.
+pub const CLOCK_FILE: &str = "clock.json";
+/// Evidence examples per anomaly, unless the test says otherwise.
+pub const DEFAULT_LIMIT: usize = 20;
+/// The longest one node's segment dump may take.
+pub const DUMP_LIMIT: Duration = Duration::from_secs(30);
+
+/// `evidence.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceFile {
+    /// Wall-clock ms since the Unix epoch of the history's time 0 (`None`
+    /// when the run did not record it).
+    #[serde(rename = "history-start-unix-ms")]
+    pub history_start_unix_ms: Option<i64>,
+    /// Time collecting took, ms (dumps, log reading, assembly).
+    #[serde(rename = "collected-in-ms")]
+    pub collected_in_ms: u64,
+    /// Examples per anomaly looked at.
+    pub limit: usize,
+    /// What each broker's segments hold in the windows read (`None`: not
+    /// dumped, e.g. `explain` on a run without evidence).
+    pub dumps: Option<Vec<ReplicaDump>>,
+    /// One per example looked at.
+    pub examples: Vec<ExampleEvidence>,
+}
+
+impl EvidenceFile {
+    /// The evidence for example `index` of `anomaly`, if collected.
+    pub fn example(&self, anomaly: &str, index: usize) -> Option<&ExampleEvidence> {
+        self.examples
+            .iter()
+            .find(|e| e.anomaly == anomaly && e.index == index)
+    }
+
+    /// Lost writes: (reported in the evidence, confirmed by the segments,
+    /// explained by the logs, neither confirmed nor explained).
+    pub fn lost_write_counts(&self) -> (usize, usize, usize, usize) {
+        let lw: Vec<&ExampleEvidence> = self
+            .examples
+            .iter()
+            .filter(|e| e.anomaly == "lost-write")
+            .collect();
+        let c = lw.iter().filter(|e| e.confirmed == Some(true)).count();
+        let x = lw.iter().filter(|e| e.explained == Some(true)).count();
+        let u = lw
+            .iter()
+            .filter(|e| e.confirmed != Some(true) || e.explained != Some(true))
+            .count();
+        (lw.len(), c, x, u)
+    }
+}
+
+/// Records the wall-clock time of the history's time 0.
+pub fn write_clock(dir: &Path, started_at: SystemTime) -> Result<()> {
+    let ms = started_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let path = dir.join(CLOCK_FILE);
+    std::fs::write(
+        &path,
+        serde_json::json!({ "history-start-unix-ms": ms }).to_string() + "\n",
+    )
+    .map_err(RunError::io(format!(
+        "cannot write {}; is the run directory writable?",
+        path.display()
+    )))
+}
+
+/// The wall-clock ms of the history's time 0, if the run recorded it.
+pub fn read_clock(dir: &Path) -> Option<i64> {
+    let text = std::fs::read_to_string(dir.join(CLOCK_FILE)).ok()?;
+    serde_json::from_str::<serde_json::Value>(&text).ok()?["history-start-unix-ms"].as_i64()
+}
+
+/// The examples to find evidence for: up to `limit` per anomaly of those
+/// that name offsets (segments) or a split's window (elections).
+pub fn targets(verdict: &Verdict, ops: &OpRefs, limit: usize) -> Vec<Target> {
+    let op_time = |i: u64| ops.get(&i).map(|o| o.time_ns);
+    let mut out = Vec::new();
+    for name in assemble::SEGMENT_ANOMALIES
+        .iter()
+        .chain(assemble::ELECTION_ANOMALIES.iter())
+    {
+        if let Some(a) = verdict.anomalies.get(*name) {
+            for (i, e) in a.examples.iter().take(limit).enumerate() {
+                out.push(assemble::target(name, i, e, &op_time));
+            }
+        }
+    }
+    out
+}
+
+/// Builds the evidence of `targets` from `dumps` and the logs collected in
+/// `dir`.
+pub fn build(
+    dir: &Path,
+    topic: &str,
+    targets: &[Target],
+    dumps: Option<Vec<ReplicaDump>>,
+    limit: usize,
+    started: Instant,
+) -> EvidenceFile {
+    let start_ms = read_clock(dir);
+    let lines = logs::read_all(dir, topic);
+    let examples = targets
+        .iter()
+        .map(|t| assemble::assemble(t, dumps.as_deref(), &lines, start_ms))
+        .collect();
+    EvidenceFile {
+        history_start_unix_ms: start_ms,
+        collected_in_ms: started.elapsed().as_millis() as u64,
+        limit,
+        dumps,
+        examples,
+    }
+}
+
+/// Collects a run's evidence while its cluster is up: checks the history
+/// to find the examples, dumps their offsets from every broker (in
+/// parallel, each node bounded by [`DUMP_LIMIT`]), reads the collected
+/// logs and writes `evidence.json`. Returns it.
+pub fn collect(
+    control: &splitbrain_core::control::Control,
+    layout: &splitbrain_environments::db::cluster::ClusterLayout,
+    dir: &Path,
+    history: &Path,
+    topic: &str,
+    limit: usize,
+) -> Result<EvidenceFile> {
+    let started = Instant::now();
+    let analysis = crate::report::analyze(history, &splitbrain_checkers::CheckOptions::default())?;
+    let targets = targets(&analysis.verdict, &analysis.example_ops, limit);
+    let windows = assemble::windows(&targets);
+    let dumps = if windows.is_empty() {
+        None
+    } else {
+        Some(segments::dump_segments(
+            control, layout, topic, &windows, DUMP_LIMIT,
+        ))
+    };
+    let file = build(dir, topic, &targets, dumps, limit, started);
+    save(dir, &file)?;
+    Ok(file)
+}
+
+/// Writes `evidence.json`.
+pub fn save(dir: &Path, file: &EvidenceFile) -> Result<()> {
+    let path = dir.join(EVIDENCE_FILE);
+    std::fs::write(&path, serde_json::to_string_pretty(file)? + "\n").map_err(RunError::io(
+        format!(
+            "cannot write {}; is the run directory writable?",
+            path.display()
+        ),
+    ))
+}
+
+/// The stored `evidence.json` of a run, if any (unreadable: `None`).
+pub fn load(dir: &Path) -> Option<EvidenceFile> {
+    let text = std::fs::read_to_string(dir.join(EVIDENCE_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// A run's evidence without a cluster: the stored `evidence.json`, or, for
+/// a run without one, the log evidence built now from its history and
+/// collected logs (no segments).
+pub fn of_stored_run(dir: &Path, topic: &str) -> Result<EvidenceFile> {
+    if let Some(f) = load(dir) {
+        return Ok(f);
+    }
+    let started = Instant::now();
+    let history = dir.join(crate::report::HISTORY_FILE);
+    let analysis = crate::report::analyze(&history, &splitbrain_checkers::CheckOptions::default())?;
+    let targets = targets(&analysis.verdict, &analysis.example_ops, DEFAULT_LIMIT);
+    Ok(build(dir, topic, &targets, None, DEFAULT_LIMIT, started))
+}
+
+/// `evidence` objects inserted into the anomalies' examples of a
+/// results.json `anomalies` value.
+pub fn attach(anomalies: &mut serde_json::Value, file: &EvidenceFile) {
+    let Some(map) = anomalies.as_object_mut() else {
+        return;
+    };
+    for (name, a) in map.iter_mut() {
+        if let Some(examples) = a.get_mut("examples").and_then(|e| e.as_array_mut()) {
+            for (i, e) in examples.iter_mut().enumerate() {
+                // Only where the example is the one the evidence was
+                // collected for (a report regenerated with other options
+                // may list other examples).
+                let ev = file
+                    .example(name, i)
+                    .filter(|ev| ev.msg.is_none() || e["msg"].as_u64() == ev.msg);
+                if let (Some(ev), Some(obj)) = (ev, e.as_object_mut()) {
+                    if let Ok(v) = serde_json::to_value(ev) {
+                        obj.insert("evidence".into(), v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The evidence of one example as text lines: the timeline, then the raw
+/// lines (for `splitbrain explain`).
+pub fn explain_text(e: &ExampleEvidence, raw: bool) -> String {
+    let mut out = format!(
+        "{} #{}{}{}{}\n",
+        e.anomaly,
+        e.index,
+        e.key.as_deref().map_or(String::new(), |k| format!(" {k}")),
+        e.msg.map_or(String::new(), |m| format!(" msg {m}")),
+        if e.offsets.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " offset {}",
+                e.offsets
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    );
+    let yn = |b: Option<bool>| match b {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "unknown",
+    };
+    out.push_str(&format!(
+        "  confirmed by the segments: {}; explained by the logs: {}{}\n",
+        yn(e.confirmed),
+        yn(e.explained),
+        e.cause
+            .as_deref()
+            .map_or(String::new(), |c| format!(" ({c})"))
+    ));
+    for t in &e.timeline {
+        out.push_str(&format!("  {t}\n"));
+    }
+    for r in &e.replicas {
+        if let Some(err) = &r.error {
+            out.push_str(&format!(
+                "  broker {} ({}): {}: {err}\n",
+                r.broker, r.node, r.status
+            ));
+        }
+    }
+    if raw && !e.lines.is_empty() {
+        out.push_str("  log lines:\n");
+        for l in &e.lines {
+            let t = l.time_s.map_or(String::new(), |t| format!("{t:.3} s "));
+            out.push_str(&format!("    {t}{} {}\n", l.node, l.text));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn evidence_is_attached_to_its_example() {
+        let t = Target {
+            anomaly: "lost-write".into(),
+            index: 1,
+            key: Some("queue-0".into()),
+            partition: Some(0),
+            msg: Some(5),
+            msgs: vec![],
+            offsets: vec![3],
+            time_ns: None,
+            end_ns: None,
+        };
+        let ev = assemble::assemble(&t, None, &[], None);
+        let file = EvidenceFile {
+            history_start_unix_ms: None,
+            collected_in_ms: 1,
+            limit: 20,
+            dumps: None,
+            examples: vec![ev],
+        };
+        let mut a = json!({"lost-write": {"count": 2, "examples": [{"msg": 4}, {"msg": 5}]}});
+        attach(&mut a, &file);
+        assert!(a["lost-write"]["examples"][0].get("evidence").is_none());
+        assert_eq!(a["lost-write"]["examples"][1]["evidence"]["msg"], 5);
+        assert_eq!(
+            a["lost-write"]["examples"][1]["evidence"]["segments"],
+            "segments not dumped"
+        );
+        // Round trip through the file.
+        let back: EvidenceFile =
+            serde_json::from_str(&serde_json::to_string(&file).unwrap()).unwrap();
+        assert_eq!(back, file);
+        assert_eq!(file.lost_write_counts(), (1, 0, 0, 1));
+    }
+
+    #[test]
+    fn the_clock_round_trips() {
+        let dir = std::env::temp_dir().join(format!("sb-evclock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_991_126_410);
+        write_clock(&dir, t).unwrap();
+        assert_eq!(read_clock(&dir), Some(1_795_991_126_410));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
