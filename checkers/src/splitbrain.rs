@@ -583,6 +583,7 @@ mod tests {
                 zk(3, ZkMode::Follower, 2, &[1, 2, 3]),
             ],
             kafka: vec![broker(1, 1), broker(2, 1), broker(3, 1)],
+            partitions: vec![],
         }
     }
     /// The newcomers 4..7 of a rapid-add, each listing 1..7, in `mode` (4)

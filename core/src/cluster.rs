@@ -15,6 +15,30 @@ pub struct Observation {
     /// One entry per Kafka broker that splitbrain started (reachable or not).
     #[serde(default)]
     pub kafka: Vec<BrokerView>,
+    /// Each partition of the test's topics as ZooKeeper holds it (read from
+    /// one serving server, the leader when there is one); empty when not
+    /// read, and in histories recorded before this field existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionState>,
+}
+
+/// A partition's state as ZooKeeper holds it
+/// (`/brokers/topics/<topic>/partitions/<p>/state`, written by the
+/// controller): who leads, in which leader epoch, and the ISR.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The leader's broker id (-1: none).
+    pub leader: i32,
+    /// The leader epoch.
+    pub leader_epoch: i32,
+    /// The in-sync replicas.
+    pub isr: Vec<i32>,
+    /// The ZooKeeper server it was read from.
+    pub server_id: u64,
 }
 
 /// What a ZooKeeper server reports of itself (`srvr`, `conf`) and what it
@@ -131,6 +155,14 @@ mod tests {
                 controller: Some(2),
                 error: None,
             }],
+            partitions: vec![PartitionState {
+                topic: "queue".into(),
+                partition: 1,
+                leader: 2,
+                leader_epoch: 4,
+                isr: vec![2, 3],
+                server_id: 1,
+            }],
         };
         let text = serde_json::to_string(&obs).unwrap();
         assert!(text.contains("\"mode\":\"leader\""));
@@ -148,6 +180,7 @@ mod tests {
         let obs: Observation = serde_json::from_str(old).unwrap();
         assert_eq!(obs.zookeeper[0].controller, Some(2));
         assert_eq!(obs.zookeeper[0].controller_epoch, None);
+        assert!(obs.partitions.is_empty());
         // And an unknown epoch is not written back.
         assert!(!serde_json::to_string(&obs)
             .unwrap()

@@ -295,6 +295,7 @@ mod tests {
                 controller: Some(1),
                 error: None,
             }],
+            partitions: vec![],
         }
     }
 

@@ -562,9 +562,26 @@ fn lines_for<'a>(
         _ if t_ms.is_none() => None,
         "lost-write" | "inconsistent-offsets" => {
             let o = t.offsets.first().copied().unwrap_or(u64::MAX);
+            let cuts =
+                |l: &&&LogLine| l.kind == LineKind::Truncate && l.offset.is_some_and(|to| to <= o);
+            // The leader that acknowledged it cutting its own log tells the
+            // story best; any replica's cut below the offset will do.
+            let leader = t_ms.and_then(|ms| {
+                sel.iter()
+                    .filter(|l| {
+                        l.unix_ms <= ms
+                            && matches!(
+                                l.kind,
+                                LineKind::Leader | LineKind::Unclean | LineKind::Election
+                            )
+                    })
+                    .filter_map(|l| l.leader)
+                    .next_back()
+            });
             sel.iter()
                 .filter(after)
-                .find(|l| l.kind == LineKind::Truncate && l.offset.is_some_and(|to| to <= o))
+                .find(|l| cuts(l) && leader.is_some() && l.broker == leader)
+                .or_else(|| sel.iter().filter(after).find(cuts))
                 .or_else(|| {
                     sel.iter()
                         .filter(after)
@@ -639,6 +656,16 @@ pub fn assemble(
     }
     timeline.sort_by_key(|(ms, _)| *ms);
     timeline.dedup_by(|a, b| a.1 == b.1);
+    // The story ends soon after the line that explains it.
+    if let Some(cause) = why {
+        let mut after = 0;
+        timeline.retain(|(ms, _)| {
+            if *ms > cause.unix_ms {
+                after += 1;
+            }
+            after <= 2
+        });
+    }
     let mut timeline: Vec<String> = timeline.into_iter().map(|(_, s)| s).collect();
     if timeline.len() > MAX_TIMELINE {
         let cut = timeline.len() - MAX_TIMELINE;
@@ -805,6 +832,38 @@ mod tests {
             e.cause.as_deref(),
             Some("31.4 s broker 2 truncates queue-1 to offset 540")
         );
+    }
+
+    #[test]
+    fn the_acknowledging_leaders_truncation_is_the_cause_and_ends_the_story() {
+        let t = lost(1669, 556);
+        let mut lines = story();
+        // A follower cuts first; the leader that acknowledged it later;
+        // then more happens.
+        lines.insert(1, line(25.0, 3, LineKind::Truncate, None, None, Some(550)));
+        for k in 0..5 {
+            lines.push(line(
+                40.0 + f64::from(k),
+                1,
+                LineKind::Leader,
+                Some(1),
+                Some(6 + i64::from(k)),
+                None,
+            ));
+        }
+        let e = assemble(&t, Some(&replaced()), &lines, Some(START));
+        assert_eq!(
+            e.cause.as_deref(),
+            Some("31.4 s broker 2 truncates queue-1 to offset 540")
+        );
+        // Two entries after the cause, then what the segments say now.
+        let i = e
+            .timeline
+            .iter()
+            .position(|l| l.starts_with("31.4 s"))
+            .unwrap();
+        assert_eq!(e.timeline.len(), i + 4, "{:#?}", e.timeline);
+        assert!(e.timeline[i + 3].starts_with("now: "));
     }
 
     #[test]

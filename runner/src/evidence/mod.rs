@@ -142,6 +142,17 @@ pub fn build(
     }
 }
 
+/// The check options of the evidence pass: the default ones, keeping up to
+/// `limit` examples per anomaly (the checker keeps the first ones, so the
+/// report's examples are a prefix of these).
+fn options(limit: usize) -> splitbrain_checkers::CheckOptions {
+    let d = splitbrain_checkers::CheckOptions::default();
+    splitbrain_checkers::CheckOptions {
+        examples: d.examples.max(limit),
+        ..d
+    }
+}
+
 /// Collects a run's evidence while its cluster is up: checks the history
 /// to find the examples, dumps their offsets from every broker (in
 /// parallel, each node bounded by [`DUMP_LIMIT`]), reads the collected
@@ -155,7 +166,7 @@ pub fn collect(
     limit: usize,
 ) -> Result<EvidenceFile> {
     let started = Instant::now();
-    let analysis = crate::report::analyze(history, &splitbrain_checkers::CheckOptions::default())?;
+    let analysis = crate::report::analyze(history, &options(limit))?;
     let targets = targets(&analysis.verdict, &analysis.example_ops, limit);
     let windows = assemble::windows(&targets);
     let dumps = if windows.is_empty() {

@@ -218,6 +218,8 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
     h.push_str(&svg::zk_modes(s));
     h.push_str("\n<h2>Controllers</h2>\n");
     h.push_str(&svg::controllers(s));
+    h.push_str("\n<h2>Partitions</h2>\n");
+    h.push_str(&svg::partitions(s));
 
     h.push_str("\n<h2>Faults</h2>\n");
     if s.nemesis.is_empty() {
