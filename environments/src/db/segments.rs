@@ -82,6 +82,12 @@ pub struct ReplicaDump {
     pub elapsed_ms: u64,
 }
 
+/// The JVM's flags for the dump: a small heap, and start-up over peak speed
+/// (C1 only, serial GC, no perf data): about a third of the default start-up
+/// time for a tool that reads a few segments.
+const JVM_FLAGS: &str =
+    "-Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:-UsePerfData -Xshare:auto";
+
 /// Marker lines the remote script adds to DumpLogSegments' output.
 const LOG: &str = "splitbrain-log ";
 const FILE: &str = "splitbrain-file ";
@@ -119,7 +125,7 @@ pub fn dump_command(
         "cd {dir} || exit 3; files=; for p in {plist}; do d={topic}-$p; [ -d \"$d\" ] || continue; echo \"{LOG}$p\"; \
          for f in \"$d\"/*.log; do [ -f \"$f\" ] && files=\"$files${{files:+,}}$PWD/$f\"; done; done; \
          [ -n \"$files\" ] || exit 0; \
-         {{ timeout {secs} {java} -Xmx128m -cp {cp} kafka.tools.DumpLogSegments --print-data-log --files \"$files\"; echo \"{EXIT}$?\"; }} 2>/dev/null \
+         {{ timeout {secs} {java} {JVM_FLAGS} -cp {cp} kafka.tools.DumpLogSegments --print-data-log --files \"$files\"; echo \"{EXIT}$?\"; }} 2>/dev/null \
          | awk -v R={ranges} {awk}",
         dir = sh_quote(data_dir),
         plist = plist.join(" "),

@@ -42,6 +42,12 @@ pub struct EvidenceFile {
     /// Time collecting took, ms (dumps, log reading, assembly).
     #[serde(rename = "collected-in-ms")]
     pub collected_in_ms: u64,
+    /// Of which: checking the history again to find the examples, ms.
+    #[serde(rename = "analysis-ms", default)]
+    pub analysis_ms: u64,
+    /// Of which: the segment dumps on the brokers' nodes (in parallel), ms.
+    #[serde(rename = "dump-ms", default)]
+    pub dump_ms: u64,
     /// Examples per anomaly looked at.
     pub limit: usize,
     /// What each broker's segments hold in the windows read (`None`: not
@@ -136,6 +142,8 @@ pub fn build(
     EvidenceFile {
         history_start_unix_ms: start_ms,
         collected_in_ms: started.elapsed().as_millis() as u64,
+        analysis_ms: 0,
+        dump_ms: 0,
         limit,
         dumps,
         examples,
@@ -168,7 +176,9 @@ pub fn collect(
     let started = Instant::now();
     let analysis = crate::report::analyze(history, &options(limit))?;
     let targets = targets(&analysis.verdict, &analysis.example_ops, limit);
+    let analysis_ms = started.elapsed().as_millis() as u64;
     let windows = assemble::windows(&targets);
+    let dump_started = Instant::now();
     let dumps = if windows.is_empty() {
         None
     } else {
@@ -176,7 +186,10 @@ pub fn collect(
             control, layout, topic, &windows, DUMP_LIMIT,
         ))
     };
-    let file = build(dir, topic, &targets, dumps, limit, started);
+    let dump_ms = dump_started.elapsed().as_millis() as u64;
+    let mut file = build(dir, topic, &targets, dumps, limit, started);
+    file.analysis_ms = analysis_ms;
+    file.dump_ms = dump_ms;
     save(dir, &file)?;
     Ok(file)
 }
@@ -315,6 +328,8 @@ mod tests {
         let file = EvidenceFile {
             history_start_unix_ms: None,
             collected_in_ms: 1,
+            analysis_ms: 0,
+            dump_ms: 0,
             limit: 20,
             dumps: None,
             examples: vec![ev],

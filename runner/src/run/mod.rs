@@ -469,9 +469,11 @@ fn gather_evidence(
         Ok(file) => {
             let (lost, confirmed, explained, _) = file.lost_write_counts();
             let line = format!(
-                "evidence for {} example(s) in {:.1} s{}",
+                "evidence for {} example(s) in {:.1} s (history check {:.1} s, segment dumps {:.1} s){}",
                 file.examples.len(),
                 file.collected_in_ms as f64 / 1000.0,
+                file.analysis_ms as f64 / 1000.0,
+                file.dump_ms as f64 / 1000.0,
                 if lost > 0 {
                     format!(
                         "; lost writes: {lost}, confirmed by the segments: {confirmed}, explained by the logs: {explained}"
