@@ -29,6 +29,11 @@ pub struct ExplainArgs {
     /// Leave out the raw log lines.
     #[arg(long)]
     pub brief: bool,
+    /// Assemble the evidence again from the stored segment dumps, history
+    /// and logs (as this version reads them) instead of printing the stored
+    /// evidence.json.
+    #[arg(long)]
+    pub rebuild: bool,
 }
 
 /// Runs the command.
@@ -39,7 +44,11 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<Exit> {
             args.dir.display()
         );
     }
-    let file = evidence::of_stored_run(&args.dir, "queue")?;
+    let file = if args.rebuild {
+        evidence::rebuild(&args.dir, "queue")?
+    } else {
+        evidence::of_stored_run(&args.dir, "queue")?
+    };
     if file.dumps.is_none() {
         println!("(no segment dumps stored for this run: log evidence only)");
     }

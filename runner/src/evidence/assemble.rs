@@ -556,7 +556,12 @@ fn lines_for<'a>(
         .take(MAX_LINES)
         .copied()
         .collect();
-    let after = |l: &&&LogLine| t_ms.is_none_or(|ms| l.unix_ms >= ms - 1_000);
+    // A lost write's cause comes after its acknowledgement. An
+    // inconsistent offset's time is the *second*, disagreeing read: the cut
+    // may come before it (after the first read), so any cut since the
+    // leadership change before it counts.
+    let inconsistent = t.anomaly == "inconsistent-offsets";
+    let after = |l: &&&LogLine| inconsistent || t_ms.is_none_or(|ms| l.unix_ms >= ms - 1_000);
     // Without the anomaly's wall-clock time, no line can be tied to it.
     let why = match t.anomaly.as_str() {
         _ if t_ms.is_none() => None,
@@ -969,6 +974,26 @@ mod tests {
             assemble(&t, Some(&d), &[], Some(START)).confirmed,
             Some(false)
         );
+    }
+
+    #[test]
+    fn an_inconsistent_offset_cut_before_the_second_read_is_explained() {
+        let e = json!({"key": "queue-1", "offset": 556, "msgs": [1669, 1702], "first-disagreeing-op": 1});
+        // Leader change at 13.2 s, cut at 20 s, the disagreeing read at 23.4 s.
+        let t = target("inconsistent-offsets", 0, &e, &|_| Some(23_400_000_000));
+        let lines = vec![
+            line(13.2, 2, LineKind::Leader, Some(2), Some(4), None),
+            line(20.0, 3, LineKind::Truncate, None, None, Some(540)),
+        ];
+        let ev = assemble(&t, Some(&replaced()), &lines, Some(START));
+        assert_eq!(ev.explained, Some(true));
+        assert_eq!(
+            ev.cause.as_deref(),
+            Some("20.0 s broker 3 truncates queue-1 to offset 540")
+        );
+        // A lost write acknowledged after that cut is not explained by it.
+        let ev = assemble(&lost(1669, 556), Some(&replaced()), &lines, Some(START));
+        assert_eq!(ev.explained, Some(false));
     }
 
     #[test]

@@ -215,14 +215,31 @@ pub fn load(dir: &Path) -> Option<EvidenceFile> {
 /// a run without one, the log evidence built now from its history and
 /// collected logs (no segments).
 pub fn of_stored_run(dir: &Path, topic: &str) -> Result<EvidenceFile> {
-    if let Some(f) = load(dir) {
-        return Ok(f);
+    match load(dir) {
+        Some(f) => Ok(f),
+        None => rebuild(dir, topic),
     }
+}
+
+/// A run's evidence assembled again now, without a cluster, from its
+/// history, its collected logs and the segment dumps stored in its
+/// `evidence.json` (none for a run without one), with as many examples per
+/// anomaly as that file had (else [`DEFAULT_LIMIT`]).
+pub fn rebuild(dir: &Path, topic: &str) -> Result<EvidenceFile> {
     let started = Instant::now();
+    let stored = load(dir);
+    let limit = stored.as_ref().map_or(DEFAULT_LIMIT, |f| f.limit);
     let history = dir.join(crate::report::HISTORY_FILE);
-    let analysis = crate::report::analyze(&history, &splitbrain_checkers::CheckOptions::default())?;
-    let targets = targets(&analysis.verdict, &analysis.example_ops, DEFAULT_LIMIT);
-    Ok(build(dir, topic, &targets, None, DEFAULT_LIMIT, started))
+    let analysis = crate::report::analyze(&history, &options(limit))?;
+    let targets = targets(&analysis.verdict, &analysis.example_ops, limit);
+    Ok(build(
+        dir,
+        topic,
+        &targets,
+        stored.and_then(|f| f.dumps),
+        limit,
+        started,
+    ))
 }
 
 /// `evidence` objects inserted into the anomalies' examples of a
