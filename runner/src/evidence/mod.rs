@@ -65,6 +65,38 @@ impl EvidenceFile {
             .find(|e| e.anomaly == anomaly && e.index == index)
     }
 
+    /// results.json's `evidence-summary`: examples with evidence, what
+    /// collecting took, and per anomaly how many examples the segments
+    /// confirm and the logs explain.
+    pub fn summary(&self) -> serde_json::Value {
+        let mut per = serde_json::Map::new();
+        for e in &self.examples {
+            let entry = per.entry(e.anomaly.clone()).or_insert_with(|| {
+                serde_json::json!({"examples": 0, "confirmed": 0, "explained": 0, "unreachable-replicas": 0})
+            });
+            let bump = |v: &mut serde_json::Value, k: &str, yes: bool| {
+                if yes {
+                    v[k] = serde_json::json!(v[k].as_u64().unwrap_or(0) + 1);
+                }
+            };
+            bump(entry, "examples", true);
+            bump(entry, "confirmed", e.confirmed == Some(true));
+            bump(entry, "explained", e.explained == Some(true));
+            bump(
+                entry,
+                "unreachable-replicas",
+                e.replicas.iter().any(|r| r.status == "unreachable"),
+            );
+        }
+        serde_json::json!({
+            "examples": self.examples.len(),
+            "collected-in-ms": self.collected_in_ms,
+            "limit": self.limit,
+            "segments-dumped": self.dumps.is_some(),
+            "anomalies": per,
+        })
+    }
+
     /// Lost writes: (reported in the evidence, confirmed by the segments,
     /// explained by the logs, neither confirmed nor explained).
     pub fn lost_write_counts(&self) -> (usize, usize, usize, usize) {
@@ -364,6 +396,67 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&file).unwrap()).unwrap();
         assert_eq!(back, file);
         assert_eq!(file.lost_write_counts(), (1, 0, 0, 1));
+        let s = file.summary();
+        assert_eq!(s["examples"], 1);
+        assert_eq!(s["anomalies"]["lost-write"]["examples"], 1);
+        assert_eq!(s["anomalies"]["lost-write"]["confirmed"], 0);
+        assert_eq!(s["segments-dumped"], false);
+    }
+
+    #[test]
+    fn reports_carry_the_evidence_of_a_lost_write() {
+        let dir = std::env::temp_dir().join(format!("sb-evreport-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // msg 1 acknowledged at offset 0, msg 2 at 1; only msg 2 is read.
+        let history = dir.join(crate::report::HISTORY_FILE);
+        std::fs::write(
+            &history,
+            [
+                r#"{"index":0,"time":1000,"process":0,"type":"invoke","f":"send","value":{"key":"queue-0","msg":1}}"#,
+                r#"{"index":1,"time":2000,"process":0,"type":"ok","f":"send","value":{"key":"queue-0","msg":1,"offset":0}}"#,
+                r#"{"index":2,"time":3000,"process":0,"type":"invoke","f":"send","value":{"key":"queue-0","msg":2}}"#,
+                r#"{"index":3,"time":4000,"process":0,"type":"ok","f":"send","value":{"key":"queue-0","msg":2,"offset":1}}"#,
+                r#"{"index":4,"time":5000,"process":1,"type":"invoke","f":"poll","value":null}"#,
+                r#"{"index":5,"time":6000,"process":1,"type":"ok","f":"poll","value":{"records":{"queue-0":[[1,2]]}}}"#,
+            ]
+            .join("\n")
+                + "\n",
+        )
+        .unwrap();
+        let analysis = crate::report::analyze(&history, &options(20)).unwrap();
+        let t = targets(&analysis.verdict, &analysis.example_ops, 20);
+        assert_eq!(t.len(), 1, "{t:?}");
+        assert_eq!(
+            (t[0].msg, t[0].offsets.clone(), t[0].time_ns),
+            (Some(1), vec![0], Some(2000))
+        );
+        let dumps = vec![ReplicaDump {
+            broker: 1,
+            node: "n4".into(),
+            status: segments::DumpStatus::Read,
+            error: None,
+            partitions: vec![0],
+            records: vec![],
+            elapsed_ms: 1,
+        }];
+        let file = build(&dir, "queue", &t, Some(dumps), 20, Instant::now());
+        save(&dir, &file).unwrap();
+        let info = crate::report::load_run_info(&dir).unwrap();
+        assert!(info.evidence.is_some());
+        let results = crate::report::results_json(&analysis, &info);
+        let ev = &results["anomalies"]["lost-write"]["examples"][0]["evidence"];
+        assert_eq!(ev["confirmed"], true, "{ev}");
+        assert_eq!(
+            results["evidence-summary"]["anomalies"]["lost-write"]["confirmed"],
+            1
+        );
+        let html = crate::report::html::render(&analysis, &info);
+        assert!(html.contains("id=\"evidence-summary\""), "no summary");
+        assert!(
+            html.contains("<li>now: no replica holds msg 1 at offset 0"),
+            "no timeline"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! plots, the fault timeline, the counts and the run's config.
 
 use super::{escape, found, svg, words, Analysis, Outcome, RunInfo};
+use serde_json::Value;
 use splitbrain_checkers::{catalog, verdict::UNSEEN};
 use std::fmt::Write;
 
@@ -123,7 +124,35 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
     // with its raw JSON folded under it.
     let dlq_status = analysis.events.dlq_status(v.counts.get("dlq").copied());
     let dlq_exercised = !dlq_status.starts_with(super::run_events::DLQ_NOT_EXERCISED);
-    h.push_str("<h2>Anomalies</h2>\n<table id=\"anomalies\"><tr><th>anomaly</th><th>count</th><th>examples</th></tr>\n");
+    h.push_str("<h2>Anomalies</h2>\n");
+    if let Some(ev) = &info.evidence {
+        let per: Vec<String> = ev
+            .summary()
+            .get("anomalies")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "{k}: {} example(s), {} confirmed by the segments, {} explained by the logs",
+                            v["examples"], v["confirmed"], v["explained"]
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            h,
+            "<p class=\"note\" id=\"evidence-summary\">Servers\u{2019} evidence collected for {} example(s) in {:.1} s{}{}.</p>",
+            ev.examples.len(),
+            ev.collected_in_ms as f64 / 1000.0,
+            if per.is_empty() { "" } else { ": " },
+            escape(&per.join("; "))
+        );
+    }
+    h.push_str(
+        "<table id=\"anomalies\"><tr><th>anomaly</th><th>count</th><th>examples</th></tr>\n",
+    );
     let mut rows: Vec<(&String, &splitbrain_checkers::Anomaly)> = v.anomalies.iter().collect();
     rows.sort_by_key(|(n, a)| (a.count == 0, !catalog::is_anomaly(n), n.as_str()));
     for (name, a) in rows {

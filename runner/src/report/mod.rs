@@ -335,6 +335,7 @@ pub fn results_json(analysis: &Analysis, info: &RunInfo) -> Value {
         "faults": analysis.stats.faults,
         "nemesis-events": analysis.stats.nemesis,
         "config": info.config,
+        "evidence-summary": info.evidence.as_ref().map(crate::evidence::EvidenceFile::summary),
     })
 }
 
