@@ -193,10 +193,25 @@ fn options(limit: usize) -> splitbrain_checkers::CheckOptions {
     }
 }
 
+/// The analysis the reports would make (default check options) from one
+/// made with [`options`]`(limit)`: each anomaly's examples cut to the
+/// default number. The checkers keep the *first* examples, so this is what
+/// checking again with the default options gives, without reading the
+/// history again.
+pub fn for_reports(mut analysis: crate::report::Analysis) -> crate::report::Analysis {
+    let keep = splitbrain_checkers::CheckOptions::default().examples;
+    for a in analysis.verdict.anomalies.values_mut() {
+        a.examples.truncate(keep);
+    }
+    analysis
+}
+
 /// Collects a run's evidence while its cluster is up: checks the history
 /// to find the examples, dumps their offsets from every broker (in
 /// parallel, each node bounded by [`DUMP_LIMIT`]), reads the collected
-/// logs and writes `evidence.json`. Returns it.
+/// logs and writes `evidence.json`. Returns it, and the analysis of the
+/// history (examples up to `limit`; see [`for_reports`]), which the
+/// reports may reuse.
 pub fn collect(
     control: &splitbrain_core::control::Control,
     layout: &splitbrain_environments::db::cluster::ClusterLayout,
@@ -204,7 +219,7 @@ pub fn collect(
     history: &Path,
     topic: &str,
     limit: usize,
-) -> Result<EvidenceFile> {
+) -> Result<(EvidenceFile, crate::report::Analysis)> {
     let started = Instant::now();
     let analysis = crate::report::analyze(history, &options(limit))?;
     let targets = targets(&analysis.verdict, &analysis.example_ops, limit);
@@ -223,7 +238,7 @@ pub fn collect(
     file.analysis_ms = analysis_ms;
     file.dump_ms = dump_ms;
     save(dir, &file)?;
-    Ok(file)
+    Ok((file, analysis))
 }
 
 /// Writes `evidence.json`.
@@ -456,6 +471,35 @@ mod tests {
             html.contains("<li>now: no replica holds msg 1 at offset 0"),
             "no timeline"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_wide_analysis_cut_for_the_reports_is_the_default_one() {
+        use splitbrain_checkers::synth::{Plants, Synth, SynthOptions};
+        let dir = std::env::temp_dir().join(format!("sb-evwide-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let history = dir.join("history.jsonl");
+        let mut synth = Synth::new(SynthOptions {
+            ops: 20_000,
+            keys: 4,
+            consumers: 4,
+            plants: Plants::parse(
+                "lost-write=30,duplicate=25,inconsistent-offsets=15,G1a=12,poll-skip=14,nonmonotonic-poll=12,phantom=11",
+            )
+            .unwrap(),
+            ..SynthOptions::default()
+        })
+        .unwrap();
+        let mut out = Vec::new();
+        while synth.next_chunk(&mut out) {}
+        std::fs::write(&history, &out).unwrap();
+        let default =
+            crate::report::analyze(&history, &splitbrain_checkers::CheckOptions::default())
+                .unwrap();
+        let wide = crate::report::analyze(&history, &options(200)).unwrap();
+        assert!(wide.verdict.anomalies["lost-write"].examples.len() > 10);
+        assert_eq!(for_reports(wide).verdict, default.verdict);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

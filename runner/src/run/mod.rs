@@ -87,14 +87,23 @@ pub fn run_test(mut cfg: TestConfig, store: &Path, interrupt: Interrupt) -> Resu
     warn_of_orphans(&mut progress);
 
     let history = dir.join(HISTORY_FILE);
-    let error = phases(&cfg, &dir, &history, &interrupt, &mut progress)
-        .err()
-        .map(|e| {
-            let msg = e.chain();
-            tracing::error!("run failed: {msg}");
-            progress.line(&format!("error: {msg}"));
-            msg
-        });
+    // The evidence phase checks the finished history; the reports reuse it.
+    let mut checked_history = None;
+    let error = phases(
+        &cfg,
+        &dir,
+        &history,
+        &interrupt,
+        &mut progress,
+        &mut checked_history,
+    )
+    .err()
+    .map(|e| {
+        let msg = e.chain();
+        tracing::error!("run failed: {msg}");
+        progress.line(&format!("error: {msg}"));
+        msg
+    });
     let interrupted = if interrupt.now() {
         Some("interrupted by Ctrl-C twice: drain, DLQ replay and final read skipped".to_string())
     } else if interrupt.requested() {
@@ -105,7 +114,14 @@ pub fn run_test(mut cfg: TestConfig, store: &Path, interrupt: Interrupt) -> Resu
     if let Some(why) = &interrupted {
         let _ = std::fs::write(dir.join("interrupted.txt"), format!("{why}\n"));
     }
-    let checked = check_and_report(&dir, &history, interrupted, error.as_deref(), &mut progress)?;
+    let checked = check_and_report(
+        &dir,
+        &history,
+        interrupted,
+        error.as_deref(),
+        &mut progress,
+        checked_history,
+    )?;
     Ok(RunOutcome {
         dir,
         passed: checked.passed && error.is_none(),
@@ -139,13 +155,15 @@ fn warn_of_orphans(progress: &mut Progress) {
 }
 
 /// Every phase from nodes to teardown; the history is complete when it
-/// returns, whether it succeeded or not.
+/// returns, whether it succeeded or not. `checked` gets the evidence
+/// phase's analysis of the finished history, when it made one.
 fn phases(
     cfg: &TestConfig,
     dir: &Path,
     history: &Path,
     interrupt: &Interrupt,
     progress: &mut Progress,
+    checked: &mut Option<report::Analysis>,
 ) -> Result<()> {
     let plan = faults::schedule(cfg)?;
     check_client_settings(cfg)?;
@@ -176,7 +194,7 @@ fn phases(
         progress.line("Ctrl-C twice: not collecting the servers' logs; tearing down now");
     } else {
         collect_logs(&cluster, dir, progress);
-        gather_evidence(cfg, &cluster, dir, history, progress);
+        *checked = gather_evidence(cfg, &cluster, dir, history, progress);
     }
     cluster_down(cluster, progress);
     progress.phase("env down");
@@ -452,21 +470,22 @@ fn collect_logs(cluster: &RunCluster, dir: &Path, progress: &mut Progress) {
 /// Phase "evidence": the servers' side of each anomaly example (segment
 /// dumps, log lines) into `evidence.json`, while the cluster is still up.
 /// Never fails the run: what could not be collected is said in the
-/// evidence or logged.
+/// evidence or logged. Returns the analysis of the history it made, for
+/// the reports (see [`crate::evidence::for_reports`]).
 fn gather_evidence(
     cfg: &TestConfig,
     cluster: &RunCluster,
     dir: &Path,
     history: &Path,
     progress: &mut Progress,
-) {
+) -> Option<report::Analysis> {
     if cfg.evidence == 0 || !std::fs::metadata(history).is_ok_and(|m| m.len() > 0) {
-        return;
+        return None;
     }
     progress.phase("evidence");
     let layout = cluster.db.layout();
     match crate::evidence::collect(&cluster.control, &layout, dir, history, TOPIC, cfg.evidence) {
-        Ok(file) => {
+        Ok((file, analysis)) => {
             let (lost, confirmed, explained, _) = file.lost_write_counts();
             let line = format!(
                 "evidence for {} example(s) in {:.1} s (history check {:.1} s, segment dumps {:.1} s){}",
@@ -484,10 +503,12 @@ fn gather_evidence(
             );
             tracing::info!("{line}");
             progress.line(&line);
+            Some(crate::evidence::for_reports(analysis))
         }
         Err(e) => {
             tracing::warn!("collecting evidence: {}", e.chain());
             progress.line(&format!("evidence not collected: {}", e.chain()));
+            None
         }
     }
 }
@@ -511,13 +532,15 @@ struct Checked {
 }
 
 /// Phases "check" and "reports": checks what was recorded (also after an
-/// error or Ctrl-C) and writes results.json, junit.xml and report.html.
+/// error or Ctrl-C; or takes `checked`, the evidence phase's check of the
+/// finished history) and writes results.json, junit.xml and report.html.
 fn check_and_report(
     dir: &Path,
     history: &Path,
     interrupted: Option<String>,
     error: Option<&str>,
     progress: &mut Progress,
+    checked: Option<report::Analysis>,
 ) -> Result<Checked> {
     progress.phase("check");
     let has_ops = std::fs::metadata(history).is_ok_and(|m| m.len() > 0);
@@ -532,7 +555,10 @@ fn check_and_report(
     }
     let mut info = report::load_run_info(dir)?;
     info.interrupted = interrupted;
-    let analysis = report::analyze(history, &CheckOptions::default())?;
+    let analysis = match checked {
+        Some(a) => a,
+        None => report::analyze(history, &CheckOptions::default())?,
+    };
     progress.phase("reports");
     report::write_all(dir, &analysis, &info)?;
     let outcome = report::Outcome::of_run(&analysis, &info);
