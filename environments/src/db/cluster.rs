@@ -9,6 +9,7 @@
 
 use crate::db::artifacts::Artifacts;
 use crate::db::kafka::{self, Broker, KafkaSettings};
+use crate::db::kraft::{self, KraftCluster, KraftSettings};
 use crate::db::service::{Service, ServiceKind};
 use crate::db::zookeeper::{self, ZkMember, ZkRole, ZkServer, ZkSettings};
 use crate::db::ClusterError;
@@ -36,6 +37,10 @@ pub struct ClusterLayout {
     pub zookeeper: Vec<ZkServer>,
     /// Brokers, in id order.
     pub kafka: Vec<Broker>,
+    /// KRaft mode: the controllers and how brokers find them; `None` in
+    /// ZooKeeper mode (and in layouts written before KRaft mode existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kraft: Option<KraftCluster>,
 }
 
 /// Name of the layout file in the environment's state directory.
@@ -107,7 +112,61 @@ impl ClusterLayout {
             kafka_settings: KafkaSettings::for_brokers(kafka),
             zookeeper,
             kafka: kafka_servers,
+            kraft: None,
         })
+    }
+
+    /// KRaft mode: controllers (ids from [`kraft::FIRST_CONTROLLER_ID`]) on
+    /// the first `controllers` nodes, broker ids 1..=kafka on the next
+    /// `kafka` nodes, no ZooKeeper; a quorum as `settings` say (dynamic by
+    /// default).
+    pub fn plan_kraft(
+        env: &str,
+        nodes: &[Node],
+        controllers: usize,
+        kafka: usize,
+        settings: KraftSettings,
+        artifacts: Artifacts,
+    ) -> Result<Self, ClusterError> {
+        if controllers == 0 || kafka == 0 {
+            return Err(ClusterError::Layout(
+                "KRaft mode needs at least one controller and one broker (--controllers 1 --kafka 1 or more)".into(),
+            ));
+        }
+        if nodes.len() < controllers + kafka {
+            return Err(ClusterError::Layout(format!(
+                "environment '{env}' has {} nodes; {controllers} controllers + {kafka} Kafka need {} \
+                 (controllers and brokers run on separate nodes): recreate it with \
+                 `splitbrain env up --nodes {}`",
+                nodes.len(),
+                controllers + kafka,
+                controllers + kafka
+            )));
+        }
+        let k = KraftCluster::plan(&nodes[..controllers], settings);
+        let brokers = nodes[controllers..controllers + kafka]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Broker {
+                node: n.clone(),
+                id: i as i32 + 1,
+                zookeeper_connect: Vec::new(),
+            })
+            .collect();
+        Ok(Self {
+            env: env.to_string(),
+            artifacts,
+            zk_settings: ZkSettings::default(),
+            kafka_settings: KafkaSettings::for_brokers(kafka),
+            zookeeper: Vec::new(),
+            kafka: brokers,
+            kraft: Some(k),
+        })
+    }
+
+    /// Whether this is a KRaft-mode cluster.
+    pub fn is_kraft(&self) -> bool {
+        self.kraft.is_some()
     }
 
     /// Client addresses of every ZooKeeper server.
@@ -144,6 +203,7 @@ impl ClusterLayout {
             .zookeeper
             .iter()
             .map(|s| &s.node)
+            .chain(self.controllers().iter().map(|c| &c.node))
             .chain(self.kafka.iter().map(|b| &b.node));
         for n in all {
             if !out.iter().any(|o| o.name == n.name) {
@@ -163,11 +223,21 @@ impl ClusterLayout {
             .collect()
     }
 
+    /// The KRaft controllers (none in ZooKeeper mode).
+    pub fn controllers(&self) -> &[kraft::Controller] {
+        self.kraft.as_ref().map_or(&[], |k| &k.controllers)
+    }
+
     /// Every (node, service) pair of the layout.
     pub fn services(&self) -> Vec<(String, Service)> {
         self.zookeeper
             .iter()
             .map(|s| (s.node.name.clone(), s.service()))
+            .chain(
+                self.controllers()
+                    .iter()
+                    .map(|c| (c.node.name.clone(), c.service())),
+            )
             .chain(
                 self.kafka
                     .iter()
@@ -227,8 +297,12 @@ fn first_error<T>(results: Vec<Result<T, ClusterError>>) -> Result<Vec<T>, Clust
     results.into_iter().collect()
 }
 
-/// Writes every server's configuration to its node.
+/// Writes every server's configuration to its node (in KRaft mode also
+/// formats every server's storage: [`install_kraft`]).
 pub fn install(control: &Control, layout: &ClusterLayout) -> Result<(), ClusterError> {
+    if let Some(k) = &layout.kraft {
+        return install_kraft(control, layout, k);
+    }
     // ZooKeeper and Kafka nodes are distinct, so all installs run at once.
     let (zk, kafka) = std::thread::scope(|scope| {
         let zk = scope.spawn(|| {
@@ -244,6 +318,58 @@ pub fn install(control: &Control, layout: &ClusterLayout) -> Result<(), ClusterE
     zk?;
     kafka?;
     Ok(())
+}
+
+/// KRaft mode: writes every controller's and broker's files and formats
+/// their storage, all nodes at once.
+pub fn install_kraft(
+    control: &Control,
+    layout: &ClusterLayout,
+    k: &KraftCluster,
+) -> Result<(), ClusterError> {
+    let (controllers, brokers) = std::thread::scope(|scope| {
+        let controllers = scope.spawn(|| {
+            first_error(concurrently(&k.controllers, |c| {
+                kraft::install_controller(control, k, &layout.kafka_settings, c, &layout.artifacts)
+            }))
+        });
+        let brokers = first_error(concurrently(&layout.kafka, |b| {
+            kraft::install_broker(control, k, &layout.kafka_settings, b, &layout.artifacts)
+        }));
+        (
+            controllers.join().expect("install thread panicked"),
+            brokers,
+        )
+    });
+    controllers?;
+    brokers?;
+    Ok(())
+}
+
+/// KRaft mode: starts every controller and broker at once, then waits until
+/// one controller leads a quorum of all the planned voters and every broker
+/// answers metadata requests listing every broker (registered, unfenced).
+pub fn start_kraft(
+    control: &Control,
+    layout: &ClusterLayout,
+    timeout: Duration,
+) -> Result<(), ClusterError> {
+    let k = layout
+        .kraft
+        .as_ref()
+        .ok_or_else(|| ClusterError::Layout("not a KRaft-mode layout".into()))?;
+    let services = layout.services();
+    first_error(concurrently(&services, |(node, svc)| {
+        svc.start(control, node).map_err(ClusterError::from)
+    }))?;
+    let deadline = Instant::now() + timeout;
+    let voters: Vec<i32> = k.controllers.iter().map(|c| c.id).collect();
+    kraft::wait_quorum(k, &voters, timeout)?;
+    kafka::wait_answering(
+        &layout.kafka,
+        &layout.kafka_settings,
+        deadline.saturating_duration_since(Instant::now()),
+    )
 }
 
 /// Starts the given ZooKeeper servers at once and waits until they serve.
@@ -302,6 +428,9 @@ pub fn up(
 ) -> Result<(), ClusterError> {
     layout.artifacts.check()?;
     install(control, layout)?;
+    if layout.is_kraft() {
+        return start_kraft(control, layout, timeout);
+    }
     start_zookeeper(control, layout, &layout.zookeeper, timeout)?;
     start_kafka(control, layout, timeout)
 }
