@@ -5,12 +5,13 @@
 //! and restarted. Needs root, sshd, java and the artifact cache.
 
 use splitbrain_checkers::{CheckOptions, HistoryChecker};
+use splitbrain_core::cluster::{ControllerRole, ControllerView};
 use splitbrain_core::history::{HistoryReader, HistoryWriter};
 use splitbrain_environments::db::artifacts::Artifacts;
 use splitbrain_environments::db::cluster::{self, ClusterGuard, ClusterLayout};
 use splitbrain_environments::db::kraft::{self, KraftCluster, KraftSettings, QuorumStatus};
 use splitbrain_environments::nodes::netns::TestEnv;
-use splitbrain_environments::probes::ProbeError;
+use splitbrain_environments::probes::{observe, ProbeError};
 use splitbrain_workloads::consumer::ConsumerMode;
 use splitbrain_workloads::queue::{self, QueueOptions};
 use std::sync::atomic::AtomicU64;
@@ -108,6 +109,33 @@ fn kraft_cluster_one_leader_messages_once_and_leader_restart() {
     assert_eq!(status.leader_id, leader);
     assert_eq!(status.voters, voters);
     assert!(status.leader_epoch >= q.leader_epoch);
+    // The observation pinned to each server says the same: one leader with
+    // quorum backing, every broker following it.
+    let deadline = Instant::now() + WAIT;
+    let obs = loop {
+        let obs = observe::observe_with(&layout, Duration::from_secs(1));
+        let followed: Vec<Option<i32>> = obs.kafka.iter().map(|b| b.quorum_leader).collect();
+        if obs.controllers.iter().any(|c| c.leads_with_quorum())
+            && followed.iter().all(|f| *f == Some(leader))
+        {
+            break obs;
+        }
+        assert!(Instant::now() < deadline, "{obs:#?}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let leading: Vec<&ControllerView> = obs
+        .controllers
+        .iter()
+        .filter(|c| c.role == ControllerRole::Leader)
+        .collect();
+    assert_eq!(leading.len(), 1, "{obs:#?}");
+    assert_eq!(leading[0].controller_id, leader);
+    assert_eq!(leading[0].voters, voters);
+    assert!(obs
+        .controllers
+        .iter()
+        .filter(|c| c.controller_id != leader)
+        .all(|c| c.role == ControllerRole::NotLeader));
     let mut observers = status.observers.clone();
     observers.sort_unstable();
     assert_eq!(observers, [1, 2, 3], "brokers observe the quorum");

@@ -570,6 +570,8 @@ mod tests {
             node: format!("k{id}"),
             broker_id: id,
             controller: Some(controller),
+            quorum_leader: None,
+            quorum_epoch: None,
             error: None,
         }
     }
@@ -583,6 +585,7 @@ mod tests {
                 zk(3, ZkMode::Follower, 2, &[1, 2, 3]),
             ],
             kafka: vec![broker(1, 1), broker(2, 1), broker(3, 1)],
+            controllers: Vec::new(),
         }
     }
     /// The newcomers 4..7 of a rapid-add, each listing 1..7, in `mode` (4)

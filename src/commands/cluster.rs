@@ -381,6 +381,14 @@ fn status(name: &str, json: bool) -> anyhow::Result<Exit> {
         print!("{}", render(&obs, &layout));
         if let Some(k) = &layout.kraft {
             print!("{}", render_quorum(k));
+            for b in &obs.kafka {
+                println!(
+                    "broker {} follows controller {} (epoch {})",
+                    b.broker_id,
+                    opt(&b.quorum_leader),
+                    opt(&b.quorum_epoch)
+                );
+            }
         }
     }
     Ok(Exit::Success)

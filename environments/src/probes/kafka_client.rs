@@ -1,6 +1,6 @@
 //! Asking ONE Kafka broker what it believes: a Metadata request (API key 3,
 //! version 1) over a fresh TCP connection, answered by that broker alone.
-//! In KRaft mode also DescribeQuorum (API key 55, version 0), answered by a
+//! In KRaft mode also DescribeQuorum (API key 55, version 1), answered by a
 //! controller that leads the metadata quorum (others refuse with
 //! NOT_LEADER_OR_FOLLOWER), or by a broker, which forwards it to the
 //! controller it believes active: so a broker's answer names the leader
@@ -65,6 +65,32 @@ pub struct Metadata {
     pub controller: Option<i32>,
     /// Topics (all of them, or the ones asked for).
     pub topics: Vec<MetadataTopic>,
+}
+
+impl QuorumDescription {
+    /// The voters backing this leader: itself and every voter that fetched
+    /// from it within `window_ms` of the leader's own clock (the leader
+    /// reports its current time as its own last-caught-up time). Clock-free
+    /// for the observer: all times are the leader's.
+    pub fn backing(&self, window_ms: i64) -> Vec<i32> {
+        let Some(leader) = self.leader_id else {
+            return Vec::new();
+        };
+        let now = self
+            .voters
+            .iter()
+            .find(|v| v.replica_id == leader)
+            .map(|v| v.last_caught_up_ms)
+            .unwrap_or(-1);
+        self.voters
+            .iter()
+            .filter(|v| {
+                v.replica_id == leader
+                    || (now >= 0 && v.last_fetch_ms >= 0 && now - v.last_fetch_ms <= window_ms)
+            })
+            .map(|v| v.replica_id)
+            .collect()
+    }
 }
 
 impl Metadata {
@@ -196,6 +222,12 @@ pub struct QuorumReplica {
     pub replica_id: i32,
     /// Its log end offset as the leader last heard it; -1 if unknown.
     pub log_end_offset: i64,
+    /// The leader's wall-clock time (ms) of this replica's last fetch; -1
+    /// for the leader itself or when unknown.
+    pub last_fetch_ms: i64,
+    /// The leader's wall-clock time (ms) up to which this replica had
+    /// caught up; the leader reports its own current time here.
+    pub last_caught_up_ms: i64,
 }
 
 /// An answer to DescribeQuorum: the metadata quorum as its leader sees it.
@@ -233,12 +265,13 @@ pub fn error_name(code: i16) -> Option<&'static str> {
     })
 }
 
-/// Encodes a DescribeQuorum v0 request for `__cluster_metadata-0`
-/// (request header v2: flexible).
+/// Encodes a DescribeQuorum v1 request for `__cluster_metadata-0`
+/// (request header v2: flexible). Version 1 adds each replica's fetch
+/// times, which tell whether a leader still has followers.
 pub fn encode_describe_quorum_request(correlation_id: i32) -> Vec<u8> {
     Encoder::new()
         .i16(DESCRIBE_QUORUM)
-        .i16(0)
+        .i16(1)
         .i32(correlation_id)
         .str16("splitbrain-observer")
         .no_tags()
@@ -258,16 +291,20 @@ fn decode_replicas(d: &mut Decoder) -> Result<Vec<QuorumReplica>, Malformed> {
     for _ in 0..n {
         let replica_id = d.i32()?;
         let log_end_offset = d.i64()?;
+        let last_fetch_ms = d.i64()?;
+        let last_caught_up_ms = d.i64()?;
         d.skip_tags()?;
         out.push(QuorumReplica {
             replica_id,
             log_end_offset,
+            last_fetch_ms,
+            last_caught_up_ms,
         });
     }
     Ok(out)
 }
 
-/// Decodes a DescribeQuorum v0 response (after its length prefix): the
+/// Decodes a DescribeQuorum v1 response (after its length prefix): the
 /// description, or the error code the server answered with (top level
 /// first, then the partition's).
 pub fn decode_describe_quorum_response(
@@ -431,19 +468,27 @@ mod tests {
             .i32(1002) // leader
             .i32(7) // epoch
             .i64(123) // high watermark
-            .uvarint(4) // three voters
+            .uvarint(4) // three voters: LEO, last fetch, last caught up
             .i32(1001)
             .i64(120)
+            .i64(9_500)
+            .i64(9_400)
             .no_tags()
             .i32(1002)
             .i64(123)
+            .i64(-1)
+            .i64(10_000) // the leader: its own clock
             .no_tags()
             .i32(1003)
             .i64(-1)
+            .i64(4_000)
+            .i64(3_000)
             .no_tags()
             .uvarint(2) // one observer
             .i32(1)
             .i64(123)
+            .i64(9_900)
+            .i64(9_900)
             .no_tags()
             .no_tags()
             .no_tags()
@@ -463,6 +508,9 @@ mod tests {
         assert_eq!(voters, [1001, 1002, 1003]);
         assert_eq!(q.voters[2].log_end_offset, -1);
         assert_eq!(q.observers[0].replica_id, 1);
+        // 1001 fetched 500 ms ago, 1003 six seconds ago.
+        assert_eq!(q.backing(2000), [1001, 1002]);
+        assert_eq!(q.backing(10_000), [1001, 1002, 1003]);
     }
 
     #[test]
@@ -484,11 +532,11 @@ mod tests {
     }
 
     #[test]
-    fn describe_quorum_request_is_flexible_v0_for_the_metadata_partition() {
+    fn describe_quorum_request_is_flexible_v1_for_the_metadata_partition() {
         let r = encode_describe_quorum_request(3);
         let mut d = Decoder::new(&r);
         assert_eq!(d.i16().unwrap(), 55);
-        assert_eq!(d.i16().unwrap(), 0);
+        assert_eq!(d.i16().unwrap(), 1);
         assert_eq!(d.i32().unwrap(), 3);
         assert_eq!(d.str16().unwrap().as_deref(), Some("splitbrain-observer"));
         d.skip_tags().unwrap();
