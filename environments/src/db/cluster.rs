@@ -876,6 +876,142 @@ pub fn remove_zookeeper(
     Ok(())
 }
 
+/// KRaft's analogue of [`rapid_add`], the incident's mistake on purpose:
+/// starts one new controller on each of `new_nodes`, all at once, each
+/// configured with a static voter set of the old controllers *and* all
+/// newcomers ([`kraft::plan_rapid_add`]), without telling the running
+/// quorum. Returns the newcomers (also appended to the layout's
+/// controllers, so a [`ClusterGuard`] stops them) and, per newcomer, what
+/// formatting its storage printed. Does not wait for them.
+pub fn rapid_add_controllers(
+    control: &Control,
+    layout: &mut ClusterLayout,
+    new_nodes: &[Node],
+) -> Result<(Vec<kraft::Controller>, Vec<String>), ClusterError> {
+    let used = layout.nodes();
+    if let Some(n) = new_nodes
+        .iter()
+        .find(|n| used.iter().any(|u| u.name == n.name))
+    {
+        return Err(ClusterError::Layout(format!(
+            "node {} already runs a server; adding controllers needs free nodes",
+            n.name
+        )));
+    }
+    let k = layout.kraft.as_mut().ok_or_else(|| {
+        ClusterError::Layout("adding controllers needs a KRaft-mode cluster".into())
+    })?;
+    let newcomers = kraft::plan_rapid_add(k, new_nodes);
+    k.controllers.extend(newcomers.iter().cloned());
+    let k: &KraftCluster = k;
+    let formatted = first_error(concurrently(&newcomers, |c| {
+        kraft::install_controller(control, k, &layout.kafka_settings, c, &layout.artifacts)
+    }))?;
+    first_error(concurrently(&newcomers, |c| {
+        c.service()
+            .start(control, &c.node.name)
+            .map_err(ClusterError::from)
+    }))?;
+    Ok((newcomers, formatted))
+}
+
+/// What one step of [`safe_add_controllers`] saw.
+#[derive(Clone, Debug)]
+pub struct SafeAddStep {
+    /// The controller added.
+    pub id: i32,
+    /// What formatting its storage printed.
+    pub formatted: String,
+    /// `add-controller`'s exit status and output.
+    pub add_controller: (i32, String),
+    /// The voters after the step, as the leader described them.
+    pub voters: Vec<i32>,
+}
+
+/// KIP-853's documented procedure, for comparison with
+/// [`rapid_add_controllers`]: one node at a time, format a controller with
+/// `--no-initial-controllers`, start it (it finds the quorum through the
+/// bootstrap servers and fetches as an observer), wait until it has caught
+/// up to the leader's high watermark, then run `kafka-metadata-quorum
+/// add-controller` on its node with its own configuration, and wait until
+/// the leader lists it as a voter. Needs a dynamic quorum.
+pub fn safe_add_controllers(
+    control: &Control,
+    layout: &mut ClusterLayout,
+    new_nodes: &[Node],
+    timeout: Duration,
+) -> Result<Vec<SafeAddStep>, ClusterError> {
+    let mut steps = Vec::new();
+    for node in new_nodes {
+        let k = layout.kraft.as_mut().ok_or_else(|| {
+            ClusterError::Layout("adding controllers needs a KRaft-mode cluster".into())
+        })?;
+        if k.settings.quorum != kraft::QuorumKind::Dynamic {
+            return Err(ClusterError::Layout(
+                "add-controller needs a dynamic quorum (cluster.quorum = \"dynamic\")".into(),
+            ));
+        }
+        let c = kraft::plan_safe_add(k, node);
+        let bootstrap = k.bootstrap_controllers();
+        k.controllers.push(c.clone());
+        let k = layout.kraft.clone().expect("checked above");
+        let formatted =
+            kraft::install_controller(control, &k, &layout.kafka_settings, &c, &layout.artifacts)?;
+        c.service().start(control, &c.node.name)?;
+        // Caught up: the leader lists it as an observer at the high watermark.
+        let deadline = Instant::now() + timeout;
+        let old: Vec<kraft::Controller> = k
+            .controllers
+            .iter()
+            .filter(|x| x.id != c.id)
+            .cloned()
+            .collect();
+        loop {
+            let caught_up = kraft::describe_each(&old, &k.settings, Duration::from_millis(500))
+                .into_iter()
+                .filter_map(|(_, a)| a.ok())
+                .any(|q| {
+                    q.observers
+                        .iter()
+                        .chain(&q.voters)
+                        .any(|r| r.replica_id == c.id && r.log_end_offset >= q.high_watermark)
+                });
+            if caught_up {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(ClusterError::NotReady {
+                    what: format!("controller {} caught up with the quorum", c.id),
+                    timeout,
+                    detail: "not listed at the high watermark".into(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let add_controller = kraft::quorum_tool(
+            control,
+            &c.node.name,
+            &layout.artifacts,
+            &bootstrap,
+            &[
+                "--command-config".into(),
+                c.service().config_path().to_string_lossy().into_owned(),
+                "add-controller".into(),
+            ],
+        )?;
+        let mut want: Vec<i32> = old.iter().map(|x| x.id).collect();
+        want.push(c.id);
+        let q = kraft::wait_quorum(&k, &want, timeout)?;
+        steps.push(SafeAddStep {
+            id: c.id,
+            formatted,
+            add_controller,
+            voters: q.voters.iter().map(|v| v.replica_id).collect(),
+        });
+    }
+    Ok(steps)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

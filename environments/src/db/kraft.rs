@@ -649,6 +649,68 @@ pub fn wait_quorum(
     }
 }
 
+/// The controllers [`crate::db::cluster::rapid_add_controllers`] starts on
+/// `new_nodes`: ids after the highest existing one, the cluster's own
+/// cluster id (an operator copies it), and each configured with a STATIC
+/// voter set listing the old controllers *and* every newcomer
+/// (`controller.quorum.voters`), formatted without any quorum flag: the
+/// incident's mistake (joiners that count a majority against their own
+/// list) carried over to KRaft.
+pub fn plan_rapid_add(k: &KraftCluster, new_nodes: &[Node]) -> Vec<Controller> {
+    let next = k
+        .controllers
+        .iter()
+        .map(|c| c.id)
+        .max()
+        .unwrap_or(FIRST_CONTROLLER_ID - 1)
+        + 1;
+    let newcomers: Vec<Voter> = new_nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Voter {
+            id: next + i as i32,
+            addr: SocketAddr::new(n.address, k.settings.controller_port),
+            directory_id: random_uuid(),
+        })
+        .collect();
+    let mut voters: Vec<Voter> = k.controllers.iter().map(|c| c.voter(&k.settings)).collect();
+    voters.extend(newcomers.iter().cloned());
+    new_nodes
+        .iter()
+        .zip(&newcomers)
+        .map(|(n, v)| Controller {
+            node: n.clone(),
+            id: v.id,
+            directory_id: v.directory_id.clone(),
+            quorum: QuorumConfig::Voters(voters.clone()),
+            format: FormatFlag::None,
+        })
+        .collect()
+}
+
+/// The controller KIP-853's safe procedure starts on `node`: the next id,
+/// found through `controller.quorum.bootstrap.servers` (the current
+/// controllers), formatted with `--no-initial-controllers` so that it joins
+/// as an observer until `add-controller` makes it a voter.
+pub fn plan_safe_add(k: &KraftCluster, node: &Node) -> Controller {
+    let id = k
+        .controllers
+        .iter()
+        .map(|c| c.id)
+        .max()
+        .unwrap_or(FIRST_CONTROLLER_ID - 1)
+        + 1;
+    Controller {
+        node: node.clone(),
+        id,
+        directory_id: random_uuid(),
+        quorum: QuorumConfig::Bootstrap(
+            k.controllers.iter().map(|c| c.addr(&k.settings)).collect(),
+        ),
+        format: FormatFlag::NoInitialControllers,
+    }
+}
+
 /// What `kafka-metadata-quorum describe --status` printed, parsed: Kafka's
 /// own tool's view of the quorum, to confirm splitbrain's probe against.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -866,6 +928,34 @@ mod tests {
             assert!(p.lines().any(|l| l == line), "missing {line} in\n{p}");
         }
         assert!(!p.contains("zookeeper"), "{p}");
+    }
+
+    #[test]
+    fn rapid_add_lists_old_and_new_as_static_voters_and_safe_add_joins_by_bootstrap() {
+        let k = KraftCluster::plan(&[node(1), node(2), node(3)], KraftSettings::default());
+        let added = plan_rapid_add(&k, &[node(7), node(8), node(9), node(10)]);
+        let ids: Vec<i32> = added.iter().map(|c| c.id).collect();
+        assert_eq!(ids, [1004, 1005, 1006, 1007]);
+        for c in &added {
+            let QuorumConfig::Voters(v) = &c.quorum else {
+                panic!("{:?}", c.quorum)
+            };
+            let listed: Vec<i32> = v.iter().map(|v| v.id).collect();
+            assert_eq!(listed, [1001, 1002, 1003, 1004, 1005, 1006, 1007]);
+            assert_eq!(c.format, FormatFlag::None);
+        }
+        // The old controllers are untouched.
+        assert!(k
+            .controllers
+            .iter()
+            .all(|c| matches!(c.quorum, QuorumConfig::Bootstrap(_))));
+        let safe = plan_safe_add(&k, &node(7));
+        assert_eq!(safe.id, 1004);
+        assert_eq!(safe.format.args(), ["--no-initial-controllers"]);
+        assert_eq!(
+            safe.quorum.property().1,
+            "10.88.7.2:9093,10.88.7.3:9093,10.88.7.4:9093"
+        );
     }
 
     #[test]
