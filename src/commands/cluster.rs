@@ -229,21 +229,16 @@ fn up_kraft(
     let control = connect(&state, &layout.nodes())?;
     let connect_secs = t_connect.elapsed().as_secs_f64();
     let guard = ClusterGuard::new(control.clone(), layout.clone());
-    let t_install = Instant::now();
-    cluster::install(&control, &layout).with_context(|| {
-        format!("writing configs or formatting storage failed; `splitbrain cluster down --env-name {name}` cleans up")
-    })?;
-    let install_secs = t_install.elapsed().as_secs_f64();
     let t_start = Instant::now();
-    cluster::start_kraft(&control, &layout, Duration::from_secs(timeout)).with_context(|| {
-        format!("the KRaft cluster did not start; every server was stopped. Logs: `splitbrain cluster down --collect DIR --env-name {name}`")
+    cluster::install_and_start_kraft(&control, &layout, Duration::from_secs(timeout)).with_context(|| {
+        format!("the KRaft cluster did not start (configs, format or start failed, or it was not ready in time); the guard stopped every server. Logs: `splitbrain cluster down --collect DIR --env-name {name}`")
     })?;
     let start_secs = t_start.elapsed().as_secs_f64();
     guard.disarm();
     let names = |nodes: Vec<&str>| nodes.join(",");
     println!(
         "cluster up on '{name}' (KRaft, {quorum} quorum): {controllers} controllers ({}), {kafka} Kafka ({}) in {:.1} s \
-         (ssh {connect_secs:.1} s, configs and format {install_secs:.1} s, quorum and brokers ready in {start_secs:.1} s)",
+         (ssh {connect_secs:.1} s, configs, format, start, quorum and brokers ready in {start_secs:.1} s)",
         names(layout.controllers().iter().map(|c| c.node.name.as_str()).collect()),
         names(layout.kafka.iter().map(|b| b.node.name.as_str()).collect()),
         started.elapsed().as_secs_f64()

@@ -433,6 +433,10 @@ pub fn render_broker_properties(
             "controller.quorum.fetch.timeout.ms",
             &kraft.settings.fetch_timeout_ms,
         );
+        // A KRaft broker that has not registered within this time exits
+        // (60 s by default); on a loaded 2-core machine the quorum can take
+        // longer to form, so it gets the harness's own 90 s.
+        kv("initial.broker.registration.timeout.ms", &90_000);
         kafka::write_shared_properties(settings, &mut kv);
     }
     out
