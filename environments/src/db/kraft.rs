@@ -613,6 +613,34 @@ pub fn describe_each(
     })
 }
 
+/// Waits until `controller` answers DescribeQuorum at all (a description
+/// or a refusal: its listener is up and its Raft client runs), polling
+/// every 200 ms.
+pub fn wait_answering(
+    controller: &Controller,
+    settings: &KraftSettings,
+    timeout: Duration,
+) -> Result<(), ClusterError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match kafka_client::describe_quorum(
+            controller.addr(settings),
+            Duration::from_millis(500),
+        ) {
+            Ok(_) | Err(crate::probes::ProbeError::KafkaServer { .. }) => return Ok(()),
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= deadline {
+            return Err(ClusterError::NotReady {
+                what: format!("controller {} answering", controller.id),
+                timeout,
+                detail: last,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Waits until a controller answers DescribeQuorum as the leader of a
 /// quorum whose voters include every id in `voters`; returns its answer.
 pub fn wait_quorum(
