@@ -642,7 +642,8 @@ pub fn wait_answering(
 }
 
 /// Waits until a controller answers DescribeQuorum as the leader of a
-/// quorum whose voters include every id in `voters`; returns its answer.
+/// quorum whose voters include every id in `voters`, each of them fetching
+/// from it (within the fetch timeout); returns its answer.
 pub fn wait_quorum(
     kraft: &KraftCluster,
     voters: &[i32],
@@ -659,11 +660,19 @@ pub fn wait_quorum(
             match answer {
                 Ok(q) => {
                     let have: Vec<i32> = q.voters.iter().map(|v| v.replica_id).collect();
-                    if q.leader_id == Some(id) && voters.iter().all(|v| have.contains(v)) {
+                    // Listed is not running: a leader lists every voter of
+                    // its set, started or not; a voter counts once it has
+                    // fetched within the fetch timeout.
+                    let fetching = q.backing(i64::from(kraft.settings.fetch_timeout_ms));
+                    if q.leader_id == Some(id)
+                        && voters
+                            .iter()
+                            .all(|v| have.contains(v) && fetching.contains(v))
+                    {
                         return Ok(q);
                     }
                     seen.push(format!(
-                        "controller {id}: leader {:?} epoch {}, voters {have:?}",
+                        "controller {id}: leader {:?} epoch {}, voters {have:?}, fetching {fetching:?}",
                         q.leader_id, q.leader_epoch
                     ));
                 }
