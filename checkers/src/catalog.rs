@@ -148,6 +148,12 @@ pub const ANOMALIES: &[AnomalyInfo] = &[
         Anomaly,
         "groups of ZooKeeper servers serving different data for the same path",
     ),
+    entry(
+        "duplicate-leader-epoch",
+        SPLIT_BRAIN,
+        Anomaly,
+        "two KRaft controllers leading the metadata quorum in the same leader epoch",
+    ),
 ];
 
 /// The entry of `name`, if it is a known anomaly.

@@ -12,11 +12,14 @@
 
 use crate::db::cluster::ClusterLayout;
 use crate::db::kafka::{Broker, KafkaSettings};
+use crate::db::kraft::{Controller, KraftSettings};
 use crate::db::zookeeper::{ZkServer, ZkSettings};
 use crate::probes::kafka_client;
 use crate::probes::zk_client::{self, ZkSession};
 use crate::probes::ProbeError;
-use splitbrain_core::cluster::{BrokerView, Observation, PartitionState, ZkMode, ZkServerView};
+use splitbrain_core::cluster::{
+    BrokerView, ControllerRole, ControllerView, Observation, PartitionState, ZkMode, ZkServerView,
+};
 use std::time::Duration;
 
 /// Default bound of each network step of one sample.
@@ -117,10 +120,25 @@ fn observe_servers(layout: &ClusterLayout, timeout: Duration) -> Observation {
             .iter()
             .map(|s| scope.spawn(move || observe_zk_server(s, &layout.zk_settings, timeout)))
             .collect();
+        let kraft = layout.is_kraft();
         let kafka: Vec<_> = layout
             .kafka
             .iter()
-            .map(|b| scope.spawn(move || observe_broker(b, &layout.kafka_settings, timeout)))
+            .map(|b| {
+                scope.spawn(move || {
+                    let mut view = observe_broker(b, &layout.kafka_settings, timeout);
+                    if kraft {
+                        observe_broker_quorum(&mut view, b, &layout.kafka_settings, timeout);
+                    }
+                    view
+                })
+            })
+            .collect();
+        let controllers: Vec<_> = layout
+            .kraft
+            .iter()
+            .flat_map(|k| k.controllers.iter().map(move |c| (k, c)))
+            .map(|(k, c)| scope.spawn(move || observe_controller(c, &k.settings, timeout)))
             .collect();
         Observation {
             zookeeper: zk
@@ -141,11 +159,23 @@ fn observe_servers(layout: &ClusterLayout, timeout: Duration) -> Observation {
                         node: b.node.name.clone(),
                         broker_id: b.id,
                         controller: None,
+                        quorum_leader: None,
+                        quorum_epoch: None,
                         error: Some("observer thread panicked".into()),
                     })
                 })
                 .collect(),
             partitions: vec![],
+            controllers: controllers
+                .into_iter()
+                .zip(layout.controllers())
+                .map(|(h, c)| {
+                    h.join().unwrap_or_else(|_| ControllerView {
+                        error: Some("observer thread panicked".into()),
+                        ..silent_controller(c)
+                    })
+                })
+                .collect(),
         }
     })
 }
@@ -266,11 +296,88 @@ pub fn observe_broker(broker: &Broker, settings: &KafkaSettings, timeout: Durati
         node: broker.node.name.clone(),
         broker_id: broker.id,
         controller: None,
+        quorum_leader: None,
+        quorum_epoch: None,
         error: None,
     };
     // An empty topic list: the controller and brokers only, cheap.
     match kafka_client::metadata(broker.addr(settings), Some(&[]), timeout) {
         Ok(m) => view.controller = m.controller,
+        Err(e) => view.error = Some(e.to_string()),
+    }
+    view
+}
+
+/// KRaft mode: the quorum leader a broker follows. A broker forwards
+/// DescribeQuorum to the controller it believes active, which answers
+/// only if it leads: the answer's leader is the controller this broker
+/// follows. A failure is added to the view's `error`.
+pub fn observe_broker_quorum(
+    view: &mut BrokerView,
+    broker: &Broker,
+    settings: &KafkaSettings,
+    timeout: Duration,
+) {
+    match kafka_client::describe_quorum(broker.addr(settings), timeout) {
+        Ok(q) => {
+            view.quorum_leader = q.leader_id;
+            view.quorum_epoch = q.leader_id.map(|_| q.leader_epoch);
+        }
+        Err(e) => {
+            let e = format!("describe-quorum: {e}");
+            view.error = Some(match view.error.take() {
+                Some(prev) => format!("{prev}; {e}"),
+                None => e,
+            });
+        }
+    }
+}
+
+fn silent_controller(c: &Controller) -> ControllerView {
+    ControllerView {
+        node: c.node.name.clone(),
+        controller_id: c.id,
+        role: ControllerRole::Unreachable,
+        leader_epoch: None,
+        high_watermark: None,
+        voters: Vec::new(),
+        backing: Vec::new(),
+        error: None,
+    }
+}
+
+/// One KRaft controller's own answer to DescribeQuorum. Never fails: a
+/// refusal is [`ControllerRole::NotLeader`], silence `Unreachable`.
+pub fn observe_controller(
+    controller: &Controller,
+    settings: &KraftSettings,
+    timeout: Duration,
+) -> ControllerView {
+    let mut view = silent_controller(controller);
+    match kafka_client::describe_quorum(controller.addr(settings), timeout) {
+        // A controller describes the quorum only while it leads; a leader
+        // naming another leader would be a protocol violation, kept as seen.
+        Ok(q) => {
+            view.role = if q.leader_id == Some(controller.id) {
+                ControllerRole::Leader
+            } else {
+                view.error = Some(format!("described a quorum led by {:?}", q.leader_id));
+                ControllerRole::NotLeader
+            };
+            view.leader_epoch = Some(q.leader_epoch);
+            view.high_watermark = Some(q.high_watermark);
+            view.voters = q.voters.iter().map(|v| v.replica_id).collect();
+            view.backing = q.backing(i64::from(settings.fetch_timeout_ms));
+        }
+        Err(ProbeError::KafkaServer { code, .. }) => {
+            view.role = ControllerRole::NotLeader;
+            view.error = Some(format!(
+                "DescribeQuorum: Kafka error {code}{}",
+                kafka_client::error_name(code)
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            ));
+        }
         Err(e) => view.error = Some(e.to_string()),
     }
     view

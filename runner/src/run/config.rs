@@ -104,6 +104,17 @@ pub struct ClusterConfig {
     pub zk_session_timeout_ms: u32,
     /// Seconds to wait for servers to be ready.
     pub ready_timeout: u64,
+    /// `zookeeper` (the default: Kafka on a ZooKeeper ensemble of
+    /// `zookeeper` servers) or `kraft` (Kafka's own quorum of `controllers`
+    /// dedicated controllers, no ZooKeeper).
+    #[serde(skip_serializing_if = "ClusterConfig::is_zookeeper_mode")]
+    pub mode: String,
+    /// KRaft mode: number of controllers.
+    #[serde(skip_serializing_if = "ClusterConfig::is_default_controllers")]
+    pub controllers: usize,
+    /// KRaft mode: `dynamic` (KIP-853, the default) or `static` voters.
+    #[serde(skip_serializing_if = "ClusterConfig::is_dynamic_quorum")]
+    pub quorum: String,
 }
 
 impl Default for ClusterConfig {
@@ -113,6 +124,35 @@ impl Default for ClusterConfig {
             kafka: 3,
             zk_session_timeout_ms: 6000,
             ready_timeout: 90,
+            mode: "zookeeper".into(),
+            controllers: 3,
+            quorum: "dynamic".into(),
+        }
+    }
+}
+
+// The KRaft fields are written only when set, so that configs (and the
+// results that embed them) of ZooKeeper-mode runs read as before.
+impl ClusterConfig {
+    fn is_zookeeper_mode(mode: &str) -> bool {
+        mode == "zookeeper"
+    }
+    fn is_default_controllers(n: &usize) -> bool {
+        *n == 3
+    }
+    fn is_dynamic_quorum(q: &str) -> bool {
+        q == "dynamic"
+    }
+    /// Whether the cluster runs in KRaft mode.
+    pub fn is_kraft(&self) -> bool {
+        self.mode == "kraft"
+    }
+    /// Servers of the metadata side: ZooKeeper servers, or KRaft controllers.
+    pub fn metadata_servers(&self) -> usize {
+        if self.is_kraft() {
+            self.controllers
+        } else {
+            self.zookeeper
         }
     }
 }
@@ -293,7 +333,7 @@ impl TestConfig {
         if self.env.nodes > 0 {
             self.env.nodes
         } else {
-            self.cluster.zookeeper + self.cluster.kafka + self.extra_nodes()
+            self.cluster.metadata_servers() + self.cluster.kafka + self.extra_nodes()
         }
     }
 
@@ -317,16 +357,37 @@ impl TestConfig {
         if self.env.kind == "existing" && self.env.name.is_none() {
             return Err("env.kind = \"existing\" needs env.name".into());
         }
-        if self.cluster.zookeeper == 0 || self.cluster.kafka == 0 {
-            return Err("cluster.zookeeper and cluster.kafka must each be at least 1".into());
+        if !matches!(self.cluster.mode.as_str(), "zookeeper" | "kraft") {
+            return Err(format!(
+                "cluster.mode {:?}: use zookeeper or kraft",
+                self.cluster.mode
+            ));
+        }
+        if !matches!(self.cluster.quorum.as_str(), "dynamic" | "static") {
+            return Err(format!(
+                "cluster.quorum {:?}: use dynamic or static",
+                self.cluster.quorum
+            ));
+        }
+        if self.cluster.metadata_servers() == 0 || self.cluster.kafka == 0 {
+            return Err(
+                "cluster.zookeeper (cluster.controllers in KRaft mode) and cluster.kafka must each be at least 1"
+                    .into(),
+            );
         }
         if self.env.nodes > 0
-            && self.env.nodes < self.cluster.zookeeper + self.cluster.kafka + self.extra_nodes()
+            && self.env.nodes
+                < self.cluster.metadata_servers() + self.cluster.kafka + self.extra_nodes()
         {
             return Err(format!(
-                "env.nodes = {} is too few: {} ZooKeeper + {} Kafka + {} newcomers",
+                "env.nodes = {} is too few: {} {} + {} Kafka + {} newcomers",
                 self.env.nodes,
-                self.cluster.zookeeper,
+                self.cluster.metadata_servers(),
+                if self.cluster.is_kraft() {
+                    "controllers"
+                } else {
+                    "ZooKeeper"
+                },
                 self.cluster.kafka,
                 self.extra_nodes()
             ));
@@ -438,6 +499,35 @@ mod tests {
             .contains("unknown anomaly"));
         let mut bad = c;
         bad.nemesis.faults = vec!["partition:nope".into()];
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn kraft_mode_is_opt_in_and_zookeeper_configs_read_and_write_as_before() {
+        let c = TestConfig::default();
+        assert!(!c.cluster.is_kraft());
+        assert!(!c.to_toml().contains("\nmode ="), "{}", c.to_toml());
+        let k = TestConfig::from_toml(
+            "name = \"k\"\n[cluster]\nmode = \"kraft\"\ncontrollers = 3\nkafka = 3\n",
+        )
+        .unwrap();
+        assert!(k.cluster.is_kraft());
+        assert_eq!(k.nodes_needed(), 6);
+        assert!(k.validate().is_ok());
+        assert!(k.to_toml().contains("mode = \"kraft\""));
+        assert_eq!(TestConfig::from_toml(&k.to_toml()).unwrap(), k);
+        let mut bad = k.clone();
+        bad.cluster.mode = "raft".into();
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("zookeeper or kraft"));
+        let mut bad = k.clone();
+        bad.cluster.quorum = "fixed".into();
+        assert!(bad.validate().is_err());
+        let mut bad = k;
+        bad.cluster.controllers = 0;
         assert!(bad.validate().is_err());
     }
 }

@@ -330,13 +330,34 @@ struct RunCluster {
 fn cluster_up(cfg: &TestConfig, state: &EnvState) -> Result<RunCluster> {
     let control =
         Control::connect(&state.nodes, Duration::from_secs(30)).map_err(RunError::Unreachable)?;
-    let mut layout = ClusterLayout::plan(
-        &state.name,
-        &state.nodes,
-        cfg.cluster.zookeeper,
-        cfg.cluster.kafka,
-        Artifacts::for_env(state).map_err(RunError::Artifacts)?,
-    )?;
+    let artifacts = Artifacts::for_env(state).map_err(RunError::Artifacts)?;
+    let mut layout = if cfg.cluster.is_kraft() {
+        let settings = splitbrain_environments::db::kraft::KraftSettings {
+            quorum: cfg
+                .cluster
+                .quorum
+                .parse()
+                .map_err(|reason| RunError::Config { reason })?,
+            broker_session_timeout_ms: cfg.cluster.zk_session_timeout_ms,
+            ..Default::default()
+        };
+        ClusterLayout::plan_kraft(
+            &state.name,
+            &state.nodes,
+            cfg.cluster.controllers,
+            cfg.cluster.kafka,
+            settings,
+            artifacts,
+        )?
+    } else {
+        ClusterLayout::plan(
+            &state.name,
+            &state.nodes,
+            cfg.cluster.zookeeper,
+            cfg.cluster.kafka,
+            artifacts,
+        )?
+    };
     let safe_add = faults::mix(cfg)?.iter().any(|f| {
         matches!(
             f,
