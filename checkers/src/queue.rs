@@ -242,6 +242,22 @@ pub struct QueueChecker {
     /// skipped the DLQ replay, so a DLQ entry never replayed is unknown,
     /// not lost.
     replay_skipped: bool,
+    /// The workload's `config` event said whether it used a DLQ (`None`:
+    /// no config event, or one without the field).
+    dlq_configured: Option<bool>,
+    /// The history holds a `config` event of process `"workload"`.
+    config_seen: bool,
+    /// The history holds `dlq` events or `replay` operations.
+    dlq_seen: bool,
+}
+
+/// The fields of the workload's `config` event the queue checker reads
+/// (docs/history.md, Workload events).
+#[derive(serde::Deserialize, Default)]
+struct WorkloadConfig {
+    /// Whether failed sends went to a dead-letter queue.
+    #[serde(default)]
+    dlq: Option<bool>,
 }
 
 impl QueueChecker {
@@ -262,6 +278,9 @@ impl QueueChecker {
             client_ops: 0,
             info_sends: 0,
             replay_skipped: false,
+            dlq_configured: None,
+            config_seen: false,
+            dlq_seen: false,
         }
     }
 
@@ -277,6 +296,19 @@ impl QueueChecker {
         id
     }
 
+    /// Whether the history's writer used a dead-letter queue, so that a
+    /// failed send never read is `dlq-lost` rather than simply a failed send.
+    ///
+    /// Yes when its `config` event says `"dlq": true`, or when it holds
+    /// `dlq` events or `replay` operations (a DLQ was evidently used). A
+    /// `config` event of the queue workload without the field (histories
+    /// recorded before it existed) also means yes: that workload always had
+    /// one. No otherwise: `"dlq": false` without DLQ events, or no `config`
+    /// event and no DLQ events (foreign histories, hand-written ones).
+    pub fn dlq_in_use(&self) -> bool {
+        self.dlq_seen || self.dlq_configured.unwrap_or(self.config_seen)
+    }
+
     /// Feeds one operation. Operations the checker does not know are ignored.
     ///
     /// Fails on input no verdict can be given for (see [`CheckError`]); the
@@ -284,6 +316,9 @@ impl QueueChecker {
     pub fn observe(&mut self, op: &Op<'_>) -> Result<(), CheckError> {
         match op.f.as_ref() {
             "send" | "replay" => {
+                if op.f == "replay" {
+                    self.dlq_seen = true;
+                }
                 if let Some(p) = op.client() {
                     self.client_ops += 1;
                     self.on_send(p, op, op.f == "replay")?;
@@ -301,6 +336,7 @@ impl QueueChecker {
                 }
             }
             "dlq" => {
+                self.dlq_seen = true;
                 if let OpValue::Message(m) = &op.value {
                     let key = self.key_id(&m.key);
                     let s = self.msgs.get_mut(m.msg);
@@ -317,6 +353,13 @@ impl QueueChecker {
                     if level.as_ref().and_then(|v| v["level"].as_str()) == Some("now") {
                         self.replay_skipped = true;
                     }
+                }
+            }
+            "config" if matches!(&op.process, ProcessRef::Named(n) if n == "workload") => {
+                self.config_seen = true;
+                if let OpValue::Other(raw) = &op.value {
+                    let config: WorkloadConfig = serde_json::from_str(raw).unwrap_or_default();
+                    self.dlq_configured = config.dlq.or(self.dlq_configured);
                 }
             }
             "assign" | "subscribe" => {
@@ -570,6 +613,7 @@ impl QueueChecker {
         let (mut resent, mut read, mut dlq, mut replayed) = (0u64, 0u64, 0u64, 0u64);
         let mut dlq_unreplayed = 0u64;
         let has = |f: u16, flag: u16| u64::from(f & flag != 0);
+        let dlq_in_use = self.dlq_in_use();
 
         for (msg, s) in self.msgs.iter() {
             let f = s.flags;
@@ -656,7 +700,9 @@ impl QueueChecker {
                 // The replay was skipped on request: whether the message is
                 // lost cannot be told (it sits in the DLQ journal).
                 dlq_unreplayed += 1;
-            } else if f & SENT != 0 && f & ACKED == 0 && f & READ == 0 {
+            } else if f & SENT != 0 && f & ACKED == 0 && f & READ == 0 && dlq_in_use {
+                // Without a DLQ a failed send never read is simply a failed
+                // send (counted in `failed` or `unknown`), not a loss.
                 let why = if f & DLQ == 0 {
                     "send failed or unknown, never stored in the DLQ"
                 } else if f & REPLAYED == 0 {
@@ -703,6 +749,7 @@ impl QueueChecker {
             ("dlq", dlq),
             ("replayed", replayed),
             ("dlq-unreplayed", dlq_unreplayed),
+            ("dlq-in-use", u64::from(dlq_in_use)),
             ("polls", self.polls),
             ("client-ops", self.client_ops),
         ]
@@ -1109,7 +1156,10 @@ mod tests {
 
     #[test]
     fn dlq_lost_cases_and_absence() {
-        let r = check(&h(vec![send_ends(0, "q", 1, "fail")]));
+        let r = check(&h(vec![
+            config(r#"{"dlq":true}"#),
+            send_ends(0, "q", 1, "fail"),
+        ]));
         assert_only(&r, &[("dlq-lost", 1)]);
         assert!(r.anomalies["dlq-lost"].examples[0]["why"]
             .as_str()
@@ -1146,9 +1196,54 @@ mod tests {
         assert_only(&r, &[]);
         assert_eq!(r.counts["dlq-unreplayed"], 1);
         // A send that never reached the DLQ is lost even then.
-        let mut bodies = h(vec![send_ends(0, "q", 1, "fail")]);
-        bodies.insert(0, stop("now"));
+        let mut bodies = h(vec![config("{}"), send_ends(0, "q", 1, "fail")]);
+        bodies.insert(1, stop("now"));
         assert_only(&check(&bodies), &[("dlq-lost", 1)]);
+    }
+
+    /// The workload's `config` event with this value.
+    fn config(value: &str) -> Vec<String> {
+        vec![format!(
+            r#""process":"workload","type":"ok","f":"config","value":{value}"#
+        )]
+    }
+
+    #[test]
+    fn failed_send_never_read_is_dlq_lost_only_when_a_dlq_was_in_use() {
+        let failed = || vec![send(0, "q", 1, 0), send_ends(1, "q", 2, "fail")];
+        let failed_and = |first: Vec<String>| {
+            let mut parts = vec![first];
+            parts.extend(failed());
+            parts.push(send_ends(2, "q", 3, "info"));
+            parts.push(poll(10, "q", &[(0, 1)]));
+            h(parts)
+        };
+        // Said so by the config: the failed and the unknown send are lost.
+        let r = check(&failed_and(config(r#"{"dlq":true,"options":{}}"#)));
+        assert_only(&r, &[("dlq-lost", 2)]);
+        assert_eq!(r.counts["dlq-in-use"], 1);
+        // The queue workload's config from before the field: it had a DLQ.
+        let r = check(&failed_and(config(r#"{"options":{}}"#)));
+        assert_only(&r, &[("dlq-lost", 2)]);
+        // Said otherwise: simply a failed and an unknown send.
+        let r = check(&failed_and(config(r#"{"dlq":false}"#)));
+        assert_only(&r, &[]);
+        assert_eq!((r.counts["failed"], r.counts["unknown"]), (1, 1));
+        assert_eq!(r.counts["dlq-in-use"], 0);
+        // No config and no DLQ events (a foreign history): no DLQ.
+        let mut no_config = failed();
+        no_config.push(poll(10, "q", &[(0, 1)]));
+        let r = check(&h(no_config));
+        assert_only(&r, &[]);
+        assert_eq!(r.counts["dlq-in-use"], 0);
+        // No config, but DLQ events: a DLQ was evidently used.
+        let mut with_dlq = failed();
+        with_dlq.push(send_ends(2, "q", 3, "info"));
+        with_dlq.push(dlq("q", 3));
+        with_dlq.push(poll(10, "q", &[(0, 1)]));
+        let r = check(&h(with_dlq));
+        assert_only(&r, &[("dlq-lost", 2)]);
+        assert_eq!(r.counts["dlq-in-use"], 1);
     }
 
     #[test]
@@ -1227,7 +1322,10 @@ mod tests {
 
     #[test]
     fn unfinished_send_counts_as_unknown() {
-        let bodies = vec![msg_line(0, "invoke", "send", "q", 1, None)];
+        let bodies = h(vec![
+            config("{}"),
+            vec![msg_line(0, "invoke", "send", "q", 1, None)],
+        ]);
         let r = check(&bodies);
         assert_eq!(r.counts["unknown"], 1);
         assert_eq!(r.counts["info-sends"], 1);

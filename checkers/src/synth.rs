@@ -352,6 +352,17 @@ impl Synth {
 
     /// Emits one or more complete lines into `out`; false when finished.
     pub fn next_chunk(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.index == 0 && self.phase != Phase::Done {
+            // Like the queue workload's: it says a DLQ is in use, so planted
+            // `dlq-lost`s count even when no other send failed.
+            self.emit(
+                out,
+                "\"workload\"",
+                "ok",
+                "config",
+                r#"{"dlq":true,"source":"gen-history"}"#,
+            );
+        }
         match self.phase {
             Phase::Done => false,
             Phase::Main => {
