@@ -376,8 +376,11 @@ impl QueueChecker {
                     }
                 }
             }
-            "config" if matches!(&op.process, ProcessRef::Named(n) if n == "workload") => {
-                self.config_seen = true;
+            // The queue workload's settings, or an imported history's
+            // (process "import": no workload ran, so no final read is due).
+            "config" if matches!(&op.process, ProcessRef::Named(n) if n == "workload" || n == "import") =>
+            {
+                self.config_seen |= matches!(&op.process, ProcessRef::Named(n) if n == "workload");
                 if let OpValue::Other(raw) = &op.value {
                     let config: WorkloadConfig = serde_json::from_str(raw).unwrap_or_default();
                     self.dlq_configured = config.dlq.or(self.dlq_configured);

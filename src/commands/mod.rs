@@ -7,7 +7,9 @@ mod campaign;
 mod check;
 mod cluster;
 mod env;
+mod foreign;
 mod gen_history;
+mod import;
 mod nemesis;
 mod report;
 mod run;
@@ -52,6 +54,8 @@ pub enum Command {
     Cluster(cluster::ClusterArgs),
     /// Plan and run fault schedules; heal what faults left behind.
     Nemesis(nemesis::NemesisArgs),
+    /// Convert what another tool recorded to a splitbrain history.
+    Import(import::ImportArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -67,5 +71,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::BenchProducer(args) => bench_producer::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Nemesis(args) => nemesis::run(args),
+        Command::Import(args) => import::run(args),
     }
 }
