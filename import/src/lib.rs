@@ -3,6 +3,7 @@
 //! checkers, and `splitbrain import` writes them out for `report` and
 //! `explain`.
 //!
+//! - [`jepsen`]: the `history.edn` of Jepsen's Kafka test (`jepsen.tests.kafka`).
 //! - [`kafka_verifiable`]: the JSON event streams of Kafka's own
 //!   `VerifiableProducer` and `VerifiableConsumer` (Kafka's system tests).
 //!
@@ -12,6 +13,7 @@
 //! was in use and that messages are numbered per log (`"msg-scope":"log"`).
 #![warn(missing_docs)]
 
+pub mod jepsen;
 pub mod kafka_verifiable;
 mod writer;
 

@@ -18,8 +18,10 @@ use std::time::Instant;
 /// tools recorded: `--format kafka-verifiable --producer P.jsonl [--producer
 /// ...] --consumer C.jsonl [...]` judges the output of Kafka's
 /// VerifiableProducer and VerifiableConsumer (run with --verbose); the
-/// mapping is in docs/history.md. Such histories had no dead-letter queue,
-/// so `dlq-lost` does not apply to them.
+/// mapping is in docs/history.md. `--format jepsen HISTORY.edn` judges the
+/// history.edn of Jepsen's Kafka test. Such histories had no dead-letter
+/// queue, so `dlq-lost` does not apply to them, and their messages are
+/// numbered per log.
 ///
 /// Exits 0 when the history is valid, 1 when anomalies were found, 2 on bad
 /// input or usage, or when the history's own events make the run ERROR (a

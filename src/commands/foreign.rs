@@ -13,6 +13,9 @@ pub enum Format {
     /// The JSON event streams of Kafka's VerifiableProducer (`--producer`)
     /// and VerifiableConsumer run with --verbose (`--consumer`).
     KafkaVerifiable,
+    /// The history.edn of Jepsen's Kafka test (jepsen.tests.kafka), given
+    /// as HISTORY.
+    Jepsen,
 }
 
 impl Format {
@@ -21,6 +24,7 @@ impl Format {
         match self {
             Format::Splitbrain => "splitbrain",
             Format::KafkaVerifiable => "kafka-verifiable",
+            Format::Jepsen => "jepsen",
         }
     }
 }
@@ -45,6 +49,22 @@ pub struct ForeignInput {
 /// Reads and converts the input files to a splitbrain history.
 pub fn convert(input: &ForeignInput, history: Option<&Path>) -> anyhow::Result<Converted> {
     match input.format {
+        Format::Jepsen => {
+            let Some(path) = history else {
+                bail!("--format jepsen reads Jepsen's history.edn: give its path");
+            };
+            if !input.producer.is_empty() || !input.consumer.is_empty() {
+                bail!("--producer/--consumer belong to --format kafka-verifiable, not jepsen");
+            }
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}; check the path", path.display()))?;
+            let name = path.display().to_string();
+            splitbrain_import::jepsen::convert(&Source {
+                name: &name,
+                text: &text,
+            })
+            .context("cannot convert the Jepsen history; fix the named line")
+        }
         Format::Splitbrain => bail!(
             "--producer/--consumer need --format kafka-verifiable; a splitbrain history is \
              given as HISTORY"

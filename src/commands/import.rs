@@ -9,11 +9,15 @@ use std::path::PathBuf;
 /// Convert another tool's records to a splitbrain history (docs/history.md
 /// describes each format's mapping).
 ///
-/// Example: `splitbrain import --format kafka-verifiable --producer p.jsonl
-/// --consumer c.jsonl -o history.jsonl`, then `splitbrain check
+/// Examples: `splitbrain import --format kafka-verifiable --producer p.jsonl
+/// --consumer c.jsonl -o history.jsonl`; `splitbrain import --format jepsen
+/// store/.../history.edn -o history.jsonl`; then `splitbrain check
 /// history.jsonl`.
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
+    /// The history to convert, for formats read from one file (`jepsen`:
+    /// its history.edn).
+    pub history: Option<PathBuf>,
     /// What to convert.
     #[command(flatten)]
     pub input: super::foreign::ForeignInput,
@@ -24,7 +28,7 @@ pub struct ImportArgs {
 
 /// Runs the conversion.
 pub fn run(args: ImportArgs) -> anyhow::Result<Exit> {
-    let converted = super::foreign::convert(&args.input, None)?;
+    let converted = super::foreign::convert(&args.input, args.history.as_deref())?;
     std::fs::write(&args.output, &converted.history).with_context(|| {
         format!(
             "cannot write {}; choose a writable path",
