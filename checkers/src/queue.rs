@@ -376,10 +376,10 @@ impl QueueChecker {
                     }
                 }
             }
-            // The queue workload's settings, or an imported history's
-            // (process "import": no workload ran, so no final read is due).
-            "config" if matches!(&op.process, ProcessRef::Named(n) if n == "workload" || n == "import") =>
-            {
+            // The settings of whoever wrote the history: the queue workload
+            // (process "workload"), a converter ("import": no workload ran,
+            // so no final read is due), the generator ("gen-history").
+            "config" if op.client().is_none() => {
                 self.config_seen |= matches!(&op.process, ProcessRef::Named(n) if n == "workload");
                 if let OpValue::Other(raw) = &op.value {
                     let config: WorkloadConfig = serde_json::from_str(raw).unwrap_or_default();
