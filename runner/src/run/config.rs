@@ -238,6 +238,10 @@ pub struct NemesisConfig {
     /// `rapid-add` moves one broker (the last) onto the new servers, as in
     /// the incident (how: docs/nemeses.md).
     pub move_broker: bool,
+    /// Most faults active at once (1: one at a time). With N > 1 a fault
+    /// may start `quiet` s after the previous one started while fewer than
+    /// N hold (docs/nemeses.md, overlapping faults).
+    pub concurrency: usize,
 }
 
 impl Default for NemesisConfig {
@@ -249,6 +253,7 @@ impl Default for NemesisConfig {
             max_faults: 0,
             add_count: 4,
             move_broker: true,
+            concurrency: 1,
         }
     }
 }
