@@ -19,6 +19,7 @@
 pub mod campaign;
 pub mod error;
 pub mod logging;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod store;

@@ -5,6 +5,7 @@
 
 pub mod html;
 pub mod junit;
+pub mod links;
 pub mod run_events;
 pub mod stats;
 pub mod svg;
@@ -305,6 +306,8 @@ pub struct RunInfo {
     /// The run ended early (Ctrl-C or an error): what was recorded is
     /// still checked, and the report says why it is partial.
     pub interrupted: Option<String>,
+    /// Its links to other runs (`links.json`: replay, shrink), if any.
+    pub links: Option<Value>,
 }
 
 /// The results.json document.
@@ -332,6 +335,7 @@ pub fn results_json(analysis: &Analysis, info: &RunInfo) -> Value {
         "faults": analysis.stats.faults,
         "nemesis-events": analysis.stats.nemesis,
         "config": info.config,
+        "links": links::links_json(analysis, info),
     })
 }
 
@@ -377,9 +381,14 @@ pub fn load_run_info(dir: &Path) -> Result<RunInfo> {
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "test".into());
+    let links = std::fs::read_to_string(dir.join(crate::replay::LINKS_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .filter(Value::is_object);
     if !path.exists() {
         return Ok(RunInfo {
             test: fallback_name,
+            links,
             ..RunInfo::default()
         });
     }
@@ -419,6 +428,7 @@ pub fn load_run_info(dir: &Path) -> Result<RunInfo> {
         expect,
         tolerate,
         interrupted,
+        links,
     })
 }
 

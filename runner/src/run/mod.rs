@@ -67,7 +67,28 @@ pub struct RunOutcome {
 
 /// Runs one test, storing it under `store`. `interrupt` is pressed by
 /// Ctrl-C (see [`interrupt`]).
-pub fn run_test(mut cfg: TestConfig, store: &Path, interrupt: Interrupt) -> Result<RunOutcome> {
+pub fn run_test(cfg: TestConfig, store: &Path, interrupt: Interrupt) -> Result<RunOutcome> {
+    run_planned(cfg, store, interrupt, Planned::default())
+}
+
+/// What a run takes besides its config when it is a replay or a shrink
+/// candidate.
+#[derive(Clone, Debug, Default)]
+pub struct Planned {
+    /// The schedule to carry out instead of planning one from the config.
+    pub schedule: Option<Schedule>,
+    /// Links to other runs, written to `links.json` before the run starts
+    /// (see [`crate::replay::add_link`]).
+    pub links: Vec<(String, serde_json::Value)>,
+}
+
+/// [`run_test`] with a given schedule and links.
+pub fn run_planned(
+    mut cfg: TestConfig,
+    store: &Path,
+    interrupt: Interrupt,
+    planned: Planned,
+) -> Result<RunOutcome> {
     let started = Instant::now();
     if cfg.seed == 0 {
         // TOML integers are i64: keep the seed storable.
@@ -80,6 +101,17 @@ pub fn run_test(mut cfg: TestConfig, store: &Path, interrupt: Interrupt) -> Resu
         "cannot write {}; is the store writable?",
         config_file.display()
     )))?;
+    for (key, value) in &planned.links {
+        crate::replay::add_link(&dir, key, value.clone())?;
+    }
+    if let Some(plan) = &planned.schedule {
+        // The schedule given, as the run carries it out (its history
+        // records it too, as `schedule`).
+        let path = dir.join("schedule.json");
+        std::fs::write(&path, serde_json::to_string_pretty(plan)? + "\n").map_err(RunError::io(
+            format!("cannot write {}; is the store writable?", path.display()),
+        ))?;
+    }
     logging::to_file(&dir.join("splitbrain.log"))?;
     let mut progress = Progress::new(&cfg.name, cfg.time_limit);
     progress.line(&format!("run directory {}", dir.display()));
@@ -87,14 +119,21 @@ pub fn run_test(mut cfg: TestConfig, store: &Path, interrupt: Interrupt) -> Resu
     warn_of_orphans(&mut progress);
 
     let history = dir.join(HISTORY_FILE);
-    let error = phases(&cfg, &dir, &history, &interrupt, &mut progress)
-        .err()
-        .map(|e| {
-            let msg = e.chain();
-            tracing::error!("run failed: {msg}");
-            progress.line(&format!("error: {msg}"));
-            msg
-        });
+    let error = phases(
+        &cfg,
+        planned.schedule.as_ref(),
+        &dir,
+        &history,
+        &interrupt,
+        &mut progress,
+    )
+    .err()
+    .map(|e| {
+        let msg = e.chain();
+        tracing::error!("run failed: {msg}");
+        progress.line(&format!("error: {msg}"));
+        msg
+    });
     let interrupted = if interrupt.now() {
         Some("interrupted by Ctrl-C twice: drain, DLQ replay and final read skipped".to_string())
     } else if interrupt.requested() {
@@ -142,12 +181,16 @@ fn warn_of_orphans(progress: &mut Progress) {
 /// returns, whether it succeeded or not.
 fn phases(
     cfg: &TestConfig,
+    given: Option<&Schedule>,
     dir: &Path,
     history: &Path,
     interrupt: &Interrupt,
     progress: &mut Progress,
 ) -> Result<()> {
-    let plan = faults::schedule(cfg)?;
+    let plan = match given {
+        Some(plan) => plan.clone(),
+        None => faults::schedule(cfg)?,
+    };
     check_client_settings(cfg)?;
 
     progress.phase("env up");
