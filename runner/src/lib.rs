@@ -22,6 +22,7 @@ pub mod logging;
 pub mod replay;
 pub mod report;
 pub mod run;
+pub mod shrink;
 pub mod store;
 
 pub use error::{Result, RunError};

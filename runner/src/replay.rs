@@ -138,12 +138,15 @@ pub fn replay(original: &Path, store: &Path, interrupt: Interrupt) -> Result<Run
         "dir": original.display().to_string(),
         "anomalies": stored.anomalies,
     });
+    let mut cfg = stored.config;
+    // Its test.toml then holds the exact schedule: a replay of it replays
+    // the same.
+    cfg.nemesis.schedule = Some(stored.schedule);
     run::run_planned(
-        stored.config,
+        cfg,
         store,
         interrupt,
         run::Planned {
-            schedule: Some(stored.schedule),
             links: vec![("replay-of".into(), link)],
         },
     )
@@ -192,6 +195,11 @@ mod tests {
         );
         assert_eq!(stored.schedule.spec.concurrency, 1);
         assert!(store_name(&dir).starts_with("kills/"));
+        // The pinned schedule survives the stored test.toml.
+        let mut with = stored.config.clone();
+        with.nemesis.schedule = Some(stored.schedule.clone());
+        let back = TestConfig::from_toml(&with.to_toml()).unwrap();
+        assert_eq!(back.nemesis.schedule, Some(stored.schedule.clone()));
 
         add_link(&dir, "shrunk-to", json!({"run": "kills-min/1"})).unwrap();
         add_link(&dir, "shrink", json!("shrinks/x")).unwrap();

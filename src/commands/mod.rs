@@ -12,6 +12,7 @@ mod nemesis;
 mod report;
 mod run;
 mod serve;
+mod shrink;
 
 use crate::exit::Exit;
 use clap::{Parser, Subcommand};
@@ -52,6 +53,8 @@ pub enum Command {
     Cluster(cluster::ClusterArgs),
     /// Plan and run fault schedules; heal what faults left behind.
     Nemesis(nemesis::NemesisArgs),
+    /// Shrink a failing run to the smallest schedule that still fails.
+    Shrink(shrink::ShrinkArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -67,5 +70,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::BenchProducer(args) => bench_producer::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Nemesis(args) => nemesis::run(args),
+        Command::Shrink(args) => shrink::run(args),
     }
 }

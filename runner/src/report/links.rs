@@ -16,7 +16,7 @@ pub fn links_json(analysis: &Analysis, info: &RunInfo) -> Option<Value> {
 /// `links` with each replay or shrink link's anomaly kinds compared to
 /// `now`, this run's.
 pub fn compared(mut links: Value, now: &BTreeSet<String>) -> Value {
-    for key in ["replay-of", "shrunk-from"] {
+    for key in ["replay-of", "shrunk-from", "shrink-candidate-of"] {
         if let Some(link) = links.get_mut(key).and_then(Value::as_object_mut) {
             let then: BTreeSet<String> = link
                 .get("anomalies")

@@ -242,6 +242,11 @@ pub struct NemesisConfig {
     /// may start `quiet` s after the previous one started while fewer than
     /// N hold (docs/nemeses.md, overlapping faults).
     pub concurrency: usize,
+    /// An exact schedule to carry out instead of planning one from the
+    /// fields above (what `run --replay` and `shrink` write: each fault
+    /// with its times and pinned targets; docs/running.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<splitbrain_nemeses::Schedule>,
 }
 
 impl Default for NemesisConfig {
@@ -254,6 +259,7 @@ impl Default for NemesisConfig {
             add_count: 4,
             move_broker: true,
             concurrency: 1,
+            schedule: None,
         }
     }
 }

@@ -57,9 +57,13 @@ pub fn mix(cfg: &TestConfig) -> Result<Vec<Fault>, FaultSpecError> {
 
 /// The test's schedule: quiet `nemesis.quiet` s, a fault for
 /// `nemesis.duration` s, and again, within the load period; at most
-/// `nemesis.max_faults` faults (0: no limit).
+/// `nemesis.max_faults` faults (0: no limit). `nemesis.schedule`, when
+/// set, is the schedule as it is.
 pub fn schedule(cfg: &TestConfig) -> Result<Schedule, FaultSpecError> {
     let n = &cfg.nemesis;
+    if let Some(exact) = &n.schedule {
+        return Ok(exact.clone());
+    }
     let spec = ScheduleSpec {
         seed: cfg.seed,
         faults: mix(cfg)?,

@@ -72,11 +72,9 @@ pub fn run_test(cfg: TestConfig, store: &Path, interrupt: Interrupt) -> Result<R
 }
 
 /// What a run takes besides its config when it is a replay or a shrink
-/// candidate.
+/// candidate (whose exact schedule is the config's `nemesis.schedule`).
 #[derive(Clone, Debug, Default)]
 pub struct Planned {
-    /// The schedule to carry out instead of planning one from the config.
-    pub schedule: Option<Schedule>,
     /// Links to other runs, written to `links.json` before the run starts
     /// (see [`crate::replay::add_link`]).
     pub links: Vec<(String, serde_json::Value)>,
@@ -104,14 +102,6 @@ pub fn run_planned(
     for (key, value) in &planned.links {
         crate::replay::add_link(&dir, key, value.clone())?;
     }
-    if let Some(plan) = &planned.schedule {
-        // The schedule given, as the run carries it out (its history
-        // records it too, as `schedule`).
-        let path = dir.join("schedule.json");
-        std::fs::write(&path, serde_json::to_string_pretty(plan)? + "\n").map_err(RunError::io(
-            format!("cannot write {}; is the store writable?", path.display()),
-        ))?;
-    }
     logging::to_file(&dir.join("splitbrain.log"))?;
     let mut progress = Progress::new(&cfg.name, cfg.time_limit);
     progress.line(&format!("run directory {}", dir.display()));
@@ -119,21 +109,14 @@ pub fn run_planned(
     warn_of_orphans(&mut progress);
 
     let history = dir.join(HISTORY_FILE);
-    let error = phases(
-        &cfg,
-        planned.schedule.as_ref(),
-        &dir,
-        &history,
-        &interrupt,
-        &mut progress,
-    )
-    .err()
-    .map(|e| {
-        let msg = e.chain();
-        tracing::error!("run failed: {msg}");
-        progress.line(&format!("error: {msg}"));
-        msg
-    });
+    let error = phases(&cfg, &dir, &history, &interrupt, &mut progress)
+        .err()
+        .map(|e| {
+            let msg = e.chain();
+            tracing::error!("run failed: {msg}");
+            progress.line(&format!("error: {msg}"));
+            msg
+        });
     let interrupted = if interrupt.now() {
         Some("interrupted by Ctrl-C twice: drain, DLQ replay and final read skipped".to_string())
     } else if interrupt.requested() {
@@ -181,16 +164,12 @@ fn warn_of_orphans(progress: &mut Progress) {
 /// returns, whether it succeeded or not.
 fn phases(
     cfg: &TestConfig,
-    given: Option<&Schedule>,
     dir: &Path,
     history: &Path,
     interrupt: &Interrupt,
     progress: &mut Progress,
 ) -> Result<()> {
-    let plan = match given {
-        Some(plan) => plan.clone(),
-        None => faults::schedule(cfg)?,
-    };
+    let plan = faults::schedule(cfg)?;
     check_client_settings(cfg)?;
 
     progress.phase("env up");
