@@ -155,3 +155,52 @@ fn a_replay_cuts_the_same_links_at_the_same_times() {
         "another seed draws other cuts"
     );
 }
+
+#[test]
+fn overlapping_partitions_hold_at_once_and_heal_in_reverse_order() {
+    let env = TestEnv::up("nemesis-overlap", 5);
+    let layout =
+        ClusterLayout::plan(env.name(), env.nodes(), 3, 2, Artifacts::locate().unwrap()).unwrap();
+    let db = EnvCluster::new(env.control(), env.nodes().to_vec(), layout);
+    let spec = ScheduleSpec {
+        seed: 8,
+        faults: vec![],
+        quiet: Interval::Fixed(700),
+        fault: Interval::Fixed(3000),
+        total_ms: 8000,
+        concurrency: 2,
+    };
+    let part = |kind| Fault::Partition { kind };
+    // Two partitions overlap and stop together, then a third alone.
+    let plan = Schedule::from_intervals(
+        spec,
+        vec![
+            (500, 5000, part(PartitionKind::IsolateOne), None),
+            (1500, 5000, part(PartitionKind::RandomHalves), None),
+            (5500, 7000, part(PartitionKind::IsolateOne), None),
+        ],
+    );
+    assert_eq!(plan.max_overlap(), 2, "{plan:?}");
+    let events = timed_events(&run(&db, &env, &plan, 5));
+    // Replayed from the events: how many faults were active after each.
+    let mut active: Vec<u64> = Vec::new();
+    let mut most = 0;
+    let mut heals: Vec<u64> = Vec::new();
+    for (_, f, v) in &events {
+        let id = v["fault-id"].as_u64();
+        match f.as_str() {
+            "start-partition" => active.push(id.unwrap()),
+            "heal" => {
+                heals.push(id.unwrap());
+                active.retain(|a| Some(*a) != id);
+            }
+            _ => {}
+        }
+        most = most.max(active.len());
+    }
+    assert_eq!(most, 2, "two partitions held at once: {events:?}");
+    assert!(active.is_empty(), "every partition healed");
+    // The two stopping together heal newest first.
+    assert_eq!(heals, vec![1, 0, 2]);
+    eprintln!("overlap: 3 partitions, at most {most} at once, heals in order {heals:?}");
+}
