@@ -58,7 +58,9 @@ fn recorded_pins(events: &[(String, Value)]) -> BTreeMap<u64, Pin> {
 
 /// The schedule recorded in `events` (the `(f, value)` of each nemesis
 /// event, in history order) with every start that hit something pinned to
-/// what it hit. A start that never ran (the run was cut short) keeps no pin.
+/// what it hit. Planned faults that never started (the load ended first,
+/// or a fault error ended the schedule) are left out: no event names their
+/// `fault-id`.
 pub fn recorded(events: &[(String, Value)]) -> Result<Schedule, ReplayError> {
     let plan = events
         .iter()
@@ -66,6 +68,12 @@ pub fn recorded(events: &[(String, Value)]) -> Result<Schedule, ReplayError> {
         .map(|(_, v)| v.clone())
         .ok_or(ReplayError::NoSchedule)?;
     let mut schedule: Schedule = serde_json::from_value(plan)?;
+    let started = events
+        .iter()
+        .filter_map(|(_, v)| v.get("fault-id").and_then(Value::as_u64))
+        .max()
+        .map_or(0, |k| k as usize + 1);
+    schedule.keep_first_faults(started);
     let pins = recorded_pins(events);
     let mut k = 0u64;
     for step in &mut schedule.steps {
@@ -169,6 +177,36 @@ mod tests {
                 .filter(|(f, _)| f == "kill" || f == "pause")
                 .all(|(_, v)| v["pinned"] == true));
         }
+    }
+
+    #[test]
+    fn faults_that_never_started_are_left_out() {
+        let original = run_with_seed(&plan(), 1);
+        let all = plan().intervals().len();
+        // Cut the history after the second fault's events.
+        let cut: Vec<(String, Value)> = original
+            .iter()
+            .filter(|(_, v)| v.get("fault-id").and_then(Value::as_u64).unwrap_or(0) < 2)
+            .filter(|(f, _)| f != "heal-all")
+            .cloned()
+            .collect();
+        let r = recorded(&cut).unwrap();
+        assert!(all > 2);
+        assert_eq!(r.intervals().len(), 2);
+        let times = |s: &Schedule| -> Vec<(u64, u64, Fault)> {
+            s.intervals()
+                .into_iter()
+                .map(|(a, b, f, _)| (a, b, f))
+                .collect()
+        };
+        assert_eq!(times(&r), times(&plan())[..2].to_vec());
+        assert!(r.steps.iter().all(|s| match s.action {
+            Action::Start { .. } => s.pin.is_some(),
+            Action::Stop => true,
+        }));
+        // No start at all: an empty schedule.
+        let none = recorded(&original[..1]).unwrap();
+        assert!(none.steps.is_empty());
     }
 
     #[test]
