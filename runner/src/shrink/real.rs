@@ -112,7 +112,9 @@ pub fn shrink_run(
     let mut runs = 0usize;
     let mut longest = Duration::ZERO;
     let mut failing_dirs: Vec<(Candidate, PathBuf)> = Vec::new();
+    let mut tried = 0usize;
     let shrunk = shrink(start.clone(), |c| {
+        tried += 1;
         for attempt in 1..=options.tries.max(1) {
             // A first run's length is unknown: guess load + 3 min.
             let expected = if longest.is_zero() {
@@ -127,7 +129,7 @@ pub fn shrink_run(
             let cfg = candidate_config(&stored, c);
             let link = json!({"run": original_name, "anomalies": target});
             say(&format!(
-                "candidate {} (try {attempt}/{}): {}",
+                "run {}: candidate {tried} (try {attempt}/{}): {}",
                 runs + 1,
                 options.tries,
                 c.describe()
