@@ -13,11 +13,12 @@ pub mod grammar;
 pub mod grudge;
 pub mod nemesis;
 pub mod partition;
+pub mod replay;
 pub mod schedule;
 
 pub use grammar::{FaultDefaults, FaultSpecError};
 pub use grudge::{Grudge, GrudgeError, PartitionKind, Topology};
-pub use nemesis::{Fault, FaultId, Nemesis, NemesisError, NemesisOptions, Target};
+pub use nemesis::{Fault, FaultId, Nemesis, NemesisError, NemesisOptions, Pin, Target};
 pub use partition::{Cuts, LayerId, Partitioner, Probe};
 pub use schedule::{
     Action, FaultError, FaultPhase, Interval, IntervalError, Schedule, ScheduleReport,

@@ -184,6 +184,23 @@ pub enum NemesisError {
     HealIncomplete(Vec<String>),
 }
 
+/// The targets a replayed fault must hit, instead of drawing them: what a
+/// recorded start event says it hit (see `docs/running.md`, replay).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "pin", rename_all = "kebab-case")]
+pub enum Pin {
+    /// A kill or pause hits exactly these server ids.
+    Servers {
+        /// The ids, in the order they were hit.
+        ids: Vec<i64>,
+    },
+    /// A partition cuts exactly these links (node -> peers it cannot reach).
+    Cuts {
+        /// The cuts, as the start event's `grudge` records them.
+        cuts: Cuts,
+    },
+}
+
 /// Identifies a started fault, for [`Nemesis::stop`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct FaultId(pub u64);
@@ -336,6 +353,26 @@ impl<'a> Nemesis<'a> {
         Ok(t)
     }
 
+    /// The servers `pin` names (in its order), or else drawn by `target`.
+    fn pinned_targets(
+        &mut self,
+        service: ServerKind,
+        target: &Target,
+        pin: Option<&Pin>,
+    ) -> Result<Vec<Server>, NemesisError> {
+        match pin {
+            Some(Pin::Servers { ids }) => {
+                let chosen = self.targets(service, &Target::Ids(ids.clone()))?;
+                // In the recorded order, so events come in the same order.
+                Ok(ids
+                    .iter()
+                    .filter_map(|i| chosen.iter().find(|s| s.id == *i).cloned())
+                    .collect())
+            }
+            _ => self.targets(service, target),
+        }
+    }
+
     fn targets(
         &mut self,
         service: ServerKind,
@@ -381,13 +418,27 @@ impl<'a> Nemesis<'a> {
 
     /// Starts `fault`, records it, and returns its id for [`Nemesis::stop`].
     pub fn start(&mut self, fault: &Fault) -> Result<FaultId, NemesisError> {
+        self.start_pinned(fault, None)
+    }
+
+    /// Starts `fault` on the targets `pin` names, when given (a replay),
+    /// instead of drawing them; its events then carry `"pinned": true`. A
+    /// pin that does not fit the fault (cuts for a kill) is ignored; a
+    /// membership fault takes no pin (its nodes are the free ones, in order).
+    pub fn start_pinned(
+        &mut self,
+        fault: &Fault,
+        pin: Option<&Pin>,
+    ) -> Result<FaultId, NemesisError> {
         let id = FaultId(self.next);
         self.next += 1;
         let undo = match fault {
             Fault::Partition { kind } => {
                 let topology = self.topology()?;
-                let grudge = Grudge::compute(*kind, &topology, &mut self.rng)?;
-                let cuts = Partitioner::cuts_of(&grudge);
+                let cuts = match pin {
+                    Some(Pin::Cuts { cuts }) => cuts.clone(),
+                    _ => Partitioner::cuts_of(&Grudge::compute(*kind, &topology, &mut self.rng)?),
+                };
                 let began = Instant::now();
                 let layer = self.partitioner.add(cuts.clone());
                 let mut value = json!({"kind": kind, "grudge": cuts, "fault-id": id.0,
@@ -395,6 +446,9 @@ impl<'a> Nemesis<'a> {
                         "kafka-controller": topology.kafka_controller});
                 if let Some(leader) = &topology.kraft_leader {
                     value["kraft-leader"] = json!(leader);
+                }
+                if pin.is_some() {
+                    value["pinned"] = json!(true);
                 }
                 let layer = match layer {
                     Ok(layer) => layer,
@@ -441,7 +495,7 @@ impl<'a> Nemesis<'a> {
                 return Ok(id);
             }
             Fault::Kill { service, target } => {
-                let victims = self.targets(*service, target)?;
+                let victims = self.pinned_targets(*service, target, pin)?;
                 let mut done = Vec::new();
                 for s in &victims {
                     let pid = self.db.kill(s);
@@ -457,12 +511,13 @@ impl<'a> Nemesis<'a> {
                         Some(pid) => self.verify_gone(s, pid)?,
                         None => (false, json!({"ok": false, "process": "none was running"})),
                     };
-                    self.record(
-                        "kill",
-                        &json!({"node": s.node, "service": s.kind, "id": s.id,
+                    let mut value = json!({"node": s.node, "service": s.kind, "id": s.id,
                                 "signal": "KILL", "pid": pid, "fault-id": id.0,
-                                "verified": seen}),
-                    )?;
+                                "verified": seen});
+                    if pin.is_some() {
+                        value["pinned"] = json!(true);
+                    }
+                    self.record("kill", &value)?;
                     if !ok {
                         self.active.insert(id, Undo::Restart(done));
                         return Err(NemesisError::NotVerified {
@@ -474,7 +529,7 @@ impl<'a> Nemesis<'a> {
                 Undo::Restart(done)
             }
             Fault::Pause { service, target } => {
-                let victims = self.targets(*service, target)?;
+                let victims = self.pinned_targets(*service, target, pin)?;
                 let mut done = Vec::new();
                 for s in &victims {
                     match self.db.pause(s) {
@@ -488,12 +543,13 @@ impl<'a> Nemesis<'a> {
                                     (false, json!({"ok": false, "process": "none was running"}))
                                 }
                             };
-                            self.record(
-                                "pause",
-                                &json!({"node": s.node, "service": s.kind, "id": s.id,
-                                        "signal": "STOP", "pid": pid, "fault-id": id.0,
-                                        "verified": seen}),
-                            )?;
+                            let mut value = json!({"node": s.node, "service": s.kind,
+                                    "id": s.id, "signal": "STOP", "pid": pid,
+                                    "fault-id": id.0, "verified": seen});
+                            if pin.is_some() {
+                                value["pinned"] = json!(true);
+                            }
+                            self.record("pause", &value)?;
                             if !ok {
                                 self.active.insert(id, Undo::Resume(done));
                                 return Err(NemesisError::NotVerified {

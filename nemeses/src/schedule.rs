@@ -2,15 +2,16 @@
 //!
 //! A [`ScheduleSpec`] (seed, mix of faults, quiet and fault durations, total
 //! length) is planned into a [`Schedule`]: a list of timed steps, computed
-//! from the seed alone, so a run can be repeated exactly. One fault is
-//! active at a time: quiet, fault, quiet, fault, … and the schedule always
-//! ends healed. [`run`] carries it out beside the workload, records the
+//! from the seed alone, so a run can be repeated exactly. By default one
+//! fault is active at a time: quiet, fault, quiet, fault, …; with
+//! [`ScheduleSpec::concurrency`] N > 1 up to N overlap (see
+//! [`Schedule::plan`]). The schedule always ends healed. [`run`] carries it out beside the workload, records the
 //! seed and the full plan first (`f: "schedule"`), and finishes with
 //! `heal-all`. A fault error (a fault that did not start, stop or heal,
 //! found no target, or whose effect was not shown) ends the schedule and is
 //! reported in [`ScheduleReport::errors`]: the run is then ERROR.
 
-use crate::nemesis::{Fault, FaultId, Nemesis, NemesisError};
+use crate::nemesis::{Fault, FaultId, Nemesis, NemesisError, Pin};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -84,6 +85,13 @@ pub struct ScheduleSpec {
     /// Length of the whole schedule in milliseconds: no fault starts after
     /// it, and every fault has stopped by it.
     pub total_ms: u64,
+    /// Most faults active at once (0 and 1: one at a time, as before).
+    #[serde(default = "one")]
+    pub concurrency: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// What a step does.
@@ -95,7 +103,8 @@ pub enum Action {
         /// The fault.
         fault: Fault,
     },
-    /// Undo the fault started by the previous step.
+    /// Undo the fault [`Step::undoes`] names, or else the newest fault
+    /// still active (with one fault at a time: the previous step's).
     Stop,
 }
 
@@ -106,6 +115,37 @@ pub struct Step {
     pub at_ms: u64,
     /// What to do.
     pub action: Action,
+    /// A start's targets, fixed instead of drawn (a replay's, from the
+    /// recorded start events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<Pin>,
+    /// A stop's fault: its number in start order, from 0 (the nemesis's
+    /// `fault-id` in a run of this schedule alone). Absent: the newest
+    /// fault still active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undoes: Option<usize>,
+}
+
+impl Step {
+    /// A start of `fault` at `at_ms`, targets drawn.
+    pub fn start(at_ms: u64, fault: Fault) -> Step {
+        Step {
+            at_ms,
+            action: Action::Start { fault },
+            pin: None,
+            undoes: None,
+        }
+    }
+
+    /// A stop at `at_ms` of fault number `undoes` (or the newest active).
+    pub fn stop(at_ms: u64, undoes: Option<usize>) -> Step {
+        Step {
+            at_ms,
+            action: Action::Stop,
+            pin: None,
+            undoes,
+        }
+    }
 }
 
 /// A planned schedule: the spec it came from and its steps in time order.
@@ -113,7 +153,8 @@ pub struct Step {
 pub struct Schedule {
     /// The spec (with the seed).
     pub spec: ScheduleSpec,
-    /// Steps, alternating start and stop, in time order.
+    /// Steps in time order: alternating start and stop when one fault is
+    /// active at a time.
     pub steps: Vec<Step>,
 }
 
@@ -121,7 +162,17 @@ impl Schedule {
     /// Plans `spec`. The same spec always gives the same steps. A fault
     /// that would outlast `total_ms` is cut short there; one that would
     /// start at or after it is not planned. An empty mix plans nothing.
+    ///
+    /// One at a time (concurrency 0 or 1): quiet, fault, quiet, fault, …
+    /// With concurrency N > 1 each fault starts `quiet` after the previous
+    /// one *started*, while fewer than N are active; when N are, `quiet`
+    /// after the first of them stops. Stops name their fault
+    /// ([`Step::undoes`]); faults stopping at the same time stop newest
+    /// first, and the end heals in reverse start order.
     pub fn plan(spec: &ScheduleSpec) -> Schedule {
+        if spec.concurrency > 1 {
+            return Self::plan_overlapping(spec);
+        }
         let mut rng = StdRng::seed_from_u64(spec.seed);
         let mut steps = Vec::new();
         let mut t = 0u64;
@@ -133,21 +184,149 @@ impl Schedule {
             }
             let fault = spec.faults[rng.random_range(0..spec.faults.len())].clone();
             let len = spec.fault.draw(&mut rng).max(1);
-            steps.push(Step {
-                at_ms: t,
-                action: Action::Start { fault },
-            });
+            steps.push(Step::start(t, fault));
             t = t.saturating_add(len).min(spec.total_ms);
-            steps.push(Step {
-                at_ms: t,
-                action: Action::Stop,
-            });
+            steps.push(Step::stop(t, None));
         }
         Schedule {
             spec: spec.clone(),
             steps,
         }
     }
+
+    fn plan_overlapping(spec: &ScheduleSpec) -> Schedule {
+        let mut rng = StdRng::seed_from_u64(spec.seed);
+        // (start, end, fault) of every planned fault, in start order.
+        let mut faults: Vec<(u64, u64, Fault)> = Vec::new();
+        let mut last_start = 0u64;
+        while !spec.faults.is_empty() {
+            let mut t = last_start.saturating_add(spec.quiet.draw(&mut rng).max(1));
+            // Bounded: each round moves `t` past the earliest active end.
+            loop {
+                let active: Vec<u64> = faults.iter().map(|f| f.1).filter(|&end| end > t).collect();
+                if active.len() < spec.concurrency {
+                    break;
+                }
+                let first_end = active.into_iter().min().unwrap_or(t);
+                t = first_end.saturating_add(spec.quiet.draw(&mut rng).max(1));
+            }
+            if t >= spec.total_ms {
+                break;
+            }
+            let fault = spec.faults[rng.random_range(0..spec.faults.len())].clone();
+            let len = spec.fault.draw(&mut rng).max(1);
+            faults.push((t, t.saturating_add(len).min(spec.total_ms), fault));
+            last_start = t;
+        }
+        Schedule {
+            spec: spec.clone(),
+            steps: steps_of(faults.into_iter().map(|(a, b, f)| (a, b, f, None))),
+        }
+    }
+
+    /// Most faults this schedule holds active at once.
+    pub fn max_overlap(&self) -> usize {
+        let (mut now, mut most) = (0usize, 0usize);
+        for step in &self.steps {
+            match step.action {
+                Action::Start { .. } => {
+                    now += 1;
+                    most = most.max(now);
+                }
+                Action::Stop => now = now.saturating_sub(1),
+            }
+        }
+        most
+    }
+
+    /// Keeps the first `max` faults (their starts and their stops).
+    pub fn keep_first_faults(&mut self, max: usize) {
+        let mut starts = 0;
+        let mut newest_active: Vec<usize> = Vec::new();
+        self.steps.retain(|s| match s.action {
+            Action::Start { .. } => {
+                starts += 1;
+                newest_active.push(starts - 1);
+                starts <= max
+            }
+            Action::Stop => {
+                let k = match s.undoes {
+                    Some(k) => {
+                        newest_active.retain(|&a| a != k);
+                        k
+                    }
+                    None => newest_active.pop().unwrap_or(0),
+                };
+                k < max
+            }
+        });
+    }
+
+    /// Every fault as `(start ms, stop ms, fault, pin)`, in start order
+    /// (a fault never stopped stops at `spec.total_ms`).
+    pub fn intervals(&self) -> Vec<(u64, u64, Fault, Option<Pin>)> {
+        let mut out: Vec<(u64, u64, Fault, Option<Pin>)> = Vec::new();
+        let mut open: Vec<usize> = Vec::new();
+        for step in &self.steps {
+            match &step.action {
+                Action::Start { fault } => {
+                    open.push(out.len());
+                    out.push((step.at_ms, u64::MAX, fault.clone(), step.pin.clone()));
+                }
+                Action::Stop => {
+                    let k = match step.undoes {
+                        Some(k) => {
+                            open.retain(|&a| a != k);
+                            Some(k)
+                        }
+                        None => open.pop(),
+                    };
+                    if let Some(f) = k.and_then(|k| out.get_mut(k)) {
+                        f.1 = step.at_ms;
+                    }
+                }
+            }
+        }
+        for f in &mut out {
+            if f.1 == u64::MAX {
+                f.1 = self.spec.total_ms.max(f.0);
+            }
+        }
+        out
+    }
+
+    /// The schedule of these faults `(start, stop, fault, pin)` (in start
+    /// order), with `spec` kept as the record of where they came from.
+    pub fn from_intervals(
+        spec: ScheduleSpec,
+        faults: impl IntoIterator<Item = (u64, u64, Fault, Option<Pin>)>,
+    ) -> Schedule {
+        Schedule {
+            spec,
+            steps: steps_of(faults),
+        }
+    }
+}
+
+/// Steps of faults `(start, stop, fault, pin)` given in start order: in
+/// time order, stops before starts at the same time, and stops at the same
+/// time newest first; each stop names its fault.
+fn steps_of(faults: impl IntoIterator<Item = (u64, u64, Fault, Option<Pin>)>) -> Vec<Step> {
+    // (at, 0 = stop / 1 = start, tie-break, step)
+    let mut keyed: Vec<(u64, u8, i64, Step)> = Vec::new();
+    for (k, (start, stop, fault, pin)) in faults.into_iter().enumerate() {
+        let mut s = Step::start(start, fault);
+        s.pin = pin;
+        keyed.push((start, 1, k as i64, s));
+        keyed.push((
+            stop.max(start),
+            0,
+            -(k as i64),
+            Step::stop(stop.max(start), Some(k)),
+        ));
+    }
+    keyed.sort_by_key(|(at, kind, tie, _)| (*at, *kind, *tie));
+    keyed.into_iter().map(|(.., s)| s).collect()
 }
 
 /// When a fault error happened.
@@ -244,7 +423,8 @@ pub fn run(
     }
     let begin = Instant::now();
     let mut report = ScheduleReport::default();
-    let mut current: Option<(FaultId, Fault)> = None;
+    // Started faults by number (start order); `None` once stopped.
+    let mut started: Vec<Option<(FaultId, Fault)>> = Vec::new();
     for step in &schedule.steps {
         let due = begin + Duration::from_millis(step.at_ms);
         // Sleep in short slices so cancellation is noticed promptly.
@@ -257,10 +437,10 @@ pub fn run(
             break;
         }
         match &step.action {
-            Action::Start { fault } => match nemesis.start(fault) {
+            Action::Start { fault } => match nemesis.start_pinned(fault, step.pin.as_ref()) {
                 Ok(id) => {
                     report.faults_applied += 1;
-                    current = Some((id, fault.clone()));
+                    started.push(Some((id, fault.clone())));
                 }
                 Err(e) => {
                     fault_error(
@@ -276,7 +456,11 @@ pub fn run(
                 }
             },
             Action::Stop => {
-                if let Some((id, fault)) = current.take() {
+                let slot = match step.undoes {
+                    Some(k) => started.get_mut(k),
+                    None => started.iter_mut().rev().find(|s| s.is_some()),
+                };
+                if let Some((id, fault)) = slot.and_then(Option::take) {
                     if let Err(e) = nemesis.stop(id) {
                         fault_error(
                             &mut report,
@@ -322,6 +506,7 @@ mod tests {
             },
             fault: Interval::Fixed(5000),
             total_ms: 60_000,
+            concurrency: 1,
         }
     }
 
@@ -424,6 +609,7 @@ mod tests {
             quiet: Interval::Fixed(10),
             fault: Interval::Fixed(10),
             total_ms: 100,
+            concurrency: 1,
         })
     }
 
@@ -484,5 +670,167 @@ mod tests {
             report.errors[0].error,
             NemesisError::NotVerified { .. }
         ));
+    }
+
+    fn overlapping(seed: u64, n: usize) -> ScheduleSpec {
+        ScheduleSpec {
+            seed,
+            quiet: Interval::Random {
+                min_ms: 1000,
+                max_ms: 4000,
+            },
+            fault: Interval::Random {
+                min_ms: 3000,
+                max_ms: 9000,
+            },
+            concurrency: n,
+            ..spec(seed)
+        }
+    }
+
+    /// Active fault numbers after each step, checking every stop undoes
+    /// an active fault.
+    fn replay_stack(s: &Schedule) -> Vec<Vec<usize>> {
+        let mut active: Vec<usize> = Vec::new();
+        let mut starts = 0;
+        let mut out = Vec::new();
+        for step in &s.steps {
+            match step.action {
+                Action::Start { .. } => {
+                    active.push(starts);
+                    starts += 1;
+                }
+                Action::Stop => {
+                    let k = step.undoes.expect("overlapping stops name their fault");
+                    assert!(active.contains(&k), "stop of inactive {k}: {s:?}");
+                    active.retain(|&a| a != k);
+                }
+            }
+            out.push(active.clone());
+        }
+        out
+    }
+
+    #[test]
+    fn overlapping_plans_are_seeded_bounded_and_end_healed() {
+        for n in [2, 3] {
+            let a = Schedule::plan(&overlapping(5, n));
+            assert_eq!(
+                a,
+                Schedule::plan(&overlapping(5, n)),
+                "same seed, same plan"
+            );
+            assert_ne!(a.steps, Schedule::plan(&overlapping(6, n)).steps);
+            let mut saw_overlap = false;
+            for seed in 0..50 {
+                let s = Schedule::plan(&overlapping(seed, n));
+                let stacks = replay_stack(&s);
+                assert!(stacks.iter().all(|a| a.len() <= n), "more than {n}: {s:?}");
+                saw_overlap |= stacks.iter().any(|a| a.len() >= 2);
+                assert!(stacks.last().unwrap().is_empty(), "all stopped by the end");
+                assert_eq!(s.max_overlap(), stacks.iter().map(Vec::len).max().unwrap());
+                let mut last = 0;
+                for step in &s.steps {
+                    assert!(step.at_ms >= last && step.at_ms <= 60_000);
+                    last = step.at_ms;
+                }
+            }
+            assert!(saw_overlap, "faults overlap with concurrency {n}");
+        }
+        // Concurrency 1 (and 0) plans exactly as before: one at a time.
+        let one = Schedule::plan(&overlapping(5, 1));
+        assert_eq!(one.max_overlap(), 1);
+        assert!(one.steps.iter().all(|s| s.undoes.is_none()));
+        assert_eq!(one.steps, Schedule::plan(&overlapping(5, 0)).steps);
+    }
+
+    #[test]
+    fn faults_stopping_together_stop_newest_first() {
+        // Both cut short by the end: the newer stops first.
+        let kill = Fault::Kill {
+            service: ServerKind::Kafka,
+            target: crate::nemesis::Target::One,
+        };
+        let s = Schedule::from_intervals(
+            spec(1),
+            vec![
+                (1000, 60_000, kill.clone(), None),
+                (2000, 60_000, kill.clone(), None),
+            ],
+        );
+        let stops: Vec<Option<usize>> = s
+            .steps
+            .iter()
+            .filter(|s| s.action == Action::Stop)
+            .map(|s| s.undoes)
+            .collect();
+        assert_eq!(stops, vec![Some(1), Some(0)]);
+        let back = s.intervals();
+        assert_eq!(back.len(), 2);
+        assert_eq!((back[0].0, back[0].1, back[1].0), (1000, 60_000, 2000));
+    }
+
+    #[test]
+    fn overlapping_faults_run_and_are_undone_in_reverse_order() {
+        use crate::fake::{self, FakeDb};
+        let db = FakeDb::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (h, path) = fake::history(dir.path());
+        let mut n = Nemesis::new(&db, fake::no_nodes(), Some(h.clone()), 1);
+        let z = |id| crate::nemesis::Target::Ids(vec![id]);
+        // kill zk 2 during [0, 300), pause zk 3 during [100, 200), kill
+        // kafka 4 during [150, 300): at 150 three are active; at 300 the
+        // two still active stop newest first.
+        let plan = Schedule::from_intervals(
+            ScheduleSpec {
+                total_ms: 300,
+                concurrency: 3,
+                ..spec(1)
+            },
+            vec![
+                (10, 300, kill(ServerKind::Zookeeper, z(2)), None),
+                (
+                    100,
+                    200,
+                    Fault::Pause {
+                        service: ServerKind::Zookeeper,
+                        target: z(3),
+                    },
+                    None,
+                ),
+                (150, 300, kill(ServerKind::Kafka, z(4)), None),
+            ],
+        );
+        assert_eq!(plan.max_overlap(), 3);
+        let report = run(&mut n, &plan, Some(&h), &AtomicBool::new(false)).unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        let order: Vec<(String, i64)> = fake::events(&path)
+            .into_iter()
+            .filter(|(f, _)| ["kill", "pause", "restart", "resume"].contains(&f.as_str()))
+            .map(|(f, v)| (f, v["id"].as_i64().unwrap()))
+            .collect();
+        let want: Vec<(String, i64)> = [
+            ("kill", 2),
+            ("pause", 3),
+            ("kill", 4),
+            ("resume", 3),
+            ("restart", 4),
+            ("restart", 2),
+        ]
+        .iter()
+        .map(|(f, i)| (f.to_string(), *i))
+        .collect();
+        assert_eq!(order, want);
+    }
+
+    #[test]
+    fn keeping_the_first_faults_keeps_their_stops() {
+        let s = Schedule::plan(&overlapping(3, 3));
+        let all = s.intervals();
+        assert!(all.len() > 3);
+        let mut kept = s.clone();
+        kept.keep_first_faults(2);
+        assert_eq!(kept.intervals(), all[..2].to_vec());
+        assert_eq!(replay_stack(&kept).last().unwrap(), &Vec::<usize>::new());
     }
 }

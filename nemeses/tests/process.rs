@@ -221,6 +221,7 @@ fn kill_pause_and_a_schedule_on_a_real_ensemble() {
         },
         fault: Interval::Fixed(2000),
         total_ms: 12_000,
+        concurrency: 1,
     };
     let plan = Schedule::plan(&spec);
     let starts = plan.steps.len() / 2;

@@ -36,6 +36,12 @@ pub enum RunError {
         #[source]
         source: toml::de::Error,
     },
+    /// A stored run cannot be replayed or shrunk.
+    #[error("{what}")]
+    Replay {
+        /// Which run, what is missing, and what to do.
+        what: String,
+    },
     /// A test name that cannot be a directory name.
     #[error("test name {name:?} is not usable as a directory name; use letters, digits, '.', '_' and '-' (at most 100)")]
     TestName {

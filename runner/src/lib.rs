@@ -22,8 +22,10 @@ pub mod campaign;
 pub mod error;
 pub mod evidence;
 pub mod logging;
+pub mod replay;
 pub mod report;
 pub mod run;
+pub mod shrink;
 pub mod store;
 
 pub use error::{Result, RunError};

@@ -15,6 +15,7 @@ mod nemesis;
 mod report;
 mod run;
 mod serve;
+mod shrink;
 
 use crate::exit::Exit;
 use clap::{Parser, Subcommand};
@@ -59,6 +60,8 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Convert what another tool recorded to a splitbrain history.
     Import(import::ImportArgs),
+    /// Shrink a failing run to the smallest schedule that still fails.
+    Shrink(shrink::ShrinkArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -76,5 +79,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Nemesis(args) => nemesis::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Import(args) => import::run(args),
+        Command::Shrink(args) => shrink::run(args),
     }
 }

@@ -52,6 +52,10 @@ pub struct SpecArgs {
     /// Length of the whole schedule, in seconds.
     #[arg(long, default_value_t = 60)]
     pub seconds: u64,
+    /// Most faults active at once (1: one at a time; N > 1: a fault may
+    /// start while others hold, each undone at its own stop).
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
 }
 
 impl SpecArgs {
@@ -62,6 +66,7 @@ impl SpecArgs {
             quiet: self.quiet,
             fault: self.fault_for,
             total_ms: self.seconds.saturating_mul(1000),
+            concurrency: self.concurrency,
         }
     }
 }

@@ -114,6 +114,17 @@ pub struct RunArgs {
     /// lines) is collected before the cluster goes down (default: 20; 0: none).
     #[arg(long, value_name = "N")]
     pub evidence: Option<usize>,
+    /// Most faults active at once (default: 1).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Replay a stored run (a run directory, store/<test>/<timestamp>):
+    /// its test.toml (seed included) and the exact schedule its history
+    /// records, each fault at its recorded time after the start of the
+    /// load and on the servers or links it hit. The new run's results.json
+    /// and report link the original and say whether the same anomaly kinds
+    /// came back. Only --store applies besides it.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "test")]
+    pub replay: Option<PathBuf>,
 }
 
 /// Loads a test file.
@@ -171,6 +182,7 @@ fn apply(args: &RunArgs, c: &mut TestConfig) {
     set!(c.nemesis.add_count, args.add_count);
     set!(c.nemesis.move_broker, args.move_broker);
     set!(c.evidence, args.evidence);
+    set!(c.nemesis.concurrency, args.concurrency);
 }
 
 /// The process's Ctrl-C (and SIGTERM) handler, installed once: each signal
@@ -202,6 +214,18 @@ pub fn interrupt_handler() -> anyhow::Result<Interrupt> {
 
 /// Runs the command.
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
+    if let Some(original) = &args.replay {
+        let interrupt = interrupt_handler()?;
+        let outcome = splitbrain_runner::replay::replay(original, &args.store, interrupt)
+            .with_context(|| format!("cannot replay {}", original.display()))?;
+        println!("{}", outcome.summary);
+        if let Some(e) = &outcome.error {
+            println!("error: {e}");
+        }
+        println!("{}", replay_verdict(&outcome.dir));
+        println!("{}", outcome.dir.display());
+        return Ok(Exit::of_run(&outcome));
+    }
     let mut cfg = match &args.test {
         Some(path) => load_test(path)?,
         None => TestConfig::default(),
@@ -218,4 +242,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     }
     println!("{}", outcome.dir.display());
     Ok(Exit::of_run(&outcome))
+}
+
+/// One line: whether a replay found the original's anomaly kinds again.
+fn replay_verdict(dir: &Path) -> String {
+    let results: serde_json::Value = std::fs::read_to_string(dir.join("results.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let link = &results["links"]["replay-of"];
+    match link["same-anomalies"].as_bool() {
+        Some(same) => format!(
+            "replay of {}: {} anomaly kinds (original: {}; replay: {})",
+            link["run"].as_str().unwrap_or("?"),
+            if same { "the same" } else { "NOT the same" },
+            link["anomalies"],
+            link["this-run-anomalies"]
+        ),
+        None => "replay: no comparison (the run wrote no results)".into(),
+    }
 }

@@ -235,17 +235,39 @@ fn index(root: &Path) -> anyhow::Result<String> {
         } else {
             String::new()
         };
+        let related = related_runs(&root.join(&r.test).join(&r.run));
         rows.push_str(&format!(
-            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{link}</td></tr>\n",
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{link}</td><td>{related}</td></tr>\n",
             escape(&r.test),
             escape(&r.run),
             escape(&verdict)
         ));
     }
     Ok(format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>splitbrain store</title><style>body{{font-family:sans-serif;margin:20px}}td,th{{border:1px solid #ddd;padding:4px 8px}}table{{border-collapse:collapse}}tr.pass td{{background:#e6f4ea}}tr.fail td{{background:#fdecea}}</style></head><body><h1>splitbrain runs in {}</h1><table><tr><th>test</th><th>run</th><th>verdict</th><th></th></tr>\n{rows}</table></body></html>\n",
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>splitbrain store</title><style>body{{font-family:sans-serif;margin:20px}}td,th{{border:1px solid #ddd;padding:4px 8px}}table{{border-collapse:collapse}}tr.pass td{{background:#e6f4ea}}tr.fail td{{background:#fdecea}}</style></head><body><h1>splitbrain runs in {}</h1><table><tr><th>test</th><th>run</th><th>verdict</th><th></th><th>related runs</th></tr>\n{rows}</table></body></html>\n",
         escape(&root.display().to_string())
     ))
+}
+
+/// A run's links (replay of, shrunk from / to, shrink candidate of) as
+/// links to the other runs' reports ("" when it has none).
+fn related_runs(dir: &Path) -> String {
+    let links = splitbrain_runner::replay::read_links(dir);
+    let Some(map) = links.as_object() else {
+        return String::new();
+    };
+    map.iter()
+        .filter_map(|(key, link)| {
+            let run = link.get("run").and_then(|r| r.as_str())?;
+            Some(format!(
+                "{}: <a href=\"/{}/report.html\">{}</a>",
+                escape(key),
+                escape(run),
+                escape(run)
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join("<br>")
 }
 
 #[cfg(test)]
@@ -262,5 +284,35 @@ mod tests {
         assert_eq!(safe_join(root, "/a/../../etc/passwd"), None);
         assert_eq!(percent_decode("/a%20b/%2e%2e"), "/a b/..");
         assert_eq!(safe_join(root, &percent_decode("/%2e%2e/x")), None);
+    }
+
+    #[test]
+    fn the_index_links_a_run_to_its_shrink_and_back() {
+        let root = tempfile::tempdir().unwrap();
+        let a = store::create_run_dir(root.path(), "kills").unwrap();
+        let b = store::create_run_dir(root.path(), "kills-shrink").unwrap();
+        let name = |d: &Path| splitbrain_runner::replay::store_name(d);
+        splitbrain_runner::replay::add_link(&a, "shrunk-to", serde_json::json!({"run": name(&b)}))
+            .unwrap();
+        splitbrain_runner::replay::add_link(
+            &b,
+            "shrunk-from",
+            serde_json::json!({"run": name(&a)}),
+        )
+        .unwrap();
+        let page = index(root.path()).unwrap();
+        assert!(
+            page.contains(&format!("shrunk-to: <a href=\"/{}/report.html\"", name(&b))),
+            "{page}"
+        );
+        assert!(
+            page.contains(&format!(
+                "shrunk-from: <a href=\"/{}/report.html\"",
+                name(&a)
+            )),
+            "{page}"
+        );
+        // A run without links has an empty cell.
+        assert!(related_runs(&root.path().join("nothing")).is_empty());
     }
 }

@@ -304,6 +304,7 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
     }
     h.push_str("</table>\n");
 
+    h.push_str(&super::links::html(analysis, info));
     h.push_str("<h2>Configuration</h2>\n");
     match &info.config {
         Some(c) => {

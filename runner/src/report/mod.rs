@@ -5,6 +5,7 @@
 
 pub mod html;
 pub mod junit;
+pub mod links;
 pub mod run_events;
 pub mod stats;
 pub mod svg;
@@ -308,6 +309,8 @@ pub struct RunInfo {
     /// The servers' side of the anomaly examples (`evidence.json`), if
     /// collected.
     pub evidence: Option<crate::evidence::EvidenceFile>,
+    /// Its links to other runs (`links.json`: replay, shrink), if any.
+    pub links: Option<Value>,
 }
 
 /// The results.json document.
@@ -336,6 +339,7 @@ pub fn results_json(analysis: &Analysis, info: &RunInfo) -> Value {
         "nemesis-events": analysis.stats.nemesis,
         "config": info.config,
         "evidence-summary": info.evidence.as_ref().map(crate::evidence::EvidenceFile::summary),
+        "links": links::links_json(analysis, info),
     })
 }
 
@@ -391,10 +395,15 @@ pub fn load_run_info(dir: &Path) -> Result<RunInfo> {
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "test".into());
+    let links = std::fs::read_to_string(dir.join(crate::replay::LINKS_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .filter(Value::is_object);
     if !path.exists() {
         return Ok(RunInfo {
             test: fallback_name,
             evidence: crate::evidence::load(dir),
+            links,
             ..RunInfo::default()
         });
     }
@@ -435,6 +444,7 @@ pub fn load_run_info(dir: &Path) -> Result<RunInfo> {
         tolerate,
         interrupted,
         evidence: crate::evidence::load(dir),
+        links,
     })
 }
 

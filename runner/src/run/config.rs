@@ -283,6 +283,15 @@ pub struct NemesisConfig {
     /// `rapid-add` moves one broker (the last) onto the new servers, as in
     /// the incident (how: docs/nemeses.md).
     pub move_broker: bool,
+    /// Most faults active at once (1: one at a time). With N > 1 a fault
+    /// may start `quiet` s after the previous one started while fewer than
+    /// N hold (docs/nemeses.md, overlapping faults).
+    pub concurrency: usize,
+    /// An exact schedule to carry out instead of planning one from the
+    /// fields above (what `run --replay` and `shrink` write: each fault
+    /// with its times and pinned targets; docs/running.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<splitbrain_nemeses::Schedule>,
 }
 
 impl Default for NemesisConfig {
@@ -294,6 +303,8 @@ impl Default for NemesisConfig {
             max_faults: 0,
             add_count: 4,
             move_broker: true,
+            concurrency: 1,
+            schedule: None,
         }
     }
 }

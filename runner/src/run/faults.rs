@@ -57,25 +57,24 @@ pub fn mix(cfg: &TestConfig) -> Result<Vec<Fault>, FaultSpecError> {
 
 /// The test's schedule: quiet `nemesis.quiet` s, a fault for
 /// `nemesis.duration` s, and again, within the load period; at most
-/// `nemesis.max_faults` faults (0: no limit).
+/// `nemesis.max_faults` faults (0: no limit). `nemesis.schedule`, when
+/// set, is the schedule as it is.
 pub fn schedule(cfg: &TestConfig) -> Result<Schedule, FaultSpecError> {
     let n = &cfg.nemesis;
+    if let Some(exact) = &n.schedule {
+        return Ok(exact.clone());
+    }
     let spec = ScheduleSpec {
         seed: cfg.seed,
         faults: mix(cfg)?,
         quiet: Interval::Fixed(n.quiet * 1000),
         fault: Interval::Fixed(n.duration * 1000),
         total_ms: cfg.time_limit * 1000,
+        concurrency: n.concurrency,
     };
     let mut plan = Schedule::plan(&spec);
     if n.max_faults > 0 {
-        let mut starts = 0;
-        plan.steps.retain(|s| {
-            if matches!(s.action, Action::Start { .. }) {
-                starts += 1;
-            }
-            starts <= n.max_faults
-        });
+        plan.keep_first_faults(n.max_faults);
     }
     Ok(plan)
 }
@@ -101,16 +100,26 @@ pub fn describe(f: &Fault) -> String {
     }
 }
 
-/// The fault in effect `elapsed_ms` into the schedule, if any.
+/// The fault in effect `elapsed_ms` into the schedule, if any (the newest,
+/// when several overlap).
 pub fn current(plan: &Schedule, elapsed_ms: u64) -> Option<&Fault> {
-    let mut active = None;
+    let mut active: Vec<(usize, &Fault)> = Vec::new();
+    let mut starts = 0;
     for step in plan.steps.iter().take_while(|s| s.at_ms <= elapsed_ms) {
-        active = match &step.action {
-            Action::Start { fault } => Some(fault),
-            Action::Stop => None,
-        };
+        match &step.action {
+            Action::Start { fault } => {
+                active.push((starts, fault));
+                starts += 1;
+            }
+            Action::Stop => match step.undoes {
+                Some(k) => active.retain(|(n, _)| *n != k),
+                None => {
+                    active.pop();
+                }
+            },
+        }
     }
-    active
+    active.last().map(|(_, f)| *f)
 }
 
 #[cfg(test)]

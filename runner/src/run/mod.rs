@@ -67,7 +67,26 @@ pub struct RunOutcome {
 
 /// Runs one test, storing it under `store`. `interrupt` is pressed by
 /// Ctrl-C (see [`interrupt`]).
-pub fn run_test(mut cfg: TestConfig, store: &Path, interrupt: Interrupt) -> Result<RunOutcome> {
+pub fn run_test(cfg: TestConfig, store: &Path, interrupt: Interrupt) -> Result<RunOutcome> {
+    run_planned(cfg, store, interrupt, Planned::default())
+}
+
+/// What a run takes besides its config when it is a replay or a shrink
+/// candidate (whose exact schedule is the config's `nemesis.schedule`).
+#[derive(Clone, Debug, Default)]
+pub struct Planned {
+    /// Links to other runs, written to `links.json` before the run starts
+    /// (see [`crate::replay::add_link`]).
+    pub links: Vec<(String, serde_json::Value)>,
+}
+
+/// [`run_test`] with a given schedule and links.
+pub fn run_planned(
+    mut cfg: TestConfig,
+    store: &Path,
+    interrupt: Interrupt,
+    planned: Planned,
+) -> Result<RunOutcome> {
     let started = Instant::now();
     if cfg.seed == 0 {
         // TOML integers are i64: keep the seed storable.
@@ -80,6 +99,9 @@ pub fn run_test(mut cfg: TestConfig, store: &Path, interrupt: Interrupt) -> Resu
         "cannot write {}; is the store writable?",
         config_file.display()
     )))?;
+    for (key, value) in &planned.links {
+        crate::replay::add_link(&dir, key, value.clone())?;
+    }
     logging::to_file(&dir.join("splitbrain.log"))?;
     let mut progress = Progress::new(&cfg.name, cfg.time_limit);
     progress.line(&format!("run directory {}", dir.display()));
