@@ -35,6 +35,7 @@ use splitbrain_environments::nodes::netns;
 use splitbrain_environments::EnvState;
 use splitbrain_nemeses::Schedule;
 use splitbrain_workloads::queue;
+use splitbrain_workloads::txn;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -42,6 +43,18 @@ use std::time::{Duration, Instant};
 
 /// The test topic.
 pub const TOPIC: &str = "queue";
+
+/// The topic of the transactional workload's tests.
+pub const TXN_TOPIC: &str = "txn";
+
+/// The test's topic: `txn` for the transactional workload, else `queue`.
+pub fn topic(cfg: &TestConfig) -> &'static str {
+    if cfg.workload.kind == "txn" {
+        TXN_TOPIC
+    } else {
+        TOPIC
+    }
+}
 
 /// How a run ended.
 #[derive(Debug)]
@@ -342,7 +355,7 @@ fn cluster_up(cfg: &TestConfig, state: &EnvState) -> Result<RunCluster> {
     cluster::up(&control, &layout, wait).map_err(RunError::ClusterUp)?;
     cluster::create_topic(
         &layout,
-        TOPIC,
+        topic(cfg),
         cfg.kafka.partitions,
         cfg.kafka.replication_factor,
         wait,
@@ -377,6 +390,9 @@ fn load(
     let writer = HistoryWriter::create(history)?;
     let mut threads =
         LoadThreads::start(cfg, plan, &cluster.db, &cluster.control, &writer, interrupt)?;
+    if cfg.workload.kind == "txn" {
+        return load_txn(cfg, cluster, interrupt, progress, writer, threads);
+    }
     let mut opts = load::queue_options(cfg, cluster.layout.bootstrap_servers(), dir);
     // Ctrl-C stops the workload itself: no new send from the first.
     opts.stop = interrupt.workload_stop();
@@ -390,6 +406,36 @@ fn load(
         Ok(report) => {
             tracing::info!(?report, "workload done");
             load::record_delivery(&writer, &report);
+            Ok(())
+        }
+        Err(e) => Err(RunError::from(e)),
+    };
+    let observed = threads.stop();
+    tracing::info!(?observed, "observer stopped");
+    result
+}
+
+/// Phase "load" of the transactional workload (`workload.kind = "txn"`):
+/// as [`load`], with `txn::run` in place of the queue workload.
+fn load_txn(
+    cfg: &TestConfig,
+    cluster: &RunCluster,
+    interrupt: &Interrupt,
+    progress: &mut Progress,
+    writer: HistoryWriter,
+    mut threads: LoadThreads,
+) -> Result<()> {
+    let mut opts = load::txn_options(cfg, cluster.layout.bootstrap_servers());
+    opts.stop = interrupt.workload_stop();
+    progress.phase("load");
+    progress.start_load(writer.clone(), threads.current_fault(), interrupt.clone());
+    let report = txn::run(&opts, &writer, Arc::new(AtomicU64::new(0)), || {
+        heal(cfg, &mut threads, &cluster.db, interrupt)
+    });
+    progress.stop_load();
+    let result = match report {
+        Ok(report) => {
+            tracing::info!(?report, "txn workload done");
             Ok(())
         }
         Err(e) => Err(RunError::from(e)),
@@ -417,7 +463,7 @@ fn heal(cfg: &TestConfig, threads: &mut LoadThreads, db: &EnvCluster, interrupt:
     while !interrupt.now() {
         match cluster::wait_for_leaders(
             &db.layout(),
-            TOPIC,
+            topic(cfg),
             cfg.kafka.partitions,
             Duration::from_secs(2),
         ) {
