@@ -32,6 +32,7 @@
 //! fences the old one and resolves what it left open).
 
 use crate::backoff::millis;
+use crate::consumer::RebalanceContext;
 use crate::consumer::{log_key, poll_call, PollGatherer, ReadProgress};
 use crate::error::WorkloadError;
 use crate::producer::{QueueProducer, SendOutcome};
@@ -40,7 +41,7 @@ use crate::settings::{ConsumerSettings, ProducerSettings};
 use crate::stop::{StopHandle, StopLevel};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
@@ -449,7 +450,7 @@ struct Plan {
 struct Client {
     process: u64,
     producer: QueueProducer,
-    ctp: Option<BaseConsumer<DefaultConsumerContext>>,
+    ctp: Option<BaseConsumer<RebalanceContext>>,
     recorder: TxnRecorder,
     runtime: tokio::runtime::Runtime,
 }
@@ -476,10 +477,10 @@ impl Client {
         })
         .map_err(|e| format!("init_transactions: {e}"))?;
         let ctp = if o.consume_transform_produce {
-            let c: BaseConsumer<DefaultConsumerContext> = o
+            let c: BaseConsumer<RebalanceContext> = o
                 .consumer_settings(format!("{}-ctp-{slot}", o.transactional_id_prefix))
                 .client_config(&o.bootstrap)
-                .create()
+                .create_with_context(RebalanceContext::default())
                 .map_err(|e| format!("creating the consume-transform-produce consumer: {e}"))?;
             let mut tpl = TopicPartitionList::new();
             for p in 0..o.partitions {
@@ -777,10 +778,10 @@ fn reader(
         let what = format!("reader {process}: {what}");
         move |source| WorkloadError::Kafka { what, source }
     };
-    let consumer: BaseConsumer<DefaultConsumerContext> = o
+    let consumer: BaseConsumer<RebalanceContext> = o
         .consumer_settings(format!("{}-read-{index}", o.transactional_id_prefix))
         .client_config(&o.bootstrap)
-        .create()
+        .create_with_context(RebalanceContext::default())
         .map_err(kafka("could not create"))?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..o.partitions {

@@ -188,6 +188,9 @@ fn phases(
     if interrupt.now() {
         progress.line("Ctrl-C twice: not collecting the servers' logs; tearing down now");
     } else {
+        if cfg.workload.kind == "txn" {
+            dump_txn_segments(cfg, &cluster);
+        }
         collect_logs(&cluster, dir, progress);
     }
     cluster_down(cluster, progress);
@@ -482,6 +485,21 @@ fn heal(cfg: &TestConfig, threads: &mut LoadThreads, db: &EnvCluster, interrupt:
     } else {
         "drain, DLQ replay, final read"
     });
+}
+
+/// Before "collect logs" of a txn test: every broker dumps its segments of
+/// the test's topic (records, producer ids, COMMIT/ABORT markers) into its
+/// log directory, so that a transactional anomaly can be checked against
+/// what the replicas hold (`nodes/<node>/kafka/logs_segments-txn.txt`).
+fn dump_txn_segments(cfg: &TestConfig, cluster: &RunCluster) {
+    for (node, e) in cluster::dump_segments(
+        &cluster.control,
+        &cluster.db.layout(),
+        topic(cfg),
+        Duration::from_secs(60),
+    ) {
+        tracing::warn!("dumping the segments of {node}: {e}");
+    }
 }
 
 /// Phase "collect logs": every server's logs and configs into the run
