@@ -195,6 +195,22 @@ fn txn_workload_read_committed_is_valid_and_read_uncommitted_reads_aborted_write
         verdict.valid, verdict.counts
     );
     assert!(verdict.valid, "{:?}", verdict.anomalies);
+    // The checker sees the committed and the aborted transactions.
+    assert!(
+        verdict.checkers.iter().any(|c| c == "txn"),
+        "{:?}",
+        verdict.checkers
+    );
+    assert!(verdict.counts["txns-ok"] >= report.stats.committed);
+    assert!(verdict.counts["txns-failed"] >= report.stats.aborted);
+    for name in ["G1a", "G1c", "lost-write", "duplicate", "int-poll-skip"] {
+        assert_eq!(
+            verdict.count(name),
+            0,
+            "{name}: {:?}",
+            verdict.anomalies[name]
+        );
+    }
 
     // 2. The control: read_uncommitted readers see aborted writes.
     let mut opts = TxnOptions::new(bootstrap);
@@ -223,8 +239,13 @@ fn txn_workload_read_committed_is_valid_and_read_uncommitted_reads_aborted_write
     );
     let verdict = check(&history);
     eprintln!(
-        "read_uncommitted verdict: valid {} {:?}",
-        verdict.valid, verdict.counts
+        "read_uncommitted verdict: valid {} G1a {} {:?}",
+        verdict.valid,
+        verdict.count("G1a"),
+        verdict.counts
     );
+    // The check that can fail: the checker finds the aborted reads.
+    assert!(!verdict.valid);
+    assert!(verdict.count("G1a") > 0, "{:?}", verdict.anomalies["G1a"]);
     drop(guard);
 }
