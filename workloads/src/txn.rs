@@ -193,6 +193,18 @@ impl TxnOptions {
         None
     }
 
+    /// How long the load's end waits for a producer to finish its
+    /// transaction before leaving it behind as stuck: room for every
+    /// bounded step of one transaction (sends, offsets, commit or abort
+    /// with their retries), and a margin.
+    pub fn stuck_after(&self) -> Duration {
+        let calls = self.txn_call_timeout * (3 * self.txn_call_attempts);
+        let sends = (Duration::from_millis(self.producer.message_timeout_ms)
+            + Duration::from_secs(5))
+            * self.sends_per_txn as u32;
+        calls + sends + Duration::from_secs(30)
+    }
+
     /// The `transactional.id` of producer slot `slot`.
     pub fn transactional_id(&self, slot: usize) -> String {
         format!("{}-{slot}", self.transactional_id_prefix)
@@ -373,6 +385,9 @@ struct Shared {
     committed: Vec<AtomicI64>,
     load_over: StopHandle,
     counters: Counters,
+    /// Set when the load's end waited too long for a producer stuck in a
+    /// librdkafka call: its thread is left behind and records nothing more.
+    abandoned: AtomicBool,
 }
 
 impl Shared {
@@ -423,15 +438,28 @@ pub fn classify_txn_error(error: &KafkaError) -> TxnErrorKind {
 /// `attempts` calls were made.
 fn with_retries(
     attempts: u32,
+    what: &str,
     mut call: impl FnMut() -> Result<(), KafkaError>,
 ) -> Result<(), KafkaError> {
     let mut n = 0;
     loop {
         n += 1;
-        match call() {
+        let started = Instant::now();
+        let result = call();
+        // librdkafka bounds these calls by their timeout; say so when one
+        // did not return in time (seen: a call blocking for minutes).
+        if started.elapsed() > Duration::from_secs(30) {
+            tracing::warn!(
+                what,
+                elapsed = ?started.elapsed(),
+                result = ?result.as_ref().err().map(|e| e.to_string()),
+                "a transactional call took longer than 30 s"
+            );
+        }
+        match result {
             Ok(()) => return Ok(()),
             Err(e) if n < attempts && classify_txn_error(&e) == TxnErrorKind::Retriable => {
-                tracing::debug!(error = %e, attempt = n, "retriable transactional error");
+                tracing::debug!(what, error = %e, attempt = n, "retriable transactional error");
                 std::thread::sleep(Duration::from_millis(100 * u64::from(n)));
             }
             Err(e) => return Err(e),
@@ -472,7 +500,7 @@ impl Client {
             .counters
             .producers_started
             .fetch_add(1, Ordering::Relaxed);
-        with_retries(o.txn_call_attempts, || {
+        with_retries(o.txn_call_attempts, "init_transactions", || {
             producer.client().init_transactions(o.txn_call_timeout)
         })
         .map_err(|e| format!("init_transactions: {e}"))?;
@@ -509,7 +537,7 @@ impl Client {
 
     /// Aborts the open transaction (bounded retries).
     fn abort(&self, o: &TxnOptions) -> Result<(), KafkaError> {
-        with_retries(o.txn_call_attempts, || {
+        with_retries(o.txn_call_attempts, "abort_transaction", || {
             self.producer.client().abort_transaction(o.txn_call_timeout)
         })
     }
@@ -531,6 +559,27 @@ impl Client {
         })
     }
 
+    /// Records the transaction's completion, unless the workload has given
+    /// up waiting for this producer (then it stays without completion: the
+    /// checker takes it as `info`, and nothing is written after the run).
+    fn complete(
+        &self,
+        shared: &Shared,
+        op_type: OpType,
+        ops: &[MicroOp],
+    ) -> Result<(), WorkloadError> {
+        if shared.abandoned.load(Ordering::SeqCst) {
+            tracing::warn!(
+                process = self.process,
+                ?op_type,
+                "completion after abandonment not recorded"
+            );
+            return Ok(());
+        }
+        self.recorder.record(op_type, ops)?;
+        Ok(())
+    }
+
     /// Runs one transaction and records it.
     fn run_txn(&self, shared: &Shared, plan: &Plan) -> Result<Next, WorkloadError> {
         let o = &shared.opts;
@@ -550,7 +599,7 @@ impl Client {
             // Nothing was sent: the transaction did not happen.
             tracing::warn!(process = self.process, error = %e, "begin_transaction");
             c.aborted_on_error.fetch_add(1, Ordering::Relaxed);
-            self.recorder.record(OpType::Fail, &ops)?;
+            self.complete(shared, OpType::Fail, &ops)?;
             return Ok(Next::Replace);
         }
         let mut error: Option<String> = None;
@@ -608,13 +657,15 @@ impl Client {
         if let (Some(consumer), None, false) = (&self.ctp, &error, nexts.count() == 0) {
             match consumer.group_metadata() {
                 Some(cgm) => {
-                    if let Err(e) = with_retries(o.txn_call_attempts, || {
-                        self.producer.client().send_offsets_to_transaction(
-                            &nexts,
-                            &cgm,
-                            o.txn_call_timeout,
-                        )
-                    }) {
+                    if let Err(e) =
+                        with_retries(o.txn_call_attempts, "send_offsets_to_transaction", || {
+                            self.producer.client().send_offsets_to_transaction(
+                                &nexts,
+                                &cgm,
+                                o.txn_call_timeout,
+                            )
+                        })
+                    {
                         error = Some(format!("send_offsets_to_transaction: {e}"));
                     }
                 }
@@ -634,7 +685,7 @@ impl Client {
                 &c.aborted
             };
             counter.fetch_add(1, Ordering::Relaxed);
-            self.recorder.record(OpType::Fail, &ops)?;
+            self.complete(shared, OpType::Fail, &ops)?;
             return Ok(match aborted {
                 Ok(()) if self.rewind(o, &firsts) => Next::Continue,
                 Ok(()) => Next::Replace,
@@ -644,7 +695,7 @@ impl Client {
                 }
             });
         }
-        let committed = with_retries(o.txn_call_attempts, || {
+        let committed = with_retries(o.txn_call_attempts, "commit_transaction", || {
             self.producer
                 .client()
                 .commit_transaction(o.txn_call_timeout)
@@ -652,7 +703,7 @@ impl Client {
         match committed {
             Ok(()) => {
                 c.committed.fetch_add(1, Ordering::Relaxed);
-                self.recorder.record(OpType::Ok, &ops)?;
+                self.complete(shared, OpType::Ok, &ops)?;
                 for (op, (p, _)) in ops[first_send..].iter().zip(&plan.sends) {
                     if let (
                         MicroOp::Send {
@@ -674,7 +725,7 @@ impl Client {
                 match self.abort(o) {
                     Ok(()) => {
                         c.aborted_on_error.fetch_add(1, Ordering::Relaxed);
-                        self.recorder.record(OpType::Fail, &ops)?;
+                        self.complete(shared, OpType::Fail, &ops)?;
                         Ok(if self.rewind(o, &firsts) {
                             Next::Continue
                         } else {
@@ -684,7 +735,7 @@ impl Client {
                     Err(e) => {
                         tracing::warn!(process = self.process, error = %e, "abort after commit");
                         c.unknown.fetch_add(1, Ordering::Relaxed);
-                        self.recorder.record(OpType::Info, &ops)?;
+                        self.complete(shared, OpType::Info, &ops)?;
                         Ok(Next::Replace)
                     }
                 }
@@ -692,7 +743,7 @@ impl Client {
             Err(e) => {
                 tracing::info!(process = self.process, error = %e, "commit outcome unknown");
                 c.unknown.fetch_add(1, Ordering::Relaxed);
-                self.recorder.record(OpType::Info, &ops)?;
+                self.complete(shared, OpType::Info, &ops)?;
                 Ok(Next::Replace)
             }
         }
@@ -908,6 +959,7 @@ pub fn run(
         committed: (0..opts.partitions).map(|_| AtomicI64::new(-1)).collect(),
         load_over: StopHandle::new(),
         counters: Counters::default(),
+        abandoned: AtomicBool::new(false),
     });
     let stop_readers = Arc::new(AtomicBool::new(false));
     let progress: Vec<Arc<ReadProgress>> = (0..opts.consumers)
@@ -996,7 +1048,37 @@ pub fn run(
         }
         shared.load_over.request(StopLevel::Load);
         let elapsed = started.elapsed();
-        match join_all(producers, "a producer thread") {
+        // A producer finishes its transaction first: every call in it is
+        // bounded, so it is done within `stuck_after`; one that is not is
+        // stuck inside librdkafka and is left behind.
+        let stuck_after = opts.stuck_after();
+        let waiting = Instant::now();
+        while !producers.iter().all(|h| h.is_finished()) && waiting.elapsed() < stuck_after {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (done, stuck): (Vec<_>, Vec<_>) = producers
+            .into_iter()
+            .enumerate()
+            .partition(|(_, h)| h.is_finished());
+        if !stuck.is_empty() {
+            shared.abandoned.store(true, Ordering::SeqCst);
+            let slots: Vec<usize> = stuck.iter().map(|(slot, _)| *slot).collect();
+            tracing::warn!(
+                ?slots,
+                ?stuck_after,
+                "producers stuck in librdkafka: left behind"
+            );
+            writer.record(
+                &Process::Named("workload".into()),
+                OpType::Info,
+                "txn-producers-abandoned",
+                &json!({"slots": slots, "waited-ms": waiting.elapsed().as_millis() as u64}),
+            )?;
+        }
+        match join_all(
+            done.into_iter().map(|(_, h)| h).collect(),
+            "a producer thread",
+        ) {
             Some(e) => Err(e),
             None => Ok(elapsed),
         }
@@ -1141,7 +1223,7 @@ mod tests {
         let e = KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::MessageTimedOut);
         assert_eq!(classify_txn_error(&e), TxnErrorKind::Other);
         let mut calls = 0;
-        let r = with_retries(3, || {
+        let r = with_retries(3, "test", || {
             calls += 1;
             Err(e.clone())
         });
