@@ -81,6 +81,8 @@ const W_FAIL: u8 = 4;
 const READ_OK: u8 = 8;
 /// Seen at several offsets (all of them in `extra_offsets`).
 const MULTI: u8 = 16;
+/// Read by any transaction (whatever its outcome).
+const READ_ANY: u8 = 32;
 
 /// Everything known about one message. 32 bytes.
 #[derive(Clone, Copy)]
@@ -169,7 +171,7 @@ pub struct TxnResult {
     /// Every name of [`TXN_ANOMALIES`], zero counts included.
     pub anomalies: BTreeMap<String, Anomaly>,
     /// `txns`, `txns-ok`, `txns-failed`, `txns-unknown`, `txn-sends`,
-    /// `txn-reads`, `txn-graph-edges` (docs/results.md).
+    /// `txn-reads`, `txn-micro-ops`, `txn-graph-edges` (docs/results.md).
     pub counts: BTreeMap<String, u64>,
 }
 
@@ -200,6 +202,8 @@ pub struct TxnChecker {
     isolation_level: Option<String>,
     sends: u64,
     reads: u64,
+    /// Micro-operations of completed transactions.
+    micro_ops: u64,
     // Scratch per completion, kept to reuse the allocations.
     scratch_sent: Vec<(u32, u64)>,
     scratch_send_pos: Vec<(u32, u64)>,
@@ -232,6 +236,7 @@ impl TxnChecker {
             isolation_level: None,
             sends: 0,
             reads: 0,
+            micro_ops: 0,
             scratch_sent: Vec::new(),
             scratch_send_pos: Vec::new(),
             scratch_poll_pos: Vec::new(),
@@ -359,6 +364,7 @@ impl TxnChecker {
             // A completion without an invoke: the reader rejects these.
             return Ok(());
         };
+        self.micro_ops += ops.len() as u64;
         {
             let txn = &mut self.txns[t as usize];
             txn.complete_index = index;
@@ -571,6 +577,7 @@ impl TxnChecker {
         if s.key == NO {
             s.key = k;
         }
+        s.flags |= READ_ANY;
         if outcome == OK {
             if s.flags & READ_OK == 0 {
                 s.flags |= READ_OK;
@@ -686,13 +693,18 @@ impl TxnChecker {
                 }
             }
         }
-        // Version orders: what a committed reader may see, i.e. without
-        // the messages only aborted transactions wrote.
+        // Version orders: what a committed reader may see. As Jepsen's:
+        // messages some poll returned, or whose writer must have committed
+        // (an `info` transaction nobody read may have aborted); unlike
+        // Jepsen's, without messages only aborted transactions wrote (those
+        // are G1a when read, and a reader must skip them).
         let msgs = &self.msgs;
         for log in &mut logs {
             log.retain(|&(_, m)| {
-                let f = msgs.get(m).map_or(0, |s| s.flags);
-                !(f & W_FAIL != 0 && f & (W_OK | W_INFO) == 0)
+                let Some(s) = msgs.get(m) else { return false };
+                let f = s.flags;
+                let fail_only = f & W_FAIL != 0 && f & (W_OK | W_INFO) == 0;
+                !fail_only && (f & (READ_ANY | W_OK) != 0 || committed(s.writer))
             });
         }
 
@@ -838,6 +850,7 @@ impl TxnChecker {
             ("txns-unknown", unknown),
             ("txn-sends", self.sends),
             ("txn-reads", self.reads),
+            ("txn-micro-ops", self.micro_ops),
             ("txn-graph-edges", edges),
         ]
         .into_iter()
