@@ -371,6 +371,17 @@ impl TxnChecker {
             txn.outcome = outcome;
         }
         self.order(p, t, outcome);
+        if ops.is_empty() {
+            // A completion without a value (e.g. `null`): its sends are
+            // the invoke's, offsets unknown.
+            let sends =
+                std::mem::take(&mut self.procs.get_mut(&p).expect("found above").invoked_sends);
+            for &(k, msg) in &sends {
+                self.sends += 1;
+                self.record_write(t, outcome, k, msg, None, index)?;
+            }
+            return Ok(());
+        }
         let mut sent = std::mem::take(&mut self.scratch_sent);
         let mut send_pos = std::mem::take(&mut self.scratch_send_pos);
         let mut poll_pos = std::mem::take(&mut self.scratch_poll_pos);

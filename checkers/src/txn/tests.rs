@@ -496,3 +496,22 @@ fn the_history_checker_runs_it_and_adds_shared_counts_to_the_queue_rows() {
     assert!(!v.checkers.iter().any(|c| c == catalog::TXN));
     assert!(!v.anomalies.contains_key("G1c"));
 }
+
+#[test]
+fn a_completion_without_a_value_takes_the_invokes_sends() {
+    // Aborted with a null value: msg 1 is still known as aborted, so its
+    // read is G1a; unknown with a null value: its read message is not.
+    let r = H::default()
+        .txn(0, "fail", r#"[["send","k",1]]"#, "null")
+        .txn(1, "info", r#"[["send","k",2]]"#, "null")
+        .txn(
+            2,
+            "ok",
+            r#"[["poll"]]"#,
+            r#"[["poll",{"k":[[0,1],[1,2]]}]]"#,
+        )
+        .check();
+    assert_eq!(count(&r, "G1a"), 1);
+    only(&r, &["G1a"]);
+    assert_eq!(r.counts["txn-sends"], 2);
+}
