@@ -114,6 +114,21 @@ fn g1a_names_the_isolation_level_of_the_control() {
         r.anomalies["G1a"].examples[0]["isolation-level"],
         "read_uncommitted"
     );
+    // The workload's kebab-case settings name it too.
+    let mut h = H::default();
+    h.op(
+        r#""workload""#,
+        "info",
+        "txn-settings",
+        r#"{"isolation-level":"read_uncommitted","producers":2}"#,
+    )
+    .txn(0, "fail", r#"[["send","k",1]]"#, r#"[["send","k",1]]"#)
+    .txn(1, "ok", r#"[["poll"]]"#, r#"[["poll",{"k":[[0,1]]}]]"#);
+    let r = h.check();
+    assert_eq!(
+        r.anomalies["G1a"].examples[0]["isolation-level"],
+        "read_uncommitted"
+    );
 }
 
 #[test]
