@@ -205,17 +205,9 @@ pub(crate) fn classify(
             let b = path[(i + 1) % path.len()];
             let k = local[local.find_edge(a, b)?] & mask;
             // The least severe kind the edge has: base, then process.
-            let chosen = [base & k, PROCESS & k, REALTIME & k]
+            let chosen = [base, PROCESS, REALTIME]
                 .into_iter()
-                .find(|&x| x != 0)
-                .map(|x| {
-                    // base may hold two bits (never in practice); keep one.
-                    if x & WW != 0 {
-                        x & WW
-                    } else {
-                        x
-                    }
-                })
+                .find(|&x| k & x != 0)
                 .unwrap_or(k);
             kinds_out.push(chosen);
         }

@@ -24,7 +24,6 @@
 mod graph;
 mod value;
 
-use crate::catalog;
 use crate::error::CheckError;
 use crate::msg_table::{MsgTable, Slot};
 use crate::verdict::Anomaly;
@@ -693,7 +692,7 @@ impl TxnChecker {
         }
         for (k, log) in logs.iter().enumerate() {
             for w in log.windows(2) {
-                if w[0].0 == w[1].0 && !log[..].is_empty() {
+                if w[0].0 == w[1].0 {
                     anomalies
                         .get_mut("inconsistent-offsets")
                         .expect("known")
@@ -999,17 +998,6 @@ impl TxnChecker {
         }
         json!({"cycle": steps, "ops": ops})
     }
-}
-
-/// Whether `name` is one this checker reports.
-pub fn reports(name: &str) -> bool {
-    TXN_ANOMALIES.contains(&name)
-}
-
-/// The names this checker reports that no other checker does, in report
-/// order (its own rows of [`catalog::ANOMALIES`]).
-pub fn own_names() -> impl Iterator<Item = &'static str> {
-    catalog::names_of(catalog::TXN)
 }
 
 #[cfg(test)]

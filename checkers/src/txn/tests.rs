@@ -2,6 +2,7 @@
 //! does not.
 
 use super::*;
+use crate::catalog;
 use serde_json::json;
 use splitbrain_core::history::Op;
 
