@@ -63,6 +63,10 @@ pub const TXN_ANOMALIES: &[&str] = &[
 /// The names of [`TXN_ANOMALIES`] that the queue checker reports too.
 pub const SHARED_WITH_QUEUE: &[&str] = &["G1a", "lost-write", "duplicate", "inconsistent-offsets"];
 
+/// Steps of a cycle shown in an example (a shortest cycle in a huge
+/// component can be long).
+const MAX_STEPS: usize = 32;
+
 const NO: u32 = u32::MAX;
 const NONE: u64 = u64::MAX;
 
@@ -928,9 +932,9 @@ impl TxnChecker {
             .min_by_key(|&i| cycle.nodes[i])
             .unwrap_or(0);
         let len = cycle.nodes.len();
-        let mut steps = Vec::with_capacity(len);
-        let mut ops = Vec::with_capacity(len);
-        for j in 0..len {
+        let mut steps = Vec::with_capacity(len.min(MAX_STEPS));
+        let mut ops = Vec::with_capacity(len.min(MAX_STEPS));
+        for j in 0..len.min(MAX_STEPS) {
             let i = (start + j) % len;
             let (a, b) = (cycle.nodes[i], cycle.nodes[(i + 1) % len]);
             let (ta, tb) = (&self.txns[a as usize], &self.txns[b as usize]);
@@ -996,7 +1000,11 @@ impl TxnChecker {
             ops.push(ta.op());
             steps.push(json!({"op": ta.op(), "process": ta.process, "edge": edge, "why": why}));
         }
-        json!({"cycle": steps, "ops": ops})
+        if len > MAX_STEPS {
+            json!({"cycle": steps, "ops": ops, "length": len, "shown": MAX_STEPS})
+        } else {
+            json!({"cycle": steps, "ops": ops, "length": len})
+        }
     }
 }
 

@@ -531,3 +531,38 @@ fn a_completion_without_a_value_takes_the_invokes_sends() {
     only(&r, &["G1a"]);
     assert_eq!(r.counts["txn-sends"], 2);
 }
+
+#[test]
+fn a_long_cycle_is_shown_in_part_with_its_length() {
+    // 40 transactions send msg t to log k at offset t (a ww chain T0 ->
+    // ... -> T39); in log j, T39's message sits before T0's (T39 -> T0): one
+    // G0 cycle of 40, closed by ww alone. They end info (no real-time
+    // edges), and an ok reader of every message makes each one committed.
+    let mut h = H::default();
+    for t in 0..40u64 {
+        let extra = match t {
+            0 => r#",["send","j",[1,100]]"#,
+            39 => r#",["send","j",[0,101]]"#,
+            _ => "",
+        };
+        h.invoke(t, "null");
+        h.done(t, "info", &format!(r#"[["send","k",[{t},{t}]]{extra}]"#));
+    }
+    let k: Vec<String> = (0..40u64).map(|t| format!("[{t},{t}]")).collect();
+    h.txn(
+        100,
+        "ok",
+        r#"[["poll"]]"#,
+        &format!(
+            r#"[["poll",{{"k":[{}],"j":[[0,101],[1,100]]}}]]"#,
+            k.join(",")
+        ),
+    );
+    let r = h.check();
+    assert_eq!(count(&r, "G0"), 1, "{:?}", r.anomalies["G0"]);
+    only(&r, &["G0"]);
+    let e = &r.anomalies["G0"].examples[0];
+    assert_eq!(e["length"], 40);
+    assert_eq!(e["shown"], MAX_STEPS);
+    assert_eq!(e["cycle"].as_array().unwrap().len(), MAX_STEPS);
+}
