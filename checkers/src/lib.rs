@@ -16,6 +16,7 @@ mod msg_table;
 pub mod queue;
 pub mod splitbrain;
 pub mod synth;
+pub mod synth_txn;
 pub mod txn;
 
 pub mod verdict;

@@ -205,17 +205,9 @@ pub(crate) fn classify(
             let b = path[(i + 1) % path.len()];
             let k = local[local.find_edge(a, b)?] & mask;
             // The least severe kind the edge has: base, then process.
-            let chosen = [base & k, PROCESS & k, REALTIME & k]
+            let chosen = [base, PROCESS, REALTIME]
                 .into_iter()
-                .find(|&x| x != 0)
-                .map(|x| {
-                    // base may hold two bits (never in practice); keep one.
-                    if x & WW != 0 {
-                        x & WW
-                    } else {
-                        x
-                    }
-                })
+                .find(|&x| k & x != 0)
                 .unwrap_or(k);
             kinds_out.push(chosen);
         }
@@ -328,6 +320,88 @@ mod tests {
         assert_eq!(comps.len(), 1);
         let c = classify(&g, &comps[0], WR, &kinds).unwrap();
         assert_eq!(c.nodes.len(), 2);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Random forward edges (no cycle) plus `k` back edges, each inside
+        /// its own range of nodes with a forward edge across the range: exactly
+        /// `k` components, each with a real cycle that closes, of the kinds
+        /// the back edge and the range's edges allow.
+        #[test]
+        fn planted_back_edges_are_found_exactly(
+            seed in proptest::prelude::any::<u64>(),
+            k in 0usize..6,
+            width in 2u32..6,
+        ) {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let span = width + 3;
+            let n = (k as u32 + 1) * span;
+            let kinds_all = [WW, WR, PROCESS, REALTIME];
+            let mut edges: Vec<(u32, u32, u8)> = Vec::new();
+            for a in 0..n {
+                for _ in 0..3 {
+                    let b = rng.random_range(a..n);
+                    if b > a {
+                        edges.push((a, b, kinds_all[rng.random_range(0..4)]));
+                    }
+                }
+            }
+            let mut planted = Vec::new();
+            for m in 0..k as u32 {
+                let (lo, hi) = (m * span + 1, m * span + 1 + width);
+                let across = [WW, PROCESS, REALTIME][rng.random_range(0..3)];
+                edges.push((lo, hi, across));
+                edges.push((hi, lo, WW));
+                planted.push((lo, hi));
+            }
+            // One kind per pair: the planted one wins (it was pushed last).
+            edges.reverse();
+            let mut seen = std::collections::HashSet::new();
+            edges.retain(|e| seen.insert((e.0, e.1)));
+            edges.sort_unstable();
+            let (g, kinds) = graph(n as usize, &edges);
+            // The oracle: the fewest order kinds a path lo -> hi needs.
+            let reaches = |lo: u32, hi: u32, mask: u8| {
+                let mut seen = vec![false; n as usize];
+                let mut stack = vec![lo];
+                while let Some(a) = stack.pop() {
+                    if a == hi {
+                        return true;
+                    }
+                    for e in edges.iter().filter(|e| e.0 == a && e.2 & mask != 0) {
+                        if !seen[e.1 as usize] {
+                            seen[e.1 as usize] = true;
+                            stack.push(e.1);
+                        }
+                    }
+                }
+                false
+            };
+            let comps = components(&g);
+            proptest::prop_assert_eq!(comps.len(), k);
+            for c in &comps {
+                let cycle = classify(&g, c, WW, &kinds);
+                proptest::prop_assert!(cycle.is_some());
+                let cycle = cycle.unwrap();
+                let len = cycle.nodes.len();
+                proptest::prop_assert!(len >= 2);
+                for i in 0..len {
+                    let (a, b) = (cycle.nodes[i], cycle.nodes[(i + 1) % len]);
+                    proptest::prop_assert!(kinds(a, b) & cycle.kinds[i] != 0, "{} -> {} is no edge", a, b);
+                }
+                // The stage says which order kinds it used, and no cycle
+                // needing fewer exists.
+                let used = cycle.kinds.iter().fold(0, |x, y| x | y);
+                let stage = if used & REALTIME != 0 { 2 } else if used & PROCESS != 0 { 1 } else { 0 };
+                proptest::prop_assert_eq!(stage, cycle.stage);
+                let (lo, hi) = *planted.iter().find(|p| c.contains(&p.0)).unwrap();
+                let fewest = if reaches(lo, hi, WW) { 0 } else if reaches(lo, hi, WW | PROCESS) { 1 } else { 2 };
+                proptest::prop_assert_eq!(cycle.stage, fewest);
+            }
+        }
     }
 
     #[test]

@@ -24,7 +24,6 @@
 mod graph;
 mod value;
 
-use crate::catalog;
 use crate::error::CheckError;
 use crate::msg_table::{MsgTable, Slot};
 use crate::verdict::Anomaly;
@@ -64,6 +63,10 @@ pub const TXN_ANOMALIES: &[&str] = &[
 /// The names of [`TXN_ANOMALIES`] that the queue checker reports too.
 pub const SHARED_WITH_QUEUE: &[&str] = &["G1a", "lost-write", "duplicate", "inconsistent-offsets"];
 
+/// Steps of a cycle shown in an example (a shortest cycle in a huge
+/// component can be long).
+const MAX_STEPS: usize = 32;
+
 const NO: u32 = u32::MAX;
 const NONE: u64 = u64::MAX;
 
@@ -81,6 +84,8 @@ const W_FAIL: u8 = 4;
 const READ_OK: u8 = 8;
 /// Seen at several offsets (all of them in `extra_offsets`).
 const MULTI: u8 = 16;
+/// Read by any transaction (whatever its outcome).
+const READ_ANY: u8 = 32;
 
 /// Everything known about one message. 32 bytes.
 #[derive(Clone, Copy)]
@@ -169,7 +174,7 @@ pub struct TxnResult {
     /// Every name of [`TXN_ANOMALIES`], zero counts included.
     pub anomalies: BTreeMap<String, Anomaly>,
     /// `txns`, `txns-ok`, `txns-failed`, `txns-unknown`, `txn-sends`,
-    /// `txn-reads`, `txn-graph-edges` (docs/results.md).
+    /// `txn-reads`, `txn-micro-ops`, `txn-graph-edges` (docs/results.md).
     pub counts: BTreeMap<String, u64>,
 }
 
@@ -200,6 +205,8 @@ pub struct TxnChecker {
     isolation_level: Option<String>,
     sends: u64,
     reads: u64,
+    /// Micro-operations of completed transactions.
+    micro_ops: u64,
     // Scratch per completion, kept to reuse the allocations.
     scratch_sent: Vec<(u32, u64)>,
     scratch_send_pos: Vec<(u32, u64)>,
@@ -232,6 +239,7 @@ impl TxnChecker {
             isolation_level: None,
             sends: 0,
             reads: 0,
+            micro_ops: 0,
             scratch_sent: Vec::new(),
             scratch_send_pos: Vec::new(),
             scratch_poll_pos: Vec::new(),
@@ -359,12 +367,24 @@ impl TxnChecker {
             // A completion without an invoke: the reader rejects these.
             return Ok(());
         };
+        self.micro_ops += ops.len() as u64;
         {
             let txn = &mut self.txns[t as usize];
             txn.complete_index = index;
             txn.outcome = outcome;
         }
         self.order(p, t, outcome);
+        if ops.is_empty() {
+            // A completion without a value (e.g. `null`): its sends are
+            // the invoke's, offsets unknown.
+            let sends =
+                std::mem::take(&mut self.procs.get_mut(&p).expect("found above").invoked_sends);
+            for &(k, msg) in &sends {
+                self.sends += 1;
+                self.record_write(t, outcome, k, msg, None, index)?;
+            }
+            return Ok(());
+        }
         let mut sent = std::mem::take(&mut self.scratch_sent);
         let mut send_pos = std::mem::take(&mut self.scratch_send_pos);
         let mut poll_pos = std::mem::take(&mut self.scratch_poll_pos);
@@ -571,6 +591,7 @@ impl TxnChecker {
         if s.key == NO {
             s.key = k;
         }
+        s.flags |= READ_ANY;
         if outcome == OK {
             if s.flags & READ_OK == 0 {
                 s.flags |= READ_OK;
@@ -675,7 +696,7 @@ impl TxnChecker {
         }
         for (k, log) in logs.iter().enumerate() {
             for w in log.windows(2) {
-                if w[0].0 == w[1].0 && !log[..].is_empty() {
+                if w[0].0 == w[1].0 {
                     anomalies
                         .get_mut("inconsistent-offsets")
                         .expect("known")
@@ -686,13 +707,18 @@ impl TxnChecker {
                 }
             }
         }
-        // Version orders: what a committed reader may see, i.e. without
-        // the messages only aborted transactions wrote.
+        // Version orders: what a committed reader may see. As Jepsen's:
+        // messages some poll returned, or whose writer must have committed
+        // (an `info` transaction nobody read may have aborted); unlike
+        // Jepsen's, without messages only aborted transactions wrote (those
+        // are G1a when read, and a reader must skip them).
         let msgs = &self.msgs;
         for log in &mut logs {
             log.retain(|&(_, m)| {
-                let f = msgs.get(m).map_or(0, |s| s.flags);
-                !(f & W_FAIL != 0 && f & (W_OK | W_INFO) == 0)
+                let Some(s) = msgs.get(m) else { return false };
+                let f = s.flags;
+                let fail_only = f & W_FAIL != 0 && f & (W_OK | W_INFO) == 0;
+                !fail_only && (f & (READ_ANY | W_OK) != 0 || committed(s.writer))
             });
         }
 
@@ -838,6 +864,7 @@ impl TxnChecker {
             ("txns-unknown", unknown),
             ("txn-sends", self.sends),
             ("txn-reads", self.reads),
+            ("txn-micro-ops", self.micro_ops),
             ("txn-graph-edges", edges),
         ]
         .into_iter()
@@ -905,9 +932,9 @@ impl TxnChecker {
             .min_by_key(|&i| cycle.nodes[i])
             .unwrap_or(0);
         let len = cycle.nodes.len();
-        let mut steps = Vec::with_capacity(len);
-        let mut ops = Vec::with_capacity(len);
-        for j in 0..len {
+        let mut steps = Vec::with_capacity(len.min(MAX_STEPS));
+        let mut ops = Vec::with_capacity(len.min(MAX_STEPS));
+        for j in 0..len.min(MAX_STEPS) {
             let i = (start + j) % len;
             let (a, b) = (cycle.nodes[i], cycle.nodes[(i + 1) % len]);
             let (ta, tb) = (&self.txns[a as usize], &self.txns[b as usize]);
@@ -973,19 +1000,12 @@ impl TxnChecker {
             ops.push(ta.op());
             steps.push(json!({"op": ta.op(), "process": ta.process, "edge": edge, "why": why}));
         }
-        json!({"cycle": steps, "ops": ops})
+        if len > MAX_STEPS {
+            json!({"cycle": steps, "ops": ops, "length": len, "shown": MAX_STEPS})
+        } else {
+            json!({"cycle": steps, "ops": ops, "length": len})
+        }
     }
-}
-
-/// Whether `name` is one this checker reports.
-pub fn reports(name: &str) -> bool {
-    TXN_ANOMALIES.contains(&name)
-}
-
-/// The names this checker reports that no other checker does, in report
-/// order (its own rows of [`catalog::ANOMALIES`]).
-pub fn own_names() -> impl Iterator<Item = &'static str> {
-    catalog::names_of(catalog::TXN)
 }
 
 #[cfg(test)]

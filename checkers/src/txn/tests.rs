@@ -2,6 +2,7 @@
 //! does not.
 
 use super::*;
+use crate::catalog;
 use serde_json::json;
 use splitbrain_core::history::Op;
 
@@ -110,6 +111,21 @@ fn g1a_names_the_isolation_level_of_the_control() {
     .txn(1, "ok", r#"[["poll"]]"#, r#"[["poll",{"k":[[0,1]]}]]"#);
     let r = h.check();
     assert_eq!(count(&r, "G1a"), 1);
+    assert_eq!(
+        r.anomalies["G1a"].examples[0]["isolation-level"],
+        "read_uncommitted"
+    );
+    // The workload's kebab-case settings name it too.
+    let mut h = H::default();
+    h.op(
+        r#""workload""#,
+        "info",
+        "txn-settings",
+        r#"{"isolation-level":"read_uncommitted","producers":2}"#,
+    )
+    .txn(0, "fail", r#"[["send","k",1]]"#, r#"[["send","k",1]]"#)
+    .txn(1, "ok", r#"[["poll"]]"#, r#"[["poll",{"k":[[0,1]]}]]"#);
+    let r = h.check();
     assert_eq!(
         r.anomalies["G1a"].examples[0]["isolation-level"],
         "read_uncommitted"
@@ -495,4 +511,58 @@ fn the_history_checker_runs_it_and_adds_shared_counts_to_the_queue_rows() {
     let v = crate::HistoryChecker::new(&crate::CheckOptions::default()).finish();
     assert!(!v.checkers.iter().any(|c| c == catalog::TXN));
     assert!(!v.anomalies.contains_key("G1c"));
+}
+
+#[test]
+fn a_completion_without_a_value_takes_the_invokes_sends() {
+    // Aborted with a null value: msg 1 is still known as aborted, so its
+    // read is G1a; unknown with a null value: its read message is not.
+    let r = H::default()
+        .txn(0, "fail", r#"[["send","k",1]]"#, "null")
+        .txn(1, "info", r#"[["send","k",2]]"#, "null")
+        .txn(
+            2,
+            "ok",
+            r#"[["poll"]]"#,
+            r#"[["poll",{"k":[[0,1],[1,2]]}]]"#,
+        )
+        .check();
+    assert_eq!(count(&r, "G1a"), 1);
+    only(&r, &["G1a"]);
+    assert_eq!(r.counts["txn-sends"], 2);
+}
+
+#[test]
+fn a_long_cycle_is_shown_in_part_with_its_length() {
+    // 40 transactions send msg t to log k at offset t (a ww chain T0 ->
+    // ... -> T39); in log j, T39's message sits before T0's (T39 -> T0): one
+    // G0 cycle of 40, closed by ww alone. They end info (no real-time
+    // edges), and an ok reader of every message makes each one committed.
+    let mut h = H::default();
+    for t in 0..40u64 {
+        let extra = match t {
+            0 => r#",["send","j",[1,100]]"#,
+            39 => r#",["send","j",[0,101]]"#,
+            _ => "",
+        };
+        h.invoke(t, "null");
+        h.done(t, "info", &format!(r#"[["send","k",[{t},{t}]]{extra}]"#));
+    }
+    let k: Vec<String> = (0..40u64).map(|t| format!("[{t},{t}]")).collect();
+    h.txn(
+        100,
+        "ok",
+        r#"[["poll"]]"#,
+        &format!(
+            r#"[["poll",{{"k":[{}],"j":[[0,101],[1,100]]}}]]"#,
+            k.join(",")
+        ),
+    );
+    let r = h.check();
+    assert_eq!(count(&r, "G0"), 1, "{:?}", r.anomalies["G0"]);
+    only(&r, &["G0"]);
+    let e = &r.anomalies["G0"].examples[0];
+    assert_eq!(e["length"], 40);
+    assert_eq!(e["shown"], MAX_STEPS);
+    assert_eq!(e["cycle"].as_array().unwrap().len(), MAX_STEPS);
 }

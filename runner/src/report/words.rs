@@ -369,11 +369,16 @@ pub fn sentence(name: &str, e: &Value, ops: &OpRefs) -> Option<String> {
             } else {
                 "a cycle of transactions each reading what the other wrote"
             };
-            format!(
-                "{what}, {} long: {}; back to the first",
-                steps.len(),
-                steps.join("; ")
-            )
+            let length = e["length"].as_u64().unwrap_or(steps.len() as u64);
+            let end = if (steps.len() as u64) < length {
+                format!(
+                    "; … and {} more steps back to the first",
+                    length - steps.len() as u64
+                )
+            } else {
+                "; back to the first".to_string()
+            };
+            format!("{what}, {length} long: {}{end}", steps.join("; "))
         }
         "precommitted-read" => {
             let read = by_at(ops, &e["read-op"])
