@@ -219,6 +219,12 @@ pub const ANOMALIES: &[AnomalyInfo] = &[
         Anomaly,
         "one transaction's consecutive sends to a log got offsets going backwards",
     ),
+    entry(
+        "duplicate-leader-epoch",
+        SPLIT_BRAIN,
+        Anomaly,
+        "two KRaft controllers leading the metadata quorum in the same leader epoch",
+    ),
 ];
 
 /// The entry of `name`, if it is a known anomaly.

@@ -28,6 +28,19 @@
 //!   quorum-backed leaders, different `/controller` values between their
 //!   ensembles. One anomaly per interval of unchanged groups.
 //!
+//! KRaft mode (controllers instead of ZooKeeper; see
+//! [`ControllerView`]): a controller that leads, with a majority of its own
+//! voter set backing it (fetched from it within the fetch timeout), is a
+//! quorum-backed leader, and the same names apply with the same meaning:
+//! `split-brain` counts them together with ZooKeeper's; `multiple-controllers`
+//! is brokers following different quorum leaders in one sample (each
+//! broker's answer comes from a controller that leads at that moment, so
+//! two names are two controllers acting); `divergent-ensembles` is two
+//! backed leaders whose epochs, voter sets or high watermarks differ. One
+//! name is KRaft's own: `duplicate-leader-epoch`, two controllers leading
+//! in the same leader epoch (backed or not), which Raft's election safety
+//! rules out.
+//!
 //! Informational, not an anomaly (in the counts, does not make the history
 //! invalid): `stale-controller-view`, a broker whose own metadata names a
 //! controller that no quorum-backed ensemble has registered (a deposed one,
@@ -40,13 +53,17 @@
 
 use crate::verdict::Anomaly;
 use serde_json::{json, Value};
-use splitbrain_core::cluster::{Observation, ZkMode, ZkServerView};
+use splitbrain_core::cluster::{ControllerRole, ControllerView, Observation, ZkMode, ZkServerView};
 use splitbrain_core::history::{Op, OpValue};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Names of the anomalies this checker reports.
-pub const SPLIT_BRAIN_ANOMALIES: &[&str] =
-    &["split-brain", "multiple-controllers", "divergent-ensembles"];
+pub const SPLIT_BRAIN_ANOMALIES: &[&str] = &[
+    "split-brain",
+    "multiple-controllers",
+    "divergent-ensembles",
+    "duplicate-leader-epoch",
+];
 
 /// Default grace period before a broker's stale view of the controller is
 /// counted as `stale-controller-view`: 5 s (controller changes reach the
@@ -234,13 +251,28 @@ pub struct SplitBrainChecker {
     leaders: Tracker,
     controllers: Tracker,
     divergent: Tracker,
+    same_epoch: Tracker,
     stale: BTreeMap<i32, Tracker>,
     split_brain: Anomaly,
     multiple_controllers: Anomaly,
     divergent_ensembles: Anomaly,
+    duplicate_leader_epoch: Anomaly,
     stale_views: u64,
     stale_total_ns: u64,
     stale_max_ns: u64,
+}
+
+fn controller_json(c: &ControllerView) -> Value {
+    json!({"node": c.node, "controller-id": c.controller_id, "epoch": c.leader_epoch,
+           "high-watermark": c.high_watermark, "voters": c.voters, "backing": c.backing})
+}
+
+/// KRaft controllers leading with a majority of their own voter set behind them.
+pub fn quorum_backed_controllers(controllers: &[ControllerView]) -> Vec<&ControllerView> {
+    controllers
+        .iter()
+        .filter(|c| c.leads_with_quorum())
+        .collect()
 }
 
 fn server_json(s: &ZkServerView) -> Value {
@@ -262,10 +294,12 @@ impl SplitBrainChecker {
             leaders: Tracker::default(),
             controllers: Tracker::default(),
             divergent: Tracker::default(),
+            same_epoch: Tracker::default(),
             stale: BTreeMap::new(),
             split_brain: Anomaly::default(),
             multiple_controllers: Anomaly::default(),
             divergent_ensembles: Anomaly::default(),
+            duplicate_leader_epoch: Anomaly::default(),
             stale_views: 0,
             stale_total_ns: 0,
             stale_max_ns: 0,
@@ -292,16 +326,19 @@ impl SplitBrainChecker {
         let zk = &obs.zookeeper;
         let ensembles = backed_ensembles(zk);
 
-        // split-brain
-        let now = (ensembles.len() >= 2).then(|| Condition {
+        // split-brain (KRaft's backed leaders count with ZooKeeper's)
+        let kraft = quorum_backed_controllers(&obs.controllers);
+        let now = (ensembles.len() + kraft.len() >= 2).then(|| Condition {
             signature: String::new(),
             detail: json!({"leaders": ensembles
                 .iter()
                 .map(|e| json!({"leader": server_json(e.leader), "side": e.server_ids()}))
+                .chain(kraft.iter().map(|c| json!({"leader": controller_json(c), "side": c.backing})))
                 .collect::<Vec<_>>()}),
             ids: ensembles
                 .iter()
                 .map(|e| e.leader.server_id as i64)
+                .chain(kraft.iter().map(|c| i64::from(c.controller_id)))
                 .collect(),
         });
         if let Some(closed) = self.leaders.step(time, index, now) {
@@ -358,6 +395,19 @@ impl SplitBrainChecker {
             .collect();
         if !same_epoch.is_empty() {
             detail.insert("same-epoch".into(), Value::Array(same_epoch));
+        }
+        // KRaft: brokers following different quorum leaders.
+        let mut followed: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+        for b in &obs.kafka {
+            if let Some(l) = b.quorum_leader {
+                followed.entry(l).or_default().push(b.broker_id);
+            }
+        }
+        if followed.len() >= 2 {
+            ids.extend(followed.keys());
+            let map: BTreeMap<String, &Vec<i32>> =
+                followed.iter().map(|(l, b)| (l.to_string(), b)).collect();
+            detail.insert("brokers-following".into(), json!(map));
         }
         let now = (!detail.is_empty()).then(|| Condition {
             signature: String::new(),
@@ -425,6 +475,19 @@ impl SplitBrainChecker {
             for (value, servers) in &cluster_ids {
                 groups.push(json!({"value": value, "servers": servers}));
             }
+        } else if kraft.len() >= 2 {
+            let values: BTreeSet<(Option<i32>, &Vec<i32>, Option<i64>)> = kraft
+                .iter()
+                .map(|c| (c.leader_epoch, &c.voters, c.high_watermark))
+                .collect();
+            if values.len() >= 2 {
+                path = Some("kraft-quorum");
+                for c in &kraft {
+                    groups.push(json!({"leader": c.controller_id, "epoch": c.leader_epoch,
+                                       "voters": c.voters, "high-watermark": c.high_watermark,
+                                       "backing": c.backing}));
+                }
+            }
         } else if ensembles.len() >= 2 {
             let values: BTreeSet<Option<i32>> =
                 ensembles.iter().map(|e| e.leader.controller).collect();
@@ -449,6 +512,41 @@ impl SplitBrainChecker {
                 self.min_samples,
                 &closed,
                 None,
+            );
+        }
+
+        // duplicate-leader-epoch (KRaft): leaders sharing an epoch.
+        let mut by_epoch: BTreeMap<i32, Vec<&ControllerView>> = BTreeMap::new();
+        for c in obs
+            .controllers
+            .iter()
+            .filter(|c| c.role == ControllerRole::Leader)
+        {
+            if let Some(e) = c.leader_epoch {
+                by_epoch.entry(e).or_default().push(c);
+            }
+        }
+        let shared: Vec<(&i32, &Vec<&ControllerView>)> =
+            by_epoch.iter().filter(|(_, cs)| cs.len() >= 2).collect();
+        let now = (!shared.is_empty()).then(|| Condition {
+            signature: String::new(),
+            detail: json!({"epochs": shared
+                .iter()
+                .map(|(e, cs)| json!({"epoch": e,
+                    "leaders": cs.iter().map(|c| controller_json(c)).collect::<Vec<_>>()}))
+                .collect::<Vec<_>>()}),
+            ids: shared
+                .iter()
+                .flat_map(|(_, cs)| cs.iter().map(|c| i64::from(c.controller_id)))
+                .collect(),
+        });
+        if let Some(closed) = self.same_epoch.step(time, index, now) {
+            close_interval(
+                &mut self.duplicate_leader_epoch,
+                self.examples,
+                self.min_samples,
+                &closed,
+                Some("leader-ids"),
             );
         }
     }
@@ -483,6 +581,15 @@ impl SplitBrainChecker {
         if let Some(c) = self.divergent.open.take() {
             close_interval(&mut self.divergent_ensembles, examples, min, &c, None);
         }
+        if let Some(c) = self.same_epoch.open.take() {
+            close_interval(
+                &mut self.duplicate_leader_epoch,
+                examples,
+                min,
+                &c,
+                Some("leader-ids"),
+            );
+        }
         let open: Vec<Open> = self
             .stale
             .values_mut()
@@ -495,6 +602,7 @@ impl SplitBrainChecker {
             ("split-brain", self.split_brain),
             ("multiple-controllers", self.multiple_controllers),
             ("divergent-ensembles", self.divergent_ensembles),
+            ("duplicate-leader-epoch", self.duplicate_leader_epoch),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -570,6 +678,8 @@ mod tests {
             node: format!("k{id}"),
             broker_id: id,
             controller: Some(controller),
+            quorum_leader: None,
+            quorum_epoch: None,
             error: None,
         }
     }
@@ -583,6 +693,8 @@ mod tests {
                 zk(3, ZkMode::Follower, 2, &[1, 2, 3]),
             ],
             kafka: vec![broker(1, 1), broker(2, 1), broker(3, 1)],
+            partitions: vec![],
+            controllers: Vec::new(),
         }
     }
     /// The newcomers 4..7 of a rapid-add, each listing 1..7, in `mode` (4)
@@ -995,5 +1107,126 @@ mod tests {
     fn zero_min_samples_means_one() {
         let r = run_with(&episode(&incident(), 1), DEFAULT_CONTROLLER_GRACE_NS, 0).unwrap();
         assert_eq!(r.anomalies["split-brain"].count, 1);
+    }
+
+    fn ctrl(
+        id: i32,
+        role: ControllerRole,
+        epoch: i32,
+        voters: &[i32],
+        backing: &[i32],
+    ) -> ControllerView {
+        let leads = role == ControllerRole::Leader;
+        ControllerView {
+            node: format!("c{id}"),
+            controller_id: id,
+            role,
+            leader_epoch: leads.then_some(epoch),
+            high_watermark: leads.then_some(100),
+            voters: if leads { voters.to_vec() } else { Vec::new() },
+            backing: if leads { backing.to_vec() } else { Vec::new() },
+            error: None,
+        }
+    }
+    fn kbroker(id: i32, follows: i32) -> BrokerView {
+        BrokerView {
+            quorum_leader: Some(follows),
+            quorum_epoch: Some(3),
+            ..broker(id, 2)
+        }
+    }
+    /// A healthy KRaft cluster: 1001 leads epoch 3 backed by all three
+    /// voters, every broker follows it.
+    fn kraft_healthy() -> Observation {
+        let v = [1001, 1002, 1003];
+        Observation {
+            zookeeper: Vec::new(),
+            kafka: vec![kbroker(1, 1001), kbroker(2, 1001), kbroker(3, 1001)],
+            partitions: vec![],
+            controllers: vec![
+                ctrl(1001, ControllerRole::Leader, 3, &v, &v),
+                ctrl(1002, ControllerRole::NotLeader, 0, &[], &[]),
+                ctrl(1003, ControllerRole::NotLeader, 0, &[], &[]),
+            ],
+        }
+    }
+    fn kraft_counts(r: &SplitBrainResult) -> [u64; 4] {
+        [
+            r.anomalies["split-brain"].count,
+            r.anomalies["multiple-controllers"].count,
+            r.anomalies["divergent-ensembles"].count,
+            r.anomalies["duplicate-leader-epoch"].count,
+        ]
+    }
+
+    #[test]
+    fn a_healthy_kraft_cluster_has_no_anomalies() {
+        let r = run(
+            &timeline(&[kraft_healthy(), kraft_healthy(), kraft_healthy()]),
+            S,
+        )
+        .unwrap();
+        assert_eq!(kraft_counts(&r), [0, 0, 0, 0], "{:?}", r.anomalies);
+    }
+
+    #[test]
+    fn two_backed_kraft_leaders_are_a_split_brain_with_divergent_quorums() {
+        // Newcomers 1004..1007 listing 1001..1007 elected 1005 in epoch 1,
+        // backed by the four of them, while 1001 still leads epoch 3;
+        // broker 3 follows the newcomers' leader.
+        let mut o = kraft_healthy();
+        let all = [1001, 1002, 1003, 1004, 1005, 1006, 1007];
+        o.controllers.push(ctrl(
+            1005,
+            ControllerRole::Leader,
+            1,
+            &all,
+            &[1004, 1005, 1006, 1007],
+        ));
+        o.kafka[2].quorum_leader = Some(1005);
+        let r = run(
+            &timeline(&[kraft_healthy(), o.clone(), o.clone(), kraft_healthy()]),
+            S,
+        )
+        .unwrap();
+        assert_eq!(kraft_counts(&r), [1, 1, 1, 0], "{:?}", r.anomalies);
+        let sb = &r.anomalies["split-brain"].examples[0];
+        assert_eq!(sb["leader-ids"], json!([1001, 1005]), "{sb}");
+        let mc = &r.anomalies["multiple-controllers"].examples[0];
+        assert_eq!(mc["controller-ids"], json!([1001, 1005]), "{mc}");
+        let de = &r.anomalies["divergent-ensembles"].examples[0];
+        assert_eq!(de["path"], "kraft-quorum", "{de}");
+    }
+
+    #[test]
+    fn a_kraft_leader_without_backing_is_no_split_brain_but_a_shared_epoch_is_reported() {
+        // A deposed leader that has not resigned yet (its followers left
+        // it): not backed, so no split brain...
+        let mut o = kraft_healthy();
+        o.controllers[1] = ctrl(
+            1002,
+            ControllerRole::Leader,
+            4,
+            &[1001, 1002, 1003],
+            &[1002, 1003],
+        );
+        o.controllers[0].backing = vec![1001];
+        let r = run(&timeline(&[o.clone(), o.clone()]), S).unwrap();
+        assert_eq!(kraft_counts(&r), [0, 0, 0, 0], "{:?}", r.anomalies);
+        // ...but two leaders in one epoch break Raft's election safety,
+        // backed or not.
+        o.controllers[1].leader_epoch = Some(3);
+        let r = run(&timeline(&[o.clone(), o]), S).unwrap();
+        assert_eq!(kraft_counts(&r), [0, 0, 0, 1], "{:?}", r.anomalies);
+        let d = &r.anomalies["duplicate-leader-epoch"].examples[0];
+        assert_eq!(d["leader-ids"], json!([1001, 1002]), "{d}");
+    }
+
+    #[test]
+    fn brokers_following_different_leaders_for_one_sample_are_not_reported() {
+        let mut o = kraft_healthy();
+        o.kafka[0].quorum_leader = Some(1002);
+        let r = run(&timeline(&[kraft_healthy(), o, kraft_healthy()]), S).unwrap();
+        assert_eq!(kraft_counts(&r), [0, 0, 0, 0], "{:?}", r.anomalies);
     }
 }

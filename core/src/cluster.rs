@@ -15,6 +15,92 @@ pub struct Observation {
     /// One entry per Kafka broker that splitbrain started (reachable or not).
     #[serde(default)]
     pub kafka: Vec<BrokerView>,
+    /// Each partition of the test's topics as ZooKeeper holds it (read from
+    /// one serving server, the leader when there is one); empty when not
+    /// read, and in histories recorded before this field existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<PartitionState>,
+    /// KRaft mode: one entry per controller splitbrain started (reachable
+    /// or not). Empty, and not written, in ZooKeeper mode and in histories
+    /// recorded before KRaft mode existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controllers: Vec<ControllerView>,
+}
+
+/// A partition's state as ZooKeeper holds it
+/// (`/brokers/topics/<topic>/partitions/<p>/state`, written by the
+/// controller): who leads, in which leader epoch, and the ISR.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The leader's broker id (-1: none).
+    pub leader: i32,
+    /// The leader epoch.
+    pub leader_epoch: i32,
+    /// The in-sync replicas.
+    pub isr: Vec<i32>,
+    /// The ZooKeeper server it was read from.
+    pub server_id: u64,
+}
+
+/// What a KRaft controller says of the metadata quorum when asked alone
+/// (DescribeQuorum): only a controller that leads describes it; the others
+/// answer that they do not lead.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControllerView {
+    /// Node the controller runs on.
+    pub node: String,
+    /// Its `node.id`.
+    pub controller_id: i32,
+    /// Leading, answering that it does not lead, or silent.
+    pub role: ControllerRole,
+    /// The leader epoch it leads in (leaders only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_epoch: Option<i32>,
+    /// The metadata log's high watermark (leaders only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_watermark: Option<i64>,
+    /// The voter set it leads (leaders only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voters: Vec<i32>,
+    /// The voters backing it: itself and those that fetched from it within
+    /// the quorum's fetch timeout, by its own clock (leaders only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backing: Vec<i32>,
+    /// Why it could not be asked, or why it did not describe the quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A KRaft controller's answer to "do you lead the metadata quorum?".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ControllerRole {
+    /// It described the quorum as its leader.
+    Leader,
+    /// It answered NOT_LEADER_OR_FOLLOWER (a follower, a candidate, or a
+    /// controller that is not a voter).
+    NotLeader,
+    /// It did not answer.
+    Unreachable,
+}
+
+impl ControllerView {
+    /// Whether it leads with a majority of its own voter set backing it.
+    pub fn leads_with_quorum(&self) -> bool {
+        self.role == ControllerRole::Leader
+            && !self.voters.is_empty()
+            && self
+                .backing
+                .iter()
+                .filter(|b| self.voters.contains(b))
+                .count()
+                * 2
+                > self.voters.len()
+    }
 }
 
 /// What a ZooKeeper server reports of itself (`srvr`, `conf`) and what it
@@ -85,8 +171,18 @@ pub struct BrokerView {
     /// Its `broker.id`.
     pub broker_id: i32,
     /// The controller this broker names in its metadata; `None` if unknown.
+    /// In KRaft mode this is a broker id chosen by the broker (clients never
+    /// talk to controllers): see `quorum_leader` for the controller it follows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller: Option<i32>,
+    /// KRaft mode: the active controller this broker follows, i.e. the
+    /// quorum leader named by the controller it forwarded a DescribeQuorum
+    /// to; `None` in ZooKeeper mode, in older histories, or when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_leader: Option<i32>,
+    /// KRaft mode: that leader's epoch, paired with `quorum_leader`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_epoch: Option<i32>,
     /// Why it could not be asked, when it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -129,8 +225,19 @@ mod tests {
                 node: "n4".into(),
                 broker_id: 1,
                 controller: Some(2),
+                quorum_leader: None,
+                quorum_epoch: None,
                 error: None,
             }],
+            partitions: vec![PartitionState {
+                topic: "queue".into(),
+                partition: 1,
+                leader: 2,
+                leader_epoch: 4,
+                isr: vec![2, 3],
+                server_id: 1,
+            }],
+            controllers: Vec::new(),
         };
         let text = serde_json::to_string(&obs).unwrap();
         assert!(text.contains("\"mode\":\"leader\""));
@@ -148,9 +255,59 @@ mod tests {
         let obs: Observation = serde_json::from_str(old).unwrap();
         assert_eq!(obs.zookeeper[0].controller, Some(2));
         assert_eq!(obs.zookeeper[0].controller_epoch, None);
+        assert!(obs.partitions.is_empty());
         // And an unknown epoch is not written back.
         assert!(!serde_json::to_string(&obs)
             .unwrap()
             .contains("controller_epoch"));
+    }
+
+    #[test]
+    fn kraft_views_round_trip_and_zookeeper_samples_do_not_mention_them() {
+        let zk_only = Observation::default();
+        let text = serde_json::to_string(&zk_only).unwrap();
+        assert!(!text.contains("controllers"), "{text}");
+        let obs = Observation {
+            zookeeper: Vec::new(),
+            kafka: vec![BrokerView {
+                node: "n4".into(),
+                broker_id: 1,
+                controller: Some(3),
+                quorum_leader: Some(1002),
+                quorum_epoch: Some(5),
+                error: None,
+            }],
+            partitions: vec![],
+            controllers: vec![ControllerView {
+                node: "n2".into(),
+                controller_id: 1002,
+                role: ControllerRole::Leader,
+                leader_epoch: Some(5),
+                high_watermark: Some(40),
+                voters: vec![1001, 1002, 1003],
+                backing: vec![1002, 1003],
+                error: None,
+            }],
+        };
+        let text = serde_json::to_string(&obs).unwrap();
+        assert!(text.contains("\"role\":\"leader\""), "{text}");
+        let back: Observation = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, obs);
+        assert!(obs.controllers[0].leads_with_quorum());
+        let mut alone = obs.controllers[0].clone();
+        alone.backing = vec![1002];
+        assert!(!alone.leads_with_quorum());
+        alone.role = ControllerRole::NotLeader;
+        alone.backing = vec![1001, 1002, 1003];
+        assert!(!alone.leads_with_quorum());
+    }
+
+    #[test]
+    fn a_zookeeper_mode_sample_from_an_older_build_reads_without_kraft_fields() {
+        let old = r#"{"zookeeper":[],"kafka":[{"node":"n4","broker_id":1,"controller":2}]}"#;
+        let obs: Observation = serde_json::from_str(old).unwrap();
+        assert!(obs.controllers.is_empty());
+        assert_eq!(obs.kafka[0].quorum_leader, None);
+        assert_eq!(obs.kafka[0].controller, Some(2));
     }
 }

@@ -21,14 +21,17 @@ pub enum ServerKind {
     Zookeeper,
     /// A Kafka broker.
     Kafka,
+    /// A KRaft controller (KRaft mode only).
+    Controller,
 }
 
 impl ServerKind {
-    /// `"zookeeper"` or `"kafka"`.
+    /// `"zookeeper"`, `"kafka"` or `"controller"`.
     pub fn name(self) -> &'static str {
         match self {
             ServerKind::Zookeeper => "zookeeper",
             ServerKind::Kafka => "kafka",
+            ServerKind::Controller => "controller",
         }
     }
 }
@@ -185,6 +188,13 @@ pub trait ClusterControl: Send + Sync {
     /// The broker id the brokers name as controller, if one is named by a
     /// majority of those that answer.
     fn kafka_controller(&self) -> Result<Option<i64>, DbError>;
+
+    /// KRaft mode: the `node.id` of the controller that leads the metadata
+    /// quorum, as the controllers answer; `None` when none leads, or in
+    /// ZooKeeper mode (the default).
+    fn kraft_leader(&self) -> Result<Option<i64>, DbError> {
+        Ok(None)
+    }
 
     /// Starts ZooKeeper servers on `nodes` (free nodes), joining the way
     /// `procedure` says, and waits until each serves. Returns the new

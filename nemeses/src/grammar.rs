@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! partition:<kind>
-//! kill:<zk|zookeeper|kafka>[:<one|minority|primary|all>]      target default: one
-//! pause:<zk|zookeeper|kafka>[:<one|minority|primary|all>]     target default: one
+//! kill:<zk|zookeeper|kafka|controller>[:<one|minority|primary|all>]   target default: one
+//! pause:<zk|zookeeper|kafka|controller>[:<one|minority|primary|all>]  target default: one
 //! rapid-add[:<count>[:<broker to move>]]
 //! safe-add[:<count>[:<broker to move>]]
 //! ```
@@ -65,7 +65,7 @@ pub enum FaultSpecError {
         spec: String,
     },
     /// Not a service.
-    #[error("fault `{spec}`: service `{word}` is not zk, zookeeper or kafka; {USAGE}")]
+    #[error("fault `{spec}`: service `{word}` is not zk, zookeeper, kafka or controller (KRaft); {USAGE}")]
     UnknownService {
         /// The whole spelling.
         spec: String,
@@ -116,6 +116,7 @@ impl Fault {
         let service = |w: &str| match w {
             "zk" | "zookeeper" => Ok(ServerKind::Zookeeper),
             "kafka" => Ok(ServerKind::Kafka),
+            "controller" => Ok(ServerKind::Controller),
             _ => Err(FaultSpecError::UnknownService {
                 spec: s(),
                 word: w.into(),
@@ -443,5 +444,18 @@ mod tests {
             Some(4)
         );
         assert_eq!("kill:zk".parse::<Fault>().unwrap().adds_servers(), None);
+        // KRaft controllers and their leader as targets.
+        for spec in [
+            "kill:controller",
+            "pause:controller:primary",
+            "partition:isolate-kraft-leader",
+        ] {
+            let f = spec.parse::<Fault>().unwrap();
+            let debug = format!("{f:?}");
+            assert!(
+                debug.contains("Controller") || debug.contains("IsolateKraftLeader"),
+                "{spec}: {debug}"
+            );
+        }
     }
 }

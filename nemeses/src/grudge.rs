@@ -35,11 +35,14 @@ pub enum PartitionKind {
     IsolateKafkaController,
     /// Kafka brokers cut off from ZooKeeper servers, still reaching each other.
     ZkFromKafka,
+    /// KRaft mode: the controller leading the metadata quorum cut off from
+    /// all others.
+    IsolateKraftLeader,
 }
 
 impl PartitionKind {
     /// Every kind, in documentation order.
-    pub const ALL: [PartitionKind; 8] = [
+    pub const ALL: [PartitionKind; 9] = [
         PartitionKind::Halves,
         PartitionKind::RandomHalves,
         PartitionKind::IsolateOne,
@@ -48,6 +51,7 @@ impl PartitionKind {
         PartitionKind::IsolateZkLeader,
         PartitionKind::IsolateKafkaController,
         PartitionKind::ZkFromKafka,
+        PartitionKind::IsolateKraftLeader,
     ];
 
     /// The kebab-case name used on the command line and in histories.
@@ -61,6 +65,7 @@ impl PartitionKind {
             PartitionKind::IsolateZkLeader => "isolate-zk-leader",
             PartitionKind::IsolateKafkaController => "isolate-kafka-controller",
             PartitionKind::ZkFromKafka => "zk-from-kafka",
+            PartitionKind::IsolateKraftLeader => "isolate-kraft-leader",
         }
     }
 }
@@ -95,13 +100,15 @@ pub struct Topology {
     pub zk_leader: Option<String>,
     /// Node of the Kafka controller, when known.
     pub kafka_controller: Option<String>,
+    /// KRaft mode: node of the controller leading the metadata quorum, when known.
+    pub kraft_leader: Option<String>,
 }
 
 /// Why a grudge could not be computed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GrudgeError {
     /// The name is not a partition kind.
-    #[error("unknown partition kind `{0}`; choose one of: halves, random-halves, isolate-one, majorities-ring, bridge, isolate-zk-leader, isolate-kafka-controller, zk-from-kafka")]
+    #[error("unknown partition kind `{0}`; choose one of: halves, random-halves, isolate-one, majorities-ring, bridge, isolate-zk-leader, isolate-kafka-controller, zk-from-kafka, isolate-kraft-leader")]
     UnknownKind(String),
     /// The kind needs more nodes than there are.
     #[error("partition `{kind}` needs at least {needed} nodes, the cluster has {have}; add nodes or pick another kind")]
@@ -204,6 +211,17 @@ impl Grudge {
                             role: "Kafka controller",
                         })?;
                 isolate(index(controller)?, n)
+            }
+            PartitionKind::IsolateKraftLeader => {
+                need(2)?;
+                let leader = topology
+                    .kraft_leader
+                    .as_deref()
+                    .ok_or(GrudgeError::UnknownRole {
+                        kind,
+                        role: "KRaft quorum leader",
+                    })?;
+                isolate(index(leader)?, n)
             }
             PartitionKind::ZkFromKafka => {
                 if let Some(both) = topology
@@ -486,6 +504,21 @@ mod tests {
         t.kafka_controller = Some("n3".into());
         let g = Grudge::compute(PartitionKind::IsolateKafkaController, &t, &mut rng()).unwrap();
         assert_eq!(g.drops()["n3"].len(), 2);
+    }
+
+    #[test]
+    fn isolate_kraft_leader_needs_a_known_leader() {
+        let mut t = topo(6);
+        let err = Grudge::compute(PartitionKind::IsolateKraftLeader, &t, &mut rng()).unwrap_err();
+        assert!(matches!(err, GrudgeError::UnknownRole { .. }), "{err:?}");
+        t.kraft_leader = Some("n2".into());
+        let g = Grudge::compute(PartitionKind::IsolateKraftLeader, &t, &mut rng()).unwrap();
+        assert_eq!(g.drops()["n2"].len(), 5);
+        assert!(g.can_reach("n1", "n6"));
+        assert_eq!(
+            "isolate-kraft-leader".parse::<PartitionKind>(),
+            Ok(PartitionKind::IsolateKraftLeader)
+        );
     }
 
     #[test]

@@ -147,7 +147,7 @@ pub enum NemesisError {
     },
     /// The fault targets the ZooKeeper leader or the Kafka controller, and
     /// none is known now.
-    #[error("no {} right now; wait until the cluster has one", match kind { ServerKind::Zookeeper => "ZooKeeper leader", ServerKind::Kafka => "Kafka controller" })]
+    #[error("no {} right now; wait until the cluster has one", match kind { ServerKind::Zookeeper => "ZooKeeper leader", ServerKind::Kafka => "Kafka controller", ServerKind::Controller => "KRaft quorum leader" })]
     NoPrimary {
         /// Whose primary.
         kind: ServerKind,
@@ -310,6 +310,8 @@ impl<'a> Nemesis<'a> {
             match s.kind {
                 ServerKind::Zookeeper => t.zookeeper.push(s.node.clone()),
                 ServerKind::Kafka => t.kafka.push(s.node.clone()),
+                // A KRaft controller's node takes part in every partition.
+                ServerKind::Controller => {}
             }
         }
         let node_of = |kind: ServerKind, id: i64| {
@@ -318,6 +320,10 @@ impl<'a> Nemesis<'a> {
                 .find(|s| s.kind == kind && s.id == id)
                 .map(|s| s.node.clone())
         };
+        t.kraft_leader = self
+            .db
+            .kraft_leader()?
+            .and_then(|id| node_of(ServerKind::Controller, id));
         t.zk_leader = self
             .db
             .zk_leaders()?
@@ -355,6 +361,7 @@ impl<'a> Nemesis<'a> {
                 let id = match service {
                     ServerKind::Zookeeper => self.db.zk_leaders()?.first().copied(),
                     ServerKind::Kafka => self.db.kafka_controller()?,
+                    ServerKind::Controller => self.db.kraft_leader()?,
                 };
                 let id = id.ok_or(NemesisError::NoPrimary { kind: service })?;
                 all.into_iter().filter(|s| s.id == id).collect()
@@ -386,6 +393,9 @@ impl<'a> Nemesis<'a> {
                 let mut value = json!({"kind": kind, "grudge": cuts, "fault-id": id.0,
                         "zk-leader": topology.zk_leader,
                         "kafka-controller": topology.kafka_controller});
+                if let Some(leader) = &topology.kraft_leader {
+                    value["kraft-leader"] = json!(leader);
+                }
                 let layer = match layer {
                     Ok(layer) => layer,
                     Err(e) => {

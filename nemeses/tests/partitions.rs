@@ -110,6 +110,7 @@ fn check_kind(kind: PartitionKind) {
         kafka: names[3..].to_vec(),
         zk_leader: Some(names[1].clone()),
         kafka_controller: Some(names[3].clone()),
+        kraft_leader: Some(names[0].clone()),
     };
     start_listeners(&control);
     eprintln!("{kind}: listeners after {:?}", t0.elapsed());

@@ -10,6 +10,8 @@
 //! - [`store`] keeps every run in `store/<test>/<timestamp>/`.
 //! - [`report`] builds `results.json`, `junit.xml` and `report.html` from a
 //!   stored history ([`report::analyze`], [`report::write_all`]).
+//! - [`evidence`] collects the servers' side of each anomaly example
+//!   (segment dumps, log lines) before the cluster goes down.
 //! - [`logging`] sends `tracing` output into the current run's log.
 //!
 //! Every fallible function returns a [`RunError`], which says what to do
@@ -18,6 +20,7 @@
 
 pub mod campaign;
 pub mod error;
+pub mod evidence;
 pub mod logging;
 pub mod report;
 pub mod run;

@@ -13,6 +13,7 @@ use splitbrain_core::cluster::Observation;
 use splitbrain_core::control::Control;
 use splitbrain_environments::db::artifacts::Artifacts;
 use splitbrain_environments::db::cluster::{self, ClusterGuard, ClusterLayout, LAYOUT_FILE};
+use splitbrain_environments::db::kraft::{self, KraftSettings};
 use splitbrain_environments::probes::observe;
 use splitbrain_environments::EnvState;
 use std::path::PathBuf;
@@ -40,6 +41,19 @@ pub enum ClusterAction {
     /// the next `--kafka` nodes; returns once every ZooKeeper server serves
     /// and every broker is registered and answering.
     Up {
+        /// `zookeeper` (Kafka on ZooKeeper) or `kraft` (Kafka's own Raft
+        /// quorum: `--controllers` controllers on their own nodes, no
+        /// ZooKeeper).
+        #[arg(long, default_value = "zookeeper", value_parser = ["zookeeper", "kraft"])]
+        mode: String,
+        /// KRaft mode: number of controllers (the metadata quorum's voters).
+        #[arg(long, default_value_t = 3)]
+        controllers: usize,
+        /// KRaft mode: `dynamic` (KIP-853: controller.quorum.bootstrap.servers,
+        /// storage formatted with --initial-controllers) or `static`
+        /// (controller.quorum.voters).
+        #[arg(long, default_value = "dynamic", value_parser = ["dynamic", "static"])]
+        quorum: String,
         /// Number of ZooKeeper servers.
         #[arg(long, default_value_t = 3)]
         zk: usize,
@@ -74,7 +88,20 @@ pub enum ClusterAction {
 pub fn run(args: ClusterArgs) -> anyhow::Result<Exit> {
     let name = args.env_name;
     match args.action {
-        ClusterAction::Up { zk, kafka, timeout } => up(&name, zk, kafka, timeout),
+        ClusterAction::Up {
+            mode,
+            controllers,
+            quorum,
+            zk,
+            kafka,
+            timeout,
+        } => {
+            if mode == "kraft" {
+                up_kraft(&name, controllers, &quorum, kafka, timeout)
+            } else {
+                up(&name, zk, kafka, timeout)
+            }
+        }
         ClusterAction::Status { json } => status(&name, json),
         ClusterAction::Down {
             kill,
@@ -172,6 +199,57 @@ fn up(name: &str, zk: usize, kafka: usize, timeout: u64) -> anyhow::Result<Exit>
     Ok(Exit::Success)
 }
 
+fn up_kraft(
+    name: &str,
+    controllers: usize,
+    quorum: &str,
+    kafka: usize,
+    timeout: u64,
+) -> anyhow::Result<Exit> {
+    let started = Instant::now();
+    let state = load_env(name)?;
+    let path = layout_path(name);
+    if path.exists() {
+        bail!(
+            "a cluster is already recorded for '{name}' ({}): `splitbrain cluster down --env-name {name}` first",
+            path.display()
+        );
+    }
+    let artifacts = Artifacts::for_env(&state)?;
+    let settings = KraftSettings {
+        quorum: quorum.parse().map_err(anyhow::Error::msg)?,
+        ..KraftSettings::default()
+    };
+    let layout =
+        ClusterLayout::plan_kraft(name, &state.nodes, controllers, kafka, settings, artifacts)?;
+    layout.artifacts.check()?;
+    // Intent first: a crash from here on leaves a layout `cluster down` can use.
+    layout.save(&path)?;
+    let t_connect = Instant::now();
+    let control = connect(&state, &layout.nodes())?;
+    let connect_secs = t_connect.elapsed().as_secs_f64();
+    let guard = ClusterGuard::new(control.clone(), layout.clone());
+    let t_start = Instant::now();
+    cluster::install_and_start_kraft(&control, &layout, Duration::from_secs(timeout)).with_context(|| {
+        format!("the KRaft cluster did not start (configs, format or start failed, or it was not ready in time); the guard stopped every server. Logs: `splitbrain cluster down --collect DIR --env-name {name}`")
+    })?;
+    let start_secs = t_start.elapsed().as_secs_f64();
+    guard.disarm();
+    let names = |nodes: Vec<&str>| nodes.join(",");
+    println!(
+        "cluster up on '{name}' (KRaft, {quorum} quorum): {controllers} controllers ({}), {kafka} Kafka ({}) in {:.1} s \
+         (ssh {connect_secs:.1} s, configs, format, start, quorum and brokers ready in {start_secs:.1} s)",
+        names(layout.controllers().iter().map(|c| c.node.name.as_str()).collect()),
+        names(layout.kafka.iter().map(|b| b.node.name.as_str()).collect()),
+        started.elapsed().as_secs_f64()
+    );
+    println!("bootstrap.servers={}", layout.bootstrap_servers());
+    if let Some(k) = &layout.kraft {
+        println!("bootstrap.controllers={}", k.bootstrap_controllers());
+    }
+    Ok(Exit::Success)
+}
+
 fn load_layout(name: &str) -> anyhow::Result<ClusterLayout> {
     Ok(ClusterLayout::load(&layout_path(name))?)
 }
@@ -253,6 +331,42 @@ fn render(obs: &Observation, layout: &ClusterLayout) -> String {
     out
 }
 
+/// KRaft mode: each controller asked alone for the quorum (only the
+/// leader describes it; the others say why not).
+fn render_quorum(k: &kraft::KraftCluster) -> String {
+    let mut out = format!(
+        "\n{:<5} {:<10} {:<16} {:<7} {:<6} {:<10} {}\n",
+        "NODE", "CONTROLLER", "ADDRESS", "LEADER", "EPOCH", "HW", "VOTERS / ERROR"
+    );
+    let answers = kraft::describe_each(&k.controllers, &k.settings, Duration::from_millis(500));
+    for (c, (_, answer)) in k.controllers.iter().zip(answers) {
+        let (leader, epoch, hw, last) = match answer {
+            Ok(q) => (
+                opt(&q.leader_id),
+                q.leader_epoch.to_string(),
+                q.high_watermark.to_string(),
+                q.voters
+                    .iter()
+                    .map(|v| v.replica_id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            Err(e) => ("-".into(), "-".into(), "-".into(), e.to_string()),
+        };
+        out.push_str(&format!(
+            "{:<5} {:<10} {:<16} {:<7} {:<6} {:<10} {}\n",
+            c.node.name,
+            c.id,
+            c.addr(&k.settings).to_string(),
+            leader,
+            epoch,
+            hw,
+            last
+        ));
+    }
+    out
+}
+
 fn status(name: &str, json: bool) -> anyhow::Result<Exit> {
     let layout = load_layout(name)?;
     let obs = observe::observe(&layout);
@@ -260,6 +374,17 @@ fn status(name: &str, json: bool) -> anyhow::Result<Exit> {
         println!("{}", serde_json::to_string_pretty(&obs)?);
     } else {
         print!("{}", render(&obs, &layout));
+        if let Some(k) = &layout.kraft {
+            print!("{}", render_quorum(k));
+            for b in &obs.kafka {
+                println!(
+                    "broker {} follows controller {} (epoch {})",
+                    b.broker_id,
+                    opt(&b.quorum_leader),
+                    opt(&b.quorum_epoch)
+                );
+            }
+        }
     }
     Ok(Exit::Success)
 }

@@ -7,6 +7,7 @@ mod campaign;
 mod check;
 mod cluster;
 mod env;
+mod explain;
 mod gen_history;
 mod nemesis;
 mod report;
@@ -52,6 +53,8 @@ pub enum Command {
     Cluster(cluster::ClusterArgs),
     /// Plan and run fault schedules; heal what faults left behind.
     Nemesis(nemesis::NemesisArgs),
+    /// Print the servers' side of a stored run's anomalies, without a cluster.
+    Explain(explain::ExplainArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -67,5 +70,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::BenchProducer(args) => bench_producer::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Nemesis(args) => nemesis::run(args),
+        Command::Explain(args) => explain::run(args),
     }
 }

@@ -110,6 +110,10 @@ pub struct RunArgs {
     /// rapid-add moves the last broker onto the new servers (default: true).
     #[arg(long)]
     pub move_broker: Option<bool>,
+    /// Examples per anomaly whose servers' evidence (segment dumps, log
+    /// lines) is collected before the cluster goes down (default: 20; 0: none).
+    #[arg(long, value_name = "N")]
+    pub evidence: Option<usize>,
 }
 
 /// Loads a test file.
@@ -166,6 +170,7 @@ fn apply(args: &RunArgs, c: &mut TestConfig) {
     set!(c.nemesis.max_faults, args.max_faults);
     set!(c.nemesis.add_count, args.add_count);
     set!(c.nemesis.move_broker, args.move_broker);
+    set!(c.evidence, args.evidence);
 }
 
 /// The process's Ctrl-C (and SIGTERM) handler, installed once: each signal

@@ -293,8 +293,12 @@ mod tests {
                 node: "n4".into(),
                 broker_id: 1,
                 controller: Some(1),
+                quorum_leader: None,
+                quorum_epoch: None,
                 error: None,
             }],
+            partitions: vec![],
+            controllers: Vec::new(),
         }
     }
 

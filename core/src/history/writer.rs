@@ -32,6 +32,8 @@ struct Output {
 struct Shared {
     path: PathBuf,
     start: Instant,
+    /// The wall clock at `start`: maps history times to server log times.
+    started_at: std::time::SystemTime,
     output: Mutex<Output>,
 }
 
@@ -72,6 +74,7 @@ impl HistoryWriter {
             shared: Arc::new(Shared {
                 path: path.into(),
                 start: Instant::now(),
+                started_at: std::time::SystemTime::now(),
                 output: Mutex::new(Output {
                     out: Box::new(out),
                     next_index: 0,
@@ -80,6 +83,12 @@ impl HistoryWriter {
                 }),
             }),
         }
+    }
+
+    /// The wall-clock time of the test's time 0 (taken with it), so that
+    /// a history time can be matched with the servers' log timestamps.
+    pub fn started_at(&self) -> std::time::SystemTime {
+        self.shared.started_at
     }
 
     /// Records one operation and returns its index.

@@ -9,6 +9,7 @@
 
 use crate::db::artifacts::Artifacts;
 use crate::db::kafka::{self, Broker, KafkaSettings};
+use crate::db::kraft::{self, KraftCluster, KraftSettings};
 use crate::db::service::{Service, ServiceKind};
 use crate::db::zookeeper::{self, ZkMember, ZkRole, ZkServer, ZkSettings};
 use crate::db::ClusterError;
@@ -36,6 +37,10 @@ pub struct ClusterLayout {
     pub zookeeper: Vec<ZkServer>,
     /// Brokers, in id order.
     pub kafka: Vec<Broker>,
+    /// KRaft mode: the controllers and how brokers find them; `None` in
+    /// ZooKeeper mode (and in layouts written before KRaft mode existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kraft: Option<KraftCluster>,
 }
 
 /// Name of the layout file in the environment's state directory.
@@ -107,7 +112,61 @@ impl ClusterLayout {
             kafka_settings: KafkaSettings::for_brokers(kafka),
             zookeeper,
             kafka: kafka_servers,
+            kraft: None,
         })
+    }
+
+    /// KRaft mode: controllers (ids from [`kraft::FIRST_CONTROLLER_ID`]) on
+    /// the first `controllers` nodes, broker ids 1..=kafka on the next
+    /// `kafka` nodes, no ZooKeeper; a quorum as `settings` say (dynamic by
+    /// default).
+    pub fn plan_kraft(
+        env: &str,
+        nodes: &[Node],
+        controllers: usize,
+        kafka: usize,
+        settings: KraftSettings,
+        artifacts: Artifacts,
+    ) -> Result<Self, ClusterError> {
+        if controllers == 0 || kafka == 0 {
+            return Err(ClusterError::Layout(
+                "KRaft mode needs at least one controller and one broker (--controllers 1 --kafka 1 or more)".into(),
+            ));
+        }
+        if nodes.len() < controllers + kafka {
+            return Err(ClusterError::Layout(format!(
+                "environment '{env}' has {} nodes; {controllers} controllers + {kafka} Kafka need {} \
+                 (controllers and brokers run on separate nodes): recreate it with \
+                 `splitbrain env up --nodes {}`",
+                nodes.len(),
+                controllers + kafka,
+                controllers + kafka
+            )));
+        }
+        let k = KraftCluster::plan(&nodes[..controllers], settings);
+        let brokers = nodes[controllers..controllers + kafka]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Broker {
+                node: n.clone(),
+                id: i as i32 + 1,
+                zookeeper_connect: Vec::new(),
+            })
+            .collect();
+        Ok(Self {
+            env: env.to_string(),
+            artifacts,
+            zk_settings: ZkSettings::default(),
+            kafka_settings: KafkaSettings::for_brokers(kafka),
+            zookeeper: Vec::new(),
+            kafka: brokers,
+            kraft: Some(k),
+        })
+    }
+
+    /// Whether this is a KRaft-mode cluster.
+    pub fn is_kraft(&self) -> bool {
+        self.kraft.is_some()
     }
 
     /// Client addresses of every ZooKeeper server.
@@ -144,6 +203,7 @@ impl ClusterLayout {
             .zookeeper
             .iter()
             .map(|s| &s.node)
+            .chain(self.controllers().iter().map(|c| &c.node))
             .chain(self.kafka.iter().map(|b| &b.node));
         for n in all {
             if !out.iter().any(|o| o.name == n.name) {
@@ -163,11 +223,21 @@ impl ClusterLayout {
             .collect()
     }
 
+    /// The KRaft controllers (none in ZooKeeper mode).
+    pub fn controllers(&self) -> &[kraft::Controller] {
+        self.kraft.as_ref().map_or(&[], |k| &k.controllers)
+    }
+
     /// Every (node, service) pair of the layout.
     pub fn services(&self) -> Vec<(String, Service)> {
         self.zookeeper
             .iter()
             .map(|s| (s.node.name.clone(), s.service()))
+            .chain(
+                self.controllers()
+                    .iter()
+                    .map(|c| (c.node.name.clone(), c.service())),
+            )
             .chain(
                 self.kafka
                     .iter()
@@ -227,8 +297,12 @@ fn first_error<T>(results: Vec<Result<T, ClusterError>>) -> Result<Vec<T>, Clust
     results.into_iter().collect()
 }
 
-/// Writes every server's configuration to its node.
+/// Writes every server's configuration to its node (in KRaft mode also
+/// formats every server's storage: [`install_kraft`]).
 pub fn install(control: &Control, layout: &ClusterLayout) -> Result<(), ClusterError> {
+    if let Some(k) = &layout.kraft {
+        return install_kraft(control, layout, k);
+    }
     // ZooKeeper and Kafka nodes are distinct, so all installs run at once.
     let (zk, kafka) = std::thread::scope(|scope| {
         let zk = scope.spawn(|| {
@@ -244,6 +318,111 @@ pub fn install(control: &Control, layout: &ClusterLayout) -> Result<(), ClusterE
     zk?;
     kafka?;
     Ok(())
+}
+
+/// KRaft mode: writes every controller's and broker's files and formats
+/// their storage, all nodes at once.
+pub fn install_kraft(
+    control: &Control,
+    layout: &ClusterLayout,
+    k: &KraftCluster,
+) -> Result<(), ClusterError> {
+    let (controllers, brokers) = std::thread::scope(|scope| {
+        let controllers = scope.spawn(|| {
+            first_error(concurrently(&k.controllers, |c| {
+                kraft::install_controller(control, k, &layout.kafka_settings, c, &layout.artifacts)
+            }))
+        });
+        let brokers = first_error(concurrently(&layout.kafka, |b| {
+            kraft::install_broker(control, k, &layout.kafka_settings, b, &layout.artifacts)
+        }));
+        (
+            controllers.join().expect("install thread panicked"),
+            brokers,
+        )
+    });
+    controllers?;
+    brokers?;
+    Ok(())
+}
+
+/// KRaft mode: starts every controller and broker at once, then waits until
+/// one controller leads a quorum of all the planned voters and every broker
+/// answers metadata requests listing every broker (registered, unfenced).
+pub fn start_kraft(
+    control: &Control,
+    layout: &ClusterLayout,
+    timeout: Duration,
+) -> Result<(), ClusterError> {
+    let k = layout
+        .kraft
+        .as_ref()
+        .ok_or_else(|| ClusterError::Layout("not a KRaft-mode layout".into()))?;
+    let services = layout.services();
+    first_error(concurrently(&services, |(node, svc)| {
+        svc.start(control, node).map_err(ClusterError::from)
+    }))?;
+    wait_kraft(layout, k, timeout)
+}
+
+/// KRaft mode: [`install_kraft`] and [`start_kraft`] as one pipeline per
+/// node: each server starts as soon as its own files are written and its
+/// storage formatted, so the brokers' JVMs start while the controllers'
+/// format tool runs (no barrier between the two steps: on a 2-core machine
+/// the barrier cost seconds). Then waits as [`start_kraft`] does.
+pub fn install_and_start_kraft(
+    control: &Control,
+    layout: &ClusterLayout,
+    timeout: Duration,
+) -> Result<(), ClusterError> {
+    let k = layout
+        .kraft
+        .as_ref()
+        .ok_or_else(|| ClusterError::Layout("not a KRaft-mode layout".into()))?;
+    let (controllers, brokers) = std::thread::scope(|scope| {
+        let controllers = scope.spawn(|| {
+            first_error(concurrently(&k.controllers, |c| {
+                kraft::install_controller(
+                    control,
+                    k,
+                    &layout.kafka_settings,
+                    c,
+                    &layout.artifacts,
+                )?;
+                c.service().start(control, &c.node.name)?;
+                Ok(())
+            }))
+        });
+        let brokers = first_error(concurrently(&layout.kafka, |b| {
+            kraft::install_broker(control, k, &layout.kafka_settings, b, &layout.artifacts)?;
+            b.service().start(control, &b.node.name)?;
+            Ok(())
+        }));
+        (
+            controllers.join().expect("install thread panicked"),
+            brokers,
+        )
+    });
+    controllers?;
+    brokers?;
+    wait_kraft(layout, k, timeout)
+}
+
+/// Waits until one controller leads a quorum of all of `k`'s controllers
+/// and every broker answers metadata requests listing every broker.
+fn wait_kraft(
+    layout: &ClusterLayout,
+    k: &KraftCluster,
+    timeout: Duration,
+) -> Result<(), ClusterError> {
+    let deadline = Instant::now() + timeout;
+    let voters: Vec<i32> = k.controllers.iter().map(|c| c.id).collect();
+    kraft::wait_quorum(k, &voters, timeout)?;
+    kafka::wait_answering(
+        &layout.kafka,
+        &layout.kafka_settings,
+        deadline.saturating_duration_since(Instant::now()),
+    )
 }
 
 /// Starts the given ZooKeeper servers at once and waits until they serve.
@@ -301,6 +480,9 @@ pub fn up(
     timeout: Duration,
 ) -> Result<(), ClusterError> {
     layout.artifacts.check()?;
+    if layout.is_kraft() {
+        return install_and_start_kraft(control, layout, timeout);
+    }
     install(control, layout)?;
     start_zookeeper(control, layout, &layout.zookeeper, timeout)?;
     start_kafka(control, layout, timeout)
@@ -787,6 +969,142 @@ pub fn remove_zookeeper(
     }))?;
     layout.zookeeper.retain(|s| !ids.contains(&s.id));
     Ok(())
+}
+
+/// KRaft's analogue of [`rapid_add`], the incident's mistake on purpose:
+/// starts one new controller on each of `new_nodes`, all at once, each
+/// configured with a static voter set of the old controllers *and* all
+/// newcomers ([`kraft::plan_rapid_add`]), without telling the running
+/// quorum. Returns the newcomers (also appended to the layout's
+/// controllers, so a [`ClusterGuard`] stops them) and, per newcomer, what
+/// formatting its storage printed. Does not wait for them.
+pub fn rapid_add_controllers(
+    control: &Control,
+    layout: &mut ClusterLayout,
+    new_nodes: &[Node],
+) -> Result<(Vec<kraft::Controller>, Vec<String>), ClusterError> {
+    let used = layout.nodes();
+    if let Some(n) = new_nodes
+        .iter()
+        .find(|n| used.iter().any(|u| u.name == n.name))
+    {
+        return Err(ClusterError::Layout(format!(
+            "node {} already runs a server; adding controllers needs free nodes",
+            n.name
+        )));
+    }
+    let k = layout.kraft.as_mut().ok_or_else(|| {
+        ClusterError::Layout("adding controllers needs a KRaft-mode cluster".into())
+    })?;
+    let newcomers = kraft::plan_rapid_add(k, new_nodes);
+    k.controllers.extend(newcomers.iter().cloned());
+    let k: &KraftCluster = k;
+    let formatted = first_error(concurrently(&newcomers, |c| {
+        kraft::install_controller(control, k, &layout.kafka_settings, c, &layout.artifacts)
+    }))?;
+    first_error(concurrently(&newcomers, |c| {
+        c.service()
+            .start(control, &c.node.name)
+            .map_err(ClusterError::from)
+    }))?;
+    Ok((newcomers, formatted))
+}
+
+/// What one step of [`safe_add_controllers`] saw.
+#[derive(Clone, Debug)]
+pub struct SafeAddStep {
+    /// The controller added.
+    pub id: i32,
+    /// What formatting its storage printed.
+    pub formatted: String,
+    /// `add-controller`'s exit status and output.
+    pub add_controller: (i32, String),
+    /// The voters after the step, as the leader described them.
+    pub voters: Vec<i32>,
+}
+
+/// KIP-853's documented procedure, for comparison with
+/// [`rapid_add_controllers`]: one node at a time, format a controller with
+/// `--no-initial-controllers`, start it (it finds the quorum through the
+/// bootstrap servers and fetches as an observer), wait until it has caught
+/// up to the leader's high watermark, then run `kafka-metadata-quorum
+/// add-controller` on its node with its own configuration, and wait until
+/// the leader lists it as a voter. Needs a dynamic quorum.
+pub fn safe_add_controllers(
+    control: &Control,
+    layout: &mut ClusterLayout,
+    new_nodes: &[Node],
+    timeout: Duration,
+) -> Result<Vec<SafeAddStep>, ClusterError> {
+    let mut steps = Vec::new();
+    for node in new_nodes {
+        let k = layout.kraft.as_mut().ok_or_else(|| {
+            ClusterError::Layout("adding controllers needs a KRaft-mode cluster".into())
+        })?;
+        if k.settings.quorum != kraft::QuorumKind::Dynamic {
+            return Err(ClusterError::Layout(
+                "add-controller needs a dynamic quorum (cluster.quorum = \"dynamic\")".into(),
+            ));
+        }
+        let c = kraft::plan_safe_add(k, node);
+        let bootstrap = k.bootstrap_controllers();
+        k.controllers.push(c.clone());
+        let k = layout.kraft.clone().expect("checked above");
+        let formatted =
+            kraft::install_controller(control, &k, &layout.kafka_settings, &c, &layout.artifacts)?;
+        c.service().start(control, &c.node.name)?;
+        // Caught up: the leader lists it as an observer at the high watermark.
+        let deadline = Instant::now() + timeout;
+        let old: Vec<kraft::Controller> = k
+            .controllers
+            .iter()
+            .filter(|x| x.id != c.id)
+            .cloned()
+            .collect();
+        loop {
+            let caught_up = kraft::describe_each(&old, &k.settings, Duration::from_millis(500))
+                .into_iter()
+                .filter_map(|(_, a)| a.ok())
+                .any(|q| {
+                    q.observers
+                        .iter()
+                        .chain(&q.voters)
+                        .any(|r| r.replica_id == c.id && r.log_end_offset >= q.high_watermark)
+                });
+            if caught_up {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(ClusterError::NotReady {
+                    what: format!("controller {} caught up with the quorum", c.id),
+                    timeout,
+                    detail: "not listed at the high watermark".into(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let add_controller = kraft::quorum_tool(
+            control,
+            &c.node.name,
+            &layout.artifacts,
+            &bootstrap,
+            &[
+                "--command-config".into(),
+                c.service().config_path().to_string_lossy().into_owned(),
+                "add-controller".into(),
+            ],
+        )?;
+        let mut want: Vec<i32> = old.iter().map(|x| x.id).collect();
+        want.push(c.id);
+        let q = kraft::wait_quorum(&k, &want, timeout)?;
+        steps.push(SafeAddStep {
+            id: c.id,
+            formatted,
+            add_controller,
+            voters: q.voters.iter().map(|v| v.replica_id).collect(),
+        });
+    }
+    Ok(steps)
 }
 
 #[cfg(test)]

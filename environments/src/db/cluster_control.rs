@@ -104,10 +104,23 @@ impl EnvCluster {
             })
     }
 
+    fn controller(&self, id: i64) -> Result<crate::db::kraft::Controller, DbError> {
+        let layout = self.lock();
+        i32::try_from(id)
+            .ok()
+            .and_then(|id| layout.controllers().iter().find(|c| c.id == id))
+            .cloned()
+            .ok_or(DbError::UnknownServer {
+                kind: ServerKind::Controller,
+                id,
+            })
+    }
+
     fn service(&self, server: &Server) -> Result<crate::db::service::Service, DbError> {
         Ok(match server.kind {
             ServerKind::Zookeeper => self.zk(server.id)?.service(),
             ServerKind::Kafka => self.broker(server.id)?.service(),
+            ServerKind::Controller => self.controller(server.id)?.service(),
         })
     }
 
@@ -286,6 +299,12 @@ impl ClusterControl for EnvCluster {
             .zookeeper
             .iter()
             .map(Self::to_server_zk)
+            .chain(layout.controllers().iter().map(|c| Server {
+                kind: ServerKind::Controller,
+                id: i64::from(c.id),
+                node: c.node.name.clone(),
+                address: c.node.address,
+            }))
             .chain(layout.kafka.iter().map(|b| Server {
                 kind: ServerKind::Kafka,
                 id: b.id as i64,
@@ -326,6 +345,11 @@ impl ClusterControl for EnvCluster {
                 let b = self.broker(server.id)?;
                 let settings = self.lock().kafka_settings.clone();
                 kafka::wait_answering(&[b], &settings, timeout)
+            }
+            ServerKind::Controller => {
+                let c = self.controller(server.id)?;
+                let settings = self.lock().kraft.as_ref().map(|k| k.settings.clone());
+                crate::db::kraft::wait_answering(&c, &settings.unwrap_or_default(), timeout)
             }
         }
         .map_err(|e| DbError::failed(what(), e))
@@ -395,7 +419,8 @@ impl ClusterControl for EnvCluster {
                     crate::probes::kafka_client::metadata(addr, Some(&[]), ASK_TIMEOUT)
                         .ok()
                         .map(|m| {
-                            if m.controller == Some(b.id) {
+                            // A KRaft broker's "controller" is a broker it picked.
+                            if m.controller == Some(b.id) && !self.lock().is_kraft() {
                                 "controller".to_string()
                             } else {
                                 "broker".to_string()
@@ -403,7 +428,44 @@ impl ClusterControl for EnvCluster {
                         }),
                 )
             }
+            ServerKind::Controller => {
+                let c = self.controller(server.id)?;
+                let settings = self.lock().kraft.as_ref().map(|k| k.settings.clone());
+                let view = crate::probes::observe::observe_controller(
+                    &c,
+                    &settings.unwrap_or_default(),
+                    ASK_TIMEOUT,
+                );
+                Ok(match view.role {
+                    splitbrain_core::cluster::ControllerRole::Leader => Some("leader".into()),
+                    splitbrain_core::cluster::ControllerRole::NotLeader => {
+                        Some("not-leader".into())
+                    }
+                    splitbrain_core::cluster::ControllerRole::Unreachable => None,
+                })
+            }
         }
+    }
+
+    fn kraft_leader(&self) -> Result<Option<i64>, DbError> {
+        let layout = self.layout();
+        let Some(k) = &layout.kraft else {
+            return Ok(None);
+        };
+        let leaders: Vec<i64> =
+            crate::db::kraft::describe_each(&k.controllers, &k.settings, ASK_TIMEOUT)
+                .into_iter()
+                .filter_map(|(id, a)| {
+                    a.ok()
+                        .filter(|q| q.leader_id == Some(id))
+                        .map(|_| i64::from(id))
+                })
+                .collect();
+        // Two controllers each claiming to lead: no one "the" leader.
+        Ok(match leaders[..] {
+            [one] => Some(one),
+            _ => None,
+        })
     }
 
     fn zk_leaders(&self) -> Result<Vec<i64>, DbError> {
@@ -421,6 +483,11 @@ impl ClusterControl for EnvCluster {
 
     fn kafka_controller(&self) -> Result<Option<i64>, DbError> {
         let layout = self.layout();
+        // A KRaft broker's Metadata names a broker it picked, not the
+        // active controller: no Kafka controller to target (see kraft_leader).
+        if layout.is_kraft() {
+            return Ok(None);
+        }
         let mut votes: BTreeMap<i32, usize> = BTreeMap::new();
         let mut answered = 0;
         for b in &layout.kafka {

@@ -147,6 +147,18 @@ pub fn render_server_properties(
         "zookeeper.connection.timeout.ms",
         &s.zookeeper_connection_timeout_ms,
     );
+    write_shared_properties(s, &mut kv);
+    out
+}
+
+/// Writes the settings every Kafka server of a cluster shares, in either
+/// mode (replication defaults, small-machine thread counts, then
+/// `extra`): KRaft's controllers get them too, since they, not the
+/// brokers, apply topic defaults and elect partition leaders.
+pub(crate) fn write_shared_properties(
+    s: &KafkaSettings,
+    kv: &mut dyn FnMut(&str, &dyn std::fmt::Display),
+) {
     kv("default.replication.factor", &s.default_replication_factor);
     kv("num.partitions", &s.num_partitions);
     kv("min.insync.replicas", &s.min_insync_replicas);
@@ -180,7 +192,6 @@ pub fn render_server_properties(
     for (k, v) in &s.extra {
         kv(k, v);
     }
-    out
 }
 
 /// Renders the reload4j configuration: the broker's own log plus the

@@ -4,14 +4,16 @@
 //! topics, log collection, the incident's rapid add) and [`cluster_control`]
 //! (the nemeses' view of a running cluster).
 //!
-//! Kafka runs in ZooKeeper mode; a KRaft mode would be one more module here
-//! beside [`kafka`]. Where the nodes come from is [`crate::nodes`]; the
+//! Kafka runs in ZooKeeper mode by default; [`kraft`] is KRaft mode
+//! (controllers on their own nodes, no ZooKeeper), beside [`kafka`]. Where the nodes come from is [`crate::nodes`]; the
 //! pinned clients that ask one server what it believes are [`crate::probes`].
 
 pub mod artifacts;
 pub mod cluster;
 pub mod cluster_control;
 pub mod kafka;
+pub mod kraft;
+pub mod segments;
 pub mod service;
 pub mod zookeeper;
 

@@ -23,6 +23,10 @@ pub enum ServiceKind {
     Zookeeper,
     /// A Kafka broker (`kafka.Kafka`).
     Kafka,
+    /// A KRaft controller (`kafka.Kafka` with `process.roles=controller`),
+    /// on its own node: see [`crate::db::kraft`].
+    #[serde(rename = "kafka-controller")]
+    KafkaController,
 }
 
 impl ServiceKind {
@@ -31,6 +35,7 @@ impl ServiceKind {
         match self {
             ServiceKind::Zookeeper => "zookeeper",
             ServiceKind::Kafka => "kafka",
+            ServiceKind::KafkaController => "kafka-controller",
         }
     }
     /// The configuration file that the process is started with.
@@ -38,6 +43,7 @@ impl ServiceKind {
         match self {
             ServiceKind::Zookeeper => "zoo.cfg",
             ServiceKind::Kafka => "server.properties",
+            ServiceKind::KafkaController => "controller.properties",
         }
     }
 }

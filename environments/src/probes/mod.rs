@@ -46,6 +46,17 @@ pub enum ProbeError {
         /// ZooKeeper's error code (e.g. -101 no node).
         code: i32,
     },
+    /// A Kafka server answered a request with a Kafka error code (e.g. 6
+    /// NOT_LEADER_OR_FOLLOWER from a controller that does not lead).
+    #[error("{addr}: {request} failed with Kafka error {code}{}", kafka_client::error_name(*.code).map(|n| format!(" ({n})")).unwrap_or_default())]
+    KafkaServer {
+        /// The server.
+        addr: SocketAddr,
+        /// The request.
+        request: &'static str,
+        /// Kafka's error code.
+        code: i16,
+    },
     /// The thread asking the server panicked (a bug in splitbrain).
     #[error(
         "{addr}: the observer thread panicked (a bug in splitbrain: please report it); ask again"

@@ -7,15 +7,19 @@
 //! each broker is asked on its own for its metadata (the controller it names).
 //! All servers are asked concurrently, every network step bounded by the
 //! timeout, so one sample takes about one timeout at worst: cheap enough for
-//! an observer sampling every 100–500 ms.
+//! an observer sampling every 100–500 ms. Then the test topics' partition
+//! states (leader, leader epoch, ISR) are read from the ZooKeeper leader.
 
 use crate::db::cluster::ClusterLayout;
 use crate::db::kafka::{Broker, KafkaSettings};
+use crate::db::kraft::{Controller, KraftSettings};
 use crate::db::zookeeper::{ZkServer, ZkSettings};
 use crate::probes::kafka_client;
 use crate::probes::zk_client::{self, ZkSession};
 use crate::probes::ProbeError;
-use splitbrain_core::cluster::{BrokerView, Observation, ZkMode, ZkServerView};
+use splitbrain_core::cluster::{
+    BrokerView, ControllerRole, ControllerView, Observation, PartitionState, ZkMode, ZkServerView,
+};
 use std::time::Duration;
 
 /// Default bound of each network step of one sample.
@@ -28,16 +32,113 @@ pub fn observe(layout: &ClusterLayout) -> Observation {
 
 /// Samples every server of `layout`, each network step bounded by `timeout`.
 pub fn observe_with(layout: &ClusterLayout, timeout: Duration) -> Observation {
+    let mut o = observe_servers(layout, timeout);
+    o.partitions = observe_partitions(layout, &o, timeout);
+    o
+}
+
+/// The topics whose partition states are sampled: the test's own (every
+/// topic not internal to Kafka, whose names start with `__`).
+fn is_test_topic(topic: &str) -> bool {
+    !topic.starts_with("__")
+}
+
+/// Every test topic's partition states, from the ZooKeeper leader (or,
+/// without one, the first server that serves): empty when none answers.
+pub fn observe_partitions(
+    layout: &ClusterLayout,
+    o: &Observation,
+    timeout: Duration,
+) -> Vec<PartitionState> {
+    let serving = |m: ZkMode| matches!(m, ZkMode::Leader | ZkMode::Standalone);
+    let pick = o
+        .zookeeper
+        .iter()
+        .find(|v| serving(v.mode))
+        .or_else(|| o.zookeeper.iter().find(|v| v.mode == ZkMode::Follower));
+    let Some(server) = pick.and_then(|v| layout.zk_server(v.server_id)) else {
+        return vec![];
+    };
+    let addr = server.client_addr(&layout.zk_settings);
+    read_partitions(addr, server.id, timeout).unwrap_or_default()
+}
+
+/// `{"leader":2,"leader_epoch":4,"isr":[2,3],...}` of a partition's state.
+pub fn parse_partition_state(data: &[u8]) -> Option<(i32, i32, Vec<i32>)> {
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let int = |k: &str| v.get(k)?.as_i64().and_then(|i| i32::try_from(i).ok());
+    let isr = v
+        .get("isr")?
+        .as_array()?
+        .iter()
+        .filter_map(|b| b.as_i64().and_then(|i| i32::try_from(i).ok()))
+        .collect();
+    Some((int("leader")?, int("leader_epoch")?, isr))
+}
+
+fn read_partitions(
+    addr: std::net::SocketAddr,
+    server_id: u64,
+    timeout: Duration,
+) -> Result<Vec<PartitionState>, ProbeError> {
+    let mut session = ZkSession::connect(addr, Duration::from_secs(10), timeout)?;
+    let mut out = Vec::new();
+    let topics = session.get_children("/brokers/topics")?.unwrap_or_default();
+    for topic in topics.iter().filter(|t| is_test_topic(t)) {
+        let base = format!("/brokers/topics/{topic}/partitions");
+        let mut parts: Vec<i32> = session
+            .get_children(&base)?
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        parts.sort_unstable();
+        for p in parts {
+            let data = session.get_data(&format!("{base}/{p}/state"))?;
+            if let Some((leader, leader_epoch, isr)) =
+                data.as_deref().and_then(parse_partition_state)
+            {
+                out.push(PartitionState {
+                    topic: topic.clone(),
+                    partition: p,
+                    leader,
+                    leader_epoch,
+                    isr,
+                    server_id,
+                });
+            }
+        }
+    }
+    let _ = session.close();
+    Ok(out)
+}
+
+fn observe_servers(layout: &ClusterLayout, timeout: Duration) -> Observation {
     std::thread::scope(|scope| {
         let zk: Vec<_> = layout
             .zookeeper
             .iter()
             .map(|s| scope.spawn(move || observe_zk_server(s, &layout.zk_settings, timeout)))
             .collect();
+        let kraft = layout.is_kraft();
         let kafka: Vec<_> = layout
             .kafka
             .iter()
-            .map(|b| scope.spawn(move || observe_broker(b, &layout.kafka_settings, timeout)))
+            .map(|b| {
+                scope.spawn(move || {
+                    let mut view = observe_broker(b, &layout.kafka_settings, timeout);
+                    if kraft {
+                        observe_broker_quorum(&mut view, b, &layout.kafka_settings, timeout);
+                    }
+                    view
+                })
+            })
+            .collect();
+        let controllers: Vec<_> = layout
+            .kraft
+            .iter()
+            .flat_map(|k| k.controllers.iter().map(move |c| (k, c)))
+            .map(|(k, c)| scope.spawn(move || observe_controller(c, &k.settings, timeout)))
             .collect();
         Observation {
             zookeeper: zk
@@ -58,7 +159,20 @@ pub fn observe_with(layout: &ClusterLayout, timeout: Duration) -> Observation {
                         node: b.node.name.clone(),
                         broker_id: b.id,
                         controller: None,
+                        quorum_leader: None,
+                        quorum_epoch: None,
                         error: Some("observer thread panicked".into()),
+                    })
+                })
+                .collect(),
+            partitions: vec![],
+            controllers: controllers
+                .into_iter()
+                .zip(layout.controllers())
+                .map(|(h, c)| {
+                    h.join().unwrap_or_else(|_| ControllerView {
+                        error: Some("observer thread panicked".into()),
+                        ..silent_controller(c)
                     })
                 })
                 .collect(),
@@ -182,11 +296,88 @@ pub fn observe_broker(broker: &Broker, settings: &KafkaSettings, timeout: Durati
         node: broker.node.name.clone(),
         broker_id: broker.id,
         controller: None,
+        quorum_leader: None,
+        quorum_epoch: None,
         error: None,
     };
     // An empty topic list: the controller and brokers only, cheap.
     match kafka_client::metadata(broker.addr(settings), Some(&[]), timeout) {
         Ok(m) => view.controller = m.controller,
+        Err(e) => view.error = Some(e.to_string()),
+    }
+    view
+}
+
+/// KRaft mode: the quorum leader a broker follows. A broker forwards
+/// DescribeQuorum to the controller it believes active, which answers
+/// only if it leads: the answer's leader is the controller this broker
+/// follows. A failure is added to the view's `error`.
+pub fn observe_broker_quorum(
+    view: &mut BrokerView,
+    broker: &Broker,
+    settings: &KafkaSettings,
+    timeout: Duration,
+) {
+    match kafka_client::describe_quorum(broker.addr(settings), timeout) {
+        Ok(q) => {
+            view.quorum_leader = q.leader_id;
+            view.quorum_epoch = q.leader_id.map(|_| q.leader_epoch);
+        }
+        Err(e) => {
+            let e = format!("describe-quorum: {e}");
+            view.error = Some(match view.error.take() {
+                Some(prev) => format!("{prev}; {e}"),
+                None => e,
+            });
+        }
+    }
+}
+
+fn silent_controller(c: &Controller) -> ControllerView {
+    ControllerView {
+        node: c.node.name.clone(),
+        controller_id: c.id,
+        role: ControllerRole::Unreachable,
+        leader_epoch: None,
+        high_watermark: None,
+        voters: Vec::new(),
+        backing: Vec::new(),
+        error: None,
+    }
+}
+
+/// One KRaft controller's own answer to DescribeQuorum. Never fails: a
+/// refusal is [`ControllerRole::NotLeader`], silence `Unreachable`.
+pub fn observe_controller(
+    controller: &Controller,
+    settings: &KraftSettings,
+    timeout: Duration,
+) -> ControllerView {
+    let mut view = silent_controller(controller);
+    match kafka_client::describe_quorum(controller.addr(settings), timeout) {
+        // A controller describes the quorum only while it leads; a leader
+        // naming another leader would be a protocol violation, kept as seen.
+        Ok(q) => {
+            view.role = if q.leader_id == Some(controller.id) {
+                ControllerRole::Leader
+            } else {
+                view.error = Some(format!("described a quorum led by {:?}", q.leader_id));
+                ControllerRole::NotLeader
+            };
+            view.leader_epoch = Some(q.leader_epoch);
+            view.high_watermark = Some(q.high_watermark);
+            view.voters = q.voters.iter().map(|v| v.replica_id).collect();
+            view.backing = q.backing(i64::from(settings.fetch_timeout_ms));
+        }
+        Err(ProbeError::KafkaServer { code, .. }) => {
+            view.role = ControllerRole::NotLeader;
+            view.error = Some(format!(
+                "DescribeQuorum: Kafka error {code}{}",
+                kafka_client::error_name(code)
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            ));
+        }
         Err(e) => view.error = Some(e.to_string()),
     }
     view
@@ -230,6 +421,15 @@ pub fn broker_metadata(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partition_state_json() {
+        let data = br#"{"controller_epoch":2,"leader":3,"version":1,"leader_epoch":5,"isr":[3,1]}"#;
+        assert_eq!(parse_partition_state(data), Some((3, 5, vec![3, 1])));
+        assert_eq!(parse_partition_state(b"{}"), None);
+        assert!(is_test_topic("queue"));
+        assert!(!is_test_topic("__consumer_offsets"));
+    }
 
     #[test]
     fn controller_and_cluster_id_json() {

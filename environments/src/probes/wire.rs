@@ -87,6 +87,27 @@ impl Encoder {
         this.buf.extend_from_slice(v.as_bytes());
         this
     }
+    /// Appends an unsigned varint (Kafka's `UNSIGNED_VARINT`, used by
+    /// flexible versions for lengths and tagged-field counts).
+    pub fn uvarint(mut self, mut v: u32) -> Self {
+        while v >= 0x80 {
+            self.buf.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
+        self
+    }
+    /// Appends a compact string (length + 1 as an unsigned varint).
+    pub fn compact_str(self, v: &str) -> Self {
+        let mut this = self.uvarint(v.len() as u32 + 1);
+        this.buf.extend_from_slice(v.as_bytes());
+        this
+    }
+    /// Appends an empty tagged-field section (flexible versions end every
+    /// structure with one).
+    pub fn no_tags(self) -> Self {
+        self.uvarint(0)
+    }
     /// The encoded body.
     pub fn finish(self) -> Vec<u8> {
         self.buf
@@ -166,6 +187,49 @@ impl<'a> Decoder<'a> {
         let raw = self.take(len as usize)?;
         Ok(Some(String::from_utf8_lossy(raw).into_owned()))
     }
+    /// An unsigned varint (at most 5 bytes).
+    pub fn uvarint(&mut self) -> Result<u32, Malformed> {
+        let mut v: u32 = 0;
+        for i in 0..5 {
+            let b = self.take(1)?[0];
+            v |= u32::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(Malformed("varint longer than 5 bytes".into()))
+    }
+    /// A compact string; `None` for null (length 0).
+    pub fn compact_str(&mut self) -> Result<Option<String>, Malformed> {
+        let n = self.uvarint()?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let raw = self.take(n as usize - 1)?;
+        Ok(Some(String::from_utf8_lossy(raw).into_owned()))
+    }
+    /// A compact array's length; null reads as 0. Bounded by what is left.
+    pub fn compact_array_len(&mut self) -> Result<usize, Malformed> {
+        let n = self.uvarint()? as usize;
+        let len = n.saturating_sub(1);
+        if len > self.remaining() {
+            return Err(Malformed(format!(
+                "array of {len} elements in {} bytes",
+                self.remaining()
+            )));
+        }
+        Ok(len)
+    }
+    /// Skips a tagged-field section (none of the tags are needed here).
+    pub fn skip_tags(&mut self) -> Result<(), Malformed> {
+        let n = self.uvarint()?;
+        for _ in 0..n {
+            let _tag = self.uvarint()?;
+            let size = self.uvarint()?;
+            self.take(size as usize)?;
+        }
+        Ok(())
+    }
     /// An array length (32 bits); -1 (null) reads as 0. Bounded by what is
     /// left, so a wrong count cannot make a caller loop for long.
     pub fn array_len(&mut self) -> Result<usize, Malformed> {
@@ -205,6 +269,30 @@ mod tests {
         assert_eq!(d.str16().unwrap().as_deref(), Some("abc"));
         assert_eq!(d.bytes32().unwrap(), Some(&b"xy"[..]));
         assert_eq!(d.remaining(), 0);
+    }
+
+    #[test]
+    fn flexible_encodings_round_trip() {
+        let body = Encoder::new()
+            .uvarint(300)
+            .compact_str("__cluster_metadata")
+            .no_tags()
+            .finish();
+        assert_eq!(&body[..2], &[0xac, 0x02]);
+        let mut d = Decoder::new(&body);
+        assert_eq!(d.uvarint().unwrap(), 300);
+        assert_eq!(
+            d.compact_str().unwrap().as_deref(),
+            Some("__cluster_metadata")
+        );
+        d.skip_tags().unwrap();
+        assert_eq!(d.remaining(), 0);
+        // One tag of 2 bytes is skipped whole; a null string is None.
+        let mut d = Decoder::new(&[1, 5, 2, 9, 9, 0]);
+        d.skip_tags().unwrap();
+        assert_eq!(d.compact_str().unwrap(), None);
+        assert!(Decoder::new(&[0xff; 6]).uvarint().is_err());
+        assert!(Decoder::new(&[0x7f]).compact_array_len().is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! plots, the fault timeline, the counts and the run's config.
 
 use super::{escape, found, svg, words, Analysis, Outcome, RunInfo};
+use serde_json::Value;
 use splitbrain_checkers::{catalog, verdict::UNSEEN};
 use std::fmt::Write;
 
@@ -28,6 +29,7 @@ svg .title{font-size:13px;font-weight:600}svg .legend,svg .tick-label,svg .axis-
 svg .segment-label{font-size:10px;fill:#fff}svg .fault{fill:#ff7f0e;fill-opacity:.13}svg .fault-label{font-size:9px;fill:#b35900}
 svg .axis{stroke:#444}svg .tick{stroke:#444}svg .grid{stroke:#eee}svg .empty{font-size:13px;fill:#888}
 .note{color:#555;font-size:.9em}
+.evidence{margin:2px 0 6px 12px}.timeline{margin:2px 0;padding-left:20px;font-size:.9em}
 "#;
 
 /// Renders report.html.
@@ -122,7 +124,35 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
     // with its raw JSON folded under it.
     let dlq_status = analysis.events.dlq_status(v.counts.get("dlq").copied());
     let dlq_exercised = !dlq_status.starts_with(super::run_events::DLQ_NOT_EXERCISED);
-    h.push_str("<h2>Anomalies</h2>\n<table id=\"anomalies\"><tr><th>anomaly</th><th>count</th><th>examples</th></tr>\n");
+    h.push_str("<h2>Anomalies</h2>\n");
+    if let Some(ev) = &info.evidence {
+        let per: Vec<String> = ev
+            .summary()
+            .get("anomalies")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "{k}: {} example(s), {} confirmed by the segments, {} explained by the logs",
+                            v["examples"], v["confirmed"], v["explained"]
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            h,
+            "<p class=\"note\" id=\"evidence-summary\">Servers\u{2019} evidence collected for {} example(s) in {:.1} s{}{}.</p>",
+            ev.examples.len(),
+            ev.collected_in_ms as f64 / 1000.0,
+            if per.is_empty() { "" } else { ": " },
+            escape(&per.join("; "))
+        );
+    }
+    h.push_str(
+        "<table id=\"anomalies\"><tr><th>anomaly</th><th>count</th><th>examples</th></tr>\n",
+    );
     let mut rows: Vec<(&String, &splitbrain_checkers::Anomaly)> = v.anomalies.iter().collect();
     rows.sort_by_key(|(n, a)| (a.count == 0, !catalog::is_anomaly(n), n.as_str()));
     for (name, a) in rows {
@@ -136,18 +166,27 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
             "bad"
         };
         let mut ex = String::new();
-        for e in a.examples.iter().take(5) {
+        for (i, e) in a.examples.iter().take(5).enumerate() {
             let raw = escape(&serde_json::to_string_pretty(e).unwrap_or_default());
+            let evidence = info
+                .evidence
+                .as_ref()
+                .and_then(|f| f.example(name, i))
+                .map(evidence_html)
+                .unwrap_or_default();
             match words::sentence(name, e, &analysis.example_ops) {
                 Some(text) => {
                     let _ = write!(
                         ex,
-                        "<div class=\"example\"><span class=\"sentence\">{}</span><details><summary>raw JSON</summary><pre>{raw}</pre></details></div>",
+                        "<div class=\"example\"><span class=\"sentence\">{}</span><details><summary>raw JSON</summary><pre>{raw}</pre></details>{evidence}</div>",
                         escape(&text)
                     );
                 }
                 None => {
-                    let _ = write!(ex, "<div class=\"example\"><pre>{raw}</pre></div>");
+                    let _ = write!(
+                        ex,
+                        "<div class=\"example\"><pre>{raw}</pre>{evidence}</div>"
+                    );
                 }
             }
         }
@@ -208,6 +247,8 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
     h.push_str(&svg::zk_modes(s));
     h.push_str("\n<h2>Controllers</h2>\n");
     h.push_str(&svg::controllers(s));
+    h.push_str("\n<h2>Partitions</h2>\n");
+    h.push_str(&svg::partitions(s));
 
     h.push_str("\n<h2>Faults</h2>\n");
     if s.nemesis.is_empty() {
@@ -277,5 +318,47 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
         escape(&analysis.history.display().to_string()),
         env!("CARGO_PKG_VERSION")
     );
+    h
+}
+
+/// One example's evidence: the timeline in words, then the servers' raw
+/// lines and each replica's segments folded.
+fn evidence_html(e: &crate::evidence::ExampleEvidence) -> String {
+    let yn = |b: Option<bool>| match b {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "unknown",
+    };
+    let mut h = format!(
+        "<div class=\"evidence\"><span class=\"note\">servers\u{2019} evidence: confirmed by the segments: {}; explained by the logs: {}</span><ol class=\"timeline\">",
+        yn(e.confirmed),
+        yn(e.explained)
+    );
+    for t in &e.timeline {
+        let _ = write!(h, "<li>{}</li>", escape(t));
+    }
+    h.push_str("</ol>");
+    if !e.lines.is_empty() {
+        let _ = write!(
+            h,
+            "<details><summary>{} log line(s)</summary><pre>",
+            e.lines.len()
+        );
+        for l in &e.lines {
+            let t = l.time_s.map_or(String::new(), |t| format!("{t:.3} s "));
+            let _ = writeln!(h, "{}{} {}", escape(&t), escape(&l.node), escape(&l.text));
+        }
+        h.push_str("</pre></details>");
+    }
+    if !e.replicas.is_empty() {
+        let text = serde_json::to_string_pretty(&e.replicas).unwrap_or_default();
+        let _ = write!(
+            h,
+            "<details><summary>segments of {} broker(s)</summary><pre>{}</pre></details>",
+            e.replicas.len(),
+            escape(&text)
+        );
+    }
+    h.push_str("</div>");
     h
 }

@@ -305,6 +305,9 @@ pub struct RunInfo {
     /// The run ended early (Ctrl-C or an error): what was recorded is
     /// still checked, and the report says why it is partial.
     pub interrupted: Option<String>,
+    /// The servers' side of the anomaly examples (`evidence.json`), if
+    /// collected.
+    pub evidence: Option<crate::evidence::EvidenceFile>,
 }
 
 /// The results.json document.
@@ -327,12 +330,23 @@ pub fn results_json(analysis: &Analysis, info: &RunInfo) -> Value {
         "warnings": analysis.warnings,
         "checkers": v.checkers,
         "counts": v.counts,
-        "anomalies": v.anomalies,
+        "anomalies": anomalies_json(v, info),
         "stats": analysis.stats.to_json(),
         "faults": analysis.stats.faults,
         "nemesis-events": analysis.stats.nemesis,
         "config": info.config,
+        "evidence-summary": info.evidence.as_ref().map(crate::evidence::EvidenceFile::summary),
     })
+}
+
+/// The anomalies as results.json shows them: each example with its
+/// `evidence` object when evidence was collected.
+fn anomalies_json(v: &Verdict, info: &RunInfo) -> Value {
+    let mut a = serde_json::to_value(&v.anomalies).unwrap_or(Value::Null);
+    if let Some(file) = &info.evidence {
+        crate::evidence::attach(&mut a, file);
+    }
+    a
 }
 
 /// The workload's delivery counts as recorded (`null` when the history has
@@ -380,6 +394,7 @@ pub fn load_run_info(dir: &Path) -> Result<RunInfo> {
     if !path.exists() {
         return Ok(RunInfo {
             test: fallback_name,
+            evidence: crate::evidence::load(dir),
             ..RunInfo::default()
         });
     }
@@ -419,6 +434,7 @@ pub fn load_run_info(dir: &Path) -> Result<RunInfo> {
         expect,
         tolerate,
         interrupted,
+        evidence: crate::evidence::load(dir),
     })
 }
 

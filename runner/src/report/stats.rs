@@ -191,6 +191,21 @@ pub struct Stats {
     pub leaders: Vec<Segment<usize>>,
     /// Observer samples seen.
     pub observations: u64,
+    /// Per partition (`"queue-1"`), its state in ZooKeeper over time
+    /// (`None`: not read in that sample); empty for histories whose
+    /// observer did not read partition states.
+    pub partitions: BTreeMap<String, Vec<Segment<Option<PartitionLane>>>>,
+}
+
+/// A partition's state in ZooKeeper, as the partition lanes show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionLane {
+    /// The leader (-1: none).
+    pub leader: i32,
+    /// The leader epoch.
+    pub leader_epoch: i32,
+    /// How many replicas are in sync.
+    pub isr: usize,
 }
 
 /// Streams operations into [`Stats`].
@@ -377,6 +392,26 @@ impl StatsCollector {
             }
         }
         push_change(&mut s.leaders, time, leaders);
+        let mut seen_partitions = std::collections::BTreeSet::new();
+        for p in &obs.partitions {
+            let lane = format!("{}-{}", p.topic, p.partition);
+            let value = PartitionLane {
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+                isr: p.isr.len(),
+            };
+            push_change(
+                s.partitions.entry(lane.clone()).or_default(),
+                time,
+                Some(value),
+            );
+            seen_partitions.insert(lane);
+        }
+        for (lane, segs) in s.partitions.iter_mut() {
+            if !seen_partitions.contains(lane) {
+                push_change(segs, time, None);
+            }
+        }
     }
 
     /// The statistics, with throughput re-bucketed so there are at most a few
@@ -564,6 +599,40 @@ mod tests {
             .collect();
         assert_eq!(f, vec![("crash", 10, Some(10)), ("kill", 20, Some(30))]);
         assert_eq!(s.faults[0].healed_by, None);
+    }
+
+    #[test]
+    fn partition_states_become_lanes() {
+        let obs = |t: u64, parts: &str| {
+            format!(
+                r#"{{"index":{t},"time":{t},"process":"observer","type":"ok","f":"observe","value":{{"zookeeper":[],"kafka":[],"partitions":[{parts}]}}}}"#
+            )
+        };
+        let p = |leader: i32, epoch: i32, isr: &str| {
+            format!(
+                r#"{{"topic":"queue","partition":1,"leader":{leader},"leader_epoch":{epoch},"isr":[{isr}],"server_id":1}}"#
+            )
+        };
+        let lines = [
+            obs(1, &p(2, 4, "2,1,3")),
+            obs(2, &p(2, 4, "2,1,3")),
+            obs(3, &p(3, 5, "3")),
+            obs(4, ""),
+        ];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let s = feed(&refs);
+        let lane: Vec<Option<(i32, i32, usize)>> = s.partitions["queue-1"]
+            .iter()
+            .map(|x| x.value.map(|v| (v.leader, v.leader_epoch, v.isr)))
+            .collect();
+        assert_eq!(lane, vec![Some((2, 4, 3)), Some((3, 5, 1)), None]);
+        let svg = super::super::svg::partitions(&s);
+        assert!(svg.contains("queue-1 leader"), "{svg}");
+        assert!(svg.contains(r#"data-value="3 e5""#), "{svg}");
+        assert!(svg.contains(r#"data-value="isr 1""#), "{svg}");
+        // Histories without partition states: no lanes, an empty plot.
+        let s = feed(&[&obs(1, "")]);
+        assert!(s.partitions.is_empty());
     }
 
     #[test]

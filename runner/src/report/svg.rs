@@ -488,6 +488,103 @@ pub fn controllers(stats: &Stats) -> String {
     f.finish()
 }
 
+/// Each partition's leader (one colour per broker, no leader grey) and ISR
+/// size (green when every replica is in sync, orange below, red at one or
+/// none) as ZooKeeper held them over time, two lanes per partition, faults
+/// shaded.
+pub fn partitions(stats: &Stats) -> String {
+    let n = stats.partitions.len();
+    let height = TOP + BOTTOM + 26.0 * (2 * n) as f64 + 4.0;
+    let mut f = Frame::new(
+        "partitions",
+        "Partition leader and ISR size as ZooKeeper holds them",
+        height.max(120.0),
+        stats.end_ns,
+    );
+    f.faults(&stats.faults, stats.end_ns);
+    if n == 0 {
+        f.empty("no partition states in this history's observer samples");
+        return f.finish();
+    }
+    let widest = stats
+        .partitions
+        .values()
+        .flatten()
+        .filter_map(|s| s.value.map(|v| v.isr))
+        .max()
+        .unwrap_or(0);
+    let rows: Vec<(String, &[Segment<Option<super::stats::PartitionLane>>])> = stats
+        .partitions
+        .iter()
+        .flat_map(|(k, v)| {
+            [
+                (format!("{k} leader"), v.as_slice()),
+                (format!("{k} ISR"), v.as_slice()),
+            ]
+        })
+        .collect();
+    // Leader lanes and ISR lanes share the segments; each call draws its
+    // own lanes and leaves the other's empty (and unlabelled).
+    let leader_rows: Vec<(String, &[Segment<Option<super::stats::PartitionLane>>])> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| {
+            if i % 2 == 0 {
+                (k.clone(), *v)
+            } else {
+                (String::new(), &[][..])
+            }
+        })
+        .collect();
+    lanes(
+        &mut f,
+        &leader_rows,
+        stats.end_ns,
+        |p| match p {
+            Some(p) if p.leader >= 0 => {
+                PALETTE[p.leader.unsigned_abs() as usize % PALETTE.len()].to_string()
+            }
+            Some(_) => "#e0e0e0".to_string(),
+            None => "none".to_string(),
+        },
+        |p| match p {
+            Some(p) if p.leader >= 0 => format!("{} e{}", p.leader, p.leader_epoch),
+            Some(p) => format!("none e{}", p.leader_epoch),
+            None => String::new(),
+        },
+    );
+    let isr_rows: Vec<(String, &[Segment<Option<super::stats::PartitionLane>>])> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| {
+            if i % 2 == 1 {
+                (k.clone(), *v)
+            } else {
+                (String::new(), &[][..])
+            }
+        })
+        .collect();
+    lanes(
+        &mut f,
+        &isr_rows,
+        stats.end_ns,
+        |p| match p {
+            Some(p) if p.isr >= widest && p.isr > 1 => "#98df8a".to_string(),
+            Some(p) if p.isr > 1 => "#ffbb78".to_string(),
+            Some(_) => "#d62728".to_string(),
+            None => "none".to_string(),
+        },
+        |p| p.map_or(String::new(), |p| format!("isr {}", p.isr)),
+    );
+    f.legend(&[
+        ("all replicas in sync".to_string(), "#98df8a"),
+        ("ISR shrunk".to_string(), "#ffbb78"),
+        ("ISR of 1 or none".to_string(), "#d62728"),
+        ("no leader".to_string(), "#e0e0e0"),
+    ]);
+    f.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,7 +603,13 @@ mod tests {
     #[test]
     fn empty_stats_draw_empty_plots() {
         let s = Stats::default();
-        for svg in [latency(&s), throughput(&s), zk_modes(&s), controllers(&s)] {
+        for svg in [
+            latency(&s),
+            throughput(&s),
+            zk_modes(&s),
+            controllers(&s),
+            partitions(&s),
+        ] {
             assert!(svg.starts_with("<svg"));
             assert!(svg.ends_with("</svg>"));
             assert!(svg.contains("class=\"empty\""));

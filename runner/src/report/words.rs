@@ -261,6 +261,30 @@ pub fn sentence(name: &str, e: &Value, ops: &OpRefs) -> Option<String> {
             "msg {msg} of {key} never reached the consumers' effect store: {}",
             text(&e["why"])
         ),
+        "duplicate-leader-epoch" => {
+            let epochs: Vec<String> = e["epochs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| {
+                    let who: Vec<String> = x["leaders"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|l| format!("{} ({})", text(&l["controller-id"]), text(&l["node"])))
+                        .collect();
+                    format!("epoch {} by {}", text(&x["epoch"]), who.join(" and "))
+                })
+                .collect();
+            format!(
+                "KRaft controllers {} led the metadata quorum in the same leader epoch from {} to {} ({}): {}",
+                text(&e["leader-ids"]),
+                secs(e["start-ns"].as_u64().unwrap_or(0)),
+                secs(e["end-ns"].as_u64().unwrap_or(0)),
+                plural(e["samples"].as_u64().unwrap_or(0), "sample", "samples"),
+                epochs.join("; ")
+            )
+        }
         "split-brain" | "multiple-controllers" | "divergent-ensembles" => {
             let span = format!(
                 "from {} to {} ({})",
@@ -275,6 +299,16 @@ pub fn sentence(name: &str, e: &Value, ops: &OpRefs) -> Option<String> {
                         .into_iter()
                         .flatten()
                         .map(|l| {
+                            // A KRaft leader (no ZooKeeper server id).
+                            if l["leader"].get("controller-id").is_some() {
+                                return format!(
+                                    "controller {} ({}, epoch {}) backed by voters {}",
+                                    text(&l["leader"]["controller-id"]),
+                                    text(&l["leader"]["node"]),
+                                    text(&l["leader"]["epoch"]),
+                                    text(&l["side"])
+                                );
+                            }
                             format!(
                                 "server {} ({}{}) followed by servers {}",
                                 text(&l["leader"]["server-id"]),
@@ -320,6 +354,14 @@ pub fn sentence(name: &str, e: &Value, ops: &OpRefs) -> Option<String> {
                             text(&s["controller-epoch"]),
                             holders.join(" and ")
                         ));
+                    }
+                    if let Some(f) = e["brokers-following"].as_object() {
+                        for (leader, brokers) in f {
+                            how.push(format!(
+                                "brokers {} followed quorum leader {leader}",
+                                text(brokers)
+                            ));
+                        }
                     }
                     format!(
                         "brokers {} acted as Kafka controller at once {span}: {}",
@@ -507,6 +549,12 @@ mod tests {
                 "offsets": [2, 6], "skipped": [[3, 30], [4, 31]], "ops": [20]}),
             "int-nonmonotonic-poll" | "int-nonmonotonic-send" => json!({"process": 5,
                 "key": "txn-0", "offsets": [9, 4], "msg": 11, "ops": [20]}),
+            "duplicate-leader-epoch" => {
+                json!({"start-ns": 21_000_000_000u64, "end-ns": 22_000_000_000u64,
+                "samples": 3, "first-op": 20, "leader-ids": [1001, 1005],
+                "epochs": [{"epoch": 3, "leaders": [{"node": "n1", "controller-id": 1001},
+                                                   {"node": "n8", "controller-id": 1005}]}]})
+            }
             other => panic!("no example of {other}: add one here and a sentence in words.rs"),
         }
     }

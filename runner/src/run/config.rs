@@ -39,6 +39,10 @@ pub struct TestConfig {
     pub workload: WorkloadConfig,
     /// Faults and their schedule.
     pub nemesis: NemesisConfig,
+    /// Examples per anomaly (lost-write, inconsistent-offsets, duplicate,
+    /// G1a, split-brain, multiple-controllers) for which the servers'
+    /// evidence is collected before the cluster goes down; 0: none.
+    pub evidence: usize,
 }
 
 impl Default for TestConfig {
@@ -54,6 +58,7 @@ impl Default for TestConfig {
             kafka: KafkaConfig::default(),
             workload: WorkloadConfig::default(),
             nemesis: NemesisConfig::default(),
+            evidence: crate::evidence::DEFAULT_LIMIT,
         }
     }
 }
@@ -100,6 +105,17 @@ pub struct ClusterConfig {
     pub zk_session_timeout_ms: u32,
     /// Seconds to wait for servers to be ready.
     pub ready_timeout: u64,
+    /// `zookeeper` (the default: Kafka on a ZooKeeper ensemble of
+    /// `zookeeper` servers) or `kraft` (Kafka's own quorum of `controllers`
+    /// dedicated controllers, no ZooKeeper).
+    #[serde(skip_serializing_if = "ClusterConfig::is_zookeeper_mode")]
+    pub mode: String,
+    /// KRaft mode: number of controllers.
+    #[serde(skip_serializing_if = "ClusterConfig::is_default_controllers")]
+    pub controllers: usize,
+    /// KRaft mode: `dynamic` (KIP-853, the default) or `static` voters.
+    #[serde(skip_serializing_if = "ClusterConfig::is_dynamic_quorum")]
+    pub quorum: String,
 }
 
 impl Default for ClusterConfig {
@@ -109,6 +125,35 @@ impl Default for ClusterConfig {
             kafka: 3,
             zk_session_timeout_ms: 6000,
             ready_timeout: 90,
+            mode: "zookeeper".into(),
+            controllers: 3,
+            quorum: "dynamic".into(),
+        }
+    }
+}
+
+// The KRaft fields are written only when set, so that configs (and the
+// results that embed them) of ZooKeeper-mode runs read as before.
+impl ClusterConfig {
+    fn is_zookeeper_mode(mode: &str) -> bool {
+        mode == "zookeeper"
+    }
+    fn is_default_controllers(n: &usize) -> bool {
+        *n == 3
+    }
+    fn is_dynamic_quorum(q: &str) -> bool {
+        q == "dynamic"
+    }
+    /// Whether the cluster runs in KRaft mode.
+    pub fn is_kraft(&self) -> bool {
+        self.mode == "kraft"
+    }
+    /// Servers of the metadata side: ZooKeeper servers, or KRaft controllers.
+    pub fn metadata_servers(&self) -> usize {
+        if self.is_kraft() {
+            self.controllers
+        } else {
+            self.zookeeper
         }
     }
 }
@@ -333,7 +378,7 @@ impl TestConfig {
         if self.env.nodes > 0 {
             self.env.nodes
         } else {
-            self.cluster.zookeeper + self.cluster.kafka + self.extra_nodes()
+            self.cluster.metadata_servers() + self.cluster.kafka + self.extra_nodes()
         }
     }
 
@@ -357,16 +402,37 @@ impl TestConfig {
         if self.env.kind == "existing" && self.env.name.is_none() {
             return Err("env.kind = \"existing\" needs env.name".into());
         }
-        if self.cluster.zookeeper == 0 || self.cluster.kafka == 0 {
-            return Err("cluster.zookeeper and cluster.kafka must each be at least 1".into());
+        if !matches!(self.cluster.mode.as_str(), "zookeeper" | "kraft") {
+            return Err(format!(
+                "cluster.mode {:?}: use zookeeper or kraft",
+                self.cluster.mode
+            ));
+        }
+        if !matches!(self.cluster.quorum.as_str(), "dynamic" | "static") {
+            return Err(format!(
+                "cluster.quorum {:?}: use dynamic or static",
+                self.cluster.quorum
+            ));
+        }
+        if self.cluster.metadata_servers() == 0 || self.cluster.kafka == 0 {
+            return Err(
+                "cluster.zookeeper (cluster.controllers in KRaft mode) and cluster.kafka must each be at least 1"
+                    .into(),
+            );
         }
         if self.env.nodes > 0
-            && self.env.nodes < self.cluster.zookeeper + self.cluster.kafka + self.extra_nodes()
+            && self.env.nodes
+                < self.cluster.metadata_servers() + self.cluster.kafka + self.extra_nodes()
         {
             return Err(format!(
-                "env.nodes = {} is too few: {} ZooKeeper + {} Kafka + {} newcomers",
+                "env.nodes = {} is too few: {} {} + {} Kafka + {} newcomers",
                 self.env.nodes,
-                self.cluster.zookeeper,
+                self.cluster.metadata_servers(),
+                if self.cluster.is_kraft() {
+                    "controllers"
+                } else {
+                    "ZooKeeper"
+                },
                 self.cluster.kafka,
                 self.extra_nodes()
             ));
@@ -565,5 +631,34 @@ mod tests {
         bad.nemesis.faults = vec!["crash:consumer".into()];
         assert!(reason(&bad).contains("queue workload"));
         assert!(TestConfig::from_toml("[workload.txn]\nabort = 0.1\n").is_err());
+    }
+
+    #[test]
+    fn kraft_mode_is_opt_in_and_zookeeper_configs_read_and_write_as_before() {
+        let c = TestConfig::default();
+        assert!(!c.cluster.is_kraft());
+        assert!(!c.to_toml().contains("\nmode ="), "{}", c.to_toml());
+        let k = TestConfig::from_toml(
+            "name = \"k\"\n[cluster]\nmode = \"kraft\"\ncontrollers = 3\nkafka = 3\n",
+        )
+        .unwrap();
+        assert!(k.cluster.is_kraft());
+        assert_eq!(k.nodes_needed(), 6);
+        assert!(k.validate().is_ok());
+        assert!(k.to_toml().contains("mode = \"kraft\""));
+        assert_eq!(TestConfig::from_toml(&k.to_toml()).unwrap(), k);
+        let mut bad = k.clone();
+        bad.cluster.mode = "raft".into();
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("zookeeper or kraft"));
+        let mut bad = k.clone();
+        bad.cluster.quorum = "fixed".into();
+        assert!(bad.validate().is_err());
+        let mut bad = k;
+        bad.cluster.controllers = 0;
+        assert!(bad.validate().is_err());
     }
 }

@@ -100,14 +100,23 @@ pub fn run_test(mut cfg: TestConfig, store: &Path, interrupt: Interrupt) -> Resu
     warn_of_orphans(&mut progress);
 
     let history = dir.join(HISTORY_FILE);
-    let error = phases(&cfg, &dir, &history, &interrupt, &mut progress)
-        .err()
-        .map(|e| {
-            let msg = e.chain();
-            tracing::error!("run failed: {msg}");
-            progress.line(&format!("error: {msg}"));
-            msg
-        });
+    // The evidence phase checks the finished history; the reports reuse it.
+    let mut checked_history = None;
+    let error = phases(
+        &cfg,
+        &dir,
+        &history,
+        &interrupt,
+        &mut progress,
+        &mut checked_history,
+    )
+    .err()
+    .map(|e| {
+        let msg = e.chain();
+        tracing::error!("run failed: {msg}");
+        progress.line(&format!("error: {msg}"));
+        msg
+    });
     let interrupted = if interrupt.now() {
         Some("interrupted by Ctrl-C twice: drain, DLQ replay and final read skipped".to_string())
     } else if interrupt.requested() {
@@ -118,7 +127,14 @@ pub fn run_test(mut cfg: TestConfig, store: &Path, interrupt: Interrupt) -> Resu
     if let Some(why) = &interrupted {
         let _ = std::fs::write(dir.join("interrupted.txt"), format!("{why}\n"));
     }
-    let checked = check_and_report(&dir, &history, interrupted, error.as_deref(), &mut progress)?;
+    let checked = check_and_report(
+        &dir,
+        &history,
+        interrupted,
+        error.as_deref(),
+        &mut progress,
+        checked_history,
+    )?;
     Ok(RunOutcome {
         dir,
         passed: checked.passed && error.is_none(),
@@ -152,13 +168,15 @@ fn warn_of_orphans(progress: &mut Progress) {
 }
 
 /// Every phase from nodes to teardown; the history is complete when it
-/// returns, whether it succeeded or not.
+/// returns, whether it succeeded or not. `checked` gets the evidence
+/// phase's analysis of the finished history, when it made one.
 fn phases(
     cfg: &TestConfig,
     dir: &Path,
     history: &Path,
     interrupt: &Interrupt,
     progress: &mut Progress,
+    checked: &mut Option<report::Analysis>,
 ) -> Result<()> {
     let plan = faults::schedule(cfg)?;
     check_client_settings(cfg)?;
@@ -192,6 +210,7 @@ fn phases(
             dump_txn_segments(cfg, &cluster);
         }
         collect_logs(&cluster, dir, progress);
+        *checked = gather_evidence(cfg, &cluster, dir, history, progress);
     }
     cluster_down(cluster, progress);
     progress.phase("env down");
@@ -327,13 +346,34 @@ struct RunCluster {
 fn cluster_up(cfg: &TestConfig, state: &EnvState) -> Result<RunCluster> {
     let control =
         Control::connect(&state.nodes, Duration::from_secs(30)).map_err(RunError::Unreachable)?;
-    let mut layout = ClusterLayout::plan(
-        &state.name,
-        &state.nodes,
-        cfg.cluster.zookeeper,
-        cfg.cluster.kafka,
-        Artifacts::for_env(state).map_err(RunError::Artifacts)?,
-    )?;
+    let artifacts = Artifacts::for_env(state).map_err(RunError::Artifacts)?;
+    let mut layout = if cfg.cluster.is_kraft() {
+        let settings = splitbrain_environments::db::kraft::KraftSettings {
+            quorum: cfg
+                .cluster
+                .quorum
+                .parse()
+                .map_err(|reason| RunError::Config { reason })?,
+            broker_session_timeout_ms: cfg.cluster.zk_session_timeout_ms,
+            ..Default::default()
+        };
+        ClusterLayout::plan_kraft(
+            &state.name,
+            &state.nodes,
+            cfg.cluster.controllers,
+            cfg.cluster.kafka,
+            settings,
+            artifacts,
+        )?
+    } else {
+        ClusterLayout::plan(
+            &state.name,
+            &state.nodes,
+            cfg.cluster.zookeeper,
+            cfg.cluster.kafka,
+            artifacts,
+        )?
+    };
     let safe_add = faults::mix(cfg)?.iter().any(|f| {
         matches!(
             f,
@@ -391,6 +431,7 @@ fn load(
     progress: &mut Progress,
 ) -> Result<()> {
     let writer = HistoryWriter::create(history)?;
+    crate::evidence::write_clock(dir, writer.started_at())?;
     let mut threads =
         LoadThreads::start(cfg, plan, &cluster.db, &cluster.control, &writer, interrupt)?;
     if cfg.workload.kind == "txn" {
@@ -511,6 +552,59 @@ fn collect_logs(cluster: &RunCluster, dir: &Path, progress: &mut Progress) {
     }
 }
 
+/// Phase "evidence": the servers' side of each anomaly example (segment
+/// dumps, log lines) into `evidence.json`, while the cluster is still up.
+/// Never fails the run: what could not be collected is said in the
+/// evidence or logged. Returns the analysis of the history it made, for
+/// the reports (see [`crate::evidence::for_reports`]).
+fn gather_evidence(
+    cfg: &TestConfig,
+    cluster: &RunCluster,
+    dir: &Path,
+    history: &Path,
+    progress: &mut Progress,
+) -> Option<report::Analysis> {
+    if cfg.evidence == 0 || !std::fs::metadata(history).is_ok_and(|m| m.len() > 0) {
+        return None;
+    }
+    progress.phase("evidence");
+    let layout = cluster.db.layout();
+    match crate::evidence::collect(
+        &cluster.control,
+        &layout,
+        dir,
+        history,
+        topic(cfg),
+        cfg.evidence,
+    ) {
+        Ok((file, analysis)) => {
+            let (lost, confirmed, explained, _) = file.lost_write_counts();
+            let line = format!(
+                "evidence for {} example(s) in {:.1} s (history check {:.1} s, segment dumps {:.1} s){}",
+                file.examples.len(),
+                file.collected_in_ms as f64 / 1000.0,
+                file.analysis_ms as f64 / 1000.0,
+                file.dump_ms as f64 / 1000.0,
+                if lost > 0 {
+                    format!(
+                        "; lost writes: {lost}, confirmed by the segments: {confirmed}, explained by the logs: {explained}"
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            tracing::info!("{line}");
+            progress.line(&line);
+            Some(crate::evidence::for_reports(analysis))
+        }
+        Err(e) => {
+            tracing::warn!("collecting evidence: {}", e.chain());
+            progress.line(&format!("evidence not collected: {}", e.chain()));
+            None
+        }
+    }
+}
+
 /// Phase "cluster down": stops every server and forgets the layout.
 fn cluster_down(cluster: RunCluster, progress: &mut Progress) {
     progress.phase("cluster down");
@@ -530,13 +624,15 @@ struct Checked {
 }
 
 /// Phases "check" and "reports": checks what was recorded (also after an
-/// error or Ctrl-C) and writes results.json, junit.xml and report.html.
+/// error or Ctrl-C; or takes `checked`, the evidence phase's check of the
+/// finished history) and writes results.json, junit.xml and report.html.
 fn check_and_report(
     dir: &Path,
     history: &Path,
     interrupted: Option<String>,
     error: Option<&str>,
     progress: &mut Progress,
+    checked: Option<report::Analysis>,
 ) -> Result<Checked> {
     progress.phase("check");
     let has_ops = std::fs::metadata(history).is_ok_and(|m| m.len() > 0);
@@ -551,7 +647,10 @@ fn check_and_report(
     }
     let mut info = report::load_run_info(dir)?;
     info.interrupted = interrupted;
-    let analysis = report::analyze(history, &CheckOptions::default())?;
+    let analysis = match checked {
+        Some(a) => a,
+        None => report::analyze(history, &CheckOptions::default())?,
+    };
     progress.phase("reports");
     report::write_all(dir, &analysis, &info)?;
     let outcome = report::Outcome::of_run(&analysis, &info);
