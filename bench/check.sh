@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ops="${1:-10000000}"
 cargo build --release -q -p splitbrain --bin splitbrain --example parse_baseline
+cargo build --release -q -p splitbrain-core --example op_parse
 bin=target/release/splitbrain
 baseline=target/release/examples/parse_baseline
 dir=target/bench
@@ -54,3 +55,17 @@ awk -v cw="$cw" -v cc="$cc" -v vw="$vw" -v vc="$vc" -v iw="$iw" -v ic="$ic" -v n
   printf "bare parse, IgnoredAny:         %6.2f / %6.2f  -> ratio check/parse %.2f (wall), %.2f (cpu)\n", iw, ic, cw / iw, cc / ic
 }'
 grep '^stats:' "$dir/check.err" | awk '{ for (k = 1; k <= NF; k++) if ($k == "bytes/op") printf "peak memory of splitbrain check (VmHWM): %s bytes = %s bytes/op (target <= 100)\n", $(k-4), $(k-1) }'
+
+# Which parser: the same lines parsed into operations by serde_json's typed
+# visitors, by the scanner for the writers' layout (what `check` uses, with
+# serde for other lines) and by sonic-rs driving the same visitors, against
+# the syntax-only parse. Best of RUNS, seconds.
+: > "$dir/parsers.t"
+for _ in $(seq "$runs"); do
+  target/release/examples/op_parse "$history" serde scanner sonic ignored >> "$dir/parsers.t"
+done
+echo "parsers (best of $runs, parse only, file in memory):"
+for mode in serde scanner sonic ignored; do
+  grep "^$mode:" "$dir/parsers.t" | awk '{print $5}' | sort -g | head -1 | xargs printf "  %-8s %6.2f s\n" "$mode"
+done
+

@@ -4,9 +4,11 @@
 /// Why a history cannot be checked.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CheckError {
-    /// One `msg` sent (or stored in the DLQ) under two different logs. The
-    /// queue checker identifies a message by its `msg` alone, so a history
-    /// that reuses numbers across logs would turn into false `phantom`s.
+    /// One `msg` sent (or stored in the DLQ) under two different logs, in a
+    /// history whose msgs are unique across the test (splitbrain's own
+    /// format: no `"msg-scope":"log"` in its `config` event). Such a
+    /// history breaks its own promise, so reads of the msg cannot be told
+    /// apart from `phantom`s.
     #[error(
         "line {line} (operation {index}): msg {msg} is given log {key:?}, but operation \
          {earlier_op} already gave it log {earlier_key:?}; every msg must belong to one log, \

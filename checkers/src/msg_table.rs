@@ -56,6 +56,18 @@ impl<S: Slot> MsgTable<S> {
         self.sparse.entry(msg).or_insert(S::EMPTY)
     }
 
+    /// The slot of `msg` to change, if anything is known of it.
+    pub(crate) fn get_known_mut(&mut self, msg: u64) -> Option<&mut S> {
+        if !self.sparse.is_empty() && self.sparse.contains_key(&msg) {
+            return self.sparse.get_mut(&msg);
+        }
+        if (msg as usize as u64) == msg && (msg as usize) < self.dense.len() {
+            let s = &mut self.dense[msg as usize];
+            return (!s.is_empty()).then_some(s);
+        }
+        None
+    }
+
     /// The slot of `msg`, if anything is known of it.
     pub(crate) fn get(&self, msg: u64) -> Option<&S> {
         if let Some(s) = self.sparse.get(&msg) {
@@ -77,6 +89,85 @@ impl<S: Slot> MsgTable<S> {
             .map(|(m, s)| (m as u64, s))
             .chain(self.sparse.iter().map(|(m, s)| (*m, s)))
             .filter(|(_, s)| !s.is_empty())
+    }
+}
+
+/// A slot that knows the log (interned key) its message belongs to.
+pub(crate) trait KeyedSlot: Slot {
+    /// The log, or [`NO_KEY`] while none is known.
+    fn key(&self) -> u32;
+    /// Sets the log.
+    fn set_key(&mut self, key: u32);
+}
+
+/// No log known yet.
+pub(crate) const NO_KEY: u32 = u32::MAX;
+
+/// Messages by their identity `(log, msg)`. Fast path: the first log that
+/// names a message owns its slot in a [`MsgTable`] indexed by the message
+/// alone, so histories whose messages are unique across logs (splitbrain's
+/// own) cost one vector index per lookup, as before. The same number in
+/// another log (foreign histories number each log apart) gets a slot of its
+/// own in a hash map by `(log, msg)`.
+pub(crate) struct KeyedMsgTable<S> {
+    first: MsgTable<S>,
+    others: FxHashMap<(u32, u64), S>,
+}
+
+impl<S> Default for KeyedMsgTable<S> {
+    fn default() -> Self {
+        KeyedMsgTable {
+            first: MsgTable::default(),
+            others: FxHashMap::default(),
+        }
+    }
+}
+
+impl<S: KeyedSlot> KeyedMsgTable<S> {
+    /// The slot of message `msg` of log `key`, made if absent.
+    #[inline]
+    pub(crate) fn get_mut(&mut self, key: u32, msg: u64) -> &mut S {
+        let s = self.first.get_mut(msg);
+        if s.key() == key {
+            return s;
+        }
+        if s.key() == NO_KEY {
+            s.set_key(key);
+            return s;
+        }
+        self.others.entry((key, msg)).or_insert_with(|| {
+            let mut e = S::EMPTY;
+            e.set_key(key);
+            e
+        })
+    }
+
+    /// The slot of message `msg` of log `key`, if anything is known of it.
+    pub(crate) fn get(&self, key: u32, msg: u64) -> Option<&S> {
+        match self.first.get(msg) {
+            Some(s) if s.key() == key => Some(s),
+            Some(_) => self.others.get(&(key, msg)),
+            None => None,
+        }
+    }
+
+    /// The slot of the first log that named `msg`, if any: what splitbrain's
+    /// own format (one log per message) compares a new log against.
+    pub(crate) fn first_of(&self, msg: u64) -> Option<&S> {
+        self.first.get(msg)
+    }
+
+    /// [`Self::first_of`], to change.
+    pub(crate) fn first_of_mut(&mut self, msg: u64) -> Option<&mut S> {
+        self.first.get_known_mut(msg)
+    }
+
+    /// Every message something is known of, with its slot (first slots in
+    /// number order, then the others in no order).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &S)> {
+        self.first
+            .iter()
+            .chain(self.others.iter().map(|((_, m), s)| (*m, s)))
     }
 }
 
@@ -111,5 +202,35 @@ mod tests {
         assert_eq!(t.get(far + 1), None);
         assert_eq!(t.iter().filter(|(m, _)| *m == far).count(), 1);
         assert_eq!(t.iter().count(), 2_000_001);
+    }
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Keyed(u32, u32);
+    impl Slot for Keyed {
+        const EMPTY: Self = Keyed(NO_KEY, 0);
+        fn is_empty(&self) -> bool {
+            self.0 == NO_KEY
+        }
+    }
+    impl KeyedSlot for Keyed {
+        fn key(&self) -> u32 {
+            self.0
+        }
+        fn set_key(&mut self, key: u32) {
+            self.0 = key;
+        }
+    }
+
+    #[test]
+    fn one_number_in_two_logs_is_two_messages() {
+        let mut t = KeyedMsgTable::<Keyed>::default();
+        t.get_mut(0, 5).1 += 1;
+        t.get_mut(1, 5).1 += 10;
+        t.get_mut(0, 5).1 += 1;
+        assert_eq!(t.get(0, 5), Some(&Keyed(0, 2)));
+        assert_eq!(t.get(1, 5), Some(&Keyed(1, 10)));
+        assert_eq!(t.get(2, 5), None);
+        assert_eq!(t.first_of(5), Some(&Keyed(0, 2)));
+        assert_eq!(t.iter().count(), 2);
     }
 }

@@ -14,7 +14,7 @@
 
 use crate::catalog;
 use crate::error::CheckError;
-use crate::msg_table::{MsgTable, Slot};
+use crate::msg_table::{KeyedMsgTable, KeyedSlot, Slot, NO_KEY};
 use crate::verdict::{Anomaly, UNSEEN};
 use rustc_hash::FxHashMap;
 use serde_json::{json, Value};
@@ -40,7 +40,8 @@ const REPLAY_FAIL: u16 = 1 << 6;
 const REPLAY_INFO: u16 = 1 << 7;
 const DLQ: u16 = 1 << 8;
 const READ: u16 = 1 << 9;
-/// Read from a log other than the one it was sent to.
+/// Read from a log other than the one the workload sent it to (only where
+/// messages are unique across the test: the `msg` names one message).
 const WRONG_KEY: u16 = 1 << 10;
 /// `send` invoked more than once (the workload retried it).
 const RESENT: u16 = 1 << 11;
@@ -72,7 +73,7 @@ struct MsgState {
 
 impl MsgState {
     const EMPTY: MsgState = MsgState {
-        key: u32::MAX,
+        key: NO_KEY,
         flags: 0,
         writes: 0,
         send_index: NONE,
@@ -81,7 +82,7 @@ impl MsgState {
         last_offset: NONE,
     };
     fn is_empty(&self) -> bool {
-        self.key == u32::MAX && self.flags == 0
+        self.key == NO_KEY && self.flags == 0
     }
 }
 
@@ -89,6 +90,17 @@ impl Slot for MsgState {
     const EMPTY: MsgState = MsgState::EMPTY;
     fn is_empty(&self) -> bool {
         MsgState::is_empty(self)
+    }
+}
+
+impl KeyedSlot for MsgState {
+    #[inline]
+    fn key(&self) -> u32 {
+        self.key
+    }
+    #[inline]
+    fn set_key(&mut self, key: u32) {
+        self.key = key;
     }
 }
 
@@ -226,12 +238,13 @@ pub struct QueueChecker {
     examples: usize,
     key_ids: FxHashMap<String, u32>,
     key_names: Vec<String>,
-    msgs: MsgTable<MsgState>,
+    /// Per message, by its identity `(log, msg)`.
+    msgs: KeyedMsgTable<MsgState>,
     logs: Vec<OffsetLog>,
     procs: FxHashMap<u64, ProcState>,
     gaps: Vec<GapCandidate>,
     /// Messages seen at more than two offsets: all their offsets.
-    extra_offsets: FxHashMap<u64, Vec<u64>>,
+    extra_offsets: FxHashMap<(u32, u64), Vec<u64>>,
     nonmonotonic_poll: Anomaly,
     nonmonotonic_send: Anomaly,
     polls: u64,
@@ -242,6 +255,29 @@ pub struct QueueChecker {
     /// skipped the DLQ replay, so a DLQ entry never replayed is unknown,
     /// not lost.
     replay_skipped: bool,
+    /// The workload's `config` event said whether it used a DLQ (`None`:
+    /// no config event, or one without the field).
+    dlq_configured: Option<bool>,
+    /// The history holds a `config` event of process `"workload"`.
+    config_seen: bool,
+    /// The history holds `dlq` events or `replay` operations.
+    dlq_seen: bool,
+    /// Each `msg` names one message of the whole test (splitbrain's own
+    /// format); false when the history's `config` says `"msg-scope":"log"`
+    /// (foreign histories number each log apart).
+    msgs_unique_per_test: bool,
+}
+
+/// The fields of the workload's `config` event the queue checker reads
+/// (docs/history.md, Workload events).
+#[derive(serde::Deserialize, Default)]
+struct WorkloadConfig {
+    /// Whether failed sends went to a dead-letter queue.
+    #[serde(default)]
+    dlq: Option<bool>,
+    /// `"test"` (the default) or `"log"`: where a `msg` is unique.
+    #[serde(default, rename = "msg-scope")]
+    msg_scope: Option<String>,
 }
 
 impl QueueChecker {
@@ -251,7 +287,7 @@ impl QueueChecker {
             examples,
             key_ids: FxHashMap::default(),
             key_names: Vec::new(),
-            msgs: MsgTable::default(),
+            msgs: KeyedMsgTable::default(),
             logs: Vec::new(),
             procs: FxHashMap::default(),
             gaps: Vec::new(),
@@ -262,6 +298,10 @@ impl QueueChecker {
             client_ops: 0,
             info_sends: 0,
             replay_skipped: false,
+            dlq_configured: None,
+            config_seen: false,
+            dlq_seen: false,
+            msgs_unique_per_test: true,
         }
     }
 
@@ -277,6 +317,19 @@ impl QueueChecker {
         id
     }
 
+    /// Whether the history's writer used a dead-letter queue, so that a
+    /// failed send never read is `dlq-lost` rather than simply a failed send.
+    ///
+    /// Yes when its `config` event says `"dlq": true`, or when it holds
+    /// `dlq` events or `replay` operations (a DLQ was evidently used). A
+    /// `config` event of the queue workload without the field (histories
+    /// recorded before it existed) also means yes: that workload always had
+    /// one. No otherwise: `"dlq": false` without DLQ events, or no `config`
+    /// event and no DLQ events (foreign histories, hand-written ones).
+    pub fn dlq_in_use(&self) -> bool {
+        self.dlq_seen || self.dlq_configured.unwrap_or(self.config_seen)
+    }
+
     /// Feeds one operation. Operations the checker does not know are ignored.
     ///
     /// Fails on input no verdict can be given for (see [`CheckError`]); the
@@ -284,6 +337,9 @@ impl QueueChecker {
     pub fn observe(&mut self, op: &Op<'_>) -> Result<(), CheckError> {
         match op.f.as_ref() {
             "send" | "replay" => {
+                if op.f == "replay" {
+                    self.dlq_seen = true;
+                }
                 if let Some(p) = op.client() {
                     self.client_ops += 1;
                     self.on_send(p, op, op.f == "replay")?;
@@ -301,10 +357,11 @@ impl QueueChecker {
                 }
             }
             "dlq" => {
+                self.dlq_seen = true;
                 if let OpValue::Message(m) = &op.value {
                     let key = self.key_id(&m.key);
-                    let s = self.msgs.get_mut(m.msg);
-                    Self::claim_key(s, &self.key_names, m.msg, key, op.index)?;
+                    self.claim_key(m.msg, key, op.index)?;
+                    let s = self.msgs.get_mut(key, m.msg);
                     if s.send_index == NONE {
                         s.send_index = op.index;
                     }
@@ -316,6 +373,19 @@ impl QueueChecker {
                     let level = serde_json::from_str::<Value>(raw).ok();
                     if level.as_ref().and_then(|v| v["level"].as_str()) == Some("now") {
                         self.replay_skipped = true;
+                    }
+                }
+            }
+            // The settings of whoever wrote the history: the queue workload
+            // (process "workload"), a converter ("import": no workload ran,
+            // so no final read is due), the generator ("gen-history").
+            "config" if op.client().is_none() => {
+                self.config_seen |= matches!(&op.process, ProcessRef::Named(n) if n == "workload");
+                if let OpValue::Other(raw) = &op.value {
+                    let config: WorkloadConfig = serde_json::from_str(raw).unwrap_or_default();
+                    self.dlq_configured = config.dlq.or(self.dlq_configured);
+                    if config.msg_scope.as_deref() == Some("log") {
+                        self.msgs_unique_per_test = false;
                     }
                 }
             }
@@ -337,36 +407,32 @@ impl QueueChecker {
     }
 
     /// Records that the workload names log `key` for `msg` (a send or replay
-    /// invoke, or a DLQ entry). A second, different log is bad input; a log
-    /// seen only in reads so far is overruled, and those reads were from
-    /// the wrong log.
+    /// invoke, or a DLQ entry). Where each `msg` names one message of the
+    /// test, a second, different log named by the workload is bad input; a
+    /// log seen only in reads so far was the wrong log for those reads.
     #[inline]
-    fn claim_key(
-        s: &mut MsgState,
-        key_names: &[String],
-        msg: u64,
-        key: u32,
-        index: u64,
-    ) -> Result<(), CheckError> {
-        if s.key == key {
+    fn claim_key(&mut self, msg: u64, key: u32, index: u64) -> Result<(), CheckError> {
+        if !self.msgs_unique_per_test {
             return Ok(());
         }
-        if s.key == u32::MAX {
-            s.key = key;
-        } else if s.flags & KEY_BY_WORKLOAD == 0 {
-            s.key = key;
-            s.flags |= WRONG_KEY;
-        } else {
-            return Err(CheckError::MessageInTwoLogs {
-                line: index + 1,
-                index,
-                msg,
-                key: key_names[key as usize].clone(),
-                earlier_key: key_names[s.key as usize].clone(),
-                earlier_op: s.send_index,
-            });
+        let Some(first) = self.msgs.first_of_mut(msg) else {
+            return Ok(());
+        };
+        if first.key == key {
+            return Ok(());
         }
-        Ok(())
+        if first.flags & KEY_BY_WORKLOAD == 0 {
+            first.flags |= WRONG_KEY;
+            return Ok(());
+        }
+        Err(CheckError::MessageInTwoLogs {
+            line: index + 1,
+            index,
+            msg,
+            key: self.key_names[key as usize].clone(),
+            earlier_key: self.key_names[first.key as usize].clone(),
+            earlier_op: first.send_index,
+        })
     }
 
     fn on_send(&mut self, p: u64, op: &Op<'_>, replay: bool) -> Result<(), CheckError> {
@@ -378,8 +444,8 @@ impl QueueChecker {
         };
         if op.op_type == OpType::Invoke {
             if let Some((key, msg, _)) = given {
-                let s = self.msgs.get_mut(msg);
-                Self::claim_key(s, &self.key_names, msg, key, op.index)?;
+                self.claim_key(msg, key, op.index)?;
+                let s = self.msgs.get_mut(key, msg);
                 if !replay && s.flags & SENT != 0 {
                     s.flags |= RESENT;
                 }
@@ -411,12 +477,9 @@ impl QueueChecker {
             self.info_sends += 1;
         }
         // The invoke counted an attempt that may write; a `fail` did not.
-        let counted = in_flight.is_some_and(|(_, _, m, _)| m == msg);
+        let counted = in_flight.is_some_and(|(_, k, m, _)| m == msg && k == key);
         {
-            let s = self.msgs.get_mut(msg);
-            if s.key == u32::MAX {
-                s.key = key;
-            }
+            let s = self.msgs.get_mut(key, msg);
             s.flags |= flag;
             s.send_index = op.index;
             match (counted, op.op_type == OpType::Fail) {
@@ -458,7 +521,7 @@ impl QueueChecker {
                 }
             }
         }
-        let s = self.msgs.get_mut(msg);
+        let s = self.msgs.get_mut(key, msg);
         if s.first_offset == NONE {
             s.first_offset = offset;
             s.last_offset = offset;
@@ -472,7 +535,7 @@ impl QueueChecker {
             }
             let all = self
                 .extra_offsets
-                .entry(msg)
+                .entry((key, msg))
                 .or_insert_with(|| vec![first, last]);
             if !all.contains(&offset) {
                 all.push(offset);
@@ -517,10 +580,15 @@ impl QueueChecker {
                 }
                 prev = Some((offset, index));
                 self.place(key, offset, msg, index);
-                let s = self.msgs.get_mut(msg);
-                if s.key == u32::MAX {
-                    s.key = key;
-                } else if s.key != key {
+                // Where a msg names one message of the test, one the
+                // workload sent to another log was read from the wrong one.
+                let wrong_log = self.msgs_unique_per_test
+                    && self
+                        .msgs
+                        .first_of(msg)
+                        .is_some_and(|f| f.key != key && f.flags & KEY_BY_WORKLOAD != 0);
+                let s = self.msgs.get_mut(key, msg);
+                if wrong_log {
                     s.flags |= WRONG_KEY;
                 }
                 if s.flags & READ == 0 {
@@ -543,8 +611,8 @@ impl QueueChecker {
         let n = self.examples;
         // Sends still in flight at the end have an unknown outcome.
         let in_flight: Vec<_> = self.procs.values().filter_map(|s| s.in_flight).collect();
-        for (replay, _, msg, _) in in_flight {
-            self.msgs.get_mut(msg).flags |= if replay { REPLAY_INFO } else { SEND_INFO };
+        for (replay, key, msg, _) in in_flight {
+            self.msgs.get_mut(key, msg).flags |= if replay { REPLAY_INFO } else { SEND_INFO };
             if !replay {
                 self.info_sends += 1;
             }
@@ -558,7 +626,7 @@ impl QueueChecker {
         // of any message read from it.
         let mut bound = vec![None::<u64>; keys.len()];
         for (_, s) in self.msgs.iter() {
-            if s.flags & READ != 0 && s.first_offset != NONE && s.flags & WRONG_KEY == 0 {
+            if s.flags & READ != 0 && s.first_offset != NONE {
                 let b = &mut bound[s.key as usize];
                 *b = Some(b.map_or(s.first_offset, |b| b.max(s.first_offset)));
             }
@@ -570,6 +638,7 @@ impl QueueChecker {
         let (mut resent, mut read, mut dlq, mut replayed) = (0u64, 0u64, 0u64, 0u64);
         let mut dlq_unreplayed = 0u64;
         let has = |f: u16, flag: u16| u64::from(f & flag != 0);
+        let dlq_in_use = self.dlq_in_use();
 
         for (msg, s) in self.msgs.iter() {
             let f = s.flags;
@@ -594,7 +663,9 @@ impl QueueChecker {
                 if lost {
                     let b = b.expect("checked");
                     let witness = self.logs[s.key as usize].at(b);
-                    let witness_read = witness.and_then(|w| self.msgs.get(w)).map(|w| w.read_index);
+                    let witness_read = witness
+                        .and_then(|w| self.msgs.get(s.key, w))
+                        .map(|w| w.read_index);
                     anomalies.get_mut("lost-write").expect("known").add(n, || {
                         json!({"key": key, "msg": msg, "offset": s.last_offset,
                                "send-op": s.send_index, "max-read-offset": b,
@@ -609,7 +680,7 @@ impl QueueChecker {
                 }
             }
             if s.first_offset != NONE && s.first_offset != s.last_offset {
-                let extra = self.extra_offsets.get(&msg);
+                let extra = self.extra_offsets.get(&(s.key, msg));
                 let copies = extra.map_or(2, Vec::len);
                 // Each attempt that may have written explains one copy; a
                 // copy beyond them was made by the broker or client.
@@ -631,10 +702,10 @@ impl QueueChecker {
                            "replayed": f & REPLAYED != 0, "send-op": s.send_index})
                 });
             }
-            if f & READ != 0 && f & (SENT | REPLAYED) == 0 {
+            if f & READ != 0 && f & (SENT | REPLAYED) == 0 && f & WRONG_KEY == 0 {
                 anomalies.get_mut("phantom").expect("known").add(n, || {
                     json!({"key": key, "msg": msg, "read-op": s.read_index,
-                           "why": "no process ever sent it"})
+                           "why": "no process ever sent it to this log"})
                 });
             } else if f & WRONG_KEY != 0 {
                 anomalies.get_mut("phantom").expect("known").add(n, || {
@@ -656,7 +727,9 @@ impl QueueChecker {
                 // The replay was skipped on request: whether the message is
                 // lost cannot be told (it sits in the DLQ journal).
                 dlq_unreplayed += 1;
-            } else if f & SENT != 0 && f & ACKED == 0 && f & READ == 0 {
+            } else if f & SENT != 0 && f & ACKED == 0 && f & READ == 0 && dlq_in_use {
+                // Without a DLQ a failed send never read is simply a failed
+                // send (counted in `failed` or `unknown`), not a loss.
                 let why = if f & DLQ == 0 {
                     "send failed or unknown, never stored in the DLQ"
                 } else if f & REPLAYED == 0 {
@@ -703,6 +776,7 @@ impl QueueChecker {
             ("dlq", dlq),
             ("replayed", replayed),
             ("dlq-unreplayed", dlq_unreplayed),
+            ("dlq-in-use", u64::from(dlq_in_use)),
             ("polls", self.polls),
             ("client-ops", self.client_ops),
         ]
@@ -1109,7 +1183,10 @@ mod tests {
 
     #[test]
     fn dlq_lost_cases_and_absence() {
-        let r = check(&h(vec![send_ends(0, "q", 1, "fail")]));
+        let r = check(&h(vec![
+            config(r#"{"dlq":true}"#),
+            send_ends(0, "q", 1, "fail"),
+        ]));
         assert_only(&r, &[("dlq-lost", 1)]);
         assert!(r.anomalies["dlq-lost"].examples[0]["why"]
             .as_str()
@@ -1146,9 +1223,54 @@ mod tests {
         assert_only(&r, &[]);
         assert_eq!(r.counts["dlq-unreplayed"], 1);
         // A send that never reached the DLQ is lost even then.
-        let mut bodies = h(vec![send_ends(0, "q", 1, "fail")]);
-        bodies.insert(0, stop("now"));
+        let mut bodies = h(vec![config("{}"), send_ends(0, "q", 1, "fail")]);
+        bodies.insert(1, stop("now"));
         assert_only(&check(&bodies), &[("dlq-lost", 1)]);
+    }
+
+    /// The workload's `config` event with this value.
+    fn config(value: &str) -> Vec<String> {
+        vec![format!(
+            r#""process":"workload","type":"ok","f":"config","value":{value}"#
+        )]
+    }
+
+    #[test]
+    fn failed_send_never_read_is_dlq_lost_only_when_a_dlq_was_in_use() {
+        let failed = || vec![send(0, "q", 1, 0), send_ends(1, "q", 2, "fail")];
+        let failed_and = |first: Vec<String>| {
+            let mut parts = vec![first];
+            parts.extend(failed());
+            parts.push(send_ends(2, "q", 3, "info"));
+            parts.push(poll(10, "q", &[(0, 1)]));
+            h(parts)
+        };
+        // Said so by the config: the failed and the unknown send are lost.
+        let r = check(&failed_and(config(r#"{"dlq":true,"options":{}}"#)));
+        assert_only(&r, &[("dlq-lost", 2)]);
+        assert_eq!(r.counts["dlq-in-use"], 1);
+        // The queue workload's config from before the field: it had a DLQ.
+        let r = check(&failed_and(config(r#"{"options":{}}"#)));
+        assert_only(&r, &[("dlq-lost", 2)]);
+        // Said otherwise: simply a failed and an unknown send.
+        let r = check(&failed_and(config(r#"{"dlq":false}"#)));
+        assert_only(&r, &[]);
+        assert_eq!((r.counts["failed"], r.counts["unknown"]), (1, 1));
+        assert_eq!(r.counts["dlq-in-use"], 0);
+        // No config and no DLQ events (a foreign history): no DLQ.
+        let mut no_config = failed();
+        no_config.push(poll(10, "q", &[(0, 1)]));
+        let r = check(&h(no_config));
+        assert_only(&r, &[]);
+        assert_eq!(r.counts["dlq-in-use"], 0);
+        // No config, but DLQ events: a DLQ was evidently used.
+        let mut with_dlq = failed();
+        with_dlq.push(send_ends(2, "q", 3, "info"));
+        with_dlq.push(dlq("q", 3));
+        with_dlq.push(poll(10, "q", &[(0, 1)]));
+        let r = check(&h(with_dlq));
+        assert_only(&r, &[("dlq-lost", 2)]);
+        assert_eq!(r.counts["dlq-in-use"], 1);
     }
 
     #[test]
@@ -1218,16 +1340,82 @@ mod tests {
         let r = try_check(&h(parts)).expect("one log per msg");
         assert_eq!(count(&r, "phantom"), 1);
         // Read from a log before it was sent to another one: the send's log
-        // counts, and the read was a phantom.
+        // counts, and the read (in log b) was a phantom.
         let parts = vec![poll(10, "b", &[(0, 1)]), send(1, "a", 1, 0)];
         let r = try_check(&h(parts)).expect("one log per msg");
         assert_eq!(count(&r, "phantom"), 1);
-        assert_eq!(r.anomalies["phantom"].examples[0]["key"], "a");
+        assert_eq!(r.anomalies["phantom"].examples[0]["key"], "b");
+        assert_eq!(
+            r.anomalies["phantom"].examples[0]["why"],
+            "read from a log it was not sent to"
+        );
+    }
+
+    /// A history whose `config` says msgs are unique per log only.
+    fn per_log(parts: Vec<Vec<String>>) -> Vec<String> {
+        let mut all = vec![config(r#"{"msg-scope":"log"}"#)];
+        all.extend(parts);
+        h(all)
+    }
+
+    #[test]
+    fn per_log_msgs_repeat_across_logs_and_are_judged_apart() {
+        // The same numbers in two logs: two messages each, all read.
+        let parts = || {
+            vec![
+                send(0, "a", 1, 0),
+                send(0, "b", 1, 0),
+                send(0, "a", 2, 1),
+                send(0, "b", 2, 1),
+            ]
+        };
+        let mut clean = parts();
+        clean.push(poll(10, "a", &[(0, 1), (1, 2)]));
+        clean.push(poll(10, "b", &[(0, 1), (1, 2)]));
+        let r = check(&per_log(clean.clone()));
+        assert_only(&r, &[]);
+        assert_eq!((r.counts["sent"], r.counts["read"]), (4, 4));
+        // The same history in splitbrain's own format is bad input.
+        assert!(matches!(
+            try_check(&h(clean)),
+            Err(CheckError::MessageInTwoLogs { .. })
+        ));
+        // Message 1 of log b lost (log a's 1 was read): one lost-write, in b.
+        let mut lost = parts();
+        lost.push(poll(10, "a", &[(0, 1), (1, 2)]));
+        lost.push(poll(10, "b", &[(1, 2)]));
+        let r = check(&per_log(lost));
+        assert_only(&r, &[("lost-write", 1)]);
+        assert_eq!(r.anomalies["lost-write"].examples[0]["key"], "b");
+        // A value repeated within one log is still a duplicate.
+        let mut dup = parts();
+        dup.push(poll(10, "a", &[(0, 1), (1, 2), (2, 1)]));
+        dup.push(poll(10, "b", &[(0, 1), (1, 2)]));
+        let r = check(&per_log(dup));
+        assert_only(&r, &[("duplicate", 1)]);
+        assert_eq!(r.anomalies["duplicate"].examples[0]["key"], "a");
+        // Read from a log it was never sent to: a phantom there.
+        let mut phantom = parts();
+        phantom.push(poll(10, "a", &[(0, 1), (1, 2)]));
+        phantom.push(poll(10, "b", &[(0, 1), (1, 2)]));
+        phantom.push(poll(11, "c", &[(0, 2)]));
+        let r = check(&per_log(phantom));
+        assert_only(&r, &[("phantom", 1)]);
+        assert_eq!(r.anomalies["phantom"].examples[0]["key"], "c");
+        // An offset of one log holding different messages: per log.
+        let mut conflict = parts();
+        conflict.push(poll(10, "a", &[(0, 1), (1, 2)]));
+        conflict.push(poll(10, "b", &[(0, 2), (1, 2)]));
+        let r = check(&per_log(conflict));
+        assert_eq!(count(&r, "inconsistent-offsets"), 1);
     }
 
     #[test]
     fn unfinished_send_counts_as_unknown() {
-        let bodies = vec![msg_line(0, "invoke", "send", "q", 1, None)];
+        let bodies = h(vec![
+            config("{}"),
+            vec![msg_line(0, "invoke", "send", "q", 1, None)],
+        ]);
         let r = check(&bodies);
         assert_eq!(r.counts["unknown"], 1);
         assert_eq!(r.counts["info-sends"], 1);

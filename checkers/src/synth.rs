@@ -352,6 +352,12 @@ impl Synth {
 
     /// Emits one or more complete lines into `out`; false when finished.
     pub fn next_chunk(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.index == 0 && self.phase != Phase::Done {
+            // Like the queue workload's: it says a DLQ is in use, so planted
+            // `dlq-lost`s count even when no other send failed. Not process
+            // "workload": no final read is expected of a synthetic history.
+            self.emit(out, "\"gen-history\"", "ok", "config", r#"{"dlq":true}"#);
+        }
         match self.phase {
             Phase::Done => false,
             Phase::Main => {

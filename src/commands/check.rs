@@ -14,14 +14,28 @@ use std::time::Instant;
 /// Check a history for lost, duplicated, reordered or phantom messages, DLQ
 /// gaps and split brain.
 ///
+/// Reads splitbrain's own history (HISTORY), or with `--format` what other
+/// tools recorded: `--format kafka-verifiable --producer P.jsonl [--producer
+/// ...] --consumer C.jsonl [...]` judges the output of Kafka's
+/// VerifiableProducer and VerifiableConsumer (run with --verbose); the
+/// mapping is in docs/history.md. `--format jepsen HISTORY.edn` judges the
+/// history.edn of Jepsen's Kafka test. Such histories had no dead-letter
+/// queue, so `dlq-lost` does not apply to them, and their messages are
+/// numbered per log.
+///
 /// Exits 0 when the history is valid, 1 when anomalies were found, 2 on bad
 /// input or usage, or when the history's own events make the run ERROR (a
 /// `fault-error`, the observer stopped early) or UNKNOWN (an incomplete
 /// final read): see docs/results.md.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// The history file (JSON Lines; see docs/history.md).
-    pub history: PathBuf,
+    /// The history file (JSON Lines; see docs/history.md). With `--format
+    /// kafka-verifiable`, give `--producer`/`--consumer` instead.
+    #[arg(required_unless_present_any = ["producer", "consumer"])]
+    pub history: Option<PathBuf>,
+    /// Format of what to check.
+    #[command(flatten)]
+    pub input: super::foreign::ForeignInput,
     /// Also write the full result as JSON here (schema: docs/results.md).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
@@ -55,8 +69,28 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
         controller_grace_ns: (args.controller_grace * 1e9) as u64,
         split_brain_min_samples: args.split_brain_samples,
     };
-    let mut reader = HistoryReader::open(&args.history)
-        .context("cannot open the history; pass the history.jsonl of a run")?;
+    let (mut reader, history_name, import_warnings) = match &args.history {
+        Some(path) if args.input.format == super::foreign::Format::Splitbrain => {
+            let file = std::fs::File::open(path).with_context(|| {
+                format!(
+                    "cannot open {}; pass the history.jsonl of a run",
+                    path.display()
+                )
+            })?;
+            let src: Box<dyn std::io::Read> = Box::new(file);
+            (HistoryReader::new(src, path), path.clone(), Vec::new())
+        }
+        _ => {
+            let converted = super::foreign::convert(&args.input, args.history.as_deref())?;
+            let name = PathBuf::from(format!("<{} converted>", args.input.format.name()));
+            let src: Box<dyn std::io::Read> = Box::new(std::io::Cursor::new(converted.history));
+            (
+                HistoryReader::new(src, name.clone()),
+                name,
+                converted.warnings,
+            )
+        }
+    };
     let mut checker = HistoryChecker::new(&options);
     let mut events = RunEvents::default();
     while let Some(op) = reader.next_op() {
@@ -64,17 +98,18 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
         checker.observe(&op).with_context(|| {
             format!(
                 "{} is not a history the checkers can judge",
-                args.history.display()
+                history_name.display()
             )
         })?;
         events.observe(&op);
     }
     let ops = reader.ops_read();
-    let warnings: Vec<String> = reader.finish().iter().map(ToString::to_string).collect();
+    let mut warnings: Vec<String> = import_warnings;
+    warnings.extend(reader.finish().iter().map(ToString::to_string));
     if ops == 0 {
         bail!(
             "{} holds no operations: check that it is the history of a run that started",
-            args.history.display()
+            history_name.display()
         );
     }
     let verdict = checker.finish();
@@ -95,7 +130,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Exit> {
             "valid": verdict.valid,
             "status": outcome.status().label(),
             "problems": outcome.problems.iter().map(Problem::to_json).collect::<Vec<_>>(),
-            "history": args.history,
+            "history": history_name,
             "operations": ops,
             "warnings": warnings,
             "checkers": verdict.checkers,

@@ -8,7 +8,9 @@ mod check;
 mod cluster;
 mod env;
 mod explain;
+mod foreign;
 mod gen_history;
+mod import;
 mod nemesis;
 mod report;
 mod run;
@@ -55,6 +57,8 @@ pub enum Command {
     Nemesis(nemesis::NemesisArgs),
     /// Print the servers' side of a stored run's anomalies, without a cluster.
     Explain(explain::ExplainArgs),
+    /// Convert what another tool recorded to a splitbrain history.
+    Import(import::ImportArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -71,5 +75,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Cluster(args) => cluster::run(args),
         Command::Nemesis(args) => nemesis::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Import(args) => import::run(args),
     }
 }

@@ -693,6 +693,9 @@ pub fn run(
         writer,
         "config",
         &serde_json::to_value(json!({
+            // The checker's `dlq-lost` applies only to a writer with a DLQ
+            // (docs/history.md): this workload always has one.
+            "dlq": true,
             "options": opts,
             "producer-properties": opts.producer.properties(),
             "consumer-properties": opts.consumer.properties(),

@@ -5,6 +5,7 @@
 //! `f`s), a streaming [`HistoryReader`] that validates every line as it goes,
 //! and the [`HistoryWriter`] that every task of a run records through.
 
+mod fast;
 mod op;
 mod reader;
 mod writer;

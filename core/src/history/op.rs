@@ -153,8 +153,20 @@ pub struct Op<'a> {
 }
 
 impl<'a> Op<'a> {
-    /// Parses one line (without its newline).
+    /// Parses one line (without its newline). Lines in the writers' exact
+    /// layout take a fast scanner (`fast.rs`); any other line, and every
+    /// error message, comes from serde_json.
+    #[inline]
     pub fn parse(line: &'a str) -> Result<Op<'a>, serde_json::Error> {
+        match super::fast::parse(line) {
+            Some(op) => Ok(op),
+            None => Op::parse_with_serde(line),
+        }
+    }
+
+    /// Parses one line with serde_json alone (what [`Op::parse`] falls back
+    /// to; public for the benchmark that compares the two).
+    pub fn parse_with_serde(line: &'a str) -> Result<Op<'a>, serde_json::Error> {
         let mut de = serde_json::Deserializer::from_str(line);
         let op = Op::deserialize(&mut de)?;
         de.end()?;
