@@ -294,3 +294,88 @@ fn observer_samples_add_the_split_brain_checker_to_one_verdict() {
     );
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn transactional_histories_get_the_txn_checker_with_cycles_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    // Clean: Kafka's own G0 and int-send-skip are informational.
+    let (code, _, err) = splitbrain(
+        &[
+            "gen-history",
+            "--txn",
+            "--ops",
+            "4000",
+            "--seed",
+            "2",
+            "-o",
+            "clean.jsonl",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = splitbrain(&["check", "clean.jsonl", "--json", "c.json"], dir.path());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("VALID"), "{out}");
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("c.json")).unwrap()).unwrap();
+    assert!(
+        c["checkers"].as_array().unwrap().contains(&"txn".into()),
+        "{c}"
+    );
+    assert!(c["counts"]["txns"].as_u64().unwrap() >= 4000);
+    assert!(c["anomalies"]["G0"]["count"].as_u64().unwrap() > 0);
+
+    let (code, _, err) = splitbrain(
+        &[
+            "gen-history",
+            "--txn",
+            "--ops",
+            "4000",
+            "--seed",
+            "3",
+            "--plant",
+            "G1c=2,G1c-realtime=1,G1a=1,lost-write=1",
+            "-o",
+            "h.jsonl",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = splitbrain(&["check", "h.jsonl", "--json", "r.json"], dir.path());
+    assert_eq!(code, 1, "{out}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("r.json")).unwrap()).unwrap();
+    for (name, n) in [
+        ("G1c", 2),
+        ("G1c-realtime", 1),
+        ("G1a", 1),
+        ("lost-write", 1),
+        ("G1c-process", 0),
+    ] {
+        assert_eq!(
+            r["anomalies"][name]["count"], n,
+            "{name}: {}",
+            r["anomalies"][name]
+        );
+    }
+    let step = &r["anomalies"]["G1c"]["examples"][0]["cycle"][0];
+    assert_eq!(step["edge"], "wr", "{step}");
+    assert!(step["why"].as_str().unwrap().contains("polled"), "{step}");
+    // Transactional plants are refused without --txn, and the other way round.
+    let (code, _, err) = splitbrain(
+        &[
+            "gen-history",
+            "--txn",
+            "--ops",
+            "10",
+            "--plant",
+            "phantom=1",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("cannot be planted in a transactional history"),
+        "{err}"
+    );
+}

@@ -10,6 +10,11 @@ pub const QUEUE: &str = "queue";
 pub const EFFECTS: &str = "effects";
 /// Name of the split-brain checker, as listed in [`crate::Verdict::checkers`].
 pub const SPLIT_BRAIN: &str = "split-brain";
+/// Name of the transaction checker, as listed in [`crate::Verdict::checkers`].
+/// It also reports `G1a`, `lost-write`, `duplicate` and
+/// `inconsistent-offsets` over transactional writes; those rows stay the
+/// queue checker's, and the two checkers' counts are added.
+pub const TXN: &str = "txn";
 
 /// Whether a finding makes the history invalid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,6 +154,72 @@ pub const ANOMALIES: &[AnomalyInfo] = &[
         "groups of ZooKeeper servers serving different data for the same path",
     ),
     entry(
+        "G0",
+        TXN,
+        Informational,
+        "write cycle: transactions ordered both ways by their sends' offsets (Kafka does not isolate sends)",
+    ),
+    entry(
+        "G0-process",
+        TXN,
+        Informational,
+        "a write cycle that needs one process's order of transactions to close",
+    ),
+    entry(
+        "G0-realtime",
+        TXN,
+        Informational,
+        "a write cycle that needs the real-time order of transactions to close",
+    ),
+    entry(
+        "G1c",
+        TXN,
+        Anomaly,
+        "circular information flow: transactions each read what the other wrote",
+    ),
+    entry(
+        "G1c-process",
+        TXN,
+        Anomaly,
+        "a read cycle that needs one process's order of transactions to close",
+    ),
+    entry(
+        "G1c-realtime",
+        TXN,
+        Anomaly,
+        "a read cycle that needs the real-time order of transactions to close",
+    ),
+    entry(
+        "precommitted-read",
+        TXN,
+        Anomaly,
+        "a transaction polled a message it sent itself, before it committed",
+    ),
+    entry(
+        "int-poll-skip",
+        TXN,
+        Anomaly,
+        "one transaction's consecutive polls of a log jumped over committed messages",
+    ),
+    entry(
+        "int-nonmonotonic-poll",
+        TXN,
+        Anomaly,
+        "one transaction's consecutive polls of a log went backwards or repeated",
+    ),
+    entry(
+        "int-send-skip",
+        TXN,
+        Informational,
+        "another transaction's message landed between two sends of one transaction to a log (normal in Kafka)",
+    ),
+    entry(
+        "int-nonmonotonic-send",
+        TXN,
+        Anomaly,
+        "one transaction's consecutive sends to a log got offsets going backwards",
+    ),
+    entry(
         "duplicate-leader-epoch",
         SPLIT_BRAIN,
         Anomaly,
@@ -198,7 +269,7 @@ mod tests {
         for a in ANOMALIES {
             assert!(!a.description.is_empty(), "{}", a.name);
             assert!(
-                [QUEUE, EFFECTS, SPLIT_BRAIN].contains(&a.checker),
+                [QUEUE, EFFECTS, SPLIT_BRAIN, TXN].contains(&a.checker),
                 "{}",
                 a.name
             );
@@ -224,6 +295,20 @@ mod tests {
         let table: BTreeSet<&str> = names_of(EFFECTS).collect();
         let reported: BTreeSet<&str> = crate::effects::EFFECT_ANOMALIES.iter().copied().collect();
         assert_eq!(table, reported);
+    }
+
+    /// Likewise for the transaction checker: its own rows, plus the queue
+    /// rows it shares.
+    #[test]
+    fn txn_rows_match_what_its_checker_reports() {
+        let table: BTreeSet<&str> = names_of(TXN)
+            .chain(crate::txn::SHARED_WITH_QUEUE.iter().copied())
+            .collect();
+        let reported: BTreeSet<&str> = crate::txn::TXN_ANOMALIES.iter().copied().collect();
+        assert_eq!(table, reported);
+        for shared in crate::txn::SHARED_WITH_QUEUE {
+            assert_eq!(checker_of(shared), Some(QUEUE), "{shared}");
+        }
     }
 
     #[test]

@@ -30,4 +30,19 @@ pub enum CheckError {
         /// the DLQ entry).
         earlier_op: u64,
     },
+    /// A `txn` operation whose value is not a list of micro-operations
+    /// (docs/history.md, `txn`).
+    #[error(
+        "line {line} (operation {index}): the txn value is not a list of micro-operations \
+         ({reason}); write [[\"send\", key, msg], [\"poll\", {{key: [[offset, msg], ...]}}], ...] \
+         as docs/history.md describes"
+    )]
+    MalformedTxn {
+        /// 1-based line of the operation.
+        line: u64,
+        /// Its `index`.
+        index: u64,
+        /// What the parser said.
+        reason: String,
+    },
 }

@@ -1,6 +1,6 @@
 //! Pure checkers over splitbrain histories: queue anomalies and DLQ
 //! reconciliation ([`queue`]), effects applied once ([`effects`]), split
-//! brain ([`splitbrain`]), and a generator of synthetic histories with
+//! brain ([`splitbrain`]), transactions ([`txn`]), and a generator of synthetic histories with
 //! planted anomalies ([`synth`]).
 //!
 //! Checkers do no I/O and read no clock: they are fed parsed operations
@@ -16,6 +16,8 @@ mod msg_table;
 pub mod queue;
 pub mod splitbrain;
 pub mod synth;
+pub mod synth_txn;
+pub mod txn;
 
 pub mod verdict;
 
@@ -49,11 +51,13 @@ impl Default for CheckOptions {
 
 /// Runs every checker over a history fed one operation at a time: the queue
 /// and effects checkers always, the split-brain checker when observer
-/// samples exist.
+/// samples exist, the transaction checker when `txn` operations exist.
 pub struct HistoryChecker {
     queue: queue::QueueChecker,
     effects: effects::EffectsChecker,
     split_brain: splitbrain::SplitBrainChecker,
+    txn: txn::TxnChecker,
+    examples: usize,
     ops: u64,
 }
 
@@ -68,6 +72,8 @@ impl HistoryChecker {
                 options.controller_grace_ns,
             )
             .min_samples(options.split_brain_min_samples),
+            txn: txn::TxnChecker::new(options.examples),
+            examples: options.examples,
             ops: 0,
         }
     }
@@ -80,6 +86,8 @@ impl HistoryChecker {
         if op.f == "observe" {
             self.split_brain.observe(op);
             Ok(())
+        } else if op.f == txn::TXN_F || op.f == txn::SETTINGS_F {
+            self.txn.observe(op)
         } else {
             self.effects.observe(op);
             self.queue.observe(op)
@@ -97,6 +105,24 @@ impl HistoryChecker {
         verdict.merge(catalog::EFFECTS, e.anomalies, e.counts);
         if let Some(sb) = self.split_brain.finish() {
             verdict.merge(catalog::SPLIT_BRAIN, sb.anomalies, sb.counts);
+        }
+        if self.txn.saw_transactions() {
+            let t = self.txn.finish();
+            // Names shared with the queue checker: one count for both.
+            let mut own = std::collections::BTreeMap::new();
+            for (name, a) in t.anomalies {
+                match verdict.anomalies.get_mut(&name) {
+                    Some(existing) => {
+                        existing.count += a.count;
+                        existing.examples.extend(a.examples);
+                        existing.examples.truncate(self.examples);
+                    }
+                    None => {
+                        own.insert(name, a);
+                    }
+                }
+            }
+            verdict.merge(catalog::TXN, own, t.counts);
         }
         verdict
     }

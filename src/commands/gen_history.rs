@@ -4,6 +4,7 @@
 use crate::exit::Exit;
 use anyhow::{bail, Context};
 use splitbrain_checkers::synth::{Plants, Synth, SynthOptions};
+use splitbrain_checkers::synth_txn::{TxnPlants, TxnSynth, TxnSynthOptions};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -33,6 +34,14 @@ pub struct GenHistoryArgs {
     /// An observer sample every this many lines (0: none).
     #[arg(long, default_value_t = 500)]
     pub observe_every: u64,
+    /// A transactional history (`f: "txn"`, docs/history.md) instead:
+    /// `--ops` is then the number of transactions (producers' and
+    /// consumers'), and `--plant` takes the transaction checker's names
+    /// (G1a, G1c, G1c-process, G1c-realtime, lost-write, duplicate,
+    /// precommitted-read, int-poll-skip, int-nonmonotonic-poll,
+    /// int-nonmonotonic-send).
+    #[arg(long)]
+    pub txn: bool,
     /// Output file (refuses to overwrite); standard output when absent.
     #[arg(long, short, value_name = "PATH")]
     pub output: Option<PathBuf>,
@@ -40,10 +49,13 @@ pub struct GenHistoryArgs {
 
 /// Runs the generator.
 pub fn run(args: GenHistoryArgs) -> anyhow::Result<Exit> {
-    let plants = Plants::parse(&args.plant).map_err(|e| anyhow::anyhow!("--plant: {e}"))?;
     if args.ops == 0 {
         bail!("--ops must be at least 1");
     }
+    if args.txn {
+        return run_txn(args);
+    }
+    let plants = Plants::parse(&args.plant).map_err(|e| anyhow::anyhow!("--plant: {e}"))?;
     let mut synth = Synth::new(SynthOptions {
         ops: args.ops,
         seed: args.seed,
@@ -54,19 +66,7 @@ pub fn run(args: GenHistoryArgs) -> anyhow::Result<Exit> {
         plants,
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let sink: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-                .with_context(|| {
-                    format!("cannot create {} (it must not exist yet)", path.display())
-                })?,
-        ),
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, sink);
+    let mut out = open_output(&args)?;
     let mut chunk = Vec::with_capacity(4096);
     loop {
         chunk.clear();
@@ -84,5 +84,58 @@ pub fn run(args: GenHistoryArgs) -> anyhow::Result<Exit> {
         );
     }
     eprintln!("gen-history: wrote {} operations", synth.lines());
+    Ok(Exit::Success)
+}
+
+/// The output file (never overwritten), or standard output.
+fn open_output(args: &GenHistoryArgs) -> anyhow::Result<std::io::BufWriter<Box<dyn Write>>> {
+    let sink: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .with_context(|| {
+                    format!("cannot create {} (it must not exist yet)", path.display())
+                })?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    Ok(std::io::BufWriter::with_capacity(1 << 20, sink))
+}
+
+/// `--txn`: the transactional generator.
+fn run_txn(args: GenHistoryArgs) -> anyhow::Result<Exit> {
+    let plants = TxnPlants::parse(&args.plant).map_err(|e| anyhow::anyhow!("--plant: {e}"))?;
+    let mut synth = TxnSynth::new(TxnSynthOptions {
+        txns: args.ops,
+        seed: args.seed,
+        keys: args.keys,
+        producers: args.producers,
+        consumers: args.consumers,
+        plants,
+        ..TxnSynthOptions::default()
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut out = open_output(&args)?;
+    let mut chunk = Vec::with_capacity(4096);
+    loop {
+        chunk.clear();
+        let more = synth.next_chunk(&mut chunk);
+        out.write_all(&chunk).context("writing the history")?;
+        if !more {
+            break;
+        }
+    }
+    out.flush().context("writing the history")?;
+    let unplaced = synth.unplaced();
+    if !unplaced.is_empty() {
+        bail!("could not plant {unplaced:?} within the transaction budget; raise --ops or plant fewer");
+    }
+    eprintln!(
+        "gen-history: wrote {} transactions in {} lines",
+        synth.txns(),
+        synth.lines()
+    );
     Ok(Exit::Success)
 }

@@ -343,6 +343,32 @@ pub fn parse_msg(payload: &[u8]) -> Option<u64> {
     std::str::from_utf8(&payload[..digits]).ok()?.parse().ok()
 }
 
+/// One librdkafka poll call of `consumer` (waiting up to `timeout`),
+/// reduced to what the history needs; `partitions` bounds the partitions
+/// a record may come from.
+pub fn poll_call<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    timeout: Duration,
+    partitions: i32,
+) -> PollCall {
+    match consumer.poll(timeout) {
+        None => PollCall::Nothing,
+        Some(Err(e)) => PollCall::Error(e),
+        Some(Ok(m)) => match (
+            m.payload().and_then(parse_msg),
+            u64::try_from(m.offset()),
+            (0..partitions).contains(&m.partition()),
+        ) {
+            (Some(msg), Ok(offset), true) => PollCall::Record {
+                partition: m.partition(),
+                offset,
+                msg,
+            },
+            _ => PollCall::Unparsable,
+        },
+    }
+}
+
 /// Destroys a consumer's librdkafka handle as a crash would leave it: no
 /// commit, no consumer close, no leave-group, no rebalance callback. The
 /// group coordinator notices only when the member's session times out.
@@ -419,22 +445,7 @@ pub fn run_consumer(
     let mut stats = ConsumerStats::default();
     let mut gatherer = PollGatherer::default();
     let mut call = |timeout: Duration| {
-        let outcome = match consumer.poll(timeout) {
-            None => PollCall::Nothing,
-            Some(Err(e)) => PollCall::Error(e),
-            Some(Ok(m)) => match (
-                m.payload().and_then(parse_msg),
-                u64::try_from(m.offset()),
-                (0..spec.partitions).contains(&m.partition()),
-            ) {
-                (Some(msg), Ok(offset), true) => PollCall::Record {
-                    partition: m.partition(),
-                    offset,
-                    msg,
-                },
-                _ => PollCall::Unparsable,
-            },
-        };
+        let outcome = poll_call(&consumer, timeout, spec.partitions);
         // Rebalance callbacks run inside `poll`: what they assigned
         // happened during this call.
         (outcome, consumer.context().take_assigned())

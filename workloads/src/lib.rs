@@ -8,6 +8,8 @@
 //! - [`effects`]: the consumers' effect store (SQLite);
 //! - [`observer`]: the sampler recording `observe` events;
 //! - [`stop`]: the external stop of a run (Ctrl-C);
+//! - [`txn`]: the transactional workload (transactional producers, aborts,
+//!   read_committed readers; `f: "txn"` micro-operations);
 //! - [`WorkloadError`]: the crate's error.
 #![warn(missing_docs)]
 
@@ -21,5 +23,6 @@ pub mod producer;
 pub mod queue;
 pub mod settings;
 pub mod stop;
+pub mod txn;
 
 pub use error::WorkloadError;

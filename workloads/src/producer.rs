@@ -18,6 +18,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientConfig;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -157,6 +158,27 @@ impl QueueProducer {
             report_timeout: Duration::from_millis(settings.message_timeout_ms)
                 + Duration::from_secs(5),
         })
+    }
+
+    /// A producer made from a full librdkafka configuration (e.g. one with
+    /// `transactional.id`), whose delivery reports are awaited up to
+    /// `report_timeout`.
+    pub fn with_config(
+        config: &ClientConfig,
+        topic: &str,
+        report_timeout: Duration,
+    ) -> Result<QueueProducer, KafkaError> {
+        Ok(QueueProducer {
+            producer: config.create_with_context(DeliveryContext)?,
+            topic: topic.to_string(),
+            report_timeout,
+        })
+    }
+
+    /// The librdkafka producer itself: for the transactional workload's
+    /// `init_transactions`, `begin_transaction`, `commit_transaction`, ...
+    pub fn client(&self) -> &ThreadedProducer<DeliveryContext> {
+        &self.producer
     }
 
     /// Sends `payload` to `partition` and waits for the outcome (bounded by

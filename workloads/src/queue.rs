@@ -344,7 +344,7 @@ enum Kind {
     Replay,
 }
 
-fn workload_event(
+pub(crate) fn workload_event(
     writer: &HistoryWriter,
     f: &str,
     value: &serde_json::Value,
@@ -902,7 +902,7 @@ fn crash_schedule(schedule: CrashSchedule, requests: &[Arc<AtomicBool>], load_ov
 
 /// Records a `stop` event (`{"level": "load"|"now"}`) each time the
 /// external stop rises.
-async fn record_stops(stop: StopHandle, writer: HistoryWriter) {
+pub(crate) async fn record_stops(stop: StopHandle, writer: HistoryWriter) {
     let mut recorded = StopLevel::Running;
     while recorded < StopLevel::Now {
         let next = if recorded == StopLevel::Running {

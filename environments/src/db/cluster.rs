@@ -733,6 +733,48 @@ fn collect_service(
     Ok(files)
 }
 
+/// Name (in each broker's log directory) of the dump of `topic`'s segments
+/// written by [`dump_segments`].
+pub fn segments_file(topic: &str) -> String {
+    format!("segments-{topic}.txt")
+}
+
+/// Writes, on every broker, Kafka's own dump of every segment of `topic`
+/// (`kafka.tools.DumpLogSegments --deep-iteration --print-data-log`: each
+/// record with its offset, producer id and epoch, whether it is
+/// transactional, and the control records, `COMMIT` or `ABORT`) into its
+/// log directory as [`segments_file`], so that [`collect`] brings it home.
+/// Evidence for a transactional anomaly: what each replica holds. Bounded
+/// by `timeout` per broker; brokers whose dump failed are returned with
+/// the error.
+pub fn dump_segments(
+    control: &Control,
+    layout: &ClusterLayout,
+    topic: &str,
+    timeout: Duration,
+) -> Vec<(String, ControlError)> {
+    let q = crate::db::service::sh_quote;
+    let results = concurrently(&layout.kafka, |b| {
+        let svc = b.service();
+        let cmd = format!(
+            "cd {data} 2>/dev/null && files=$(ls -d {topic}-*/*.log 2>/dev/null | paste -sd, -) \
+             && [ -n \"$files\" ] && {java} -Xmx128m -XX:TieredStopAtLevel=1 -cp {cp} \
+             kafka.tools.DumpLogSegments --deep-iteration --print-data-log --files \"$files\" \
+             > {out} 2>&1; true",
+            data = q(&svc.data_dir().to_string_lossy()),
+            topic = q(topic),
+            java = q(&layout.artifacts.java),
+            cp = q(&layout.artifacts.kafka_classpath()),
+            out = q(&svc.log_dir().join(segments_file(topic)).to_string_lossy()),
+        );
+        control
+            .exec(&b.node.name, &cmd, timeout)
+            .err()
+            .map(|e| (b.node.name.clone(), e))
+    });
+    results.into_iter().flatten().collect()
+}
+
 /// The servers [`rapid_add`] would start on `new_nodes`, without starting
 /// anything: ids follow the highest existing id, and every newcomer's config
 /// lists the layout's participants *and* all newcomers as participants.

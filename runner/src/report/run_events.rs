@@ -75,7 +75,14 @@ pub struct RunEvents {
     pub final_read: Option<Value>,
     /// The `delivery` event's value, if recorded.
     pub delivery: Option<Value>,
+    /// The transactional workload ran (its `txn-settings` event): it has
+    /// no DLQ.
+    pub txn_workload: bool,
 }
+
+/// What results.json and the report say of the DLQ of a txn run.
+pub const DLQ_NONE_TXN: &str =
+    "no DLQ in the txn workload (an aborted transaction is recorded fail, not re-sent)";
 
 fn value_of(op: &Op<'_>) -> Value {
     match &op.value {
@@ -97,6 +104,7 @@ impl RunEvents {
             ("workload", "config") => self.workload_started = true,
             ("workload", "final-read") => self.final_read = Some(value_of(op)),
             ("workload", DELIVERY) => self.delivery = Some(value_of(op)),
+            ("workload", "txn-settings") => self.txn_workload = true,
             _ => {}
         }
     }
@@ -205,6 +213,9 @@ impl RunEvents {
     /// (or, without them, the checker's `dlq` count): "DLQ not exercised in
     /// this run" when no message went to it.
     pub fn dlq_status(&self, checker_dlq: Option<u64>) -> String {
+        if self.txn_workload && self.delivery.is_none() {
+            return DLQ_NONE_TXN.to_string();
+        }
         let d = self.delivery.as_ref();
         let dlq = d
             .and_then(|d| d["dlq"].as_u64())
@@ -336,6 +347,16 @@ mod tests {
         let p = events(&[CONFIG]).problems();
         assert_eq!(p[0].kind, ProblemKind::Unknown);
         assert!(p[0].what.contains("no final read"));
+    }
+
+    #[test]
+    fn a_txn_run_says_it_has_no_dlq() {
+        let e = events(&[
+            r#""process":"workload","type":"info","f":"txn-settings","value":{"isolation-level":"read_committed"}"#,
+        ]);
+        assert!(e.txn_workload);
+        assert_eq!(e.dlq_status(Some(0)), DLQ_NONE_TXN);
+        assert!(!RunEvents::default().txn_workload);
     }
 
     #[test]

@@ -390,6 +390,86 @@ pub fn sentence(name: &str, e: &Value, ops: &OpRefs) -> Option<String> {
                 }
             }
         }
+        "G0" | "G0-process" | "G0-realtime" | "G1c" | "G1c-process" | "G1c-realtime" => {
+            // A cycle: each step is an operation and the edge to the next.
+            let steps: Vec<String> = e["cycle"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    format!(
+                        "process {}'s transaction (op {}) -{}-> the next: {}",
+                        text(&s["process"]),
+                        text(&s["op"]),
+                        text(&s["edge"]),
+                        text(&s["why"])
+                    )
+                })
+                .collect();
+            let what = if name.starts_with("G0") {
+                "a cycle of transactions ordered by their sends (allowed by Kafka, which does not isolate sends)"
+            } else {
+                "a cycle of transactions each reading what the other wrote"
+            };
+            let length = e["length"].as_u64().unwrap_or(steps.len() as u64);
+            let end = if (steps.len() as u64) < length {
+                format!(
+                    "; … and {} more steps back to the first",
+                    length - steps.len() as u64
+                )
+            } else {
+                "; back to the first".to_string()
+            };
+            format!("{what}, {length} long: {}{end}", steps.join("; "))
+        }
+        "precommitted-read" => {
+            let read = by_at(ops, &e["read-op"])
+                .map(|(p, t)| format!(" by process {p} at {t}"))
+                .unwrap_or_default();
+            format!(
+                "the transaction{read} polled msg {msg} from {key} at offset {}, which it sent itself before committing",
+                text(&e["offset"])
+            )
+        }
+        "int-poll-skip" | "int-send-skip" | "int-nonmonotonic-poll" | "int-nonmonotonic-send" => {
+            let offsets = e["offsets"].as_array().cloned().unwrap_or_default();
+            let (from, to) = (
+                offsets.first().map(text).unwrap_or_default(),
+                offsets.get(1).map(text).unwrap_or_default(),
+            );
+            let when = e["ops"]
+                .as_array()
+                .and_then(|o| o.last())
+                .and_then(|i| by_at(ops, i))
+                .map(|(_, t)| format!(" (completed at {t})"))
+                .unwrap_or_default();
+            let p = text(&e["process"]);
+            let skipped = || {
+                e["skipped"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|pair| format!("msg {} at offset {}", text(&pair[1]), text(&pair[0])))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            match name {
+                "int-poll-skip" => format!(
+                    "one transaction of process {p}{when} polled {key} at offset {from}, then at offset {to}, skipping {}",
+                    skipped()
+                ),
+                "int-send-skip" => format!(
+                    "one transaction of process {p}{when} sent to {key} at offsets {from} and {to}, with {} between (another transaction's: normal in Kafka)",
+                    skipped()
+                ),
+                "int-nonmonotonic-poll" => format!(
+                    "one transaction of process {p}{when} polled {key} at offset {from}, then at offset {to} (msg {msg}): going backwards or repeating"
+                ),
+                _ => format!(
+                    "one transaction of process {p}{when} sent to {key} at offset {from}, then at offset {to} (msg {msg}): not increasing"
+                ),
+            }
+        }
         _ => return None,
     };
     Some(s)
@@ -455,6 +535,20 @@ mod tests {
                 "groups": [{"value": 1, "leader": 1, "servers": [1, 2, 3]},
                            {"value": 3, "leader": 7, "servers": [4, 5, 6, 7]}]})
             }
+            "G0" | "G0-process" | "G0-realtime" | "G1c" | "G1c-process" | "G1c-realtime" => {
+                json!({"cycle": [
+                    {"op": 10, "process": 7, "edge": "wr",
+                     "why": "it sent msg 1 to txn-0 at offset 0, which process 5's transaction (op 20) polled"},
+                    {"op": 20, "process": 5, "edge": "wr",
+                     "why": "it sent msg 2 to txn-1 at offset 0, which process 7's transaction (op 10) polled"}],
+                   "ops": [10, 20]})
+            }
+            "precommitted-read" => json!({"process": 5, "key": "txn-0", "msg": 8, "offset": 3,
+                                          "read-op": 20}),
+            "int-poll-skip" | "int-send-skip" => json!({"process": 5, "key": "txn-0",
+                "offsets": [2, 6], "skipped": [[3, 30], [4, 31]], "ops": [20]}),
+            "int-nonmonotonic-poll" | "int-nonmonotonic-send" => json!({"process": 5,
+                "key": "txn-0", "offsets": [9, 4], "msg": 11, "ops": [20]}),
             "duplicate-leader-epoch" => {
                 json!({"start-ns": 21_000_000_000u64, "end-ns": 22_000_000_000u64,
                 "samples": 3, "first-op": 20, "leader-ids": [1001, 1005],

@@ -9,6 +9,7 @@ use splitbrain_workloads::consumer::ConsumerMode;
 use splitbrain_workloads::effects::CommitOrder;
 use splitbrain_workloads::observer::ObserverConfig;
 use splitbrain_workloads::queue::QueueOptions;
+use splitbrain_workloads::txn::TxnOptions;
 
 /// One test.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -230,6 +231,48 @@ pub struct WorkloadConfig {
     pub commit: String,
     /// Under the fault `crash:consumer`: seconds between consumer crashes.
     pub crash_every: u64,
+    /// Which workload: `queue` (default) or `txn` (transactions, topic
+    /// `txn`; its own settings under `[workload.txn]`; `rate` is then
+    /// transactions per second, `producers` the transactional producers,
+    /// `consumers` the readers).
+    pub kind: String,
+    /// Settings of the `txn` workload only.
+    pub txn: TxnWorkloadConfig,
+}
+
+/// Settings of the transactional workload (`workload.kind = "txn"`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TxnWorkloadConfig {
+    /// Fraction of transactions aborted on purpose, 0 to 1.
+    pub abort_fraction: f64,
+    /// Sends per transaction: 1 to this many.
+    pub sends_per_txn: usize,
+    /// Each transaction polls first and commits its offsets with the
+    /// transaction (consume-transform-produce).
+    pub consume_transform_produce: bool,
+    /// Readers' `isolation.level`: `read_committed`, or `read_uncommitted`
+    /// (a control that must show `G1a`).
+    pub isolation_level: String,
+    /// Producers' `transaction.timeout.ms`.
+    pub transaction_timeout_ms: u64,
+    /// Bound of one transactional call (init, commit, abort), seconds.
+    pub call_timeout: u64,
+}
+
+impl Default for TxnWorkloadConfig {
+    /// The txn workload's own defaults (`TxnOptions::new`).
+    fn default() -> Self {
+        let t = TxnOptions::new(String::new());
+        TxnWorkloadConfig {
+            abort_fraction: t.abort_fraction,
+            sends_per_txn: t.sends_per_txn,
+            consume_transform_produce: t.consume_transform_produce,
+            isolation_level: t.isolation_level,
+            transaction_timeout_ms: t.transaction_timeout_ms,
+            call_timeout: t.txn_call_timeout.as_secs(),
+        }
+    }
 }
 
 impl Default for WorkloadConfig {
@@ -256,6 +299,8 @@ impl Default for WorkloadConfig {
             dedup: queue.effects.dedup,
             commit: queue.effects.commit.as_str().into(),
             crash_every: 5,
+            kind: "queue".into(),
+            txn: TxnWorkloadConfig::default(),
         }
     }
 }
@@ -438,6 +483,54 @@ impl TestConfig {
             .commit
             .parse::<CommitOrder>()
             .map_err(|e| format!("workload.{e}"))?;
+        if !matches!(self.workload.kind.as_str(), "queue" | "txn") {
+            return Err(format!(
+                "workload.kind {:?}: use queue or txn",
+                self.workload.kind
+            ));
+        }
+        if self.workload.kind == "txn" {
+            let t = &self.workload.txn;
+            if !(0.0..=1.0).contains(&t.abort_fraction) {
+                return Err(format!(
+                    "workload.txn.abort_fraction = {}: use a number from 0 to 1",
+                    t.abort_fraction
+                ));
+            }
+            if t.sends_per_txn == 0 || t.call_timeout == 0 || t.transaction_timeout_ms == 0 {
+                return Err("workload.txn: sends_per_txn, call_timeout and \
+                            transaction_timeout_ms must each be at least 1"
+                    .into());
+            }
+            if !matches!(
+                t.isolation_level.as_str(),
+                "read_committed" | "read_uncommitted"
+            ) {
+                return Err(format!(
+                    "workload.txn.isolation_level {:?}: use read_committed or read_uncommitted",
+                    t.isolation_level
+                ));
+            }
+            if !self.kafka.idempotence || !matches!(self.kafka.acks.as_str(), "all" | "-1") {
+                return Err(
+                    "workload.kind = \"txn\" needs kafka.idempotence = true and \
+                            kafka.acks = \"all\" (transactions require both)"
+                        .into(),
+                );
+            }
+            if self
+                .nemesis
+                .faults
+                .iter()
+                .any(|f| f == super::faults::CONSUMER_CRASH)
+            {
+                return Err(format!(
+                    "nemesis fault {:?} is for the queue workload's consumers; remove it for \
+                     workload.kind = \"txn\"",
+                    super::faults::CONSUMER_CRASH
+                ));
+            }
+        }
         if self.workload.crash_every == 0 {
             return Err("workload.crash_every must be at least 1 second".into());
         }
@@ -511,6 +604,44 @@ mod tests {
         let mut bad = c;
         bad.nemesis.faults = vec!["partition:nope".into()];
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn the_txn_workload_is_chosen_by_kind_and_its_settings_are_checked() {
+        let c = TestConfig::from_toml(
+            "[workload]\nkind = \"txn\"\n[workload.txn]\nabort_fraction = 0.5\n\
+             isolation_level = \"read_uncommitted\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.workload.kind, "txn");
+        assert_eq!(c.workload.txn.abort_fraction, 0.5);
+        assert_eq!(c.workload.txn.sends_per_txn, 4);
+        c.validate().unwrap();
+        let back = TestConfig::from_toml(&c.to_toml()).unwrap();
+        assert_eq!(back, c);
+        // A default test is still the queue workload.
+        assert_eq!(TestConfig::default().workload.kind, "queue");
+        let reason = |c: &TestConfig| c.validate().unwrap_err().to_string();
+        let mut bad = c.clone();
+        bad.workload.kind = "bank".into();
+        assert!(
+            reason(&bad).contains("use queue or txn"),
+            "{}",
+            reason(&bad)
+        );
+        let mut bad = c.clone();
+        bad.workload.txn.abort_fraction = -0.1;
+        assert!(reason(&bad).contains("abort_fraction"));
+        let mut bad = c.clone();
+        bad.workload.txn.isolation_level = "serializable".into();
+        assert!(reason(&bad).contains("isolation_level"));
+        let mut bad = c.clone();
+        bad.kafka.idempotence = false;
+        assert!(reason(&bad).contains("idempotence"));
+        let mut bad = c;
+        bad.nemesis.faults = vec!["crash:consumer".into()];
+        assert!(reason(&bad).contains("queue workload"));
+        assert!(TestConfig::from_toml("[workload.txn]\nabort = 0.1\n").is_err());
     }
 
     #[test]

@@ -23,6 +23,7 @@ use splitbrain_workloads::consumer::ConsumerMode;
 use splitbrain_workloads::effects::EffectsMode;
 use splitbrain_workloads::observer::{Observer, ObserverConfig, ObserverReport, StopReason};
 use splitbrain_workloads::queue::{QueueOptions, QueueReport};
+use splitbrain_workloads::txn::TxnOptions;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -290,6 +291,33 @@ pub(super) fn queue_options(cfg: &TestConfig, bootstrap: String, dir: &Path) -> 
     o
 }
 
+/// The transactional workload's options for this test (`workload.kind =
+/// "txn"`): its defaults (`TxnOptions::new`) with the test's settings over
+/// them; `rate` is transactions per second, `producers` the transactional
+/// producers, `consumers` the readers.
+pub(super) fn txn_options(cfg: &TestConfig, bootstrap: String) -> TxnOptions {
+    let w = &cfg.workload;
+    let t = &w.txn;
+    let mut o = TxnOptions::new(bootstrap);
+    o.topic = super::topic(cfg).into();
+    o.partitions = cfg.kafka.partitions;
+    o.producers = w.producers.max(1);
+    o.consumers = w.consumers.max(1);
+    o.rate = w.rate;
+    o.sends_per_txn = t.sends_per_txn.max(1);
+    o.abort_fraction = t.abort_fraction;
+    o.consume_transform_produce = t.consume_transform_produce;
+    o.isolation_level = t.isolation_level.clone();
+    o.transaction_timeout_ms = t.transaction_timeout_ms;
+    o.txn_call_timeout = Duration::from_secs(t.call_timeout.max(1));
+    o.load_duration = Duration::from_secs(cfg.time_limit);
+    o.final_read_timeout = Duration::from_secs(w.read_timeout);
+    o.producer.message_timeout_ms = w.message_timeout_ms;
+    o.producer.request_timeout_ms = w.message_timeout_ms.min(o.producer.request_timeout_ms);
+    o.seed = cfg.seed;
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,5 +381,25 @@ mod tests {
         assert_eq!(o.producer.acks, "1");
         assert_eq!(o.backoff.max_attempts, 1);
         assert_eq!(o.backoff.max_total, Duration::from_secs(6));
+    }
+
+    #[test]
+    fn the_txn_settings_reach_the_txn_workload() {
+        let mut cfg = TestConfig::default();
+        cfg.workload.kind = "txn".into();
+        cfg.workload.rate = 30.0;
+        cfg.workload.producers = 3;
+        cfg.workload.txn.abort_fraction = 0.3;
+        cfg.workload.txn.consume_transform_produce = true;
+        cfg.workload.txn.isolation_level = "read_uncommitted".into();
+        cfg.seed = 5;
+        let o = txn_options(&cfg, "b:9092".into());
+        assert_eq!(o.topic, "txn");
+        assert_eq!((o.producers, o.rate, o.abort_fraction), (3, 30.0, 0.3));
+        assert!(o.consume_transform_produce);
+        assert_eq!(o.isolation_level, "read_uncommitted");
+        assert_eq!(o.seed, 5);
+        assert_eq!(o.load_duration, Duration::from_secs(60));
+        assert!(o.problem().is_none());
     }
 }

@@ -35,6 +35,7 @@ use splitbrain_environments::nodes::netns;
 use splitbrain_environments::EnvState;
 use splitbrain_nemeses::Schedule;
 use splitbrain_workloads::queue;
+use splitbrain_workloads::txn;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -42,6 +43,18 @@ use std::time::{Duration, Instant};
 
 /// The test topic.
 pub const TOPIC: &str = "queue";
+
+/// The topic of the transactional workload's tests.
+pub const TXN_TOPIC: &str = "txn";
+
+/// The test's topic: `txn` for the transactional workload, else `queue`.
+pub fn topic(cfg: &TestConfig) -> &'static str {
+    if cfg.workload.kind == "txn" {
+        TXN_TOPIC
+    } else {
+        TOPIC
+    }
+}
 
 /// How a run ended.
 #[derive(Debug)]
@@ -215,6 +228,9 @@ fn phases(
     if interrupt.now() {
         progress.line("Ctrl-C twice: not collecting the servers' logs; tearing down now");
     } else {
+        if cfg.workload.kind == "txn" {
+            dump_txn_segments(cfg, &cluster);
+        }
         collect_logs(&cluster, dir, progress);
         *checked = gather_evidence(cfg, &cluster, dir, history, progress);
     }
@@ -404,7 +420,7 @@ fn cluster_up(cfg: &TestConfig, state: &EnvState) -> Result<RunCluster> {
     cluster::up(&control, &layout, wait).map_err(RunError::ClusterUp)?;
     cluster::create_topic(
         &layout,
-        TOPIC,
+        topic(cfg),
         cfg.kafka.partitions,
         cfg.kafka.replication_factor,
         wait,
@@ -440,6 +456,9 @@ fn load(
     crate::evidence::write_clock(dir, writer.started_at())?;
     let mut threads =
         LoadThreads::start(cfg, plan, &cluster.db, &cluster.control, &writer, interrupt)?;
+    if cfg.workload.kind == "txn" {
+        return load_txn(cfg, cluster, interrupt, progress, writer, threads);
+    }
     let mut opts = load::queue_options(cfg, cluster.layout.bootstrap_servers(), dir);
     // Ctrl-C stops the workload itself: no new send from the first.
     opts.stop = interrupt.workload_stop();
@@ -453,6 +472,36 @@ fn load(
         Ok(report) => {
             tracing::info!(?report, "workload done");
             load::record_delivery(&writer, &report);
+            Ok(())
+        }
+        Err(e) => Err(RunError::from(e)),
+    };
+    let observed = threads.stop();
+    tracing::info!(?observed, "observer stopped");
+    result
+}
+
+/// Phase "load" of the transactional workload (`workload.kind = "txn"`):
+/// as [`load`], with `txn::run` in place of the queue workload.
+fn load_txn(
+    cfg: &TestConfig,
+    cluster: &RunCluster,
+    interrupt: &Interrupt,
+    progress: &mut Progress,
+    writer: HistoryWriter,
+    mut threads: LoadThreads,
+) -> Result<()> {
+    let mut opts = load::txn_options(cfg, cluster.layout.bootstrap_servers());
+    opts.stop = interrupt.workload_stop();
+    progress.phase("load");
+    progress.start_load(writer.clone(), threads.current_fault(), interrupt.clone());
+    let report = txn::run(&opts, &writer, Arc::new(AtomicU64::new(0)), || {
+        heal(cfg, &mut threads, &cluster.db, interrupt)
+    });
+    progress.stop_load();
+    let result = match report {
+        Ok(report) => {
+            tracing::info!(?report, "txn workload done");
             Ok(())
         }
         Err(e) => Err(RunError::from(e)),
@@ -480,7 +529,7 @@ fn heal(cfg: &TestConfig, threads: &mut LoadThreads, db: &EnvCluster, interrupt:
     while !interrupt.now() {
         match cluster::wait_for_leaders(
             &db.layout(),
-            TOPIC,
+            topic(cfg),
             cfg.kafka.partitions,
             Duration::from_secs(2),
         ) {
@@ -499,6 +548,21 @@ fn heal(cfg: &TestConfig, threads: &mut LoadThreads, db: &EnvCluster, interrupt:
     } else {
         "drain, DLQ replay, final read"
     });
+}
+
+/// Before "collect logs" of a txn test: every broker dumps its segments of
+/// the test's topic (records, producer ids, COMMIT/ABORT markers) into its
+/// log directory, so that a transactional anomaly can be checked against
+/// what the replicas hold (`nodes/<node>/kafka/logs_segments-txn.txt`).
+fn dump_txn_segments(cfg: &TestConfig, cluster: &RunCluster) {
+    for (node, e) in cluster::dump_segments(
+        &cluster.control,
+        &cluster.db.layout(),
+        topic(cfg),
+        Duration::from_secs(60),
+    ) {
+        tracing::warn!("dumping the segments of {node}: {e}");
+    }
 }
 
 /// Phase "collect logs": every server's logs and configs into the run
@@ -527,7 +591,14 @@ fn gather_evidence(
     }
     progress.phase("evidence");
     let layout = cluster.db.layout();
-    match crate::evidence::collect(&cluster.control, &layout, dir, history, TOPIC, cfg.evidence) {
+    match crate::evidence::collect(
+        &cluster.control,
+        &layout,
+        dir,
+        history,
+        topic(cfg),
+        cfg.evidence,
+    ) {
         Ok((file, analysis)) => {
             let (lost, confirmed, explained, _) = file.lost_write_counts();
             let line = format!(
