@@ -319,7 +319,8 @@ impl TestConfig {
                 faults
                     .iter()
                     .filter_map(|f| match f {
-                        splitbrain_nemeses::Fault::AddZookeeper { count, .. } => Some(*count),
+                        splitbrain_nemeses::Fault::AddZookeeper { count, .. }
+                        | splitbrain_nemeses::Fault::AddControllers { count, .. } => Some(*count),
                         _ => None,
                     })
                     .max()
