@@ -561,6 +561,7 @@ impl ClusterControl for EnvCluster {
             &nodes,
             procedure,
             timeout,
+            &|l| *self.lock() = l.clone(),
         );
         *self.lock() = layout;
         result

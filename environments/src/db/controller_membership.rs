@@ -74,13 +74,16 @@ fn to_server(c: &Controller) -> Server {
 
 /// Adds controllers on `nodes` the way `procedure` says; the layout is
 /// updated (newcomers appended) even when a step fails, so removing them
-/// finds them.
+/// finds them. `publish` is handed the layout as soon as newcomers run
+/// (rapid: once all started; safe: after each one), so the observer asks
+/// them while the fault is still being carried out.
 pub fn add_controllers(
     control: &Control,
     layout: &mut ClusterLayout,
     nodes: &[Node],
     procedure: JoinProcedure,
     timeout: Duration,
+    publish: &dyn Fn(&ClusterLayout),
 ) -> Result<ControllersAdded, DbError> {
     let before = leader_view(kraft_of(layout)?);
     let old_ids: Vec<i32> = kraft_of(layout)?.controllers.iter().map(|c| c.id).collect();
@@ -89,8 +92,10 @@ pub fn add_controllers(
     });
     let newcomers: Vec<Controller> = match procedure {
         JoinProcedure::Rapid => {
-            let (newcomers, formatted) = cluster::rapid_add_controllers(control, layout, nodes)
-                .map_err(|e| DbError::failed("rapid-add-controllers", e))?;
+            let started = cluster::rapid_add_controllers(control, layout, nodes);
+            publish(layout);
+            let (newcomers, formatted) =
+                started.map_err(|e| DbError::failed("rapid-add-controllers", e))?;
             let k = kraft_of(layout)?.clone();
             report["static_voters"] = json!(k.controllers.iter().map(|c| c.id).collect::<Vec<_>>());
             report["formatted"] = json!(newcomers
@@ -115,7 +120,25 @@ pub fn add_controllers(
             newcomers
         }
         JoinProcedure::Safe => {
-            let result = cluster::safe_add_controllers(control, layout, nodes, timeout);
+            // One node per call, so each newcomer is published once it runs.
+            let mut result = Ok(Vec::new());
+            for node in nodes {
+                let step = cluster::safe_add_controllers(
+                    control,
+                    layout,
+                    std::slice::from_ref(node),
+                    timeout,
+                );
+                publish(layout);
+                match (step, &mut result) {
+                    (Ok(s), Ok(all)) => all.extend(s),
+                    (Err(e), _) => {
+                        result = Err(e);
+                        break;
+                    }
+                    (Ok(_), Err(_)) => {}
+                }
+            }
             let k = kraft_of(layout)?;
             let added: Vec<Controller> = k
                 .controllers
@@ -195,6 +218,22 @@ pub fn remove_controllers(
             continue;
         }
         let Some(on) = staying.first() else { break };
+        // Its real directory id: `--no-initial-controllers` formatting
+        // picks its own, so the planned one may not be it.
+        let meta = c.service().data_dir().join("meta.properties");
+        let directory_id = control
+            .exec_ok(
+                &c.node.name,
+                &format!(
+                    "sed -n 's/^directory.id=//p' {}",
+                    crate::db::service::sh_quote(&meta.to_string_lossy())
+                ),
+                Duration::from_secs(10),
+            )
+            .map(|o| o.stdout.trim().to_string())
+            .ok()
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| c.directory_id.clone());
         let (status, output) = kraft::quorum_tool(
             control,
             &on.node.name,
@@ -205,10 +244,16 @@ pub fn remove_controllers(
                 "--controller-id".into(),
                 c.id.to_string(),
                 "--controller-directory-id".into(),
-                c.directory_id.clone(),
+                directory_id.clone(),
             ],
         )
         .map_err(|e| DbError::failed(format!("remove-controller {}", c.id), e))?;
+        if status != 0 {
+            return Err(DbError::failed(
+                format!("remove-controller {} (directory id {directory_id})", c.id),
+                format!("exit {status}: {output}"),
+            ));
+        }
         // Wait until the leader no longer lists it.
         let deadline = Instant::now() + timeout;
         let mut left = false;
@@ -219,7 +264,10 @@ pub fn remove_controllers(
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        removed.push(json!({"id": c.id, "exit": status, "output": output, "left_voters": left}));
+        removed.push(
+            json!({"id": c.id, "directory_id": directory_id, "exit": status,
+                            "output": output, "left_voters": left}),
+        );
         if !left {
             return Err(DbError::failed(
                 format!("remove-controller {}", c.id),
