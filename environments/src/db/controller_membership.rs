@@ -275,6 +275,26 @@ pub fn remove_controllers(
             ));
         }
     }
+    // Their own account of the quorum, kept before the wipe removes their
+    // logs: role transitions and the voter sets they used.
+    let log_lines: Vec<Value> = gone
+        .iter()
+        .map(|c| {
+            let log = c.service().log_dir().join("server.log");
+            let lines = control
+                .exec(
+                    &c.node.name,
+                    &format!(
+                        "grep -h -E 'Completed transition to|static voters|Latest set of voters' {} | head -n 8 | cut -c1-400",
+                        crate::db::service::sh_quote(&log.to_string_lossy())
+                    ),
+                    Duration::from_secs(10),
+                )
+                .map(|o| o.stdout.lines().map(str::to_string).collect::<Vec<_>>())
+                .unwrap_or_default();
+            json!({"id": c.id, "lines": lines})
+        })
+        .collect();
     for c in &gone {
         let svc = c.service();
         svc.kill(control, &c.node.name)
@@ -288,6 +308,7 @@ pub fn remove_controllers(
     let after = leader_view(kraft_of(layout)?);
     Ok(json!({
         "remove_controller": removed,
+        "server_log": log_lines,
         "voters_after": after.as_ref().map(describe_json),
     }))
 }
