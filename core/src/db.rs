@@ -133,6 +133,17 @@ impl DbError {
     }
 }
 
+/// What [`ClusterControl::add_controllers`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ControllersAdded {
+    /// The new controllers (started; whether they joined is in `report`).
+    pub servers: Vec<Server>,
+    /// What the servers did: per newcomer the formatting output and its
+    /// quorum answer, `add-controller` outputs and refusals, the leader's
+    /// voter set before and after.
+    pub report: serde_json::Value,
+}
+
 /// The cluster operations faults are made of. Implementations must be safe
 /// to call from several threads (a schedule and a test may share one).
 ///
@@ -205,6 +216,41 @@ pub trait ClusterControl: Send + Sync {
         procedure: JoinProcedure,
         timeout: Duration,
     ) -> Result<Vec<Server>, DbError>;
+
+    /// KRaft mode: starts one controller on each of `nodes` (free nodes),
+    /// joining the way `procedure` says (`Rapid`: all at once, each with a
+    /// static voter set of old and new controllers, the incident's mistake;
+    /// `Safe`: KIP-853's `add-controller`, one at a time). Returns the new
+    /// controllers and what the servers did (tool output, refusals, voter
+    /// sets before and after). ZooKeeper mode: unsupported (the default).
+    fn add_controllers(
+        &self,
+        nodes: &[String],
+        procedure: JoinProcedure,
+        timeout: Duration,
+    ) -> Result<ControllersAdded, DbError> {
+        let _ = (nodes, procedure, timeout);
+        Err(DbError::Unsupported(
+            "adding KRaft controllers needs a KRaft-mode cluster: set cluster.mode = \"kraft\""
+                .into(),
+        ))
+    }
+
+    /// KRaft mode: takes controllers out: voters among them are first
+    /// removed from the quorum with `remove-controller`, one at a time; then
+    /// each is killed, its data wiped, and it is forgotten. Returns what
+    /// the servers did.
+    fn remove_controllers(
+        &self,
+        ids: &[i64],
+        timeout: Duration,
+    ) -> Result<serde_json::Value, DbError> {
+        let _ = (ids, timeout);
+        Err(DbError::Unsupported(
+            "removing KRaft controllers needs a KRaft-mode cluster: set cluster.mode = \"kraft\""
+                .into(),
+        ))
+    }
 
     /// Takes ZooKeeper servers out: members added by the safe procedure are
     /// first removed from the ensemble with `reconfig -remove`; then each is

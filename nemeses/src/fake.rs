@@ -2,10 +2,10 @@
 //! verification and the schedule's fault errors: each knob makes one
 //! effect fail to show.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use splitbrain_core::control::Control;
 use splitbrain_core::db::{
-    ClusterControl, DbError, JoinProcedure, ProcessState, Server, ServerKind,
+    ClusterControl, ControllersAdded, DbError, JoinProcedure, ProcessState, Server, ServerKind,
 };
 use splitbrain_core::history::HistoryWriter;
 use std::collections::BTreeMap;
@@ -27,6 +27,11 @@ pub struct FakeDb {
     pub ignores_stop: bool,
     /// Servers do not answer (settable while a nemesis holds the fake).
     pub mute: AtomicBool,
+    /// Free nodes (for membership faults); none by default.
+    pub free: Vec<String>,
+    /// Controllers added by `add_controllers` end as voters (the safe
+    /// procedure's effect); otherwise the voter set stays 1, 2, 3.
+    pub newcomers_become_voters: bool,
     states: Mutex<BTreeMap<(ServerKind, i64), Option<ProcessState>>>,
 }
 
@@ -63,6 +68,8 @@ impl FakeDb {
             survives_kill: false,
             ignores_stop: false,
             mute: AtomicBool::new(false),
+            free: Vec::new(),
+            newcomers_become_voters: false,
             states: Mutex::new(states),
         }
     }
@@ -112,7 +119,7 @@ impl ClusterControl for FakeDb {
         self.servers.clone()
     }
     fn free_nodes(&self) -> Vec<String> {
-        Vec::new()
+        self.free.clone()
     }
     fn kill(&self, server: &Server) -> Result<Option<u32>, DbError> {
         let p = self.get(server);
@@ -165,6 +172,37 @@ impl ClusterControl for FakeDb {
         _timeout: Duration,
     ) -> Result<Vec<Server>, DbError> {
         Err(DbError::Unsupported("fake: no membership".into()))
+    }
+    fn add_controllers(
+        &self,
+        nodes: &[String],
+        _procedure: JoinProcedure,
+        _timeout: Duration,
+    ) -> Result<ControllersAdded, DbError> {
+        let servers: Vec<Server> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Server {
+                kind: ServerKind::Controller,
+                id: 11 + i as i64,
+                node: n.clone(),
+                address: IpAddr::V4(Ipv4Addr::new(10, 99, 1, i as u8)),
+            })
+            .collect();
+        for s in &servers {
+            self.start(s, Duration::ZERO)?;
+        }
+        let mut voters = vec![1, 2, 3];
+        if self.newcomers_become_voters {
+            voters.extend(servers.iter().map(|s| s.id));
+        }
+        Ok(ControllersAdded {
+            servers,
+            report: json!({"voters_before": {"voters": [1, 2, 3]}, "voters_after": {"voters": voters}}),
+        })
+    }
+    fn remove_controllers(&self, ids: &[i64], _timeout: Duration) -> Result<Value, DbError> {
+        Ok(json!({"removed": ids}))
     }
     fn remove_zk_servers(&self, _ids: &[i64], _timeout: Duration) -> Result<(), DbError> {
         Ok(())

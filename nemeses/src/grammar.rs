@@ -8,6 +8,8 @@
 //! pause:<zk|zookeeper|kafka|controller>[:<one|minority|primary|all>]  target default: one
 //! rapid-add[:<count>[:<broker to move>]]
 //! safe-add[:<count>[:<broker to move>]]
+//! rapid-add-controllers[:<count>]    KRaft: newcomers with a static voter set of old+new
+//! safe-add-controllers[:<count>]     KRaft: KIP-853 add-controller, one at a time
 //! ```
 //!
 //! What a spelling leaves out of `rapid-add`/`safe-add` comes from
@@ -22,7 +24,8 @@ use splitbrain_core::db::{JoinProcedure, ServerKind};
 pub const USAGE: &str =
     "expected partition:<kind>, kill:<zk|zookeeper|kafka>[:<one|minority|primary|all>], \
      pause:<zk|zookeeper|kafka>[:<one|minority|primary|all>], rapid-add[:<count>[:<broker>]] \
-     or safe-add[:<count>[:<broker>]]";
+     safe-add[:<count>[:<broker>]], rapid-add-controllers[:<count>] or \
+     safe-add-controllers[:<count>]";
 
 /// What a spelling may leave out, filled in by [`Fault::parse_with`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,7 +186,22 @@ impl Fault {
             }
             ["rapid-add", rest @ ..] => add(JoinProcedure::Rapid, rest),
             ["safe-add", rest @ ..] => add(JoinProcedure::Safe, rest),
-            ["partition" | "kill" | "pause", ..] => Err(FaultSpecError::Shape { spec: s() }),
+            ["rapid-add-controllers" | "safe-add-controllers", rest @ ..] if rest.len() <= 1 => {
+                let procedure = if parts[0] == "rapid-add-controllers" {
+                    JoinProcedure::Rapid
+                } else {
+                    JoinProcedure::Safe
+                };
+                match add(procedure, rest)? {
+                    Fault::AddZookeeper { count, .. } => {
+                        Ok(Fault::AddControllers { procedure, count })
+                    }
+                    other => Ok(other),
+                }
+            }
+            ["partition" | "kill" | "pause" | "rapid-add-controllers" | "safe-add-controllers", ..] => {
+                Err(FaultSpecError::Shape { spec: s() })
+            }
             [word, ..] => Err(FaultSpecError::UnknownFault {
                 spec: s(),
                 word: (*word).into(),
@@ -192,11 +210,11 @@ impl Fault {
         }
     }
 
-    /// Whether the fault starts ZooKeeper servers on free nodes (the
+    /// Whether the fault starts ZooKeeper servers or KRaft controllers on free nodes (the
     /// environment needs that many spare nodes).
     pub fn adds_servers(&self) -> Option<usize> {
         match self {
-            Fault::AddZookeeper { count, .. } => Some(*count),
+            Fault::AddZookeeper { count, .. } | Fault::AddControllers { count, .. } => Some(*count),
             _ => None,
         }
     }
@@ -432,6 +450,45 @@ mod tests {
             if !says.contains("choose") {
                 assert!(err.contains(USAGE), "{bad:?}: {err}");
             }
+        }
+    }
+
+    #[test]
+    fn controller_membership_faults_parse_with_count_from_spelling_or_defaults() {
+        assert_eq!(
+            Fault::parse_with("rapid-add-controllers", &incident()).unwrap(),
+            Fault::AddControllers {
+                procedure: JoinProcedure::Rapid,
+                count: 4,
+            }
+        );
+        let safe = Fault::parse_with("safe-add-controllers:2", &incident()).unwrap();
+        assert_eq!(
+            safe,
+            Fault::AddControllers {
+                procedure: JoinProcedure::Safe,
+                count: 2,
+            }
+        );
+        assert_eq!(safe.start_f(), "safe-add-controllers");
+        assert_eq!(safe.adds_servers(), Some(2));
+        assert_eq!(
+            "rapid-add-controllers:3"
+                .parse::<Fault>()
+                .unwrap()
+                .start_f(),
+            "rapid-add-controllers"
+        );
+        // No broker to move in KRaft: a third part is refused, as are bad counts.
+        for (spec, needle) in [
+            ("rapid-add-controllers:2:3", "wrong number of parts"),
+            ("safe-add-controllers:0", "server count `0`"),
+            ("safe-add-controllers:x", "server count `x`"),
+        ] {
+            let err = Fault::parse_with(spec, &incident())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{spec}: {err}");
         }
     }
 

@@ -103,6 +103,16 @@ pub enum Fault {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         move_broker: Option<i64>,
     },
+    /// KRaft mode: new controllers join (the incident's mistake carried
+    /// over: all at once with a static voter set of old and new; or
+    /// KIP-853's `add-controller`, one at a time); undone by
+    /// `remove-controllers`.
+    AddControllers {
+        /// How they join.
+        procedure: JoinProcedure,
+        /// How many (taken from the free nodes).
+        count: usize,
+    },
 }
 
 impl Fault {
@@ -120,6 +130,14 @@ impl Fault {
                 procedure: JoinProcedure::Safe,
                 ..
             } => "safe-add",
+            Fault::AddControllers {
+                procedure: JoinProcedure::Rapid,
+                ..
+            } => "rapid-add-controllers",
+            Fault::AddControllers {
+                procedure: JoinProcedure::Safe,
+                ..
+            } => "safe-add-controllers",
         }
     }
 }
@@ -220,6 +238,7 @@ enum Undo {
         cut: Option<LayerId>,
         broker: Option<(i64, Vec<i64>)>,
     },
+    Controllers(Vec<i64>),
 }
 
 /// Timing knobs.
@@ -575,9 +594,109 @@ impl<'a> Nemesis<'a> {
                 self.add_zookeeper(id, *procedure, *count, *move_broker)?;
                 return Ok(id);
             }
+            Fault::AddControllers { procedure, count } => {
+                self.add_controllers(id, *procedure, *count)?;
+                return Ok(id);
+            }
         };
         self.active.insert(id, undo);
         Ok(id)
+    }
+
+    fn add_controllers(
+        &mut self,
+        id: FaultId,
+        procedure: JoinProcedure,
+        count: usize,
+    ) -> Result<(), NemesisError> {
+        let started = Instant::now();
+        let f = match procedure {
+            JoinProcedure::Rapid => "rapid-add-controllers",
+            JoinProcedure::Safe => "safe-add-controllers",
+        };
+        let free = self.db.free_nodes();
+        if free.len() < count || count == 0 {
+            return Err(NemesisError::TooFewFreeNodes {
+                fault: f,
+                count,
+                free,
+            });
+        }
+        let old: Vec<i64> = self
+            .db
+            .servers()
+            .into_iter()
+            .filter(|s| s.kind == ServerKind::Controller)
+            .map(|s| s.id)
+            .collect();
+        let nodes: Vec<String> = free[..count].to_vec();
+        let on_nodes = |db: &dyn ClusterControl| -> Vec<i64> {
+            db.servers()
+                .into_iter()
+                .filter(|s| s.kind == ServerKind::Controller && nodes.contains(&s.node))
+                .map(|s| s.id)
+                .collect()
+        };
+        let added = match self
+            .db
+            .add_controllers(&nodes, procedure, self.options.start_timeout)
+        {
+            Ok(a) => a,
+            Err(e) => {
+                // Controllers may have started before the failure.
+                let ids = on_nodes(self.db);
+                self.active.insert(id, Undo::Controllers(ids.clone()));
+                self.record(
+                    f,
+                    &json!({"procedure": procedure, "nodes": nodes, "old_controllers": old,
+                            "new_controllers": ids, "error": e.to_string(), "fault-id": id.0,
+                            "verified": {"ok": false, "error": e.to_string()}}),
+                )?;
+                return Err(e.into());
+            }
+        };
+        let added_ids: Vec<i64> = added.servers.iter().map(|s| s.id).collect();
+        self.active.insert(id, Undo::Controllers(added_ids.clone()));
+        // The fault's effect: every newcomer runs (rapid: started at once;
+        // a refusal to start shows as a process gone), and for the safe
+        // procedure the leader lists every newcomer as a voter.
+        let mut running = Vec::new();
+        for s in &added.servers {
+            let state = self.db.process_state(s)?;
+            running.push(json!({"id": s.id, "running": state.is_some_and(|p| !p.is_dead())}));
+        }
+        let all_running = running.iter().all(|r| r["running"] == json!(true));
+        let voters_after: Vec<i64> = added.report["voters_after"]["voters"]
+            .as_array()
+            .map(|v| v.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default();
+        let joined: Vec<i64> = added_ids
+            .iter()
+            .copied()
+            .filter(|i| voters_after.contains(i))
+            .collect();
+        let ok = all_running
+            && match procedure {
+                JoinProcedure::Rapid => true,
+                JoinProcedure::Safe => joined.len() == added_ids.len(),
+            };
+        let mut value = added.report.clone();
+        value["procedure"] = json!(procedure);
+        value["nodes"] = json!(nodes);
+        value["old_controllers"] = json!(old);
+        value["new_controllers"] = json!(added_ids);
+        value["new_controllers_voters"] = json!(joined);
+        value["fault-id"] = json!(id.0);
+        value["elapsed-ms"] = json!(started.elapsed().as_millis() as u64);
+        value["verified"] = json!({"ok": ok, "running": running, "joined_voters": joined});
+        self.record(f, &value)?;
+        if !ok {
+            return Err(NemesisError::NotVerified {
+                what: format!("{f} of {nodes:?}"),
+                seen: value["verified"].to_string(),
+            });
+        }
+        Ok(())
     }
 
     fn add_zookeeper(
@@ -1014,6 +1133,15 @@ impl<'a> Nemesis<'a> {
                 }
                 self.record("remove", &value)?;
             }
+            Undo::Controllers(added) => {
+                let mut value = json!({"removed_controllers": added, "fault-id": id.0});
+                if !added.is_empty() {
+                    value["servers"] = self
+                        .db
+                        .remove_controllers(&added, self.options.start_timeout)?;
+                }
+                self.record("remove-controllers", &value)?;
+            }
         }
         Ok(())
     }
@@ -1134,6 +1262,70 @@ mod tests {
             .find(|(g, _)| g == f)
             .unwrap_or_else(|| panic!("no {f} event"))
             .1
+    }
+
+    fn add_controllers(procedure: JoinProcedure) -> Fault {
+        Fault::AddControllers {
+            procedure,
+            count: 2,
+        }
+    }
+
+    #[test]
+    fn rapid_add_controllers_records_voter_sets_and_is_undone_by_remove_controllers() {
+        let mut db = FakeDb::new();
+        db.free = vec!["n8".into(), "n9".into()];
+        let dir = tempfile::tempdir().unwrap();
+        let (h, path) = fake::history(dir.path());
+        let mut n = Nemesis::new(&db, fake::no_nodes(), Some(h), 1).with_options(quick());
+        let id = n.start(&add_controllers(JoinProcedure::Rapid)).unwrap();
+        let v = value_of(&path, "rapid-add-controllers");
+        // The incident's mistake: started, running, but no voter joined.
+        assert_eq!(v["verified"]["ok"], true, "{v}");
+        assert_eq!(v["new_controllers"], json!([11, 12]), "{v}");
+        assert_eq!(v["new_controllers_voters"], json!([]), "{v}");
+        assert_eq!(v["voters_before"]["voters"], json!([1, 2, 3]), "{v}");
+        assert_eq!(v["nodes"], json!(["n8", "n9"]), "{v}");
+        n.stop(id).unwrap();
+        let r = value_of(&path, "remove-controllers");
+        assert_eq!(r["removed_controllers"], json!([11, 12]), "{r}");
+    }
+
+    #[test]
+    fn safe_add_controllers_whose_newcomers_are_not_voters_is_not_verified() {
+        for joins in [true, false] {
+            let mut db = FakeDb::new();
+            db.free = vec!["n8".into(), "n9".into()];
+            db.newcomers_become_voters = joins;
+            let dir = tempfile::tempdir().unwrap();
+            let (h, path) = fake::history(dir.path());
+            let mut n = Nemesis::new(&db, fake::no_nodes(), Some(h), 1).with_options(quick());
+            let result = n.start(&add_controllers(JoinProcedure::Safe));
+            let v = value_of(&path, "safe-add-controllers");
+            assert_eq!(v["verified"]["ok"], joins, "{v}");
+            if joins {
+                assert!(result.is_ok());
+                assert_eq!(v["new_controllers_voters"], json!([11, 12]), "{v}");
+            } else {
+                let err = result.unwrap_err().to_string();
+                assert!(err.contains("not verified"), "{err}");
+            }
+            // Undone either way: the newcomers are removed.
+            n.heal_all().unwrap();
+            let r = value_of(&path, "remove-controllers");
+            assert_eq!(r["removed_controllers"], json!([11, 12]), "{r}");
+        }
+    }
+
+    #[test]
+    fn adding_controllers_needs_free_nodes() {
+        let db = FakeDb::new();
+        let mut n = Nemesis::new(&db, fake::no_nodes(), None, 1).with_options(quick());
+        let err = n
+            .start(&add_controllers(JoinProcedure::Rapid))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("free nodes"), "{err}");
     }
 
     #[test]

@@ -533,6 +533,56 @@ impl ClusterControl for EnvCluster {
         Ok(added.iter().map(Self::to_server_zk).collect())
     }
 
+    fn add_controllers(
+        &self,
+        nodes: &[String],
+        procedure: JoinProcedure,
+        timeout: Duration,
+    ) -> Result<splitbrain_core::db::ControllersAdded, DbError> {
+        let nodes: Vec<Node> = nodes
+            .iter()
+            .map(|name| {
+                self.env_nodes
+                    .iter()
+                    .find(|n| &n.name == name)
+                    .cloned()
+                    .ok_or_else(|| {
+                        DbError::Unsupported(format!("node {name} is not part of the environment"))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        // Work on a copy so the lock is not held for minutes; the copy goes
+        // back whatever happened (newcomers are in it even after a failure,
+        // so removing them finds them).
+        let mut layout = self.layout();
+        let result = crate::db::controller_membership::add_controllers(
+            &self.control,
+            &mut layout,
+            &nodes,
+            procedure,
+            timeout,
+            &|l| *self.lock() = l.clone(),
+        );
+        *self.lock() = layout;
+        result
+    }
+
+    fn remove_controllers(
+        &self,
+        ids: &[i64],
+        timeout: Duration,
+    ) -> Result<serde_json::Value, DbError> {
+        let mut layout = self.layout();
+        let result = crate::db::controller_membership::remove_controllers(
+            &self.control,
+            &mut layout,
+            ids,
+            timeout,
+        );
+        *self.lock() = layout;
+        result
+    }
+
     fn remove_zk_servers(&self, ids: &[i64], timeout: Duration) -> Result<(), DbError> {
         let deadline = Instant::now() + timeout;
         let ids: Vec<u64> = ids.iter().filter_map(|&i| u64::try_from(i).ok()).collect();

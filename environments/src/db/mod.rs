@@ -11,6 +11,7 @@
 pub mod artifacts;
 pub mod cluster;
 pub mod cluster_control;
+pub mod controller_membership;
 pub mod kafka;
 pub mod kraft;
 pub mod segments;

@@ -235,6 +235,7 @@ fn undoes(f: &str) -> &'static [&'static str] {
         "restart" | "start" => &["kill"],
         "resume" => &["pause"],
         "remove" => &["rapid-add", "safe-add"],
+        "remove-controllers" => &["rapid-add-controllers", "safe-add-controllers"],
         _ => &[],
     }
 }

@@ -375,7 +375,8 @@ impl TestConfig {
                 faults
                     .iter()
                     .filter_map(|f| match f {
-                        splitbrain_nemeses::Fault::AddZookeeper { count, .. } => Some(*count),
+                        splitbrain_nemeses::Fault::AddZookeeper { count, .. }
+                        | splitbrain_nemeses::Fault::AddControllers { count, .. } => Some(*count),
                         _ => None,
                     })
                     .max()
@@ -568,6 +569,11 @@ mod tests {
         assert_eq!(c.extra_nodes(), 5);
         c.nemesis.faults = vec!["partition:halves".into()];
         assert_eq!(c.extra_nodes(), 0);
+        // KRaft controllers added by a membership fault need spare nodes too.
+        c.nemesis.faults = vec!["rapid-add-controllers".into()];
+        assert_eq!(c.extra_nodes(), c.nemesis.add_count);
+        c.nemesis.faults = vec!["safe-add-controllers:3".into()];
+        assert_eq!(c.extra_nodes(), 3);
     }
 
     #[test]

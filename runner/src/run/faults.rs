@@ -97,6 +97,9 @@ pub fn describe(f: &Fault) -> String {
             },
             move_broker.map_or(String::new(), |b| format!(", broker {b} moved"))
         ),
+        Fault::AddControllers { count, .. } => {
+            format!("{} of {count} KRaft controllers", f.start_f())
+        }
     }
 }
 
