@@ -185,9 +185,11 @@ pub struct Stats {
     /// Per lane (`"broker 1 (n4)"` or `"zk 1 (n1)"` for the `/controller`
     /// it serves), the controller named over time.
     pub controllers: BTreeMap<String, Vec<Segment<Controller>>>,
-    /// Per sample time, how many quorum-backed ZooKeeper leaders there were
-    /// (the split-brain checker's rule:
-    /// `splitbrain_checkers::splitbrain::quorum_backed_leaders`).
+    /// Per sample time, how many quorum-backed leaders there were: ZooKeeper
+    /// leaders (the split-brain checker's rule:
+    /// `splitbrain_checkers::splitbrain::quorum_backed_leaders`) plus, in
+    /// KRaft mode, controllers leading with a majority of their voters
+    /// behind them (`ControllerView::leads_with_quorum`).
     pub leaders: Vec<Segment<usize>>,
     /// Observer samples seen.
     pub observations: u64,
@@ -351,7 +353,12 @@ impl StatsCollector {
     fn observation(&mut self, time: u64, obs: &splitbrain_core::cluster::Observation) {
         let s = &mut self.stats;
         s.observations += 1;
-        let leaders = splitbrain_checkers::splitbrain::quorum_backed_leaders(&obs.zookeeper).len();
+        let leaders = splitbrain_checkers::splitbrain::quorum_backed_leaders(&obs.zookeeper).len()
+            + obs
+                .controllers
+                .iter()
+                .filter(|c| c.leads_with_quorum())
+                .count();
         let mut seen_modes = std::collections::BTreeSet::new();
         let mut seen_controllers = std::collections::BTreeSet::new();
         for zk in &obs.zookeeper {
@@ -665,6 +672,26 @@ mod tests {
         assert_eq!(c, vec![Controller::Broker(1), Controller::Broker(3)]);
         let l: Vec<(u64, usize)> = s.leaders.iter().map(|x| (x.start_ns, x.value)).collect();
         assert_eq!(l, vec![(1, 1), (3, 2), (5, 1)]);
+        assert_eq!(s.to_json()["max-simultaneous-leaders"], 2);
+    }
+
+    #[test]
+    fn kraft_controllers_leading_with_quorum_count_as_leaders() {
+        // Voters 1001..1003; a leader counts only with a majority of its
+        // voters backing it.
+        let obs = |t: u64, second: &str| {
+            format!(
+                r#"{{"index":{t},"time":{t},"process":"observer","type":"ok","f":"observe","value":{{"zookeeper":[],"kafka":[],"controllers":[{{"node":"n1","controller_id":1001,"role":"leader","leader_epoch":2,"high_watermark":10,"voters":[1001,1002,1003],"backing":[1001,1002]}},{second}]}}}}"#
+            )
+        };
+        let follower = r#"{"node":"n2","controller_id":1002,"role":"not-leader"}"#;
+        let backed = r#"{"node":"n4","controller_id":1004,"role":"leader","leader_epoch":1,"high_watermark":0,"voters":[1004,1005,1006],"backing":[1004,1005]}"#;
+        let alone = r#"{"node":"n4","controller_id":1004,"role":"leader","leader_epoch":1,"high_watermark":0,"voters":[1004,1005,1006],"backing":[1004]}"#;
+        let lines = [obs(1, follower), obs(2, alone), obs(3, backed)];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let s = feed(&refs);
+        let l: Vec<(u64, usize)> = s.leaders.iter().map(|x| (x.start_ns, x.value)).collect();
+        assert_eq!(l, vec![(1, 1), (3, 2)]);
         assert_eq!(s.to_json()["max-simultaneous-leaders"], 2);
     }
 }
