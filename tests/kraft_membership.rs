@@ -10,9 +10,17 @@ use splitbrain_environments::db::cluster::{self, ClusterGuard, ClusterLayout};
 use splitbrain_environments::db::kraft::{self, KraftSettings};
 use splitbrain_environments::nodes::netns::TestEnv;
 use splitbrain_environments::probes::observe;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(90);
+/// Bring-up bound. A KRaft broker opens its listeners only once it has
+/// caught up with the metadata log and registered, which took over 76 s
+/// when two suites ran these tests at once on 2 cores.
+const WAIT: Duration = Duration::from_secs(150);
+
+/// One cluster at a time: each test starts 6 Kafka JVMs plus 4 newcomers;
+/// two at once on a 2-core machine starved the brokers' start-up.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 const TOPIC: &str = "queue";
 
 fn up(env: &TestEnv) -> ClusterGuard {
@@ -121,6 +129,7 @@ fn quorum_log_lines(env: &TestEnv, layout: &ClusterLayout) -> Vec<String> {
 
 #[test]
 fn rapid_add_controllers_with_a_static_voter_set() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let env = TestEnv::up("kraft-rapid", 10);
     let mut guard = up(&env);
     let control = env.control();
@@ -209,6 +218,7 @@ fn rapid_add_controllers_with_a_static_voter_set() {
 
 #[test]
 fn safe_add_controllers_one_at_a_time() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let env = TestEnv::up("kraft-safe", 8);
     let mut guard = up(&env);
     let control = env.control();
