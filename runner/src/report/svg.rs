@@ -525,17 +525,20 @@ pub fn partitions(stats: &Stats) -> String {
         .collect();
     // Leader lanes and ISR lanes share the segments; each call draws its
     // own lanes and leaves the other's empty (and unlabelled).
-    let leader_rows: Vec<(String, &[Segment<Option<super::stats::PartitionLane>>])> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, (k, v))| {
-            if i % 2 == 0 {
-                (k.clone(), *v)
-            } else {
-                (String::new(), &[][..])
-            }
-        })
-        .collect();
+    type Row<'a> = (String, &'a [Segment<Option<super::stats::PartitionLane>>]);
+    let every_other = |parity: usize| -> Vec<Row<'_>> {
+        rows.iter()
+            .enumerate()
+            .map(|(i, (k, v))| {
+                if i % 2 == parity {
+                    (k.clone(), *v)
+                } else {
+                    (String::new(), &[][..])
+                }
+            })
+            .collect()
+    };
+    let leader_rows = every_other(0);
     lanes(
         &mut f,
         &leader_rows,
@@ -553,17 +556,7 @@ pub fn partitions(stats: &Stats) -> String {
             None => String::new(),
         },
     );
-    let isr_rows: Vec<(String, &[Segment<Option<super::stats::PartitionLane>>])> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, (k, v))| {
-            if i % 2 == 1 {
-                (k.clone(), *v)
-            } else {
-                (String::new(), &[][..])
-            }
-        })
-        .collect();
+    let isr_rows = every_other(1);
     lanes(
         &mut f,
         &isr_rows,
