@@ -179,7 +179,7 @@ pub enum NemesisError {
         ids: Vec<i64>,
     },
     /// A membership fault needs more free nodes than the environment has.
-    #[error("{fault} of {count} ZooKeeper server(s) needs as many free nodes; the environment has {} ({free:?}): create it with more nodes", free.len())]
+    #[error("{fault} of {count} server(s) needs as many free nodes; the environment has {} ({free:?}): create it with more nodes", free.len())]
     TooFewFreeNodes {
         /// `rapid-add` or `safe-add`.
         fault: &'static str,
@@ -603,6 +603,21 @@ impl<'a> Nemesis<'a> {
         Ok(id)
     }
 
+    /// The first `count` free nodes for membership fault `f`, or why there
+    /// are not enough.
+    fn free_nodes_for(&self, f: &'static str, count: usize) -> Result<Vec<String>, NemesisError> {
+        let mut free = self.db.free_nodes();
+        if free.len() < count || count == 0 {
+            return Err(NemesisError::TooFewFreeNodes {
+                fault: f,
+                count,
+                free,
+            });
+        }
+        free.truncate(count);
+        Ok(free)
+    }
+
     fn add_controllers(
         &mut self,
         id: FaultId,
@@ -614,14 +629,7 @@ impl<'a> Nemesis<'a> {
             JoinProcedure::Rapid => "rapid-add-controllers",
             JoinProcedure::Safe => "safe-add-controllers",
         };
-        let free = self.db.free_nodes();
-        if free.len() < count || count == 0 {
-            return Err(NemesisError::TooFewFreeNodes {
-                fault: f,
-                count,
-                free,
-            });
-        }
+        let nodes = self.free_nodes_for(f, count)?;
         let old: Vec<i64> = self
             .db
             .servers()
@@ -629,7 +637,6 @@ impl<'a> Nemesis<'a> {
             .filter(|s| s.kind == ServerKind::Controller)
             .map(|s| s.id)
             .collect();
-        let nodes: Vec<String> = free[..count].to_vec();
         let on_nodes = |db: &dyn ClusterControl| -> Vec<i64> {
             db.servers()
                 .into_iter()
@@ -711,14 +718,7 @@ impl<'a> Nemesis<'a> {
             JoinProcedure::Rapid => "rapid-add",
             JoinProcedure::Safe => "safe-add",
         };
-        let free = self.db.free_nodes();
-        if free.len() < count || count == 0 {
-            return Err(NemesisError::TooFewFreeNodes {
-                fault: f,
-                count,
-                free,
-            });
-        }
+        let nodes = self.free_nodes_for(f, count)?;
         let old: Vec<Server> = self
             .db
             .servers()
@@ -742,7 +742,6 @@ impl<'a> Nemesis<'a> {
             Some(b) => Some(self.db.broker_connect(b.id)?),
             None => None,
         };
-        let nodes: Vec<String> = free[..count].to_vec();
         // From here on, whatever was done is undone by `stop`, even if a
         // later step fails: register the undo first and keep it current.
         self.active.insert(
