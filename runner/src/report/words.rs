@@ -128,6 +128,21 @@ fn by_at(ops: &OpRefs, index: &Value) -> Option<(String, String)> {
     Some((op.process.clone(), secs(op.time_ns)))
 }
 
+/// The two offsets an order example names (from, to), as text.
+fn offset_step(e: &Value) -> (String, String) {
+    let offsets = e["offsets"].as_array();
+    let at = |i: usize| offsets.and_then(|o| o.get(i)).map(text).unwrap_or_default();
+    (at(0), at(1))
+}
+
+/// Process and time of the last operation an example names.
+fn last_op_at(e: &Value, ops: &OpRefs) -> Option<(String, String)> {
+    e["ops"]
+        .as_array()
+        .and_then(|o| o.last())
+        .and_then(|i| by_at(ops, i))
+}
+
 /// One sentence for an example of anomaly `name`; `None` for a name this
 /// module does not know (the raw JSON is then all there is).
 pub fn sentence(name: &str, e: &Value, ops: &OpRefs) -> Option<String> {
@@ -199,15 +214,8 @@ pub fn sentence(name: &str, e: &Value, ops: &OpRefs) -> Option<String> {
             )
         }
         "nonmonotonic-poll" | "nonmonotonic-send" | "poll-skip" => {
-            let offsets = e["offsets"].as_array().cloned().unwrap_or_default();
-            let (from, to) = (
-                offsets.first().map(text).unwrap_or_default(),
-                offsets.get(1).map(text).unwrap_or_default(),
-            );
-            let when = e["ops"]
-                .as_array()
-                .and_then(|o| o.last())
-                .and_then(|i| by_at(ops, i))
+            let (from, to) = offset_step(e);
+            let when = last_op_at(e, ops)
                 .map(|(_, t)| format!(" at {t}"))
                 .unwrap_or_default();
             let p = text(&e["process"]);
@@ -432,15 +440,8 @@ pub fn sentence(name: &str, e: &Value, ops: &OpRefs) -> Option<String> {
             )
         }
         "int-poll-skip" | "int-send-skip" | "int-nonmonotonic-poll" | "int-nonmonotonic-send" => {
-            let offsets = e["offsets"].as_array().cloned().unwrap_or_default();
-            let (from, to) = (
-                offsets.first().map(text).unwrap_or_default(),
-                offsets.get(1).map(text).unwrap_or_default(),
-            );
-            let when = e["ops"]
-                .as_array()
-                .and_then(|o| o.last())
-                .and_then(|i| by_at(ops, i))
+            let (from, to) = offset_step(e);
+            let when = last_op_at(e, ops)
                 .map(|(_, t)| format!(" (completed at {t})"))
                 .unwrap_or_default();
             let p = text(&e["process"]);
