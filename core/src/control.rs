@@ -38,6 +38,12 @@ pub struct Node {
     pub name: String,
     /// Address the control node reaches the node's sshd at.
     pub address: IpAddr,
+    /// The host name the user wrote for this node (hosts files may name a
+    /// host instead of an address), resolved to `address` when the
+    /// environment was made; known_hosts is checked under this name too.
+    /// `None` for nodes splitbrain made itself (netns, Docker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// sshd port (22 for netns nodes).
     pub port: u16,
     /// Login user (`root` for netns nodes).
@@ -57,6 +63,39 @@ impl Node {
     /// The node's sshd address.
     pub fn socket_addr(&self) -> SocketAddr {
         SocketAddr::new(self.address, self.port)
+    }
+
+    /// Whether commands on this node run as root (the login user is `root`).
+    pub fn is_root(&self) -> bool {
+        self.user == "root"
+    }
+
+    /// `cmd` as a privileged command on this node: unchanged for root;
+    /// for any other login user, run through `sudo -n` (never prompting: a
+    /// sudo that wants a password fails at once, see [`SUDO_NEEDS_PASSWORD`])
+    /// in `sh -c`, whose PATH is sudo's `secure_path` (it has `/usr/sbin`,
+    /// where iptables lives, which a non-login SSH shell of a plain user
+    /// lacks).
+    pub fn sudo(&self, cmd: &str) -> String {
+        if self.is_root() {
+            cmd.to_string()
+        } else {
+            format!("sudo -n -- sh -c {}", shell_quote(cmd))
+        }
+    }
+}
+
+/// What `sudo -n` prints when the login user may not run commands without a
+/// password; callers turn it into an error that says how to fix sudoers.
+pub const SUDO_NEEDS_PASSWORD: &str = "a password is required";
+
+impl Node {
+    /// The name to look this node up under in known_hosts and to show in
+    /// messages: the host name the user wrote, else the address.
+    pub fn host_name(&self) -> String {
+        self.host
+            .clone()
+            .unwrap_or_else(|| self.address.to_string())
     }
 }
 
@@ -421,7 +460,16 @@ impl Session {
             tracing::warn!(node = %node.name, file = %node.known_hosts.display(), "cannot read known_hosts: {e}");
             return Err(unknown());
         }
-        match known.check_port(&node.address.to_string(), node.port, key) {
+        // A host named in a hosts file is usually in known_hosts under that
+        // name; fall back to the address for entries written by address.
+        let mut result = ssh2::CheckResult::NotFound;
+        for name in node.host.iter().cloned().chain([node.address.to_string()]) {
+            result = known.check_port(&name, node.port, key);
+            if !matches!(result, ssh2::CheckResult::NotFound) {
+                break;
+            }
+        }
+        match result {
             ssh2::CheckResult::Match => Ok(()),
             ssh2::CheckResult::Mismatch => Err(ControlError::HostKeyChanged {
                 node: node.name.clone(),

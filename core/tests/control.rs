@@ -90,6 +90,7 @@ impl LocalSshd {
         Node {
             name: name.into(),
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            host: None,
             port: self.port,
             user: "root".into(),
             key_path: self.path("client_key"),

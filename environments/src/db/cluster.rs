@@ -1116,6 +1116,7 @@ mod tests {
             .map(|i| Node {
                 name: format!("n{i}"),
                 address: format!("10.88.9.{}", i + 1).parse().unwrap(),
+                host: None,
                 port: 22,
                 user: "root".into(),
                 key_path: "/k".into(),

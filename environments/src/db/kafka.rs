@@ -349,6 +349,7 @@ mod tests {
             node: Node {
                 name: "n4".into(),
                 address: "10.88.7.5".parse().unwrap(),
+                host: None,
                 port: 22,
                 user: "root".into(),
                 key_path: "/k".into(),

@@ -860,6 +860,7 @@ mod tests {
         Node {
             name: format!("n{i}"),
             address: format!("10.88.7.{}", i + 1).parse().unwrap(),
+            host: None,
             port: 22,
             user: "root".into(),
             key_path: "/k".into(),

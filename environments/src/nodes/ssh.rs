@@ -103,6 +103,7 @@ pub fn parse_hosts(text: &str, origin: &Path) -> Result<Vec<Node>, EnvError> {
         nodes.push(Node {
             name: entry.name,
             address: entry.address,
+            host: None,
             port: entry.port,
             user: entry.user,
             key_path: entry.key_path,

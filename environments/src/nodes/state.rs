@@ -168,6 +168,7 @@ impl EnvState {
             .map(|(k, address)| Node {
                 name: format!("n{k}"),
                 address,
+                host: None,
                 port: 22,
                 user: "root".into(),
                 key_path: ssh.join("id_ed25519"),
@@ -312,6 +313,7 @@ mod tests {
             nodes: vec![Node {
                 name: "n1".into(),
                 address: "10.88.3.2".parse().unwrap(),
+                host: None,
                 port: 22,
                 user: "root".into(),
                 key_path: "/k".into(),
