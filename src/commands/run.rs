@@ -39,7 +39,7 @@ pub struct RunArgs {
     /// Anomalies the test expects, comma-separated (default: none).
     #[arg(long, value_delimiter = ',')]
     pub expect: Option<Vec<String>>,
-    /// Environment: netns, ssh or existing (default: netns).
+    /// Environment: netns, ssh, docker or existing (default: netns).
     #[arg(long = "env")]
     pub env_kind: Option<String>,
     /// Hosts TOML file for --env ssh.

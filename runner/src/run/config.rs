@@ -69,17 +69,23 @@ impl Default for TestConfig {
 pub struct EnvConfig {
     /// `netns` (network namespaces on this machine, created and removed by
     /// the run), `ssh` (hosts listed in `hosts`, set up and cleaned by the
-    /// run) or `existing` (an environment made by `splitbrain env up`, named
-    /// by `name`, left as it is).
+    /// run), `docker` (containers on this machine's Docker engine, created
+    /// and removed by the run) or `existing` (an environment made by
+    /// `splitbrain env up`, named by `name`, left as it is).
     pub kind: String,
     /// Nodes to create (netns); 0: ZooKeeper + Kafka servers plus the
     /// newcomers a `rapid-add`/`safe-add` needs.
     pub nodes: usize,
     /// Hosts TOML file (kind `ssh`; format in docs/environments.md).
     pub hosts: Option<String>,
-    /// Environment name (kind `existing`); for netns/ssh a fresh name is
-    /// derived from the test name.
+    /// Environment name (kind `existing`); for netns/ssh/docker a fresh
+    /// name is derived from the test name.
     pub name: Option<String>,
+    /// Kind `docker`: base image of the node image; default
+    /// `$SPLITBRAIN_DOCKER_BASE`, else `debian:bookworm` (from a registry;
+    /// without one, `splitbrain/bookworm-base`, made with debootstrap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker_base: Option<String>,
 }
 
 impl Default for EnvConfig {
@@ -89,6 +95,7 @@ impl Default for EnvConfig {
             nodes: 0,
             hosts: None,
             name: None,
+            docker_base: None,
         }
     }
 }
@@ -402,9 +409,12 @@ impl TestConfig {
     }
 
     fn validate_fields(&self) -> std::result::Result<(), String> {
-        if !matches!(self.env.kind.as_str(), "netns" | "ssh" | "existing") {
+        if !matches!(
+            self.env.kind.as_str(),
+            "netns" | "ssh" | "docker" | "existing"
+        ) {
             return Err(format!(
-                "env.kind {:?}: use netns, ssh or existing",
+                "env.kind {:?}: use netns, ssh, docker or existing",
                 self.env.kind
             ));
         }
@@ -413,6 +423,12 @@ impl TestConfig {
         }
         if self.env.kind == "existing" && self.env.name.is_none() {
             return Err("env.kind = \"existing\" needs env.name".into());
+        }
+        if self.env.docker_base.is_some() && self.env.kind != "docker" {
+            return Err(format!(
+                "env.docker_base is for env.kind = \"docker\", not {:?}",
+                self.env.kind
+            ));
         }
         if !matches!(self.cluster.mode.as_str(), "zookeeper" | "kraft") {
             return Err(format!(
@@ -677,5 +693,27 @@ mod tests {
         let mut bad = k;
         bad.cluster.controllers = 0;
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn docker_is_an_environment_kind_and_takes_a_base_image() {
+        let c = TestConfig::from_toml(
+            "[env]\nkind = \"docker\"\ndocker_base = \"splitbrain/bookworm-base\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.env.docker_base.as_deref(),
+            Some("splitbrain/bookworm-base")
+        );
+        assert_eq!(TestConfig::from_toml(&c.to_toml()).unwrap(), c);
+        // Unset, it is not written: configs of other kinds read as before.
+        assert!(!TestConfig::default().to_toml().contains("docker_base"));
+        let other = TestConfig::from_toml("[env]\ndocker_base = \"x\"\n").unwrap();
+        let err = other.validate().unwrap_err().to_string();
+        assert!(err.contains("docker_base"), "{err}");
+        let unknown = TestConfig::from_toml("[env]\nkind = \"kubernetes\"\n").unwrap();
+        let err = unknown.validate().unwrap_err().to_string();
+        assert!(err.contains("docker"), "{err}");
     }
 }

@@ -31,7 +31,7 @@ use splitbrain_core::history::HistoryWriter;
 use splitbrain_environments::db::artifacts::Artifacts;
 use splitbrain_environments::db::cluster::{self, ClusterGuard, ClusterLayout, LAYOUT_FILE};
 use splitbrain_environments::db::cluster_control::{enable_reconfig, EnvCluster};
-use splitbrain_environments::nodes::netns;
+use splitbrain_environments::nodes::{docker, netns};
 use splitbrain_environments::EnvState;
 use splitbrain_nemeses::Schedule;
 use splitbrain_workloads::queue;
@@ -306,7 +306,7 @@ fn env_name(test: &str) -> String {
     format!("sb-{base}-{suffix}-{stamp}")
 }
 
-/// Phase "env up": creates the nodes (netns, ssh), owned by this process
+/// Phase "env up": creates the nodes (netns, ssh, docker), owned by this process
 /// (see `splitbrain env list`), or loads an existing environment.
 fn env_up(cfg: &TestConfig, interrupt: &Interrupt) -> Result<RunEnv> {
     let owned = |name: &str| EnvGuard::new(name, true, interrupt);
@@ -336,6 +336,18 @@ fn env_up(cfg: &TestConfig, interrupt: &Interrupt) -> Result<RunEnv> {
                 _guard: guard,
             })
         }
+        "docker" => {
+            let name = env_name(&cfg.name);
+            // Made before the containers: on every later path (an error,
+            // Ctrl-C, a panic unwinding) the guard removes them.
+            let guard = owned(&name);
+            let options = docker_options(cfg, name);
+            let state = docker::up(&options, Some(interrupt.flag()))?;
+            Ok(RunEnv {
+                state,
+                _guard: guard,
+            })
+        }
         _ => {
             let name = cfg.env.name.clone().unwrap_or_default();
             let state = EnvState::load(&name).map_err(|source| RunError::NoEnvironment {
@@ -349,6 +361,35 @@ fn env_up(cfg: &TestConfig, interrupt: &Interrupt) -> Result<RunEnv> {
         }
     }
 }
+
+/// The options `splitbrain env up --kind docker` would choose: the node
+/// image on `env.docker_base` (else `$SPLITBRAIN_DOCKER_BASE`, else Debian's
+/// image from a registry), the artifact cache ([`Artifacts::cache_dir`])
+/// mounted read-only at the same path, a free subnet, and a Docker engine
+/// started if none answers.
+fn docker_options(cfg: &TestConfig, name: String) -> docker::DockerOptions {
+    let base_image = cfg
+        .env
+        .docker_base
+        .clone()
+        .or_else(|| {
+            std::env::var(DOCKER_BASE_ENV)
+                .ok()
+                .filter(|b| !b.is_empty())
+        })
+        .unwrap_or_else(|| docker::image::DEFAULT_BASE_IMAGE.to_string());
+    docker::DockerOptions {
+        name,
+        nodes: cfg.nodes_needed(),
+        subnet: None,
+        base_image,
+        artifacts: Some(Artifacts::cache_dir()),
+        start_engine: true,
+    }
+}
+
+/// The variable naming the Docker node image's base (as for `env up`).
+pub const DOCKER_BASE_ENV: &str = "SPLITBRAIN_DOCKER_BASE";
 
 /// ZooKeeper and Kafka running on the run's nodes.
 struct RunCluster {
