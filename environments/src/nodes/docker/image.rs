@@ -44,9 +44,15 @@ fn fnv1a(parts: &[&str]) -> u64 {
 
 /// The node image's full name for `base`, e.g. `splitbrain/node:3f…`.
 pub fn node_image_name(base: &str) -> String {
-    let mut parts: Vec<&str> = BUILD_FILES.iter().map(|(_, text)| *text).collect();
+    image_name(NODE_IMAGE_REPO, &BUILD_FILES, base)
+}
+
+/// `repo:<hash of the build files and base>`: a cached image's name, which
+/// changes whenever what it is built from does.
+pub fn image_name(repo: &str, files: &[(&str, &str)], base: &str) -> String {
+    let mut parts: Vec<&str> = files.iter().map(|(_, text)| *text).collect();
     parts.push(base);
-    format!("{NODE_IMAGE_REPO}:{:016x}", fnv1a(&parts))
+    format!("{repo}:{:016x}", fnv1a(&parts))
 }
 
 /// Whether the engine has an image of that name.
@@ -83,7 +89,21 @@ pub fn ensure_base_image(cli: &DockerCli, base: &str) -> Result<(), EnvError> {
 
 /// Builds the node image on `base` unless it is cached; returns its name.
 pub fn ensure_node_image(cli: &DockerCli, base: &str) -> Result<String, EnvError> {
-    let name = node_image_name(base);
+    ensure_image(cli, base, NODE_IMAGE_REPO, &BUILD_FILES, "node-image")
+}
+
+/// Builds the image `repo` from `files` (a Dockerfile taking `ARG BASE` and
+/// what it copies) on `base` unless it is cached ([`image_name`]); labels it
+/// `org.splitbrain.role=<role>`; returns its name. Made on one machine by
+/// one build at a time; the others wait and find it cached.
+pub fn ensure_image(
+    cli: &DockerCli,
+    base: &str,
+    repo: &str,
+    files: &[(&str, &str)],
+    role: &str,
+) -> Result<String, EnvError> {
+    let name = image_name(repo, files, base);
     if image_exists(cli, &name)? {
         return Ok(name);
     }
@@ -101,7 +121,7 @@ pub fn ensure_node_image(cli: &DockerCli, base: &str) -> Result<String, EnvError
             what: "create a build context directory".into(),
             source,
         })?;
-    for (file, text) in BUILD_FILES {
+    for &(file, text) in files {
         let path = context.path().join(file);
         std::fs::write(&path, text).map_err(|source| EnvError::Io {
             what: format!("write {}", path.display()),
@@ -110,6 +130,7 @@ pub fn ensure_node_image(cli: &DockerCli, base: &str) -> Result<String, EnvError
     }
     let ctx = context.path().to_string_lossy().into_owned();
     let build_arg = format!("BASE={base}");
+    let role_label = format!("org.splitbrain.role={role}");
     // --network host: apt-get inside the build reaches Debian's mirror without
     // the NAT rules our dockerd does not install. --force-rm: no intermediate
     // containers left behind when a step fails.
@@ -123,7 +144,7 @@ pub fn ensure_node_image(cli: &DockerCli, base: &str) -> Result<String, EnvError
             "--build-arg",
             &build_arg,
             "--label",
-            "org.splitbrain.role=node-image",
+            &role_label,
             "-t",
             &name,
             &ctx,

@@ -12,6 +12,8 @@
 pub mod cli;
 pub mod engine;
 pub mod image;
+#[cfg(feature = "test-support")]
+pub mod ssh_hosts;
 pub mod subnet;
 #[cfg(feature = "test-support")]
 pub mod test_env;
