@@ -193,8 +193,12 @@ fn install_apt_cacher_ng() -> Result<(), EnvError> {
         "sh",
         &[
             "-c",
+            // The package's own system service is not needed (each test
+            // runs a private instance): stopped and disabled again.
             "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-             apt-get install -y -qq --no-install-recommends apt-cacher-ng",
+             apt-get install -y -qq --no-install-recommends apt-cacher-ng && \
+             { systemctl disable --now apt-cacher-ng 2>/dev/null || \
+               service apt-cacher-ng stop 2>/dev/null || true; }",
         ],
         &[],
         None,
