@@ -214,7 +214,9 @@ pub enum ControlError {
     /// The node's session broke earlier and could not be re-established
     /// (see [`Control`]'s reconnection): nothing was run.
     #[error(
-        "{node}: `{command}`: not run: the SSH session to this node was lost and reconnecting          gave up ({detail}); check that the node is up and its sshd listens          (`splitbrain env status`); the next command tries to reconnect once more"
+        "{node}: `{command}`: not run: the SSH session to this node was lost and reconnecting \
+         gave up ({detail}); check that the node is up and its sshd listens \
+         (`splitbrain env status`); the next command tries to reconnect once more"
     )]
     SessionLost {
         /// Node name.
@@ -227,7 +229,9 @@ pub enum ControlError {
     /// A privileged command needs `sudo`, and sudo wants a password for the
     /// login user (splitbrain never types one).
     #[error(
-        "{node}: `{command}` needs root, and sudo asks {user} for a password; allow it without          one, e.g. a sudoers line `{user} ALL=(ALL) NOPASSWD: ALL` (in /etc/sudoers.d/splitbrain,          edited with `visudo -f`), or log in as root in the hosts file"
+        "{node}: `{command}` needs root, and sudo asks {user} for a password; allow it without \
+         one, e.g. a sudoers line `{user} ALL=(ALL) NOPASSWD: ALL` (in /etc/sudoers.d/splitbrain, \
+         edited with `visudo -f`), or log in as root in the hosts file"
     )]
     SudoPassword {
         /// Node name.
@@ -409,10 +413,16 @@ const STATUS_MARGIN: Duration = Duration::from_secs(1);
 /// (`setsid`, as the services' starters do) are not touched, and nothing is
 /// killed when the command ends before its deadline.
 pub fn node_timeout_command(cmd: &str, timeout: Duration) -> String {
+    timeout_in_shell(cmd, timeout, "\"${SHELL:-/bin/sh}\"")
+}
+
+/// `cmd` run by `shell -c` under coreutils `timeout` (see
+/// [`node_timeout_command`]).
+fn timeout_in_shell(cmd: &str, timeout: Duration, shell: &str) -> String {
     // `timeout 0` would mean "no limit".
     let secs = timeout.as_secs_f64().max(0.001);
     format!(
-        "exec timeout -k {} {secs:.3} \"${{SHELL:-/bin/sh}}\" -c {}",
+        "exec timeout -k {} {secs:.3} {shell} -c {}",
         KILL_GRACE.as_secs(),
         shell_quote(cmd)
     )
@@ -537,7 +547,7 @@ impl Session {
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(5));
         let probe = "exec timeout -k 1 10 true";
-        match self.exec_raw(probe, probe, budget, budget, false) {
+        match self.exec_raw(probe, probe, budget, budget) {
             Ok(out) if out.success() => self.node_timeouts = true,
             Ok(out) => tracing::warn!(
                 node = %self.node.name,
@@ -580,7 +590,7 @@ impl Session {
             return false;
         }
         let alive = matches!(
-            self.exec_raw("true", "true", timeout, timeout, false),
+            self.exec_raw("true", "true", timeout, timeout),
             Ok(ref out) if out.success()
         );
         self.suspect.set(None);
@@ -777,21 +787,30 @@ impl Session {
     /// second longer for the exit status before it gives up on its own.
     /// Inside the command `$PPID` is `timeout`'s pid, not sshd's.
     pub fn exec(&mut self, cmd: &str, timeout: Duration) -> Result<Output, ControlError> {
+        if self.node_timeouts {
+            self.exec_bounded(cmd, &node_timeout_command(cmd, timeout), true, timeout)
+        } else {
+            self.exec_bounded(cmd, cmd, false, timeout)
+        }
+    }
+
+    /// Runs `run` for `cmd` (errors name `cmd`); `on_node` says that `run`
+    /// has `cmd` under the node's `timeout` (see [`Session::exec`]).
+    fn exec_bounded(
+        &mut self,
+        cmd: &str,
+        run: &str,
+        on_node: bool,
+        timeout: Duration,
+    ) -> Result<Output, ControlError> {
         if let Some(e) = self.lost_error(cmd) {
             return Err(e);
         }
-        if !self.node_timeouts {
-            return self.exec_raw(cmd, cmd, timeout, timeout, false);
+        if !on_node {
+            return self.exec_raw(run, cmd, timeout, timeout);
         }
-        let wrapped = node_timeout_command(cmd, timeout);
         let started = Instant::now();
-        let out = self.exec_raw(
-            &wrapped,
-            cmd,
-            timeout + KILL_GRACE + STATUS_MARGIN,
-            timeout,
-            true,
-        )?;
+        let out = self.exec_raw(run, cmd, timeout + KILL_GRACE + STATUS_MARGIN, timeout)?;
         if stopped_at_deadline(out.status, started.elapsed(), timeout) {
             return Err(ControlError::Timeout {
                 node: self.node.name.clone(),
@@ -803,15 +822,15 @@ impl Session {
         Ok(out)
     }
 
-    /// Runs `run` as is (errors name `command`, and a timeout reports
-    /// `reported` with `stopped_on_node`), bounded here by `timeout`.
+    /// Runs `run` as is (errors name `cmd`, and a timeout reports
+    /// `reported`), bounded here by `timeout`. Running out of time here
+    /// means the node did not answer: it is not known to have stopped it.
     fn exec_raw(
         &mut self,
         run: &str,
         cmd: &str,
         timeout: Duration,
         reported: Duration,
-        stopped_on_node: bool,
     ) -> Result<Output, ControlError> {
         let deadline = Instant::now() + timeout;
         let mut channel = self.again(cmd, deadline, reported, |s| s.channel_session())?;
@@ -844,7 +863,7 @@ impl Session {
             }
             if !progressed && !self.wait_socket(deadline) {
                 self.discard(channel);
-                return Err(self.deadline_error(cmd, reported, stopped_on_node));
+                return Err(self.deadline_error(cmd, reported, false));
             }
         }
         // Drain anything that arrived with the EOF.
@@ -879,6 +898,72 @@ impl Session {
                 stderr: out.stderr.trim().to_string(),
             })
         }
+    }
+
+    /// Runs `cmd` as root on the node: as is for a root login, otherwise
+    /// through `sudo -n` ([`Node::sudo`]). Like [`Session::exec`] (any exit
+    /// status is Ok), except that a sudo which refuses to run without a
+    /// password is [`ControlError::SudoPassword`], naming the fix. Through
+    /// sudo, the node-side `timeout` runs *inside* sudo (as root, in
+    /// `sh -c`): from outside, the login user could not signal root's
+    /// processes.
+    pub fn exec_privileged(
+        &mut self,
+        cmd: &str,
+        timeout: Duration,
+    ) -> Result<Output, ControlError> {
+        if self.node.is_root() {
+            return self.exec(cmd, timeout);
+        }
+        let on_node = self.node_timeouts;
+        let run = if on_node {
+            self.node.sudo(&timeout_in_shell(cmd, timeout, "sh"))
+        } else {
+            self.node.sudo(cmd)
+        };
+        let out = self.exec_bounded(cmd, &run, on_node, timeout)?;
+        if !self.node.is_root() && !out.success() && self.sudo_wants_password(&out) {
+            return Err(ControlError::SudoPassword {
+                node: self.node.name.clone(),
+                command: cmd.to_string(),
+                user: self.node.user.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Like [`Session::exec_privileged`], but a non-zero exit status is an
+    /// error ([`ControlError::Failed`], naming `cmd` as given).
+    pub fn exec_privileged_ok(
+        &mut self,
+        cmd: &str,
+        timeout: Duration,
+    ) -> Result<Output, ControlError> {
+        let out = self.exec_privileged(cmd, timeout)?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(ControlError::Failed {
+                node: self.node.name.clone(),
+                command: cmd.to_string(),
+                status: out.status,
+                stderr: out.stderr.trim().to_string(),
+            })
+        }
+    }
+
+    /// Whether a failed `sudo -n` command failed because sudo wants a
+    /// password: sudo's own message says so, or (sudo's messages are
+    /// translated) `sudo -n true` fails too while sudo is installed.
+    fn sudo_wants_password(&mut self, failed: &Output) -> bool {
+        if failed.stderr.contains(SUDO_NEEDS_PASSWORD) {
+            return true;
+        }
+        let check = "command -v sudo >/dev/null 2>&1 || exit 127; sudo -n true 2>/dev/null";
+        matches!(
+            self.exec(check, Duration::from_secs(10)),
+            Ok(out) if out.status != 0 && out.status != 127
+        )
     }
 
     /// Writes `contents` to `remote` on the node with permission bits `mode`
@@ -1808,5 +1893,67 @@ impl LogStream {
 impl Drop for LogStream {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_node_side_deadline_wraps_the_command_in_the_login_shell() {
+        let cmd = node_timeout_command("echo 'a b' && exit 3", Duration::from_millis(1500));
+        assert_eq!(
+            cmd,
+            r#"exec timeout -k 2 1.500 "${SHELL:-/bin/sh}" -c 'echo '\''a b'\'' && exit 3'"#
+        );
+        // Zero would mean "no limit" to `timeout`.
+        assert!(node_timeout_command("true", Duration::ZERO).contains(" 0.001 "));
+    }
+
+    #[test]
+    fn privileged_commands_put_the_deadline_inside_sudo() {
+        let mut node = Node {
+            name: "n1".into(),
+            address: "10.0.0.1".parse().unwrap(),
+            host: None,
+            port: 22,
+            user: "deploy".into(),
+            key_path: "/k".into(),
+            known_hosts: "/kh".into(),
+            dir: "/d".into(),
+        };
+        let inner = timeout_in_shell("iptables -w -S", Duration::from_secs(10), "sh");
+        assert_eq!(
+            node.sudo(&inner),
+            r#"sudo -n -- sh -c 'exec timeout -k 2 10.000 sh -c '\''iptables -w -S'\'''"#
+        );
+        node.user = "root".into();
+        assert_eq!(node.sudo("iptables -w -S"), "iptables -w -S");
+    }
+
+    #[test]
+    fn a_deadline_stop_is_told_from_a_command_that_exits_so_itself() {
+        let t = Duration::from_secs(5);
+        // SIGTERM at the deadline: 124 once the timeout has passed.
+        assert!(stopped_at_deadline(124, t + Duration::from_millis(20), t));
+        assert!(!stopped_at_deadline(124, Duration::from_millis(30), t));
+        // SIGKILL after the grace.
+        assert!(stopped_at_deadline(137, t + KILL_GRACE, t));
+        assert!(!stopped_at_deadline(137, t + Duration::from_millis(100), t));
+        assert!(!stopped_at_deadline(0, t * 2, t));
+        assert!(!stopped_at_deadline(1, t * 2, t));
+    }
+
+    #[test]
+    fn timeout_messages_say_whether_the_node_stopped_the_command() {
+        let e = |stopped_on_node| ControlError::Timeout {
+            node: "n1".into(),
+            command: "sleep 9".into(),
+            timeout: Duration::from_secs(1),
+            stopped_on_node,
+        };
+        assert!(e(true).to_string().contains("the node stops it"));
+        assert!(e(false).to_string().contains("may still be running"));
     }
 }

@@ -857,3 +857,181 @@ fn a_dropped_log_stream_leaves_no_tail_on_the_node() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Measurement (run by hand: `cargo test -p splitbrain-core --test control
+/// -- --ignored --nocapture wrapper_overhead`): mean time of 200 `true`
+/// commands with and without the node-side deadline, interleaved in rounds
+/// of 20 so load from elsewhere hits both alike.
+#[test]
+#[ignore]
+fn wrapper_overhead() {
+    let sshd = LocalSshd::start();
+    let mut s = Session::connect(&sshd.node("n1"), T).unwrap();
+    let mut total = [Duration::ZERO; 2];
+    for _round in 0..10 {
+        for (i, on) in [false, true].into_iter().enumerate() {
+            s.set_node_timeouts(on);
+            let started = Instant::now();
+            for _ in 0..20 {
+                assert!(s.exec("true", T).unwrap().success());
+            }
+            total[i] += started.elapsed();
+        }
+    }
+    let mean = |d: Duration| d.as_secs_f64() * 1000.0 / 200.0;
+    eprintln!(
+        "200 `true`: without wrapper mean {:.2} ms, with wrapper mean {:.2} ms",
+        mean(total[0]),
+        mean(total[1])
+    );
+    assert!(mean(total[1]) < mean(total[0]) + 20.0);
+}
+
+/// A login user made for one test on this machine (netns nodes and this
+/// harness share its /etc/passwd), with a unique name; removed with its
+/// sudoers file on every path out of the test (Drop runs on panics too).
+struct TempUser {
+    name: String,
+    sudoers: PathBuf,
+}
+
+impl TempUser {
+    fn create(sshd: &LocalSshd, tag: &str) -> TempUser {
+        let name = format!("sbctl{tag}{}", std::process::id());
+        let user = TempUser {
+            sudoers: PathBuf::from("/etc/sudoers.d").join(&name),
+            name,
+        };
+        let home = sshd.path(&format!("home-{}", user.name));
+        std::fs::create_dir_all(&home).unwrap();
+        // `*`, not useradd's locked `!`: sshd without PAM refuses locked
+        // accounts even for key logins. /bin/sh (dash): a POSIX login shell.
+        let status = Command::new("useradd")
+            .args(["-M", "-s", "/bin/sh", "-p", "*", "-d"])
+            .arg(&home)
+            .arg(&user.name)
+            .status()
+            .expect("useradd");
+        assert!(status.success(), "useradd {}", user.name);
+        let chown = Command::new("chown")
+            .arg(&user.name)
+            .arg(&home)
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        // sshd reads authorized_keys as the user.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(sshd.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            sshd.path("authorized_keys"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        user
+    }
+
+    /// Lets the user run anything through sudo without a password.
+    fn allow_nopasswd(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all("/etc/sudoers.d").unwrap();
+        std::fs::write(
+            &self.sudoers,
+            format!("{} ALL=(ALL) NOPASSWD: ALL\n", self.name),
+        )
+        .unwrap();
+        std::fs::set_permissions(&self.sudoers, std::fs::Permissions::from_mode(0o440)).unwrap();
+        let ok = Command::new("visudo")
+            .arg("-cf")
+            .arg(&self.sudoers)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "sudoers line rejected");
+    }
+}
+
+impl Drop for TempUser {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.sudoers);
+        let _ = Command::new("userdel")
+            .arg("-f")
+            .arg(&self.name)
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn privileged_commands_of_a_non_root_login_go_through_sudo() {
+    if Command::new("sudo").arg("-V").output().is_err() {
+        panic!("sudo is not installed: run `sudo scripts/setup` (it installs sudo)");
+    }
+    let sshd = LocalSshd::start();
+    let user = TempUser::create(&sshd, "s");
+    let mut node = sshd.node("u1");
+    node.user = user.name.clone();
+    let mut s = Session::connect(&node, T).unwrap();
+    assert_eq!(s.exec_ok("id -un", T).unwrap().stdout.trim(), user.name);
+    assert!(s.node_timeouts(), "the wrapper works under dash too");
+
+    // Without a sudoers line: a clear error saying the fix.
+    let err = s.exec_privileged_ok("id -u", T).unwrap_err();
+    match &err {
+        ControlError::SudoPassword {
+            user: u, command, ..
+        } => {
+            assert_eq!(
+                (u.as_str(), command.as_str()),
+                (user.name.as_str(), "id -u")
+            )
+        }
+        other => panic!("expected SudoPassword, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("{} ALL=(ALL) NOPASSWD: ALL", user.name)),
+        "{text}"
+    );
+
+    // With one: root, with sudo's secure_path (iptables is in /usr/sbin,
+    // which the user's own non-login PATH lacks).
+    user.allow_nopasswd();
+    assert_eq!(s.exec_privileged_ok("id -u", T).unwrap().stdout, "0\n");
+    let own = s.exec("command -v iptables", T).unwrap();
+    assert!(!own.success(), "user PATH has iptables: {own:?}");
+    let root = s.exec_privileged_ok("command -v iptables", T).unwrap();
+    assert_eq!(root.stdout.trim(), "/usr/sbin/iptables");
+    // A failing privileged command is a plain failure, not a sudo problem.
+    let err = s.exec_privileged_ok("exit 3", T).unwrap_err();
+    assert!(
+        matches!(err, ControlError::Failed { status: 3, .. }),
+        "{err:?}"
+    );
+    // The firewall's commands run through it (read-only here: this is the
+    // host's own firewall).
+    splitbrain_core::firewall::blocked(&mut s, T).unwrap();
+
+    // A privileged command that times out is stopped on the node too:
+    // SIGTERM reaches it through sudo.
+    let pids = sshd.path("root-pids");
+    let cmd = format!(
+        "echo $$ > {p}; sleep 300 & echo $! >> {p}; wait",
+        p = pids.display()
+    );
+    let err = s.exec_privileged(&cmd, Duration::from_secs(1)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ControlError::Timeout {
+                stopped_on_node: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let learned = read_pids(&pids);
+    let gone = all_gone(&learned, Duration::from_secs(5));
+    kill_pids(&learned);
+    assert!(gone, "root command left running: {learned:?}");
+    drop(s);
+}
