@@ -10,9 +10,16 @@
 //! - host keys are checked against the node's `known_hosts` file (written by the
 //!   environment that created the node); an unknown or changed key is an error;
 //! - authentication is by private key only; no password is ever used or logged;
-//! - only *connecting* is retried (with bounded backoff); a command that may have
-//!   had an effect is never retried here;
-//! - every wait is bounded by a caller-given timeout.
+//! - only *connecting* is retried (with bounded backoff), including
+//!   re-connecting a node whose session dropped ([`Control`],
+//!   [`ReconnectPolicy`], reported as [`SessionEvent`]s); a command that may
+//!   have had an effect is never retried here;
+//! - every wait is bounded by a caller-given timeout, and a command's
+//!   timeout is enforced on the node too ([`Session::exec`]): a command that
+//!   times out does not keep running there;
+//! - privileged commands of a non-root login go through `sudo -n`
+//!   ([`Session::exec_privileged`]); a sudo that wants a password is a clear
+//!   error, never a prompt.
 //!
 //! Sessions run libssh2 in non-blocking mode and wait on the socket with
 //! `poll(2)`, so a timeout bounds the whole command (not each read), and stdout
@@ -435,7 +442,8 @@ fn timeout_in_shell(cmd: &str, timeout: Duration, shell: &str) -> String {
 /// timeout (resp. timeout plus grace), measured here, which includes the
 /// round trip and so is never shorter than on the node.
 fn stopped_at_deadline(status: i32, elapsed: Duration, timeout: Duration) -> bool {
-    (status == 124 && elapsed >= timeout) || (status == 137 && elapsed >= timeout + KILL_GRACE)
+    (status == 124 && elapsed >= timeout)
+        || (status == 137 && elapsed >= timeout.saturating_add(KILL_GRACE))
 }
 
 impl fmt::Debug for Session {
@@ -810,7 +818,12 @@ impl Session {
             return self.exec_raw(run, cmd, timeout, timeout);
         }
         let started = Instant::now();
-        let out = self.exec_raw(run, cmd, timeout + KILL_GRACE + STATUS_MARGIN, timeout)?;
+        let out = self.exec_raw(
+            run,
+            cmd,
+            timeout.saturating_add(KILL_GRACE + STATUS_MARGIN),
+            timeout,
+        )?;
         if stopped_at_deadline(out.status, started.elapsed(), timeout) {
             return Err(ControlError::Timeout {
                 node: self.node.name.clone(),
