@@ -401,6 +401,8 @@ pub struct Session {
     /// Set by [`Control`]'s worker when reconnecting gave up: operations
     /// fail at once with [`ControlError::SessionLost`].
     lost: Option<String>,
+    /// Set for a [`Control`]'s sessions: how to reconnect and whom to tell.
+    recovery: Option<Recovery>,
 }
 
 /// How long after SIGTERM a command that outlived its timeout on the node
@@ -509,6 +511,7 @@ impl Session {
             node_timeouts: false,
             suspect: Cell::new(None),
             lost: None,
+            recovery: None,
         };
         // The handshake needs `&mut ssh2::Session`; run the non-blocking loop
         // by hand.
@@ -597,10 +600,13 @@ impl Session {
         if self.lost.is_some() {
             return false;
         }
+        // A check must not recover (that is what its answer decides).
+        let recovery = self.recovery.take();
         let alive = matches!(
             self.exec_raw("true", "true", timeout, timeout),
             Ok(ref out) if out.success()
         );
+        self.recovery = recovery;
         self.suspect.set(None);
         alive
     }
@@ -845,8 +851,8 @@ impl Session {
         timeout: Duration,
         reported: Duration,
     ) -> Result<Output, ControlError> {
+        let mut channel = self.open_channel(cmd, timeout)?;
         let deadline = Instant::now() + timeout;
-        let mut channel = self.again(cmd, deadline, reported, |s| s.channel_session())?;
         if let Err(e) = self.again(cmd, deadline, reported, |_| channel.exec(run)) {
             self.discard(channel);
             return Err(e);
@@ -1172,8 +1178,8 @@ impl Session {
             return Err(e);
         }
         let timeout = Duration::from_secs(30);
+        let mut channel = self.open_channel(&command, timeout)?;
         let deadline = Instant::now() + timeout;
-        let mut channel = self.again(&command, deadline, timeout, |s| s.channel_session())?;
         if let Err(e) = self.again(&command, deadline, timeout, |_| channel.exec(&command)) {
             self.discard(channel);
             return Err(e);
@@ -1415,6 +1421,13 @@ impl Subscribers {
     }
 }
 
+/// What a [`Control`]'s session needs to recover itself: the bounds and
+/// where to report.
+struct Recovery {
+    policy: ReconnectPolicy,
+    events: Subscribers,
+}
+
 /// A node's worker thread: runs jobs on the session in order and, after a
 /// job left the session suspect, checks it and recovers a dead one.
 fn run_worker(
@@ -1423,87 +1436,134 @@ fn run_worker(
     policy: ReconnectPolicy,
     events: Subscribers,
 ) {
+    let probe = policy.probe_timeout;
+    session.recovery = Some(Recovery { policy, events });
     // Runs until every sender (every Control clone) is gone.
     for job in jobs {
         if session.lost.is_some() {
-            retry_lost(&mut session, &policy, &events);
+            session.retry_lost();
         }
         job(&mut session);
         if let Some(cause) = session.take_suspect() {
             let noticed = Instant::now();
-            if !session.is_alive(policy.probe_timeout) {
-                recover(&mut session, cause, noticed, &policy, &events);
+            if !session.is_alive(probe) {
+                session.recover(cause, noticed);
             }
         }
     }
 }
 
-/// Replaces the dead `session` with a new one, within `policy`'s bounds;
-/// reports `Dropped`, then `Reconnected` or `GaveUp`. The failed operation
-/// is not retried (it may have had an effect).
-fn recover(
-    session: &mut Session,
-    cause: String,
-    noticed: Instant,
-    policy: &ReconnectPolicy,
-    events: &Subscribers,
-) {
-    let node = session.node.clone();
-    let event = |kind, attempts, cause: &str| SessionEvent {
-        node: node.name.clone(),
-        kind,
-        attempts,
-        elapsed: noticed.elapsed(),
-        cause: cause.to_string(),
-    };
-    events.emit(event(SessionEventKind::Dropped, 0, &cause));
-    let mut delay = policy.initial_delay;
-    let mut attempts = 0;
-    let last = loop {
-        attempts += 1;
-        let left = policy.max_total.saturating_sub(noticed.elapsed());
-        let error = match Session::connect(&node, policy.attempt_timeout.min(left)) {
-            Ok(fresh) => {
-                *session = fresh;
-                events.emit(event(SessionEventKind::Reconnected, attempts, &cause));
-                return;
-            }
-            Err(e) => e,
+impl Session {
+    /// Replaces this dead session with a new one, within the recovery
+    /// policy's bounds; reports `Dropped`, then `Reconnected` or `GaveUp`
+    /// (then [`Session::lost`] is set). Nothing is retried here. No-op for
+    /// a session that is not a [`Control`]'s.
+    fn recover(&mut self, cause: String, noticed: Instant) {
+        let Some(recovery) = self.recovery.take() else {
+            return;
         };
-        // A changed host key or a refused key will not fix itself.
-        let retryable = matches!(error, ControlError::Connect { .. });
-        if !retryable
-            || attempts >= policy.max_attempts
-            || noticed.elapsed() + delay >= policy.max_total
-        {
-            break error.to_string();
-        }
-        thread::sleep(delay);
-        delay = (delay * 2).min(policy.max_delay);
-    };
-    session.lost = Some(format!(
-        "dropped: {cause}; {attempts} reconnection attempt(s) in {:.1?}, last: {last}",
-        noticed.elapsed()
-    ));
-    events.emit(event(SessionEventKind::GaveUp, attempts, &last));
-}
+        let (policy, events) = (&recovery.policy, &recovery.events);
+        let node = self.node.clone();
+        let event = |kind, attempts, cause: &str| SessionEvent {
+            node: node.name.clone(),
+            kind,
+            attempts,
+            elapsed: noticed.elapsed(),
+            cause: cause.to_string(),
+        };
+        events.emit(event(SessionEventKind::Dropped, 0, &cause));
+        let mut delay = policy.initial_delay;
+        let mut attempts = 0;
+        let last = loop {
+            attempts += 1;
+            let left = policy.max_total.saturating_sub(noticed.elapsed());
+            let error = match Session::connect(&node, policy.attempt_timeout.min(left)) {
+                Ok(fresh) => {
+                    *self = fresh;
+                    events.emit(event(SessionEventKind::Reconnected, attempts, &cause));
+                    self.recovery = Some(recovery);
+                    return;
+                }
+                Err(e) => e,
+            };
+            // A changed host key or a refused key will not fix itself.
+            let retryable = matches!(error, ControlError::Connect { .. });
+            if !retryable
+                || attempts >= policy.max_attempts
+                || noticed.elapsed() + delay >= policy.max_total
+            {
+                break error.to_string();
+            }
+            thread::sleep(delay);
+            delay = (delay * 2).min(policy.max_delay);
+        };
+        self.lost = Some(format!(
+            "dropped: {cause}; {attempts} reconnection attempt(s) in {:.1?}, last: {last}",
+            noticed.elapsed()
+        ));
+        events.emit(event(SessionEventKind::GaveUp, attempts, &last));
+        self.recovery = Some(recovery);
+    }
 
-/// One more attempt for a session given up on, before a job runs on it.
-fn retry_lost(session: &mut Session, policy: &ReconnectPolicy, events: &Subscribers) {
-    let started = Instant::now();
-    match Session::connect(&session.node, policy.attempt_timeout) {
-        Ok(fresh) => {
-            let cause = session.lost.take().unwrap_or_default();
-            *session = fresh;
-            events.emit(SessionEvent {
-                node: session.node.name.clone(),
-                kind: SessionEventKind::Reconnected,
-                attempts: 1,
-                elapsed: started.elapsed(),
-                cause,
-            });
+    /// One more attempt for a session given up on, before a job runs on it.
+    fn retry_lost(&mut self) {
+        let Some(recovery) = self.recovery.take() else {
+            return;
+        };
+        let started = Instant::now();
+        match Session::connect(&self.node, recovery.policy.attempt_timeout) {
+            Ok(fresh) => {
+                let cause = self.lost.take().unwrap_or_default();
+                *self = fresh;
+                recovery.events.emit(SessionEvent {
+                    node: self.node.name.clone(),
+                    kind: SessionEventKind::Reconnected,
+                    attempts: 1,
+                    elapsed: started.elapsed(),
+                    cause,
+                });
+            }
+            Err(e) => tracing::debug!(node = %self.node.name, "still unreachable: {e}"),
         }
-        Err(e) => tracing::debug!(node = %session.node.name, "still unreachable: {e}"),
+        self.recovery = Some(recovery);
+    }
+
+    /// Opens a channel for `cmd`. When that fails with an SSH error on a
+    /// [`Control`]'s session that turns out dead, nothing of `cmd` reached
+    /// the node (a command starts only with the request after the open),
+    /// so the session is recovered first and the channel opened on the new
+    /// one: a drop between commands costs the next command the
+    /// reconnection time, not its result.
+    fn open_channel(
+        &mut self,
+        cmd: &str,
+        timeout: Duration,
+    ) -> Result<ssh2::Channel, ControlError> {
+        let first = self.again(cmd, Instant::now() + timeout, timeout, |s| {
+            s.channel_session()
+        });
+        let detail = match first {
+            Err(ControlError::Ssh { ref detail, .. }) if self.recovery.is_some() => detail.clone(),
+            other => return other,
+        };
+        let noticed = Instant::now();
+        let probe = self
+            .recovery
+            .as_ref()
+            .map_or(Duration::from_secs(5), |r| r.policy.probe_timeout);
+        if self.is_alive(probe) {
+            return first;
+        }
+        self.recover(
+            format!("`{cmd}`: ssh error: {detail} (before the command started)"),
+            noticed,
+        );
+        if let Some(e) = self.lost_error(cmd) {
+            return Err(e);
+        }
+        self.again(cmd, Instant::now() + timeout, timeout, |s| {
+            s.channel_session()
+        })
     }
 }
 
@@ -1549,7 +1609,10 @@ impl Control {
     /// fresh channel); if it is dead, it reconnects with bounded backoff
     /// before running the next job. The failed operation is not retried
     /// (it may have had an effect); a timeout of a live session or a
-    /// non-zero exit does not reconnect. Each step is reported to
+    /// non-zero exit does not reconnect. A command whose channel cannot
+    /// even be opened on a dead session (it was dropped while idle) has not
+    /// reached the node: the session is recovered at once and the command
+    /// runs on the new one. Each step is reported to
     /// [`Control::subscribe`]rs.
     pub fn connect_with(
         nodes: &[Node],

@@ -743,28 +743,51 @@ fn control_reconnects_a_dropped_session_and_reports_it() {
     let sshd = LocalSshd::start();
     let control = Control::connect(&[sshd.node("n1")], T).unwrap();
     let events = control.subscribe();
+    // Dropped between commands: the next command finds the session dead
+    // before anything of it reached the node, so it runs on a new one.
     let pid = control.on("n1", |s| Ok(session_sshd_pid(s))).unwrap();
     kill_from_another_connection(&sshd, pid);
-    // The command that meets the broken transport fails (it is not retried).
-    let err = control.exec_ok("n1", "echo two", T).unwrap_err();
-    assert!(
-        matches!(err, ControlError::Ssh { .. } | ControlError::Timeout { .. }),
-        "{err:?}"
+    let started = Instant::now();
+    assert_eq!(
+        control.exec_ok("n1", "echo two", T).unwrap().stdout,
+        "two\n"
     );
+    eprintln!("a command after a drop took {:?}", started.elapsed());
     let dropped = next_event(&events, T);
     assert_eq!(
         (dropped.node.as_str(), dropped.kind),
         ("n1", SessionEventKind::Dropped)
     );
-    assert!(dropped.cause.contains("echo two"), "{dropped:?}");
+    assert!(
+        dropped.cause.contains("echo two") && dropped.cause.contains("before the command started"),
+        "{dropped:?}"
+    );
     let back = next_event(&events, Duration::from_secs(30));
     assert_eq!(back.kind, SessionEventKind::Reconnected, "{back:?}");
     assert_eq!(back.attempts, 1);
     eprintln!("reconnected after a drop in {:?}", back.elapsed);
-    // Later commands use the new session.
+
+    // Dropped while a command runs: that command fails and is NOT run
+    // again (it may have had an effect); the session is replaced after it.
+    let pid = control.on("n1", |s| Ok(session_sshd_pid(s))).unwrap();
+    let ran = sshd.path("ran");
+    let cmd = format!("echo ran >> {}; kill -KILL {pid}; sleep 1", ran.display());
+    let err = control.exec_ok("n1", &cmd, T).unwrap_err();
+    assert!(
+        matches!(err, ControlError::Ssh { .. } | ControlError::Timeout { .. }),
+        "{err:?}"
+    );
+    let dropped = next_event(&events, T);
+    assert_eq!(dropped.kind, SessionEventKind::Dropped);
+    assert!(dropped.cause.contains("echo ran"), "{dropped:?}");
+    assert_eq!(next_event(&events, T).kind, SessionEventKind::Reconnected);
+    // Later commands use the new session; the failed one ran once.
     assert_eq!(
-        control.exec_ok("n1", "echo three", T).unwrap().stdout,
-        "three\n"
+        control
+            .exec_ok("n1", &format!("cat {}", ran.display()), T)
+            .unwrap()
+            .stdout,
+        "ran\n"
     );
     // A timeout of a live session, or a non-zero exit, is not a drop.
     assert!(control
