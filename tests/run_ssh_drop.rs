@@ -2,7 +2,11 @@
 //! (every node's session sshd processes killed, as a restart of sshd or a
 //! network cut does to them). The run reconnects each node, records it in
 //! the history as `ssh-reconnect` events, and still finishes: logs
-//! collected, cluster and environment down.
+//! collected, cluster and environment down. The sessions are idle when
+//! they drop (between the nemesis's commands), so the next command on
+//! each node runs on its recovered session and the faults still happen
+//! (seen: PASS); a drop in the middle of a command would fail that
+//! command (not retried) and make the run ERROR, as it should.
 //! Needs root, sshd and the artifact cache (scripts/setup).
 
 use serde_json::Value;
