@@ -677,7 +677,10 @@ impl Session {
     /// was restarted. Inside a [`Control`]: `control.on(node, |s| s.reconnect(t))`.
     pub fn reconnect(&mut self, timeout: Duration) -> Result<(), ControlError> {
         let fresh = Session::connect(&self.node, timeout)?;
+        // A Control's session keeps recovering itself.
+        let recovery = self.recovery.take();
         *self = fresh;
+        self.recovery = recovery;
         Ok(())
     }
 
