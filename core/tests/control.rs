@@ -859,12 +859,19 @@ fn a_dropped_log_stream_leaves_no_tail_on_the_node() {
     let log = sshd.path("quiet.log");
     let pattern = format!("pgrep -f '[t]ail -c .1 -F -- {}' || true", log.display());
     let stream = control.stream_log("n1", &log, false, T).unwrap();
-    // Positive control: the tail runs while the stream is open.
-    let out = control.exec_ok("n1", &pattern, T).unwrap();
-    assert!(
-        !out.stdout.trim().is_empty(),
-        "tail not found while following"
-    );
+    // Positive control: the tail runs while the stream is open (the script
+    // says it is ready just before it starts `tail`: wait for it).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while control
+        .exec_ok("n1", &pattern, T)
+        .unwrap()
+        .stdout
+        .trim()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "tail not found while following");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     drop(stream);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
