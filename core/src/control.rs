@@ -1836,6 +1836,18 @@ impl Control {
         self.on(node, move |s| s.exec_ok(&cmd, timeout))
     }
 
+    /// Runs `cmd` as root on one node ([`Session::exec_privileged_ok`]:
+    /// through `sudo -n` for a non-root login; non-zero exit is an error).
+    pub fn exec_privileged_ok(
+        &self,
+        node: &str,
+        cmd: &str,
+        timeout: Duration,
+    ) -> Result<Output, ControlError> {
+        let cmd = cmd.to_string();
+        self.on(node, move |s| s.exec_privileged_ok(&cmd, timeout))
+    }
+
     /// Runs `cmd` on every node concurrently ([`Session::exec`]).
     pub fn exec_all(
         &self,

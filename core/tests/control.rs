@@ -1027,6 +1027,10 @@ fn privileged_commands_of_a_non_root_login_go_through_sudo() {
     // which the user's own non-login PATH lacks).
     user.allow_nopasswd();
     assert_eq!(s.exec_privileged_ok("id -u", T).unwrap().stdout, "0\n");
+    let control = Control::connect(&[node.clone()], T).unwrap();
+    let out = control.exec_privileged_ok("u1", "id -un", T).unwrap();
+    assert_eq!(out.stdout, "root\n");
+    drop(control);
     let own = s.exec("command -v iptables", T).unwrap();
     assert!(!own.success(), "user PATH has iptables: {own:?}");
     let root = s.exec_privileged_ok("command -v iptables", T).unwrap();
