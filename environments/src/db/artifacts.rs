@@ -68,7 +68,8 @@ impl Artifacts {
     /// unchecked: it is on the nodes, not here); else the local cache for
     /// netns nodes (they share this file system, see [`Artifacts::locate`])
     /// and the cache recorded for a docker environment (mounted read-only at
-    /// the same path). SSH hosts have no cache of their own to find.
+    /// the same path); for ssh hosts the tree their preparation uploaded
+    /// (recorded by [`crate::db::prepare::prepare`] with the environment).
     pub fn for_env(state: &EnvState) -> Result<Self, ClusterError> {
         if let Some(path) = std::env::var_os(NODE_ARTIFACTS_ENV) {
             return Ok(Self::at(&PathBuf::from(path)));
@@ -86,10 +87,12 @@ impl Artifacts {
                 artifacts.check()?;
                 Ok(artifacts)
             }
-            kind => Err(ClusterError::ArtifactsNotShared {
-                env: state.name.clone(),
-                kind,
-            }),
+            EnvKind::Ssh => match super::prepare::NodeArtifacts::load(&state.name)? {
+                Some(record) => Ok(record.artifacts()),
+                None => Err(ClusterError::NotPreparedEnv {
+                    env: state.name.clone(),
+                }),
+            },
         }
     }
 
@@ -131,7 +134,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ssh_hosts_need_the_cache_named_by_the_node_variable() {
+    fn ssh_hosts_need_a_preparation_or_the_node_variable() {
         let state = EnvState {
             name: "hosts".into(),
             kind: EnvKind::Ssh,
@@ -151,7 +154,8 @@ mod tests {
             ),
             None => {
                 let err = Artifacts::for_env(&state).unwrap_err().to_string();
-                assert!(err.contains("'hosts' is of kind Ssh"), "{err}");
+                assert!(err.contains("'hosts' (ssh hosts) has no jars"), "{err}");
+                assert!(err.contains("env up --kind ssh"), "{err}");
                 assert!(err.contains(NODE_ARTIFACTS_ENV), "{err}");
             }
         }
