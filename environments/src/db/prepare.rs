@@ -130,6 +130,23 @@ impl PrepareOptions {
     }
 }
 
+impl PrepareOptions {
+    /// The options `splitbrain env up --kind ssh` and `splitbrain run` use:
+    /// the jars from [`Artifacts::cache_dir`] into `artifacts_dir` (default
+    /// [`DEFAULT_NODE_ARTIFACTS_DIR`]), not uploaded when
+    /// `$SPLITBRAIN_NODE_ARTIFACTS` says they are on the nodes already (the
+    /// same rule [`Artifacts::for_env`] follows).
+    pub fn from_settings(install: bool, artifacts_dir: Option<&Path>) -> PrepareOptions {
+        let mut opts = PrepareOptions::new(&Artifacts::cache_dir());
+        opts.install = install;
+        if let Some(dir) = artifacts_dir {
+            opts.artifacts_dir = dir.to_path_buf();
+        }
+        opts.upload = std::env::var_os(super::artifacts::NODE_ARTIFACTS_ENV).is_none();
+        opts
+    }
+}
+
 /// One jar of the local cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalJar {

@@ -89,8 +89,9 @@ pub fn down_with(name: &str, purge_kept: bool) -> Result<String, EnvError> {
                         .join(", ")
                 ),
                 (false, false) => format!(
-                    "; kept the uploaded jars in {} on each host for the next environment \
-                     (remove them with `splitbrain env down --purge-artifacts` next time)",
+                    "; kept the uploaded jars in {} on each host, for the next environment \
+                     there to reuse (`splitbrain env down --purge-artifacts` removes them with \
+                     the environment; now that it is gone, `rm -rf` that directory on each host)",
                     kept.iter()
                         .map(|d| d.display().to_string())
                         .collect::<Vec<_>>()
