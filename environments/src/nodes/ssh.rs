@@ -579,6 +579,93 @@ mod tests {
         assert!(other.exists());
     }
 
+    /// A `sudo` on PATH that runs `sudo -n -- sh -c CMD` as this (root)
+    /// process, or one that refuses as sudo does without NOPASSWD.
+    fn fake_sudo(bin: &Path, allows: bool) {
+        std::fs::create_dir_all(bin).unwrap();
+        let script = if allows {
+            "#!/bin/sh\n[ \"$1\" = -n ] && [ \"$2\" = -- ] || exit 99\nshift 2\nexec \"$@\"\n"
+        } else {
+            "#!/bin/sh\necho 'sudo: a password is required' >&2\nexit 1\n"
+        };
+        let path = bin.join("sudo");
+        std::fs::write(&path, script).unwrap();
+        std::process::Command::new("chmod")
+            .arg("755")
+            .arg(&path)
+            .status()
+            .unwrap();
+    }
+
+    fn sh_with_path(bin: &Path, cmd: &str) -> (i32, String, String) {
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The non-root commands run for real, with a stand-in `sudo` (this
+    /// test runs as root): the directory is made through sudo and handed to
+    /// the login user (`nobody` here), and a sudo that wants a password
+    /// fails with the message [`sudo_problem`] turns into the fix.
+    #[test]
+    fn a_non_root_login_gets_its_directory_through_sudo_or_a_clear_error() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let nobody = node("nobody");
+        let dir = tmp.path().join("var/lib/sb/node");
+        let allows = tmp.path().join("allows");
+        fake_sudo(&allows, true);
+        let (status, out, err) = sh_with_path(&allows, &make_dir_command(&nobody, &dir, MARKER));
+        assert_eq!(status, 0, "{err}");
+        assert_eq!(made_top(&out), Some(tmp.path().join("var")));
+        let uid = |p: &Path| std::fs::metadata(p).unwrap().uid();
+        assert_eq!(uid(&dir), 65534, "not handed to the login user");
+        assert_eq!(
+            uid(&tmp.path().join("var")),
+            0,
+            "only the directory itself is given away"
+        );
+        assert!(dir.join(MARKER).exists());
+        // Cleanup as that user goes through sudo as well.
+        let (status, _, err) = sh_with_path(&allows, &node_cleanup_for(&nobody, &dir));
+        assert_eq!(status, 0, "{err}");
+        assert!(!tmp.path().join("var").exists());
+
+        let refuses = tmp.path().join("refuses");
+        fake_sudo(&refuses, false);
+        let (status, _, err) = sh_with_path(&refuses, &make_dir_command(&nobody, &dir, MARKER));
+        assert_ne!(status, 0);
+        let e = sudo_problem(&nobody, "making the node directory", &err).unwrap();
+        assert!(matches!(e, EnvError::SudoNeedsPassword { .. }), "{e}");
+        assert!(
+            e.to_string().contains("nobody ALL=(ALL) NOPASSWD: ALL"),
+            "{e}"
+        );
+    }
+
+    /// [`cleanup_command`] of `node` with its directory at `dir`.
+    fn node_cleanup_for(node: &Node, dir: &Path) -> String {
+        let node = Node {
+            dir: dir.to_path_buf(),
+            ..node.clone()
+        };
+        // Only the directory part: the firewall part needs iptables.
+        node.sudo(&remove_dir_command(&node.dir, MARKER))
+    }
+
     #[test]
     fn host_names_resolve_and_unknown_names_are_clear_errors() {
         let text = |address: &str| {
