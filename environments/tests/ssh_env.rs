@@ -228,8 +228,16 @@ fn ssh_prepare_uploads_jars_once_and_down_removes_what_up_made() {
     );
 
     let opts = options(&store, &hashes);
+    // Ctrl-C before it starts: each node stops before its first upload.
+    let pressed = std::sync::atomic::AtomicBool::new(true);
+    let err = prepare::prepare(&mut state, &opts, &mut |_| {}, Some(&pressed))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("n1: interrupted before uploading"), "{err}");
+    assert_eq!(std::fs::read_dir(store.join("blobs")).unwrap().count(), 0);
     let mut lines = Vec::new();
-    let first = prepare::prepare(&mut state, &opts, &mut |l| lines.push(l.to_string())).unwrap();
+    let first =
+        prepare::prepare(&mut state, &opts, &mut |l| lines.push(l.to_string()), None).unwrap();
     let manifest = prepare::manifest(&opts.cache, None).unwrap();
     let blobs = manifest.blobs().len();
     println!(
@@ -256,7 +264,15 @@ fn ssh_prepare_uploads_jars_once_and_down_removes_what_up_made() {
         lines.iter().any(|l| l.contains("uploading jars: 0/")),
         "no progress line: {lines:?}"
     );
-    assert_eq!(first.nodes[0].dir_created, Some(work.path().join("jars")));
+    // The store was made by the interrupted preparation above; its marker
+    // names the directory made for it, for --purge-artifacts.
+    assert_eq!(first.nodes[0].dir_created, None);
+    assert_eq!(
+        std::fs::read_to_string(store.join(prepare::ARTIFACTS_MARKER))
+            .unwrap()
+            .trim(),
+        format!("top={}", work.path().join("jars").display())
+    );
     for sha in manifest.blobs().keys() {
         assert!(
             store.join("blobs").join(sha).is_file(),
@@ -283,7 +299,7 @@ fn ssh_prepare_uploads_jars_once_and_down_removes_what_up_made() {
     assert!(out.stdout.contains("3.8"), "{out:?}");
     drop(control);
 
-    let second = prepare::prepare(&mut state, &opts, &mut |_| {}).unwrap();
+    let second = prepare::prepare(&mut state, &opts, &mut |_| {}, None).unwrap();
     println!(
         "second prepare: {:.2}s, {} bytes uploaded, hashing {:.3}s (cached)",
         second.seconds,
@@ -300,7 +316,7 @@ fn ssh_prepare_uploads_jars_once_and_down_removes_what_up_made() {
     // No java there: a clear error naming the node, what is missing and the fix.
     let mut no_java = opts.clone();
     no_java.java = "/nonexistent/bin/java".into();
-    let err = prepare::prepare(&mut state, &no_java, &mut |_| {})
+    let err = prepare::prepare(&mut state, &no_java, &mut |_| {}, None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("n1 (") && err.contains("n2 ("), "{err}");
@@ -317,7 +333,7 @@ fn ssh_prepare_uploads_jars_once_and_down_removes_what_up_made() {
     // The next environment on these hosts reuses the jars, and purging
     // removes the store and the directory made for it.
     let mut state = ssh::up(&name, &hosts, T).unwrap();
-    let third = prepare::prepare(&mut state, &opts, &mut |_| {}).unwrap();
+    let third = prepare::prepare(&mut state, &opts, &mut |_| {}, None).unwrap();
     assert_eq!(third.bytes_uploaded(), 0);
     assert_eq!(third.nodes[0].dir_created, None);
     ssh::down_purging(&name, T, true).unwrap();

@@ -215,15 +215,25 @@ fn up(
             }
             let mut state = ssh::up(name, &hosts, Duration::from_secs(15))
                 .with_context(|| format!("env up {name} --kind ssh"))?;
-            let prepared = prepare::prepare(&mut state, &prepare_opts, &mut |line| {
-                println!("env up {name}: {line}")
-            });
+            // Ctrl-C stops the preparation between steps; then it is removed.
+            ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+                .context("install the Ctrl-C handler")?;
+            let prepared = prepare::prepare(
+                &mut state,
+                &prepare_opts,
+                &mut |line| println!("env up {name}: {line}"),
+                Some(&INTERRUPTED),
+            );
             match prepared {
                 Ok(report) => println!("env up {name}: {}", report.summary()),
                 Err(e) => {
                     // Half-prepared hosts are of no use: leave them as found.
                     if let Err(down) = splitbrain_environments::nodes::down(name) {
                         eprintln!("env up {name}: removing it again failed too: {down}");
+                    }
+                    if INTERRUPTED.load(Ordering::SeqCst) {
+                        eprintln!("env up {name}: interrupted; removed what it had put on the hosts (uploaded jars are kept)");
+                        return Ok(Exit::Interrupted);
                     }
                     return Err(e).with_context(|| format!("env up {name} --kind ssh"));
                 }

@@ -38,6 +38,7 @@ use splitbrain_core::control::{shell_quote, Node, Session};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -758,8 +759,15 @@ fn prepare_node(
     opts: &PrepareOptions,
     manifest: Option<&Manifest>,
     steps: &mpsc::Sender<Step>,
+    cancel: Option<&AtomicBool>,
 ) -> Result<NodePrepared, String> {
     let started = Instant::now();
+    let stop = |before: &str| match cancel {
+        Some(flag) if flag.load(Ordering::SeqCst) => {
+            Err(format!("{}: interrupted before {before}", node.name))
+        }
+        _ => Ok(()),
+    };
     let say = |what: String| {
         let _ = steps.send((node.name.clone(), Some(what)));
     };
@@ -802,6 +810,7 @@ fn prepare_node(
             return Err(missing_message(node, &facts, &opts.java, &missing));
         };
         let (java, packages) = packages_for(pm, &missing);
+        stop("installing packages")?;
         say(format!(
             "installing {}{} with {}",
             if java { "Java " } else { "" },
@@ -862,6 +871,7 @@ fn prepare_node(
         if !needed.is_empty() {
             let total: u64 = needed.iter().map(|j| j.size).sum();
             for (i, jar) in needed.iter().enumerate() {
+                stop("uploading every jar (the ones uploaded are kept)")?;
                 say(format!(
                     "uploading jars: {}/{} ({:.1} of {:.1} MB)",
                     i,
@@ -896,11 +906,14 @@ fn prepare_node(
 /// when jars were uploaded, records where they are ([`NodeArtifacts`]) and
 /// the jar store as a directory `env down` keeps. `progress` gets a line
 /// when a node starts a long step and, while any node works, every
-/// 15 seconds, so a long install does not look hung.
+/// 15 seconds, so a long install does not look hung. When `cancel` is set
+/// (Ctrl-C), each node stops before its next install or upload (a running
+/// install finishes or reaches its time bound) and the preparation fails.
 pub fn prepare(
     state: &mut EnvState,
     opts: &PrepareOptions,
     progress: &mut dyn FnMut(&str),
+    cancel: Option<&AtomicBool>,
 ) -> Result<PrepareReport, ClusterError> {
     let started = Instant::now();
     if !opts.artifacts_dir.is_absolute() || opts.artifacts_dir.parent().is_none() {
@@ -924,7 +937,7 @@ pub fn prepare(
                 let tx = tx.clone();
                 let manifest = manifest.as_ref();
                 scope.spawn(move || {
-                    let result = prepare_node(node, opts, manifest, &tx);
+                    let result = prepare_node(node, opts, manifest, &tx, cancel);
                     let _ = tx.send((node.name.clone(), None));
                     result
                 })

@@ -220,7 +220,7 @@ fn phases(
         });
     }
     check_interrupt(interrupt)?;
-    let prepared = prepare_nodes(cfg, &mut env.state, progress)?;
+    let prepared = prepare_nodes(cfg, &mut env.state, interrupt, progress)?;
     check_interrupt(interrupt)?;
 
     progress.phase("cluster up");
@@ -361,6 +361,7 @@ fn env_up(cfg: &TestConfig, interrupt: &Interrupt) -> Result<RunEnv> {
 fn prepare_nodes(
     cfg: &TestConfig,
     state: &mut EnvState,
+    interrupt: &Interrupt,
     progress: &mut Progress,
 ) -> Result<Option<prepare::PrepareReport>> {
     if cfg.env.kind != "ssh" {
@@ -385,7 +386,12 @@ fn prepare_nodes(
             ""
         }
     ));
-    let report = prepare::prepare(state, &opts, &mut |line| progress.line(line))?;
+    let report = prepare::prepare(
+        state,
+        &opts,
+        &mut |line| progress.line(line),
+        Some(interrupt.flag()),
+    )?;
     tracing::info!(report = ?report, "nodes prepared");
     progress.line(&report.summary());
     Ok(Some(report))
