@@ -494,11 +494,12 @@ pub fn install_command(pm: PackageManager, java: bool, packages: &[&str]) -> Str
     let list = packages.join(" ");
     match pm {
         // Slim Debian images lack /usr/share/man/man1, which the JRE's
-        // postinst needs for its alternatives' man pages.
+        // postinst needs for its alternatives' man pages. A fresh VM's
+        // unattended-upgrades may hold dpkg's lock for a while: wait for it.
         PackageManager::AptGet => format!(
             "export DEBIAN_FRONTEND=noninteractive; mkdir -p /usr/share/man/man1; \
-             apt-get update -q >/dev/null || exit 1; {pick}\
-             apt-get install -y -q --no-install-recommends $pick {list}"
+             apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null || exit 1; {pick}\
+             apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends $pick {list}"
         ),
         PackageManager::Dnf => format!("{pick}dnf install -y -q $pick {list}"),
     }
@@ -1184,13 +1185,16 @@ mod tests {
     fn install_commands_use_the_package_manager_and_sudo_for_other_users() {
         let apt = install_command(PackageManager::AptGet, true, &["iptables"]);
         assert!(apt.contains("DEBIAN_FRONTEND=noninteractive"), "{apt}");
-        assert!(apt.contains("apt-get update"), "{apt}");
+        assert!(
+            apt.contains("apt-get -o DPkg::Lock::Timeout=300 update"),
+            "{apt}"
+        );
         assert!(
             apt.contains("for p in openjdk-17-jre-headless openjdk-21-jre-headless"),
             "{apt}"
         );
         assert!(
-            apt.ends_with("apt-get install -y -q --no-install-recommends $pick iptables"),
+            apt.ends_with("install -y -q --no-install-recommends $pick iptables"),
             "{apt}"
         );
         let dnf = install_command(PackageManager::Dnf, true, &["iptables"]);
@@ -1206,6 +1210,38 @@ mod tests {
             "{wrapped}"
         );
         assert_eq!(node("root").sudo(&apt), apt);
+    }
+
+    /// Commands that cannot run here (installs, a non-root login's sudo)
+    /// are at least valid shell, outside and inside their `sudo sh -c`.
+    #[test]
+    fn every_generated_command_is_valid_shell() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = tmp.path().join("cache");
+        fake_cache(&cache);
+        let m = manifest(&cache, None).unwrap();
+        let store = Path::new("/opt/split brain/artifacts");
+        let mut commands = vec![
+            finish_uploads_command(store, &["ab", "cd"], "n1-1"),
+            make_tree_command(store, &m, "n1-1"),
+        ];
+        for pm in [PackageManager::AptGet, PackageManager::Dnf] {
+            for java in [true, false] {
+                let cmd = install_command(pm, java, &["iptables", "openssh-client"]);
+                commands.push(node("bob").sudo(&cmd));
+                commands.push(cmd);
+            }
+        }
+        for user in ["root", "bob"] {
+            let n = node(user);
+            commands.push(probe_command(&n, "/usr/lib/jvm/x y/bin/java", store));
+            commands.push(ssh::make_dir_command(&n, store, ARTIFACTS_MARKER));
+            commands.push(ssh::cleanup_command(&n, &[]));
+        }
+        for cmd in commands {
+            let (status, _, err) = sh(&format!("sh -n -c {}", shell_quote(&cmd)));
+            assert_eq!(status, 0, "{cmd}\n{err}");
+        }
     }
 
     #[test]
