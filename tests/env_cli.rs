@@ -268,6 +268,22 @@ fn ssh_kind_through_the_binary() {
     let out = run(&["env", "status", "--env-name", &name]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("ssh, 2 node(s)"), "{}", text(&out));
+    // `cluster up` finds the uploaded jars by the same rule as `run`.
+    let cluster = |action: &[&str]| {
+        let mut args = vec!["cluster"];
+        args.extend_from_slice(action);
+        args.extend_from_slice(&["--env-name", &name]);
+        run(&args)
+    };
+    let out = cluster(&["up", "--zk", "1", "--kafka", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let script = std::fs::read_to_string(work.path().join("n1/zookeeper/run.sh")).unwrap();
+    assert!(
+        script.contains(&format!("{}/trees/", store.display())),
+        "{script}"
+    );
+    let out = cluster(&["down"]);
+    assert!(out.status.success(), "{}", text(&out));
     let out = run(&["env", "down", "--env-name", &name]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("--purge-artifacts"), "{}", text(&out));
