@@ -28,6 +28,11 @@ pub struct Artifacts {
     pub root: PathBuf,
     /// The `java` command on the nodes.
     pub java: String,
+    /// `root` is a path on the nodes only (ssh hosts: the tree their
+    /// preparation uploaded and checked there, or `$SPLITBRAIN_NODE_ARTIFACTS`),
+    /// not on this machine: [`Artifacts::check`] cannot look at it here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_nodes: bool,
 }
 
 impl Artifacts {
@@ -36,6 +41,17 @@ impl Artifacts {
         Self {
             root: root.to_path_buf(),
             java: "java".into(),
+            on_nodes: false,
+        }
+    }
+
+    /// A tree at `root` on every node (not on this machine), run with
+    /// `java` there.
+    pub fn on_nodes(root: &Path, java: &str) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            java: java.to_string(),
+            on_nodes: true,
         }
     }
 
@@ -72,7 +88,7 @@ impl Artifacts {
     /// (recorded by [`crate::db::prepare::prepare`] with the environment).
     pub fn for_env(state: &EnvState) -> Result<Self, ClusterError> {
         if let Some(path) = std::env::var_os(NODE_ARTIFACTS_ENV) {
-            return Ok(Self::at(&PathBuf::from(path)));
+            return Ok(Self::on_nodes(&PathBuf::from(path), "java"));
         }
         match state.kind {
             EnvKind::Netns => Self::locate(),
@@ -96,8 +112,13 @@ impl Artifacts {
         }
     }
 
-    /// Checks that both servers' main jars are in the cache.
+    /// Checks that both servers' main jars are in the cache. A tree
+    /// [`Artifacts::on_nodes`] is not on this machine to look at: it passes
+    /// (an uploaded tree was checked on each node when it was made).
     pub fn check(&self) -> Result<(), ClusterError> {
+        if self.on_nodes {
+            return Ok(());
+        }
         for (dir, prefix) in [("zookeeper", "zookeeper-3."), ("kafka", "kafka_2.13-")] {
             let lib = self.root.join(dir).join("lib");
             let found = std::fs::read_dir(&lib)
@@ -149,8 +170,8 @@ mod tests {
         match std::env::var_os(NODE_ARTIFACTS_ENV) {
             // Set by whoever runs the tests: it wins, for every kind.
             Some(path) => assert_eq!(
-                Artifacts::for_env(&state).unwrap().root,
-                PathBuf::from(path)
+                Artifacts::for_env(&state).unwrap(),
+                Artifacts::on_nodes(&PathBuf::from(path), "java")
             ),
             None => {
                 let err = Artifacts::for_env(&state).unwrap_err().to_string();
@@ -159,6 +180,23 @@ mod tests {
                 assert!(err.contains(NODE_ARTIFACTS_ENV), "{err}");
             }
         }
+    }
+
+    /// A node-side tree is not looked for on this machine (where it is
+    /// not), so `cluster up` on real remote hosts does not fail there; and
+    /// layouts written before the field read as local caches.
+    #[test]
+    fn node_side_trees_are_not_checked_here_and_old_layouts_still_read() {
+        let remote = Artifacts::on_nodes(Path::new("/opt/splitbrain/artifacts/trees/x"), "java");
+        remote.check().unwrap();
+        assert!(Artifacts::at(&remote.root).check().is_err());
+        let json = serde_json::to_string(&Artifacts::at(Path::new("/c"))).unwrap();
+        assert!(!json.contains("on_nodes"), "{json}");
+        let old: Artifacts = serde_json::from_str(r#"{"root":"/c","java":"java"}"#).unwrap();
+        assert_eq!(old, Artifacts::at(Path::new("/c")));
+        let back: Artifacts =
+            serde_json::from_str(&serde_json::to_string(&remote).unwrap()).unwrap();
+        assert_eq!(back, remote);
     }
 
     #[test]

@@ -611,10 +611,7 @@ impl NodeArtifacts {
     /// The tree, as [`Artifacts`] (its root holds `zookeeper/lib` and
     /// `kafka/lib`).
     pub fn artifacts(&self) -> Artifacts {
-        Artifacts {
-            root: tree_dir(&self.dir, &self.tree),
-            java: self.java.clone(),
-        }
+        Artifacts::on_nodes(&tree_dir(&self.dir, &self.tree), &self.java)
     }
 
     /// The record of environment `env`, if it was prepared.

@@ -167,12 +167,14 @@ fn resolve(address: &str, port: u16) -> Result<(IpAddr, Option<String>), String>
 pub fn make_dir_command(node: &Node, dir: &Path, marker: &str) -> String {
     let d = shell_quote(&dir.to_string_lossy());
     let m = shell_quote(marker);
+    // umask 022: a hardened host's 077 would make the new parents
+    // (`/var/lib/splitbrain`) unreadable to the login user and the servers.
     let make = if node.is_root() {
-        format!("mkdir -p {d}")
+        format!("(umask 022 && mkdir -p {d})")
     } else {
         let user = shell_quote(&node.user);
         let privileged = node.sudo(&format!(
-            "mkdir -p {d} && if [ -f {d}/{m} ]; then chown -R {user}: {d}; else chown {user}: {d}; fi"
+            "umask 022 && mkdir -p {d} && if [ -f {d}/{m} ]; then chown -R {user}: {d}; else chown {user}: {d}; fi"
         ));
         format!("if [ -d {d} ] && [ -w {d} ]; then :; else {privileged}; fi")
     };
@@ -508,7 +510,7 @@ mod tests {
             cmd.contains("if [ -d /var/lib/splitbrain/node ] && [ -w /var/lib/splitbrain/node ]; then :; else sudo -n -- sh -c "),
             "{cmd}"
         );
-        assert!(cmd.contains("mkdir -p /var/lib/splitbrain/node && if [ -f /var/lib/splitbrain/node/.splitbrain-node ]; then chown -R bob: /var/lib/splitbrain/node; else chown bob: /var/lib/splitbrain/node; fi"), "{cmd}");
+        assert!(cmd.contains("umask 022 && mkdir -p /var/lib/splitbrain/node && if [ -f /var/lib/splitbrain/node/.splitbrain-node ]; then chown -R bob: /var/lib/splitbrain/node; else chown bob: /var/lib/splitbrain/node; fi"), "{cmd}");
         let cmd = make_dir_command(&node("root"), Path::new("/x"), MARKER);
         assert!(!cmd.contains("sudo") && !cmd.contains("chown"), "{cmd}");
     }
@@ -628,9 +630,17 @@ mod tests {
         let dir = tmp.path().join("var/lib/sb/node");
         let allows = tmp.path().join("allows");
         fake_sudo(&allows, true);
-        let (status, out, err) = sh_with_path(&allows, &make_dir_command(&nobody, &dir, MARKER));
+        // As on a hardened host (umask 077): the new parents must still be
+        // readable by the login user.
+        let (status, out, err) = sh_with_path(
+            &allows,
+            &format!("umask 077; {}", make_dir_command(&nobody, &dir, MARKER)),
+        );
         assert_eq!(status, 0, "{err}");
         assert_eq!(made_top(&out), Some(tmp.path().join("var")));
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+        assert_eq!(mode(&tmp.path().join("var")), 0o755);
+        assert_eq!(mode(&tmp.path().join("var/lib/sb")), 0o755);
         let uid = |p: &Path| std::fs::metadata(p).unwrap().uid();
         assert_eq!(uid(&dir), 65534, "not handed to the login user");
         assert_eq!(
