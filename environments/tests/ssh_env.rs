@@ -299,6 +299,11 @@ fn ssh_prepare_uploads_jars_once_and_down_removes_what_up_made() {
         .unwrap();
     assert!(out.stdout.contains("3.9"), "{out:?}");
     assert!(out.stdout.contains("3.8"), "{out:?}");
+    // cluster up checks the tree on the nodes, and names those without it.
+    artifacts.check_where_used(&control).unwrap();
+    let gone = Artifacts::on_nodes(&store.join("trees/0000000000000000"), "java");
+    let err = gone.check_where_used(&control).unwrap_err().to_string();
+    assert!(err.contains("not in") && err.contains("n1, n2"), "{err}");
     drop(control);
 
     let second = prepare::prepare(&mut state, &opts, &mut |_| {}, None).unwrap();

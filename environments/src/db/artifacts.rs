@@ -139,6 +139,43 @@ impl Artifacts {
         Ok(())
     }
 
+    /// [`Artifacts::check`] where the jars are: here for a local cache; on
+    /// every node of `control` for a tree [`Artifacts::on_nodes`] (one `ls`
+    /// each, in parallel), so a tree removed since it was uploaded (e.g. by
+    /// another environment's `env down --purge-artifacts`) is named before
+    /// any server fails to start.
+    pub fn check_where_used(
+        &self,
+        control: &splitbrain_core::control::Control,
+    ) -> Result<(), ClusterError> {
+        if !self.on_nodes {
+            return self.check();
+        }
+        let cmd = format!(
+            "ls {}/zookeeper-3.*.jar {}/kafka_2.13-*.jar >/dev/null",
+            splitbrain_core::control::shell_quote(
+                &self.root.join("zookeeper/lib").to_string_lossy()
+            ),
+            splitbrain_core::control::shell_quote(&self.root.join("kafka/lib").to_string_lossy()),
+        );
+        let mut missing = Vec::new();
+        for (node, result) in control.exec_all(&cmd, std::time::Duration::from_secs(30)) {
+            match result {
+                Ok(out) if out.success() => {}
+                Ok(_) => missing.push(node),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ClusterError::JarsGoneFromNodes {
+                root: self.root.clone(),
+                nodes: missing,
+            })
+        }
+    }
+
     /// `-cp` value for ZooKeeper.
     pub fn zookeeper_classpath(&self) -> String {
         format!("{}/zookeeper/lib/*", self.root.display())

@@ -120,6 +120,14 @@ pub enum ClusterError {
         /// The environment.
         env: String,
     },
+    /// The uploaded jars are no longer where the environment recorded them.
+    #[error("the ZooKeeper/Kafka jars are not in {root} on {} (removed since the environment was prepared, e.g. by `env down --purge-artifacts` of another environment?): run again (`splitbrain run` prepares its hosts), or re-create the environment with `splitbrain env up --kind ssh`", nodes.join(", "))]
+    JarsGoneFromNodes {
+        /// The tree looked for.
+        root: PathBuf,
+        /// The nodes without it.
+        nodes: Vec<String>,
+    },
     /// A broker refused to create a topic.
     #[error("kafka admin: create topic {topic}: {code} (does it exist already? are {replication} brokers up?)")]
     TopicNotCreated {
