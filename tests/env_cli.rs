@@ -268,6 +268,11 @@ fn ssh_kind_through_the_binary() {
     let out = run(&["env", "status", "--env-name", &name]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("ssh, 2 node(s)"), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("jars on every host: {}/trees/", store.display())),
+        "{}",
+        text(&out)
+    );
     // `cluster up` finds the uploaded jars by the same rule as `run`.
     let cluster = |action: &[&str]| {
         let mut args = vec!["cluster"];

@@ -349,6 +349,20 @@ fn status(name: &str) -> anyhow::Result<Exit> {
     if state.kind == splitbrain_environments::EnvKind::Docker {
         docker_status(name);
     }
+    if state.kind == splitbrain_environments::EnvKind::Ssh {
+        match prepare::NodeArtifacts::load(name) {
+            Ok(Some(record)) => println!(
+                "  jars on every host: {} (java: {})",
+                record.artifacts().root.display(),
+                record.java
+            ),
+            Ok(None) => println!(
+                "  no jars uploaded (not prepared, or ${} names them)",
+                splitbrain_environments::db::artifacts::NODE_ARTIFACTS_ENV
+            ),
+            Err(e) => println!("  jar record unreadable: {e}"),
+        }
+    }
     let mut all_answer = true;
     for node in splitbrain_environments::nodes::node_status(&state, Duration::from_secs(3)) {
         match node.answer {
