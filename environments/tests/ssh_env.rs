@@ -347,3 +347,34 @@ fn ssh_prepare_uploads_jars_once_and_down_removes_what_up_made() {
     assert!(!work.path().join("jars").exists(), "purge left the store");
     assert!(work.path().exists());
 }
+
+/// An `up` that fails on one host (its directory cannot be made) records
+/// nothing and takes back the directories it made on the others.
+#[test]
+fn ssh_env_up_that_fails_on_one_host_leaves_the_others_as_found() {
+    let netns = TestEnv::up("ssh_env_half", 2);
+    let work = tempfile::tempdir().unwrap();
+    let blocker = work.path().join("not-a-dir");
+    std::fs::write(&blocker, b"x").unwrap();
+    let mut text = String::new();
+    for (node, dir) in netns.nodes().iter().zip([
+        work.path().join("n1/a/b"),
+        blocker.join("n2"), // under a file: mkdir fails
+    ]) {
+        text.push_str(&format!(
+            "[[nodes]]\nname = \"{}\"\naddress = \"{}\"\nkey_path = \"{}\"\nknown_hosts = \"{}\"\ndir = \"{}\"\n\n",
+            node.name,
+            node.address,
+            node.key_path.display(),
+            node.known_hosts.display(),
+            dir.display()
+        ));
+    }
+    let hosts = work.path().join("hosts.toml");
+    std::fs::write(&hosts, text).unwrap();
+    let name = format!("t-sshhalf-{}", std::process::id());
+    let err = ssh::up(&name, &hosts, T).unwrap_err().to_string();
+    assert!(err.contains("n2"), "{err}");
+    assert!(EnvState::try_load(&name).unwrap().is_none());
+    assert!(!work.path().join("n1").exists(), "n1's directory was left");
+}

@@ -282,8 +282,31 @@ pub fn up(name: &str, hosts_file: &Path, timeout: Duration) -> Result<EnvState, 
             Duration::from_secs(30),
         ))
     });
-    for (_node, result) in made {
-        result??;
+    let mut first_error = None;
+    let mut made_on = Vec::new();
+    for (node, result) in made {
+        match result.map_err(EnvError::from).and_then(|r| r) {
+            Ok(_) => made_on.push(node),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        // Nothing is recorded: take back what the other hosts got, so the
+        // failed `up` leaves them as it found them.
+        let names: Vec<&str> = made_on.iter().map(String::as_str).collect();
+        for (node, result) in control.on_nodes(&names, |node, s| {
+            s.exec(
+                &node.sudo(&remove_dir_command(&node.dir, MARKER)),
+                Duration::from_secs(30),
+            )
+        }) {
+            if let Err(undo) = result {
+                tracing::warn!(node = %node, "removing the node directory after a failed up: {undo}");
+            }
+        }
+        return Err(e);
     }
     let hosts_file = hosts_file
         .canonicalize()
