@@ -448,8 +448,13 @@ pub fn parse_probe(stdout: &str) -> NodeFacts {
             "privileged" => {
                 if PRIVILEGED_COMMANDS.contains(&word) {
                     facts.privileged_missing.push(word.to_string());
-                } else if word.starts_with("sudo") {
-                    facts.sudo_refused = Some(word.to_string());
+                } else if word.contains("sudo") {
+                    // Several lines (a warning, then the refusal): keep all.
+                    let said = match facts.sudo_refused.take() {
+                        Some(before) => format!("{before} / {word}"),
+                        None => word.to_string(),
+                    };
+                    facts.sudo_refused = Some(said);
                 }
             }
             "pm" => {
@@ -749,6 +754,25 @@ pub fn missing_message(node: &Node, facts: &NodeFacts, java: &str, missing: &[St
     )
 }
 
+/// The error for what sudo printed when the probe checked the privileged
+/// commands, if it refused (a password, a tty, not in sudoers); a warning
+/// such as `sudo: unable to resolve host` is not a refusal.
+pub fn sudo_refusal(node: &Node, said: &str) -> Option<String> {
+    const WHAT: &str = "checking iptables (partitions run it as root)";
+    if let Some(e) = ssh::sudo_problem(node, WHAT, said) {
+        return Some(e.to_string());
+    }
+    let refused = ["tty", "sudoers", "not allowed", "may not run"]
+        .iter()
+        .any(|w| said.contains(w));
+    refused.then(|| {
+        format!(
+            "{}: {WHAT} needs root, and user {}'s `sudo -n` refused ({said}); allow it passwordless sudo without a terminal on that host (`{} ALL=(ALL) NOPASSWD: ALL` in /etc/sudoers.d/splitbrain, and no `Defaults requiretty`), or log in as root",
+            node.name, node.user, node.user
+        )
+    })
+}
+
 /// Progress from a node's thread: (node, what it is doing now; `None`: done).
 type Step = (String, Option<String>);
 
@@ -793,8 +817,8 @@ fn prepare_node(
     let probe = probe_command(node, &opts.java, store);
     let mut facts = parse_probe(&s.exec(&probe, t).map_err(|e| e.to_string())?.stdout);
     if let Some(refused) = &facts.sudo_refused {
-        if let Some(e) = ssh::sudo_problem(node, "checking iptables", refused) {
-            return Err(e.to_string());
+        if let Some(problem) = sudo_refusal(node, refused) {
+            return Err(problem);
         }
     }
     let mut missing = lacking(&facts);
@@ -1147,6 +1171,26 @@ mod tests {
             let (_, out, _) = sh(&probe_command(&node("root"), "java", tmp.path()));
             assert_eq!(parse_probe(&out).java, Some(v), "{out}");
         }
+    }
+
+    #[test]
+    fn sudo_refusals_stop_preparation_and_its_warnings_do_not() {
+        let bob = node("bob");
+        for said in [
+            "sudo: a password is required",
+            "sudo: sorry, you must have a tty to run sudo",
+            "bob is not in the sudoers file.  This incident will be reported.",
+        ] {
+            let err = sudo_refusal(&bob, said).unwrap_or_else(|| panic!("{said}"));
+            assert!(err.contains("n1") && err.contains("NOPASSWD"), "{err}");
+        }
+        assert_eq!(
+            sudo_refusal(
+                &bob,
+                "sudo: unable to resolve host db1: Name or service not known"
+            ),
+            None
+        );
     }
 
     #[test]
