@@ -51,6 +51,15 @@ pub struct RunArgs {
     /// Nodes to create (default: 0 = ZooKeeper + Kafka + newcomers needed).
     #[arg(long)]
     pub nodes: Option<usize>,
+    /// For --env ssh: install what the hosts lack (Java 17+, iptables) with
+    /// their package manager (env.install; default: no, a host that lacks
+    /// them is an error).
+    #[arg(long)]
+    pub install: bool,
+    /// For --env ssh: where the jars go on the hosts (env.artifacts_dir;
+    /// default /opt/splitbrain/artifacts).
+    #[arg(long, value_name = "DIR")]
+    pub artifacts_dir: Option<String>,
     /// ZooKeeper servers (default: 3).
     #[arg(long)]
     pub zk: Option<usize>,
@@ -157,6 +166,12 @@ fn apply(args: &RunArgs, c: &mut TestConfig) {
     }
     if args.env_name.is_some() {
         c.env.name = args.env_name.clone();
+    }
+    if args.install {
+        c.env.install = true;
+    }
+    if args.artifacts_dir.is_some() {
+        c.env.artifacts_dir = args.artifacts_dir.clone();
     }
     set!(c.env.nodes, args.nodes);
     set!(c.cluster.zookeeper, args.zk);

@@ -479,7 +479,7 @@ pub fn up(
     layout: &ClusterLayout,
     timeout: Duration,
 ) -> Result<(), ClusterError> {
-    layout.artifacts.check()?;
+    layout.artifacts.check_where_used(control)?;
     if layout.is_kraft() {
         return install_and_start_kraft(control, layout, timeout);
     }

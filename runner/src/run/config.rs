@@ -80,6 +80,20 @@ pub struct EnvConfig {
     /// Environment name (kind `existing`); for netns/ssh a fresh name is
     /// derived from the test name.
     pub name: Option<String>,
+    /// Kind `ssh`: install what a host lacks (Java 17+, iptables) with its
+    /// package manager (apt-get or dnf; through `sudo -n` for a login user
+    /// other than root) before the cluster starts. False (the default): a
+    /// host that lacks them stops the run with an error naming the host,
+    /// what is missing and this fix.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub install: bool,
+    /// Kind `ssh`: the directory on every host the ZooKeeper and Kafka jars
+    /// are uploaded to (absolute; default `/opt/splitbrain/artifacts`).
+    /// Content-addressed: jars already there are not uploaded again, and
+    /// the directory outlives the run so the next run reuses them
+    /// (`splitbrain env down --purge-artifacts` removes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts_dir: Option<String>,
 }
 
 impl Default for EnvConfig {
@@ -89,6 +103,8 @@ impl Default for EnvConfig {
             nodes: 0,
             hosts: None,
             name: None,
+            install: false,
+            artifacts_dir: None,
         }
     }
 }
@@ -411,6 +427,19 @@ impl TestConfig {
         if self.env.kind == "ssh" && self.env.hosts.is_none() {
             return Err("env.kind = \"ssh\" needs env.hosts (a hosts TOML file)".into());
         }
+        if (self.env.install || self.env.artifacts_dir.is_some()) && self.env.kind != "ssh" {
+            return Err(format!(
+                "env.install and env.artifacts_dir are for env.kind = \"ssh\" (hosts splitbrain did not make), not {:?}",
+                self.env.kind
+            ));
+        }
+        if let Some(dir) = &self.env.artifacts_dir {
+            if !dir.starts_with('/') || dir.trim_end_matches('/').is_empty() {
+                return Err(format!(
+                    "env.artifacts_dir {dir:?} must be an absolute path other than / (it is on the hosts)"
+                ));
+            }
+        }
         if self.env.kind == "existing" && self.env.name.is_none() {
             return Err("env.kind = \"existing\" needs env.name".into());
         }
@@ -574,6 +603,32 @@ mod tests {
         assert_eq!(c.extra_nodes(), c.nemesis.add_count);
         c.nemesis.faults = vec!["safe-add-controllers:3".into()];
         assert_eq!(c.extra_nodes(), 3);
+    }
+
+    #[test]
+    fn ssh_preparation_fields_parse_validate_and_stay_out_of_default_configs() {
+        let c = TestConfig::from_toml(
+            "[env]\nkind = \"ssh\"\nhosts = \"h.toml\"\ninstall = true\nartifacts_dir = \"/srv/jars\"\n",
+        )
+        .unwrap();
+        assert!(c.env.install);
+        assert_eq!(c.env.artifacts_dir.as_deref(), Some("/srv/jars"));
+        assert!(c.validate().is_ok());
+        assert_eq!(TestConfig::from_toml(&c.to_toml()).unwrap(), c);
+        // A config that does not set them reads as before.
+        let text = TestConfig::default().to_toml();
+        assert!(
+            !text.contains("install") && !text.contains("artifacts_dir"),
+            "{text}"
+        );
+        let mut bad = c.clone();
+        bad.env.artifacts_dir = Some("jars".into());
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("absolute"), "{err}");
+        let mut bad = c;
+        bad.env.kind = "netns".into();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("env.install") && err.contains("ssh"), "{err}");
     }
 
     #[test]
