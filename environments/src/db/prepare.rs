@@ -839,9 +839,10 @@ fn prepare_node(
             packages.join(" "),
             pm.command()
         ));
-        let cmd = node.sudo(&install_command(pm, java, &packages));
-        let what = format!("installing {}", missing.join(", "));
-        ssh::exec_privileged(&mut s, &cmd, &what, opts.install_timeout).map_err(|e| {
+        // The whole install runs as root with its node-side deadline inside
+        // sudo, so a timed-out apt/dnf is stopped, not left holding the lock.
+        let cmd = install_command(pm, java, &packages);
+        s.exec_privileged_ok(&cmd, opts.install_timeout).map_err(|e| {
             format!(
                 "{name}: installing {} with {} failed: {e}; install it yourself, or fix the package manager and run again",
                 missing.join(" "),
