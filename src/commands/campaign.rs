@@ -25,6 +25,15 @@ pub struct CampaignArgs {
     /// Override every test's time limit (seconds), e.g. for a short CI run.
     #[arg(long)]
     pub time_limit: Option<u64>,
+    /// Run every test with ZooKeeper (or KRaft controllers) and Kafka on
+    /// the same nodes (cluster.colocate = true; hosts needed:
+    /// docs/environments.md).
+    #[arg(long)]
+    pub colocate: bool,
+    /// Override every test's env.nodes (nodes to create; 0: as many as
+    /// the test needs).
+    #[arg(long, value_name = "N")]
+    pub nodes: Option<usize>,
 }
 
 /// Runs the command.
@@ -36,6 +45,17 @@ pub fn run(args: CampaignArgs) -> anyhow::Result<Exit> {
         for c in &mut tests {
             c.time_limit = t;
         }
+    }
+    for c in &mut tests {
+        if args.colocate {
+            c.cluster.colocate = true;
+        }
+        if let Some(n) = args.nodes {
+            c.env.nodes = n;
+        }
+        // Overrides may make a test invalid (e.g. colocated zk-from-kafka).
+        c.validate()
+            .with_context(|| format!("test {} with the options given", c.name))?;
     }
     if args.dry_run {
         for t in &tests {
