@@ -292,8 +292,20 @@ impl EnvCluster {
                 layout.zk_settings.clone(),
             )
         };
+        let addr = me.client_addr(&settings);
         let mut restarts = 0;
         loop {
+            // A follower's zxid enters a new epoch only with the epoch's
+            // first transaction: write one through it before asking.
+            if restarts > 0 {
+                if let Ok(mut session) =
+                    ZkSession::connect(addr, Duration::from_secs(10), Duration::from_secs(5))
+                {
+                    let _ = session.create("/splitbrain-nemesis", b"");
+                    let _ = session.create(&format!("/splitbrain-nemesis/epoch-{restarts}"), b"");
+                    let _ = session.close();
+                }
+            }
             let current = self.zxid(zk_id)?.map(|z| (z >> 32) as u32);
             if current.is_some_and(|e| e >= epoch) {
                 tracing::info!("{}: done after {restarts} restart(s)", what());
