@@ -78,3 +78,28 @@ fn hosts_table_matches_every_shipped_campaign() {
         );
     }
 }
+
+/// `run --colocate` refuses, before touching anything, a partition that
+/// shared nodes cannot make, and says what to do; without `--colocate`
+/// the same options pass validation (and would start a run, so only the
+/// refusal is run here).
+#[test]
+fn run_colocate_refuses_a_partition_shared_nodes_cannot_make() {
+    let store = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+        .args(["run", "--colocate", "--nemesis", "partition:zk-from-kafka"])
+        .arg("--store")
+        .arg(store.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("zk-from-kafka") && stderr.contains("cluster.colocate = false"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_dir(store.path()).unwrap().next().is_none(),
+        "a refused run stored something"
+    );
+}
