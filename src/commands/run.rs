@@ -66,6 +66,11 @@ pub struct RunArgs {
     /// Kafka brokers (default: 3).
     #[arg(long)]
     pub kafka: Option<usize>,
+    /// ZooKeeper server i and broker i share node i (cluster.colocate):
+    /// max(--zk, --kafka) nodes instead of their sum, plus the newcomers a
+    /// rapid-add/safe-add needs.
+    #[arg(long)]
+    pub colocate: bool,
     /// Producer acks: all, 1 or 0 (default: all).
     #[arg(long)]
     pub acks: Option<String>,
@@ -176,6 +181,9 @@ fn apply(args: &RunArgs, c: &mut TestConfig) {
     set!(c.env.nodes, args.nodes);
     set!(c.cluster.zookeeper, args.zk);
     set!(c.cluster.kafka, args.kafka);
+    if args.colocate {
+        c.cluster.colocate = true;
+    }
     set!(c.kafka.acks, args.acks);
     set!(c.kafka.idempotence, args.idempotence);
     set!(c.kafka.min_insync_replicas, args.min_insync_replicas);

@@ -226,6 +226,7 @@ fn phases(
     progress.phase("cluster up");
     let mut cluster = cluster_up(cfg, &env.state)?;
     cluster.prepared = prepared;
+    progress.line(&placement_line(&cluster.layout));
     let result = check_interrupt(interrupt)
         .and_then(|()| load(cfg, dir, history, &plan, &cluster, interrupt, progress));
 
@@ -241,6 +242,49 @@ fn phases(
     cluster_down(cluster, progress);
     progress.phase("env down");
     result
+}
+
+/// One line saying which node runs which server, e.g. `servers: ZooKeeper
+/// on n1,n2,n3; Kafka on n1,n2,n3 (colocated: n1,n2,n3 run two servers
+/// each)`.
+fn placement_line(layout: &ClusterLayout) -> String {
+    let names = |nodes: Vec<&str>| nodes.join(",");
+    let metadata = if layout.is_kraft() {
+        format!(
+            "KRaft controllers on {}",
+            names(
+                layout
+                    .controllers()
+                    .iter()
+                    .map(|c| c.node.name.as_str())
+                    .collect()
+            )
+        )
+    } else {
+        format!(
+            "ZooKeeper on {}",
+            names(
+                layout
+                    .zookeeper
+                    .iter()
+                    .map(|s| s.node.name.as_str())
+                    .collect()
+            )
+        )
+    };
+    let shared = layout.shared_nodes();
+    format!(
+        "servers: {metadata}; Kafka on {}{}",
+        names(layout.kafka.iter().map(|b| b.node.name.as_str()).collect()),
+        if shared.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (colocated: {} run two servers each)",
+                names(shared.iter().map(|n| n.name.as_str()).collect())
+            )
+        }
+    )
 }
 
 /// Settings librdkafka would refuse, caught before anything starts.
@@ -429,20 +473,22 @@ fn cluster_up(cfg: &TestConfig, state: &EnvState) -> Result<RunCluster> {
             broker_session_timeout_ms: cfg.cluster.zk_session_timeout_ms,
             ..Default::default()
         };
-        ClusterLayout::plan_kraft(
+        ClusterLayout::plan_kraft_placed(
             &state.name,
             &state.nodes,
             cfg.cluster.controllers,
             cfg.cluster.kafka,
             settings,
+            cfg.cluster.placement(),
             artifacts,
         )?
     } else {
-        ClusterLayout::plan(
+        ClusterLayout::plan_placed(
             &state.name,
             &state.nodes,
             cfg.cluster.zookeeper,
             cfg.cluster.kafka,
+            cfg.cluster.placement(),
             artifacts,
         )?
     };
