@@ -245,7 +245,10 @@ fn ssh_kind_through_the_binary() {
     std::fs::write(&hosts, toml).unwrap();
     let name = env_name("ssh");
     let hosts_arg = hosts.to_str().unwrap();
-    let out = run(&[
+    // The hosts share this machine's file system: jars under the test's
+    // directory, not /opt/splitbrain.
+    let store = work.path().join("jars");
+    let up = [
         "env",
         "up",
         "--env-name",
@@ -254,16 +257,51 @@ fn ssh_kind_through_the_binary() {
         "ssh",
         "--hosts",
         hosts_arg,
-    ]);
+        "--artifacts-dir",
+        store.to_str().unwrap(),
+    ];
+    let out = run(&up);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("prepared 2 node(s)"), "{}", text(&out));
     assert!(work.path().join("n1/.splitbrain-node").exists());
+    assert!(store.join("trees").is_dir(), "{}", text(&out));
     let out = run(&["env", "status", "--env-name", &name]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("ssh, 2 node(s)"), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("jars on every host: {}/trees/", store.display())),
+        "{}",
+        text(&out)
+    );
+    // `cluster up` finds the uploaded jars by the same rule as `run`.
+    let cluster = |action: &[&str]| {
+        let mut args = vec!["cluster"];
+        args.extend_from_slice(action);
+        args.extend_from_slice(&["--env-name", &name]);
+        run(&args)
+    };
+    let out = cluster(&["up", "--zk", "1", "--kafka", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let script = std::fs::read_to_string(work.path().join("n1/zookeeper/run.sh")).unwrap();
+    assert!(
+        script.contains(&format!("{}/trees/", store.display())),
+        "{script}"
+    );
+    let out = cluster(&["down"]);
+    assert!(out.status.success(), "{}", text(&out));
     let out = run(&["env", "down", "--env-name", &name]);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("--purge-artifacts"), "{}", text(&out));
     assert!(!work.path().join("n1").exists());
+    assert!(store.join("blobs").is_dir(), "the jars were not kept");
     assert!(EnvState::try_load(&name).unwrap().is_none());
+    // Again: nothing to upload; then down removes the jars too.
+    let out = run(&up);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("0 uploaded (0.0 MB)"), "{}", text(&out));
+    let out = run(&["env", "down", "--env-name", &name, "--purge-artifacts"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!store.exists(), "{}", text(&out));
     // The hosts themselves are still up.
     let c = hosts_env.control();
     assert_eq!(

@@ -10,15 +10,23 @@
 //! - host keys are checked against the node's `known_hosts` file (written by the
 //!   environment that created the node); an unknown or changed key is an error;
 //! - authentication is by private key only; no password is ever used or logged;
-//! - only *connecting* is retried (with bounded backoff); a command that may have
-//!   had an effect is never retried here;
-//! - every wait is bounded by a caller-given timeout.
+//! - only *connecting* is retried (with bounded backoff), including
+//!   re-connecting a node whose session dropped ([`Control`],
+//!   [`ReconnectPolicy`], reported as [`SessionEvent`]s); a command that may
+//!   have had an effect is never retried here;
+//! - every wait is bounded by a caller-given timeout, and a command's
+//!   timeout is enforced on the node too ([`Session::exec`]): a command that
+//!   times out does not keep running there;
+//! - privileged commands of a non-root login go through `sudo -n`
+//!   ([`Session::exec_privileged`]); a sudo that wants a password is a clear
+//!   error, never a prompt.
 //!
 //! Sessions run libssh2 in non-blocking mode and wait on the socket with
 //! `poll(2)`, so a timeout bounds the whole command (not each read), and stdout
 //! and stderr are drained together (a chatty stderr cannot stall stdout).
 
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -192,9 +200,11 @@ pub enum ControlError {
         /// libssh2's reason.
         detail: String,
     },
-    /// The command did not finish within its timeout. It may still be running
-    /// on the node (and may have had an effect): it is not retried.
-    #[error("{node}: `{command}` did not finish within {timeout:?}; it may still be running on the node")]
+    /// The command did not finish within its timeout (it may have had an
+    /// effect: it is not retried). Commands run by [`Session::exec`] are
+    /// stopped *on the node* at that deadline (see [`Session::exec`]);
+    /// `stopped_on_node` says whether the node enforced it.
+    #[error("{node}: `{command}` did not finish within {timeout:?}; {}", timeout_fate(*.stopped_on_node))]
     Timeout {
         /// Node name.
         node: String,
@@ -202,6 +212,41 @@ pub enum ControlError {
         command: String,
         /// The timeout.
         timeout: Duration,
+        /// True when the node itself stops the command at the deadline
+        /// (coreutils `timeout` around it: SIGTERM, then SIGKILL
+        /// [`KILL_GRACE`] later, to its whole process group); false when
+        /// only the control side gave up, so it may still be running there.
+        stopped_on_node: bool,
+    },
+    /// The node's session broke earlier and could not be re-established
+    /// (see [`Control`]'s reconnection): nothing was run.
+    #[error(
+        "{node}: `{command}`: not run: the SSH session to this node was lost and reconnecting \
+         gave up ({detail}); check that the node is up and its sshd listens \
+         (`splitbrain env status`); the next command tries to reconnect once more"
+    )]
+    SessionLost {
+        /// Node name.
+        node: String,
+        /// Command not run.
+        command: String,
+        /// Why the session was lost and the last reconnection error.
+        detail: String,
+    },
+    /// A privileged command needs `sudo`, and sudo wants a password for the
+    /// login user (splitbrain never types one).
+    #[error(
+        "{node}: `{command}` needs root, and sudo asks {user} for a password; allow it without \
+         one, e.g. a sudoers line `{user} ALL=(ALL) NOPASSWD: ALL` (in /etc/sudoers.d/splitbrain, \
+         edited with `visudo -f`), or log in as root in the hosts file"
+    )]
+    SudoPassword {
+        /// Node name.
+        node: String,
+        /// The privileged command.
+        command: String,
+        /// Login user sudo asked.
+        user: String,
     },
     /// The command exited with a non-zero status (from `exec_ok` and friends).
     #[error("{node}: `{command}` exited with status {status}: {stderr}")]
@@ -279,6 +324,8 @@ impl ControlError {
             | ControlError::Auth { node, .. }
             | ControlError::Ssh { node, .. }
             | ControlError::Timeout { node, .. }
+            | ControlError::SessionLost { node, .. }
+            | ControlError::SudoPassword { node, .. }
             | ControlError::Failed { node, .. }
             | ControlError::LocalIo { node, .. }
             | ControlError::StreamEnded { node, .. }
@@ -286,6 +333,15 @@ impl ControlError {
             | ControlError::WorkerGone { node, .. }
             | ControlError::Panicked { node, .. } => node,
         }
+    }
+}
+
+/// How [`ControlError::Timeout`] ends its message.
+fn timeout_fate(stopped_on_node: bool) -> &'static str {
+    if stopped_on_node {
+        "the node stops it at that deadline (SIGTERM to its process group, SIGKILL 2 s later)"
+    } else {
+        "it may still be running on the node"
     }
 }
 
@@ -335,6 +391,61 @@ pub struct Session {
     node: Node,
     ssh: ssh2::Session,
     fd: RawFd,
+    /// Whether commands are wrapped in the node's coreutils `timeout`
+    /// (probed at connect; see [`Session::exec`]).
+    node_timeouts: bool,
+    /// Set when an operation failed in a way that may mean the transport
+    /// broke (an SSH error, or no answer by the deadline); [`Control`]'s
+    /// worker then checks the session and reconnects it if it is dead.
+    suspect: Cell<Option<String>>,
+    /// Set by [`Control`]'s worker when reconnecting gave up: operations
+    /// fail at once with [`ControlError::SessionLost`].
+    lost: Option<String>,
+    /// Set for a [`Control`]'s sessions: how to reconnect and whom to tell.
+    recovery: Option<Recovery>,
+}
+
+/// How long after SIGTERM a command that outlived its timeout on the node
+/// gets SIGKILL (coreutils `timeout -k`).
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// How much longer than the node-side kill the control side waits for the
+/// exit status before it gives up on its own (and suspects the transport).
+const STATUS_MARGIN: Duration = Duration::from_secs(1);
+
+/// The command the node runs for `cmd` with a node-side deadline: coreutils
+/// `timeout` becomes the SSH session's process (`exec`), puts itself and the
+/// command in a new process group, and at `timeout` sends SIGTERM to that
+/// whole group, SIGKILL [`KILL_GRACE`] later. The command runs in the login
+/// user's own shell (`$SHELL -c`, as sshd runs it), so quoting, PATH and
+/// shell features are as without the wrapper. Processes that leave the group
+/// (`setsid`, as the services' starters do) are not touched, and nothing is
+/// killed when the command ends before its deadline.
+pub fn node_timeout_command(cmd: &str, timeout: Duration) -> String {
+    timeout_in_shell(cmd, timeout, "\"${SHELL:-/bin/sh}\"")
+}
+
+/// `cmd` run by `shell -c` under coreutils `timeout` (see
+/// [`node_timeout_command`]).
+fn timeout_in_shell(cmd: &str, timeout: Duration, shell: &str) -> String {
+    // `timeout 0` would mean "no limit".
+    let secs = timeout.as_secs_f64().max(0.001);
+    format!(
+        "exec timeout -k {} {secs:.3} {shell} -c {}",
+        KILL_GRACE.as_secs(),
+        shell_quote(cmd)
+    )
+}
+
+/// Whether a wrapped command's result means the node stopped it at its
+/// deadline: `timeout` exits 124 after SIGTERM did it, or dies of SIGKILL
+/// (status 137) when the grace ran out. A command that exits 124 or dies
+/// of SIGKILL on its own is told apart by time: it ran less than its
+/// timeout (resp. timeout plus grace), measured here, which includes the
+/// round trip and so is never shorter than on the node.
+fn stopped_at_deadline(status: i32, elapsed: Duration, timeout: Duration) -> bool {
+    (status == 124 && elapsed >= timeout)
+        || (status == 137 && elapsed >= timeout.saturating_add(KILL_GRACE))
 }
 
 impl fmt::Debug for Session {
@@ -397,6 +508,10 @@ impl Session {
             node: node.clone(),
             ssh,
             fd,
+            node_timeouts: false,
+            suspect: Cell::new(None),
+            lost: None,
+            recovery: None,
         };
         // The handshake needs `&mut ssh2::Session`; run the non-blocking loop
         // by hand.
@@ -418,7 +533,10 @@ impl Session {
             ssh.userauth_pubkey_file(&user, None, &key_path, None)
         });
         match auth {
-            Ok(()) if session.ssh.authenticated() => Ok(session),
+            Ok(()) if session.ssh.authenticated() => {
+                session.probe_node_timeouts(deadline);
+                Ok(session)
+            }
             Ok(()) => Err(Attempt::Fatal(
                 session.auth_error("not authenticated".into()),
             )),
@@ -430,6 +548,75 @@ impl Session {
             }
             Err(e) => Err(Attempt::Fatal(e)),
         }
+    }
+
+    /// Learns whether the node has a `timeout` that kills at a deadline
+    /// (coreutils, or any with `-k`); without one, commands run unwrapped
+    /// and only the control side bounds them (a warning says so).
+    fn probe_node_timeouts(&mut self, deadline: Instant) {
+        let budget = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(5));
+        let probe = "exec timeout -k 1 10 true";
+        match self.exec_raw(probe, probe, budget, budget) {
+            Ok(out) if out.success() => self.node_timeouts = true,
+            Ok(out) => tracing::warn!(
+                node = %self.node.name,
+                "no usable `timeout` on the node (status {}: {}); commands that time out may keep \
+                 running there: install coreutils",
+                out.status,
+                out.stderr.trim()
+            ),
+            Err(e) => tracing::warn!(node = %self.node.name, "cannot probe for `timeout`: {e}"),
+        }
+        self.suspect.set(None);
+    }
+
+    /// Whether commands are stopped on the node at their deadline (the node
+    /// has coreutils `timeout`; see [`Session::exec`]).
+    pub fn node_timeouts(&self) -> bool {
+        self.node_timeouts
+    }
+
+    /// Turns the node-side deadline of [`Session::exec`] on or off (it is on
+    /// when the node has `timeout`). Off, a timed-out command is only given
+    /// up on here and may keep running on the node: for comparisons and
+    /// tests. Turning it on for a node without `timeout` makes every
+    /// command fail with status 127.
+    pub fn set_node_timeouts(&mut self, on: bool) {
+        self.node_timeouts = on;
+    }
+
+    /// Takes the reason this session may be broken, if an operation since
+    /// the last call failed in a way that may mean so (an SSH error, or no
+    /// answer by the deadline). [`Control`] checks such sessions.
+    pub fn take_suspect(&self) -> Option<String> {
+        self.suspect.take()
+    }
+
+    /// Whether the session answers a trivial command within `timeout` (a
+    /// fresh channel and `true`): false when its transport is dead.
+    pub fn is_alive(&mut self, timeout: Duration) -> bool {
+        if self.lost.is_some() {
+            return false;
+        }
+        // A check must not recover (that is what its answer decides).
+        let recovery = self.recovery.take();
+        let alive = matches!(
+            self.exec_raw("true", "true", timeout, timeout),
+            Ok(ref out) if out.success()
+        );
+        self.recovery = recovery;
+        self.suspect.set(None);
+        alive
+    }
+
+    fn lost_error(&self, command: &str) -> Option<ControlError> {
+        self.lost.as_ref().map(|detail| ControlError::SessionLost {
+            node: self.node.name.clone(),
+            command: command.to_string(),
+            detail: detail.clone(),
+        })
     }
 
     fn auth_error(&self, detail: String) -> ControlError {
@@ -490,7 +677,10 @@ impl Session {
     /// was restarted. Inside a [`Control`]: `control.on(node, |s| s.reconnect(t))`.
     pub fn reconnect(&mut self, timeout: Duration) -> Result<(), ControlError> {
         let fresh = Session::connect(&self.node, timeout)?;
+        // A Control's session keeps recovering itself.
+        let recovery = self.recovery.take();
         *self = fresh;
+        self.recovery = recovery;
         Ok(())
     }
 
@@ -531,7 +721,7 @@ impl Session {
                 Ok(v) => return Ok(v),
                 Err(e) if is_eagain(&e) => {
                     if !self.wait_socket(deadline) {
-                        return Err(self.timeout_error(command, timeout));
+                        return Err(self.deadline_error(command, timeout, false));
                     }
                 }
                 Err(e) => return Err(self.ssh_error(command, e)),
@@ -539,19 +729,46 @@ impl Session {
         }
     }
 
+    /// An SSH-level failure; it may mean the transport broke, so the
+    /// session is marked for a check ([`Session::take_suspect`]).
     fn ssh_error(&self, command: &str, e: impl fmt::Display) -> ControlError {
+        let detail = e.to_string();
+        self.suspect
+            .set(Some(format!("`{command}`: ssh error: {detail}")));
         ControlError::Ssh {
             node: self.node.name.clone(),
             command: command.to_string(),
-            detail: e.to_string(),
+            detail,
         }
     }
 
+    /// A wait that should not run out did (no answer from the node by the
+    /// deadline): like an SSH error, it may mean the transport is dead.
+    fn deadline_error(
+        &self,
+        command: &str,
+        timeout: Duration,
+        stopped_on_node: bool,
+    ) -> ControlError {
+        self.suspect.set(Some(format!(
+            "`{command}`: no answer from the node within {timeout:?}"
+        )));
+        ControlError::Timeout {
+            node: self.node.name.clone(),
+            command: command.to_string(),
+            timeout,
+            stopped_on_node,
+        }
+    }
+
+    /// A timeout that says nothing about the transport (e.g. no matching
+    /// log line arrived in time).
     fn timeout_error(&self, command: &str, timeout: Duration) -> ControlError {
         ControlError::Timeout {
             node: self.node.name.clone(),
             command: command.to_string(),
             timeout,
+            stopped_on_node: false,
         }
     }
 
@@ -578,10 +795,68 @@ impl Session {
     /// Runs `cmd` (through the login user's shell) and returns its exit status
     /// and output, whatever the status. Errors only if the command could not be
     /// run or did not finish within `timeout`.
+    ///
+    /// The timeout is enforced on the node too (when it has coreutils
+    /// `timeout`, probed at connect): see [`node_timeout_command`]. At the
+    /// deadline the command's process group gets SIGTERM, SIGKILL
+    /// [`KILL_GRACE`] later, and this returns [`ControlError::Timeout`] with
+    /// `stopped_on_node: true`. The control side waits [`KILL_GRACE`] plus a
+    /// second longer for the exit status before it gives up on its own.
+    /// Inside the command `$PPID` is `timeout`'s pid, not sshd's.
     pub fn exec(&mut self, cmd: &str, timeout: Duration) -> Result<Output, ControlError> {
+        if self.node_timeouts {
+            self.exec_bounded(cmd, &node_timeout_command(cmd, timeout), true, timeout)
+        } else {
+            self.exec_bounded(cmd, cmd, false, timeout)
+        }
+    }
+
+    /// Runs `run` for `cmd` (errors name `cmd`); `on_node` says that `run`
+    /// has `cmd` under the node's `timeout` (see [`Session::exec`]).
+    fn exec_bounded(
+        &mut self,
+        cmd: &str,
+        run: &str,
+        on_node: bool,
+        timeout: Duration,
+    ) -> Result<Output, ControlError> {
+        if let Some(e) = self.lost_error(cmd) {
+            return Err(e);
+        }
+        if !on_node {
+            return self.exec_raw(run, cmd, timeout, timeout);
+        }
+        let started = Instant::now();
+        let out = self.exec_raw(
+            run,
+            cmd,
+            timeout.saturating_add(KILL_GRACE + STATUS_MARGIN),
+            timeout,
+        )?;
+        if stopped_at_deadline(out.status, started.elapsed(), timeout) {
+            return Err(ControlError::Timeout {
+                node: self.node.name.clone(),
+                command: cmd.to_string(),
+                timeout,
+                stopped_on_node: true,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Runs `run` as is (errors name `cmd`, and a timeout reports
+    /// `reported`), bounded here by `timeout`. Running out of time here
+    /// means the node did not answer: it is not known to have stopped it.
+    fn exec_raw(
+        &mut self,
+        run: &str,
+        cmd: &str,
+        timeout: Duration,
+        reported: Duration,
+    ) -> Result<Output, ControlError> {
+        let mut channel = self.open_channel(cmd, timeout)?;
         let deadline = Instant::now() + timeout;
-        let mut channel = self.again(cmd, deadline, timeout, |s| s.channel_session())?;
-        if let Err(e) = self.again(cmd, deadline, timeout, |_| channel.exec(cmd)) {
+        if let Err(e) = self.again(cmd, deadline, reported, |_| channel.exec(run)) {
             self.discard(channel);
             return Err(e);
         }
@@ -610,14 +885,14 @@ impl Session {
             }
             if !progressed && !self.wait_socket(deadline) {
                 self.discard(channel);
-                return Err(self.timeout_error(cmd, timeout));
+                return Err(self.deadline_error(cmd, reported, false));
             }
         }
         // Drain anything that arrived with the EOF.
         for (stream_id, sink) in [(0, &mut stdout), (1, &mut stderr)] {
             let _ = channel.stream(stream_id).read_to_end(sink);
         }
-        self.again(cmd, deadline, timeout, |_| channel.wait_close())?;
+        self.again(cmd, deadline, reported, |_| channel.wait_close())?;
         let mut status = channel.exit_status().map_err(|e| self.ssh_error(cmd, e))?;
         if let Ok(signal) = channel.exit_signal() {
             if let Some(name) = signal.exit_signal {
@@ -645,6 +920,72 @@ impl Session {
                 stderr: out.stderr.trim().to_string(),
             })
         }
+    }
+
+    /// Runs `cmd` as root on the node: as is for a root login, otherwise
+    /// through `sudo -n` ([`Node::sudo`]). Like [`Session::exec`] (any exit
+    /// status is Ok), except that a sudo which refuses to run without a
+    /// password is [`ControlError::SudoPassword`], naming the fix. Through
+    /// sudo, the node-side `timeout` runs *inside* sudo (as root, in
+    /// `sh -c`): from outside, the login user could not signal root's
+    /// processes.
+    pub fn exec_privileged(
+        &mut self,
+        cmd: &str,
+        timeout: Duration,
+    ) -> Result<Output, ControlError> {
+        if self.node.is_root() {
+            return self.exec(cmd, timeout);
+        }
+        let on_node = self.node_timeouts;
+        let run = if on_node {
+            self.node.sudo(&timeout_in_shell(cmd, timeout, "sh"))
+        } else {
+            self.node.sudo(cmd)
+        };
+        let out = self.exec_bounded(cmd, &run, on_node, timeout)?;
+        if !self.node.is_root() && !out.success() && self.sudo_wants_password(&out) {
+            return Err(ControlError::SudoPassword {
+                node: self.node.name.clone(),
+                command: cmd.to_string(),
+                user: self.node.user.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Like [`Session::exec_privileged`], but a non-zero exit status is an
+    /// error ([`ControlError::Failed`], naming `cmd` as given).
+    pub fn exec_privileged_ok(
+        &mut self,
+        cmd: &str,
+        timeout: Duration,
+    ) -> Result<Output, ControlError> {
+        let out = self.exec_privileged(cmd, timeout)?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(ControlError::Failed {
+                node: self.node.name.clone(),
+                command: cmd.to_string(),
+                status: out.status,
+                stderr: out.stderr.trim().to_string(),
+            })
+        }
+    }
+
+    /// Whether a failed `sudo -n` command failed because sudo wants a
+    /// password: sudo's own message says so, or (sudo's messages are
+    /// translated) `sudo -n true` fails too while sudo is installed.
+    fn sudo_wants_password(&mut self, failed: &Output) -> bool {
+        if failed.stderr.contains(SUDO_NEEDS_PASSWORD) {
+            return true;
+        }
+        let check = "command -v sudo >/dev/null 2>&1 || exit 127; sudo -n true 2>/dev/null";
+        matches!(
+            self.exec(check, Duration::from_secs(10)),
+            Ok(out) if out.status != 0 && out.status != 127
+        )
     }
 
     /// Writes `contents` to `remote` on the node with permission bits `mode`
@@ -687,6 +1028,9 @@ impl Session {
         local: Option<&Path>,
     ) -> Result<(), ControlError> {
         let command = format!("write {}", remote.display());
+        if let Some(e) = self.lost_error(&command) {
+            return Err(e);
+        }
         if let Some(parent) = remote.parent().filter(|p| !p.as_os_str().is_empty()) {
             let mkdir = format!("mkdir -p {}", shell_quote(&parent.to_string_lossy()));
             self.exec_ok(&mkdir, Duration::from_secs(30))?;
@@ -719,7 +1063,7 @@ impl Session {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         if !self.wait_socket(deadline) {
                             self.discard(channel);
-                            return Err(self.timeout_error(&command, timeout));
+                            return Err(self.deadline_error(&command, timeout, false));
                         }
                     }
                     Err(e) => {
@@ -748,6 +1092,9 @@ impl Session {
     /// Bounded by a timeout of 30 s plus 1 s per MiB.
     pub fn download(&mut self, remote: &Path, local: &Path) -> Result<(), ControlError> {
         let command = format!("download {} -> {}", remote.display(), local.display());
+        if let Some(e) = self.lost_error(&command) {
+            return Err(e);
+        }
         let timeout0 = Duration::from_secs(30);
         let deadline0 = Instant::now() + timeout0;
         let (mut channel, stat) =
@@ -775,7 +1122,7 @@ impl Session {
                     }
                     if !self.wait_socket(deadline) {
                         self.discard(channel);
-                        return Err(self.timeout_error(&command, timeout));
+                        return Err(self.deadline_error(&command, timeout, false));
                     }
                 }
                 Ok(n) => {
@@ -788,7 +1135,7 @@ impl Session {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if !self.wait_socket(deadline) {
                         self.discard(channel);
-                        return Err(self.timeout_error(&command, timeout));
+                        return Err(self.deadline_error(&command, timeout, false));
                     }
                 }
                 Err(e) => {
@@ -830,9 +1177,12 @@ impl Session {
              tail -c +$((s+1)) -F -- \"$p\" 2>/dev/null & read -r _; kill $! 2>/dev/null",
             shell_quote(&path.to_string_lossy())
         );
+        if let Some(e) = self.lost_error(&command) {
+            return Err(e);
+        }
         let timeout = Duration::from_secs(30);
+        let mut channel = self.open_channel(&command, timeout)?;
         let deadline = Instant::now() + timeout;
-        let mut channel = self.again(&command, deadline, timeout, |s| s.channel_session())?;
         if let Err(e) = self.again(&command, deadline, timeout, |_| channel.exec(&command)) {
             self.discard(channel);
             return Err(e);
@@ -962,6 +1312,262 @@ struct Worker {
 struct Inner {
     nodes: Vec<Node>,
     workers: Vec<Worker>,
+    events: Subscribers,
+}
+
+/// How [`Control`] re-establishes a node's session whose transport broke
+/// (sshd restarted, a network blip, a reboot). Bounded both in attempts and
+/// in total time; whichever bound is reached first ends the recovery with
+/// [`SessionEventKind::GaveUp`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    /// At most this many connection attempts (each a [`Session::connect`],
+    /// which itself retries refused or unanswered TCP connects within its
+    /// timeout).
+    pub max_attempts: u32,
+    /// At most this long from the drop to giving up.
+    pub max_total: Duration,
+    /// Time one attempt may take (cut to what is left of `max_total`).
+    pub attempt_timeout: Duration,
+    /// Wait after the first failed attempt; doubles after each, up to
+    /// `max_delay`.
+    pub initial_delay: Duration,
+    /// Longest wait between attempts.
+    pub max_delay: Duration,
+    /// Time the check "is this session still alive" (a `true` on a fresh
+    /// channel) may take after an operation failed.
+    pub probe_timeout: Duration,
+}
+
+impl Default for ReconnectPolicy {
+    /// At most 10 attempts within 90 s (waits 0.5 s doubling to 10 s, each
+    /// attempt up to 10 s): enough for sshd restarts and blips, and for most
+    /// reboots; a node down longer is given up on, and each later command
+    /// tries one more attempt before it runs.
+    fn default() -> Self {
+        ReconnectPolicy {
+            max_attempts: 10,
+            max_total: Duration::from_secs(90),
+            attempt_timeout: Duration::from_secs(10),
+            initial_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(10),
+            probe_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What happened to a node's session (see [`Control::subscribe`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEventKind {
+    /// An operation failed and the session turned out dead: recovery starts.
+    Dropped,
+    /// A new session is in place; later commands use it.
+    Reconnected,
+    /// Recovery reached a bound of its [`ReconnectPolicy`] (or met an error
+    /// no retry fixes, e.g. a changed host key); the node's commands fail
+    /// with [`ControlError::SessionLost`] until a later attempt succeeds.
+    GaveUp,
+}
+
+impl SessionEventKind {
+    /// Its name in histories: `dropped`, `reconnected`, `gave-up`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionEventKind::Dropped => "dropped",
+            SessionEventKind::Reconnected => "reconnected",
+            SessionEventKind::GaveUp => "gave-up",
+        }
+    }
+}
+
+/// A change in a node's SSH session, as [`Control`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionEvent {
+    /// Node name.
+    pub node: String,
+    /// What happened.
+    pub kind: SessionEventKind,
+    /// Connection attempts made so far in this recovery (0 for `Dropped`).
+    pub attempts: u32,
+    /// Time since the drop was noticed (zero for `Dropped`).
+    pub elapsed: Duration,
+    /// For `Dropped`: the failure that showed the session dead; for
+    /// `GaveUp`: the last connection error; for `Reconnected`: the drop's
+    /// cause.
+    pub cause: String,
+}
+
+/// Everyone listening to a [`Control`]'s session events.
+#[derive(Clone, Default)]
+struct Subscribers(Arc<std::sync::Mutex<Vec<mpsc::Sender<SessionEvent>>>>);
+
+impl Subscribers {
+    fn emit(&self, event: SessionEvent) {
+        match event.kind {
+            SessionEventKind::Reconnected => tracing::warn!(
+                node = %event.node, attempts = event.attempts, elapsed = ?event.elapsed,
+                "ssh session re-established after a drop ({})", event.cause
+            ),
+            _ => tracing::warn!(
+                node = %event.node, attempts = event.attempts, elapsed = ?event.elapsed,
+                "ssh session {}: {}", event.kind.as_str(), event.cause
+            ),
+        }
+        let mut subscribers = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        subscribers.retain(|tx| tx.send(event.clone()).is_ok());
+    }
+
+    fn subscribe(&self) -> mpsc::Receiver<SessionEvent> {
+        let (tx, rx) = mpsc::channel();
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        rx
+    }
+}
+
+/// What a [`Control`]'s session needs to recover itself: the bounds and
+/// where to report.
+struct Recovery {
+    policy: ReconnectPolicy,
+    events: Subscribers,
+}
+
+/// A node's worker thread: runs jobs on the session in order and, after a
+/// job left the session suspect, checks it and recovers a dead one.
+fn run_worker(
+    mut session: Session,
+    jobs: mpsc::Receiver<Job>,
+    policy: ReconnectPolicy,
+    events: Subscribers,
+) {
+    let probe = policy.probe_timeout;
+    session.recovery = Some(Recovery { policy, events });
+    // Runs until every sender (every Control clone) is gone.
+    for job in jobs {
+        if session.lost.is_some() {
+            session.retry_lost();
+        }
+        job(&mut session);
+        if let Some(cause) = session.take_suspect() {
+            let noticed = Instant::now();
+            if !session.is_alive(probe) {
+                session.recover(cause, noticed);
+            }
+        }
+    }
+}
+
+impl Session {
+    /// Replaces this dead session with a new one, within the recovery
+    /// policy's bounds; reports `Dropped`, then `Reconnected` or `GaveUp`
+    /// (then [`Session::lost`] is set). Nothing is retried here. No-op for
+    /// a session that is not a [`Control`]'s.
+    fn recover(&mut self, cause: String, noticed: Instant) {
+        let Some(recovery) = self.recovery.take() else {
+            return;
+        };
+        let (policy, events) = (&recovery.policy, &recovery.events);
+        let node = self.node.clone();
+        let event = |kind, attempts, cause: &str| SessionEvent {
+            node: node.name.clone(),
+            kind,
+            attempts,
+            elapsed: noticed.elapsed(),
+            cause: cause.to_string(),
+        };
+        events.emit(event(SessionEventKind::Dropped, 0, &cause));
+        let mut delay = policy.initial_delay;
+        let mut attempts = 0;
+        let last = loop {
+            attempts += 1;
+            let left = policy.max_total.saturating_sub(noticed.elapsed());
+            let error = match Session::connect(&node, policy.attempt_timeout.min(left)) {
+                Ok(fresh) => {
+                    *self = fresh;
+                    events.emit(event(SessionEventKind::Reconnected, attempts, &cause));
+                    self.recovery = Some(recovery);
+                    return;
+                }
+                Err(e) => e,
+            };
+            // A changed host key or a refused key will not fix itself.
+            let retryable = matches!(error, ControlError::Connect { .. });
+            if !retryable
+                || attempts >= policy.max_attempts
+                || noticed.elapsed() + delay >= policy.max_total
+            {
+                break error.to_string();
+            }
+            thread::sleep(delay);
+            delay = (delay * 2).min(policy.max_delay);
+        };
+        self.lost = Some(format!(
+            "dropped: {cause}; {attempts} reconnection attempt(s) in {:.1?}, last: {last}",
+            noticed.elapsed()
+        ));
+        events.emit(event(SessionEventKind::GaveUp, attempts, &last));
+        self.recovery = Some(recovery);
+    }
+
+    /// One more attempt for a session given up on, before a job runs on it.
+    fn retry_lost(&mut self) {
+        let Some(recovery) = self.recovery.take() else {
+            return;
+        };
+        let started = Instant::now();
+        match Session::connect(&self.node, recovery.policy.attempt_timeout) {
+            Ok(fresh) => {
+                let cause = self.lost.take().unwrap_or_default();
+                *self = fresh;
+                recovery.events.emit(SessionEvent {
+                    node: self.node.name.clone(),
+                    kind: SessionEventKind::Reconnected,
+                    attempts: 1,
+                    elapsed: started.elapsed(),
+                    cause,
+                });
+            }
+            Err(e) => tracing::debug!(node = %self.node.name, "still unreachable: {e}"),
+        }
+        self.recovery = Some(recovery);
+    }
+
+    /// Opens a channel for `cmd`. When that fails with an SSH error on a
+    /// [`Control`]'s session that turns out dead, nothing of `cmd` reached
+    /// the node (a command starts only with the request after the open),
+    /// so the session is recovered first and the channel opened on the new
+    /// one: a drop between commands costs the next command the
+    /// reconnection time, not its result.
+    fn open_channel(
+        &mut self,
+        cmd: &str,
+        timeout: Duration,
+    ) -> Result<ssh2::Channel, ControlError> {
+        let first = self.again(cmd, Instant::now() + timeout, timeout, |s| {
+            s.channel_session()
+        });
+        let detail = match first {
+            Err(ControlError::Ssh { ref detail, .. }) if self.recovery.is_some() => detail.clone(),
+            other => return other,
+        };
+        let noticed = Instant::now();
+        let probe = self
+            .recovery
+            .as_ref()
+            .map_or(Duration::from_secs(5), |r| r.policy.probe_timeout);
+        if self.is_alive(probe) {
+            return first;
+        }
+        self.recover(
+            format!("`{cmd}`: ssh error: {detail} (before the command started)"),
+            noticed,
+        );
+        if let Some(e) = self.lost_error(cmd) {
+            return Err(e);
+        }
+        self.again(cmd, Instant::now() + timeout, timeout, |s| {
+            s.channel_session()
+        })
+    }
 }
 
 /// One SSH session per node, each owned by its own worker thread (libssh2
@@ -994,16 +1600,39 @@ impl Control {
     /// Connects to every node concurrently (see [`Session::connect`] for
     /// retries and checks). Fails with the first node's error (in `nodes`
     /// order) if any node cannot be reached; then no session stays open.
+    /// A session that breaks later is re-established with the default
+    /// [`ReconnectPolicy`] (see [`Control::connect_with`]).
     pub fn connect(nodes: &[Node], timeout: Duration) -> Result<Control, ControlError> {
+        Control::connect_with(nodes, timeout, ReconnectPolicy::default())
+    }
+
+    /// [`Control::connect`], recovering broken sessions with `policy`: when
+    /// an operation on a node fails with an SSH error or gets no answer by
+    /// its deadline, that node's worker checks the session (a `true` on a
+    /// fresh channel); if it is dead, it reconnects with bounded backoff
+    /// before running the next job. The failed operation is not retried
+    /// (it may have had an effect); a timeout of a live session or a
+    /// non-zero exit does not reconnect. A command whose channel cannot
+    /// even be opened on a dead session (it was dropped while idle) has not
+    /// reached the node: the session is recovered at once and the command
+    /// runs on the new one. Each step is reported to
+    /// [`Control::subscribe`]rs.
+    pub fn connect_with(
+        nodes: &[Node],
+        timeout: Duration,
+        policy: ReconnectPolicy,
+    ) -> Result<Control, ControlError> {
+        let events = Subscribers::default();
         let mut pending = Vec::new();
         for node in nodes {
             let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), ControlError>>(1);
             let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
             let worker_node = node.clone();
+            let (policy, events) = (policy.clone(), events.clone());
             let spawned = thread::Builder::new()
                 .name(format!("ssh-{}", node.name))
                 .spawn(move || {
-                    let mut session = match Session::connect(&worker_node, timeout) {
+                    let session = match Session::connect(&worker_node, timeout) {
                         Ok(s) => {
                             let _ = ready_tx.send(Ok(()));
                             s
@@ -1013,10 +1642,7 @@ impl Control {
                             return;
                         }
                     };
-                    // Runs until every sender (every Control clone) is gone.
-                    for job in jobs_rx {
-                        job(&mut session);
-                    }
+                    run_worker(session, jobs_rx, policy, events);
                 });
             if let Err(e) = spawned {
                 return Err(ControlError::WorkerGone {
@@ -1049,8 +1675,16 @@ impl Control {
             inner: Arc::new(Inner {
                 nodes: nodes.to_vec(),
                 workers,
+                events,
             }),
         })
+    }
+
+    /// A channel that receives every [`SessionEvent`] (drops, reconnections,
+    /// giving up) of this Control's sessions from now on, from every clone.
+    /// Dropping the receiver unsubscribes.
+    pub fn subscribe(&self) -> mpsc::Receiver<SessionEvent> {
+        self.inner.events.subscribe()
     }
 
     /// The nodes, in the order given to [`Control::connect`].
@@ -1202,6 +1836,18 @@ impl Control {
         self.on(node, move |s| s.exec_ok(&cmd, timeout))
     }
 
+    /// Runs `cmd` as root on one node ([`Session::exec_privileged_ok`]:
+    /// through `sudo -n` for a non-root login; non-zero exit is an error).
+    pub fn exec_privileged_ok(
+        &self,
+        node: &str,
+        cmd: &str,
+        timeout: Duration,
+    ) -> Result<Output, ControlError> {
+        let cmd = cmd.to_string();
+        self.on(node, move |s| s.exec_privileged_ok(&cmd, timeout))
+    }
+
     /// Runs `cmd` on every node concurrently ([`Session::exec`]).
     pub fn exec_all(
         &self,
@@ -1327,6 +1973,7 @@ impl LogStream {
                         node: self.node.clone(),
                         command: self.command.clone(),
                         timeout,
+                        stopped_on_node: false,
                     })
                 }
             }
@@ -1337,5 +1984,67 @@ impl LogStream {
 impl Drop for LogStream {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_node_side_deadline_wraps_the_command_in_the_login_shell() {
+        let cmd = node_timeout_command("echo 'a b' && exit 3", Duration::from_millis(1500));
+        assert_eq!(
+            cmd,
+            r#"exec timeout -k 2 1.500 "${SHELL:-/bin/sh}" -c 'echo '\''a b'\'' && exit 3'"#
+        );
+        // Zero would mean "no limit" to `timeout`.
+        assert!(node_timeout_command("true", Duration::ZERO).contains(" 0.001 "));
+    }
+
+    #[test]
+    fn privileged_commands_put_the_deadline_inside_sudo() {
+        let mut node = Node {
+            name: "n1".into(),
+            address: "10.0.0.1".parse().unwrap(),
+            host: None,
+            port: 22,
+            user: "deploy".into(),
+            key_path: "/k".into(),
+            known_hosts: "/kh".into(),
+            dir: "/d".into(),
+        };
+        let inner = timeout_in_shell("iptables -w -S", Duration::from_secs(10), "sh");
+        assert_eq!(
+            node.sudo(&inner),
+            r#"sudo -n -- sh -c 'exec timeout -k 2 10.000 sh -c '\''iptables -w -S'\'''"#
+        );
+        node.user = "root".into();
+        assert_eq!(node.sudo("iptables -w -S"), "iptables -w -S");
+    }
+
+    #[test]
+    fn a_deadline_stop_is_told_from_a_command_that_exits_so_itself() {
+        let t = Duration::from_secs(5);
+        // SIGTERM at the deadline: 124 once the timeout has passed.
+        assert!(stopped_at_deadline(124, t + Duration::from_millis(20), t));
+        assert!(!stopped_at_deadline(124, Duration::from_millis(30), t));
+        // SIGKILL after the grace.
+        assert!(stopped_at_deadline(137, t + KILL_GRACE, t));
+        assert!(!stopped_at_deadline(137, t + Duration::from_millis(100), t));
+        assert!(!stopped_at_deadline(0, t * 2, t));
+        assert!(!stopped_at_deadline(1, t * 2, t));
+    }
+
+    #[test]
+    fn timeout_messages_say_whether_the_node_stopped_the_command() {
+        let e = |stopped_on_node| ControlError::Timeout {
+            node: "n1".into(),
+            command: "sleep 9".into(),
+            timeout: Duration::from_secs(1),
+            stopped_on_node,
+        };
+        assert!(e(true).to_string().contains("the node stops it"));
+        assert!(e(false).to_string().contains("may still be running"));
     }
 }

@@ -4,6 +4,10 @@
 //! from `INPUT` and `OUTPUT`, so healing removes exactly splitbrain's rules and
 //! nothing else a node (or Docker) may have. The nemeses crate builds grudges
 //! (who drops whom) on top of [`set_blocked`] and [`heal`].
+//!
+//! iptables needs root: the commands run through
+//! [`Session::exec_privileged_ok`] (`sudo -n` for a login user other than
+//! root; a sudo that wants a password is a clear error).
 
 use crate::control::{ControlError, Session};
 use serde::{Deserialize, Serialize};
@@ -133,25 +137,25 @@ pub fn set_blocked(
     blocks: &[Block],
     timeout: Duration,
 ) -> Result<(), ControlError> {
-    session.exec_ok(&set_blocked_command(blocks), timeout)?;
+    session.exec_privileged_ok(&set_blocked_command(blocks), timeout)?;
     Ok(())
 }
 
 /// Removes every splitbrain drop rule on the node (the chain stays, empty).
 pub fn heal(session: &mut Session, timeout: Duration) -> Result<(), ControlError> {
-    session.exec_ok(&heal_command(), timeout)?;
+    session.exec_privileged_ok(&heal_command(), timeout)?;
     Ok(())
 }
 
 /// Removes splitbrain's chain and jumps from the node entirely.
 pub fn remove(session: &mut Session, timeout: Duration) -> Result<(), ControlError> {
-    session.exec_ok(&remove_command(), timeout)?;
+    session.exec_privileged_ok(&remove_command(), timeout)?;
     Ok(())
 }
 
 /// Reads back the rules currently in [`CHAIN`] on the node (IPv4 and IPv6).
 pub fn blocked(session: &mut Session, timeout: Duration) -> Result<Vec<Block>, ControlError> {
-    let out = session.exec_ok(
+    let out = session.exec_privileged_ok(
         &format!("for t in iptables ip6tables; do $t -w -S {CHAIN} 2>/dev/null || true; done"),
         timeout,
     )?;

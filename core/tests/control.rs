@@ -1,10 +1,13 @@
 //! The control layer against a real sshd on loopback (no namespaces needed).
 //! Needs root (sshd's privilege separation) and Debian's openssh-server.
 
-use splitbrain_core::control::{Control, ControlError, Node, Session};
+use splitbrain_core::control::{
+    Control, ControlError, Node, ReconnectPolicy, Session, SessionEvent, SessionEventKind,
+};
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(10);
@@ -70,6 +73,12 @@ impl LocalSshd {
         )
         .unwrap();
         std::fs::create_dir_all("/run/sshd").unwrap();
+        let child = Self::spawn(d, port);
+        LocalSshd { dir, child, port }
+    }
+
+    /// Starts the listening sshd and waits until it accepts connections.
+    fn spawn(d: &Path, port: u16) -> Child {
         let child = Command::new("/usr/sbin/sshd")
             .args(["-D", "-e", "-f"])
             .arg(d.join("sshd_config"))
@@ -83,7 +92,19 @@ impl LocalSshd {
             assert!(Instant::now() < deadline, "sshd did not listen on {port}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        LocalSshd { dir, child, port }
+        child
+    }
+
+    /// Stops the listening sshd (sessions already open stay, as with a
+    /// real sshd restart): the node is down for new connections.
+    fn stop_listening(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts listening again on the same port.
+    fn listen_again(&mut self) {
+        self.child = Self::spawn(self.dir.path(), self.port);
     }
 
     fn node(&self, name: &str) -> Node {
@@ -444,26 +465,23 @@ fn control_runs_on_all_nodes_concurrently_and_keeps_order() {
 }
 
 #[test]
-fn reconnect_after_the_connection_died() {
+fn session_reconnect_after_the_connection_died() {
     let sshd = LocalSshd::start();
-    let control = Control::connect(&[sshd.node("n1")], T).unwrap();
-    assert_eq!(
-        control.exec_ok("n1", "echo one", T).unwrap().stdout,
-        "one\n"
-    );
-    // Kill this connection's own sshd process (the shell's parent): the
-    // session is dead from now on, and says so.
-    let _ = control.exec("n1", "kill -KILL $PPID", T);
-    let err = control.exec_ok("n1", "echo two", T).unwrap_err();
+    let mut s = Session::connect(&sshd.node("n1"), T).unwrap();
+    assert_eq!(s.exec_ok("echo one", T).unwrap().stdout, "one\n");
+    // Kill this connection's own sshd process: the session is dead from
+    // now on, and says so.
+    let pid = session_sshd_pid(&mut s);
+    kill_from_another_connection(&sshd, pid);
+    let err = s.exec_ok("echo two", T).unwrap_err();
     assert!(
         matches!(err, ControlError::Ssh { .. } | ControlError::Timeout { .. }),
         "{err:?}"
     );
-    control.on("n1", |s| s.reconnect(T)).unwrap();
-    assert_eq!(
-        control.exec_ok("n1", "echo three", T).unwrap().stdout,
-        "three\n"
-    );
+    assert!(s.take_suspect().is_some(), "the failure marks the session");
+    assert!(!s.is_alive(T));
+    s.reconnect(T).unwrap();
+    assert_eq!(s.exec_ok("echo three", T).unwrap().stdout, "three\n");
 }
 
 #[test]
@@ -495,4 +513,559 @@ fn stream_log_follows_on_its_own_connection() {
         .wait_for(Duration::from_millis(300), |l| l == "never")
         .unwrap_err();
     assert!(matches!(err, ControlError::Timeout { .. }));
+}
+
+/// The pid of the sshd process serving `s`'s connection: the nearest
+/// `sshd*` ancestor of the command's shell (its parent is the node-side
+/// `timeout`).
+fn session_sshd_pid(s: &mut Session) -> u32 {
+    let out = s
+        .exec_ok(
+            "p=$$; while [ \"$p\" -gt 1 ]; do \
+             case \"$(cat /proc/$p/comm)\" in sshd*) echo $p; exit 0;; esac; \
+             p=$(sed -n 's/^PPid:[[:space:]]*//p' /proc/$p/status); done; exit 1",
+            T,
+        )
+        .unwrap();
+    out.stdout.trim().parse().unwrap()
+}
+
+/// Kills `pid` (learned, never a pattern) through a second connection.
+fn kill_from_another_connection(sshd: &LocalSshd, pid: u32) {
+    let mut other = Session::connect(&sshd.node("killer"), T).unwrap();
+    other.exec_ok(&format!("kill -KILL {pid}"), T).unwrap();
+}
+
+/// Whether process `pid` still runs on this machine (the harness's node is
+/// this machine); a zombie counts as gone.
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(") ")
+            .next()
+            .is_some_and(|rest| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Waits up to `within` for every pid in `pids` to be gone.
+fn all_gone(pids: &[u32], within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if pids.iter().all(|&p| !running(p)) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn read_pids(path: &Path) -> Vec<u32> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect()
+}
+
+/// Kills the pids a test learned (cleanup; never by pattern).
+fn kill_pids(pids: &[u32]) {
+    for &p in pids {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(p.to_string())
+            .status();
+    }
+}
+
+#[test]
+fn a_timed_out_command_is_killed_on_the_node_with_its_children() {
+    let sshd = LocalSshd::start();
+    let mut s = Session::connect(&sshd.node("n1"), T).unwrap();
+    assert!(
+        s.node_timeouts(),
+        "the harness's node has coreutils timeout"
+    );
+    // The shell and a background child: both in the command's group.
+    let pids = sshd.path("pids");
+    let cmd = format!(
+        "echo $$ > {p}; sleep 300 & echo $! >> {p}; wait",
+        p = pids.display()
+    );
+    let started = Instant::now();
+    let err = s.exec(&cmd, Duration::from_secs(1)).unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            err,
+            ControlError::Timeout {
+                stopped_on_node: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("stops it"), "{err}");
+    assert!(took < Duration::from_secs(3), "status came back: {took:?}");
+    let learned = read_pids(&pids);
+    assert_eq!(learned.len(), 2, "{learned:?}");
+    assert!(
+        all_gone(&learned, Duration::from_secs(5)),
+        "left running on the node: {learned:?}"
+    );
+
+    // A command that ignores SIGTERM gets SIGKILL after the grace.
+    let stubborn = sshd.path("stubborn");
+    let cmd = format!(
+        "trap '' TERM; echo $$ > {p}; sleep 300 & echo $! >> {p}; wait; wait",
+        p = stubborn.display()
+    );
+    let started = Instant::now();
+    let err = s.exec(&cmd, Duration::from_millis(500)).unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            err,
+            ControlError::Timeout {
+                stopped_on_node: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(2500),
+        "KILL after grace: {took:?}"
+    );
+    let learned = read_pids(&stubborn);
+    assert!(all_gone(&learned, Duration::from_secs(5)), "{learned:?}");
+    // The session is alive and not suspected: the node answered.
+    assert!(s.take_suspect().is_none());
+    assert_eq!(s.exec_ok("echo alive", T).unwrap().stdout, "alive\n");
+    // A command that exits 124 on its own is not a timeout.
+    assert_eq!(s.exec("exit 124", T).unwrap().status, 124);
+}
+
+#[test]
+fn control_without_the_node_side_deadline_a_timed_out_command_keeps_running() {
+    let sshd = LocalSshd::start();
+    let mut s = Session::connect(&sshd.node("n1"), T).unwrap();
+    s.set_node_timeouts(false);
+    let pids = sshd.path("pids");
+    let cmd = format!(
+        "echo $$ > {p}; sleep 300 & echo $! >> {p}; wait",
+        p = pids.display()
+    );
+    let err = s.exec(&cmd, Duration::from_secs(1)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ControlError::Timeout {
+                stopped_on_node: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("may still be running"), "{err}");
+    let learned = read_pids(&pids);
+    assert_eq!(learned.len(), 2, "{learned:?}");
+    let left = !all_gone(&learned, Duration::from_secs(3));
+    kill_pids(&learned);
+    assert!(left, "without the wrapper the command outlives its timeout");
+}
+
+#[test]
+fn daemons_started_with_setsid_or_nohup_outlive_their_starter() {
+    let sshd = LocalSshd::start();
+    let mut s = Session::connect(&sshd.node("n1"), T).unwrap();
+    let out = s
+        .exec_ok(
+            "setsid sleep 300 > /dev/null 2>&1 < /dev/null & echo $!; \
+             nohup sleep 301 > /dev/null 2>&1 < /dev/null & echo $!",
+            T,
+        )
+        .unwrap();
+    let pids: Vec<u32> = out
+        .stdout
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2);
+    std::thread::sleep(Duration::from_millis(500));
+    let alive: Vec<bool> = pids.iter().map(|&p| running(p)).collect();
+    kill_pids(&pids);
+    assert_eq!(
+        alive,
+        [true, true],
+        "the starter's normal exit kills nothing"
+    );
+}
+
+#[test]
+fn commands_keep_the_login_shell_quoting_and_environment() {
+    let sshd = LocalSshd::start();
+    let mut s = Session::connect(&sshd.node("n1"), T).unwrap();
+    let out = s
+        .exec_ok(
+            "x='it'\"'\"'s'; printf '%s|%s|%s\\n' \"$x\" \"$(echo a b)\" $((6*7)); \
+             [[ -n $SHELL ]] && echo \"bash-ism ok\"; command -v sh >/dev/null && echo path-ok",
+            T,
+        )
+        .unwrap();
+    assert_eq!(out.stdout, "it's|a b|42\nbash-ism ok\npath-ok\n");
+    // Single quotes, backslashes and a here-document reach the shell intact.
+    let out = s.exec_ok("cat <<'EOF'\na 'b' \\c $d\nEOF", T).unwrap();
+    assert_eq!(out.stdout, "a 'b' \\c $d\n");
+}
+
+fn fast_policy(max_attempts: u32, max_total: Duration) -> ReconnectPolicy {
+    ReconnectPolicy {
+        max_attempts,
+        max_total,
+        attempt_timeout: Duration::from_millis(700),
+        initial_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(400),
+        probe_timeout: Duration::from_secs(2),
+    }
+}
+
+fn next_event(events: &mpsc::Receiver<SessionEvent>, within: Duration) -> SessionEvent {
+    events
+        .recv_timeout(within)
+        .unwrap_or_else(|e| panic!("no session event within {within:?}: {e}"))
+}
+
+#[test]
+fn control_reconnects_a_dropped_session_and_reports_it() {
+    let sshd = LocalSshd::start();
+    let control = Control::connect(&[sshd.node("n1")], T).unwrap();
+    let events = control.subscribe();
+    // Dropped between commands: the next command finds the session dead
+    // before anything of it reached the node, so it runs on a new one.
+    let pid = control.on("n1", |s| Ok(session_sshd_pid(s))).unwrap();
+    kill_from_another_connection(&sshd, pid);
+    let started = Instant::now();
+    assert_eq!(
+        control.exec_ok("n1", "echo two", T).unwrap().stdout,
+        "two\n"
+    );
+    eprintln!("a command after a drop took {:?}", started.elapsed());
+    let dropped = next_event(&events, T);
+    assert_eq!(
+        (dropped.node.as_str(), dropped.kind),
+        ("n1", SessionEventKind::Dropped)
+    );
+    assert!(
+        dropped.cause.contains("echo two") && dropped.cause.contains("before the command started"),
+        "{dropped:?}"
+    );
+    let back = next_event(&events, Duration::from_secs(30));
+    assert_eq!(back.kind, SessionEventKind::Reconnected, "{back:?}");
+    assert_eq!(back.attempts, 1);
+    eprintln!("reconnected after a drop in {:?}", back.elapsed);
+
+    // Dropped while a command runs: that command fails and is NOT run
+    // again (it may have had an effect); the session is replaced after it.
+    let pid = control.on("n1", |s| Ok(session_sshd_pid(s))).unwrap();
+    let ran = sshd.path("ran");
+    let cmd = format!("echo ran >> {}; kill -KILL {pid}; sleep 1", ran.display());
+    let err = control.exec_ok("n1", &cmd, T).unwrap_err();
+    assert!(
+        matches!(err, ControlError::Ssh { .. } | ControlError::Timeout { .. }),
+        "{err:?}"
+    );
+    let dropped = next_event(&events, T);
+    assert_eq!(dropped.kind, SessionEventKind::Dropped);
+    assert!(dropped.cause.contains("echo ran"), "{dropped:?}");
+    assert_eq!(next_event(&events, T).kind, SessionEventKind::Reconnected);
+    // Later commands use the new session; the failed one ran once.
+    assert_eq!(
+        control
+            .exec_ok("n1", &format!("cat {}", ran.display()), T)
+            .unwrap()
+            .stdout,
+        "ran\n"
+    );
+    // A timeout of a live session, or a non-zero exit, is not a drop.
+    assert!(control
+        .exec("n1", "sleep 5", Duration::from_millis(300))
+        .is_err());
+    assert_eq!(control.exec("n1", "exit 3", T).unwrap().status, 3);
+    assert!(events.try_recv().is_err(), "no event for a live session");
+}
+
+#[test]
+fn control_gives_up_on_a_node_that_stays_down_within_its_bounds() {
+    let mut sshd = LocalSshd::start();
+    let policy = fast_policy(3, Duration::from_secs(30));
+    let control = Control::connect_with(&[sshd.node("n1")], T, policy.clone()).unwrap();
+    let events = control.subscribe();
+    let pid = control.on("n1", |s| Ok(session_sshd_pid(s))).unwrap();
+    // The node goes down: nothing listens, and the session dies.
+    sshd.stop_listening();
+    kill_pids(&[pid]);
+    assert!(control.exec_ok("n1", "echo x", T).is_err());
+    assert_eq!(next_event(&events, T).kind, SessionEventKind::Dropped);
+    let gave_up = next_event(&events, Duration::from_secs(30));
+    assert_eq!(gave_up.kind, SessionEventKind::GaveUp, "{gave_up:?}");
+    assert_eq!(gave_up.attempts, 3, "bounded in attempts: {gave_up:?}");
+    // 3 attempts of at most 0.7 s, waits 0.1 + 0.2 s, plus the probe.
+    assert!(gave_up.elapsed < Duration::from_secs(5), "{gave_up:?}");
+    eprintln!(
+        "gave up after {} attempts in {:?}",
+        gave_up.attempts, gave_up.elapsed
+    );
+    // Meanwhile commands fail at once, saying why.
+    let started = Instant::now();
+    let err = control.exec_ok("n1", "echo y", T).unwrap_err();
+    assert!(matches!(err, ControlError::SessionLost { .. }), "{err:?}");
+    assert!(err.to_string().contains("env status"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The node comes back: the next command reconnects first.
+    sshd.listen_again();
+    assert_eq!(control.exec_ok("n1", "echo z", T).unwrap().stdout, "z\n");
+    assert_eq!(next_event(&events, T).kind, SessionEventKind::Reconnected);
+}
+
+#[test]
+fn reconnection_is_bounded_in_total_time_too() {
+    let mut sshd = LocalSshd::start();
+    let policy = fast_policy(1000, Duration::from_secs(2));
+    let control = Control::connect_with(&[sshd.node("n1")], T, policy).unwrap();
+    let events = control.subscribe();
+    let pid = control.on("n1", |s| Ok(session_sshd_pid(s))).unwrap();
+    sshd.stop_listening();
+    kill_pids(&[pid]);
+    let started = Instant::now();
+    assert!(control.exec_ok("n1", "echo x", T).is_err());
+    assert_eq!(next_event(&events, T).kind, SessionEventKind::Dropped);
+    let gave_up = next_event(&events, Duration::from_secs(30));
+    assert_eq!(gave_up.kind, SessionEventKind::GaveUp);
+    assert!(gave_up.attempts < 1000, "{gave_up:?}");
+    assert!(
+        gave_up.elapsed <= Duration::from_millis(2500),
+        "{gave_up:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(6));
+}
+
+#[test]
+fn a_dropped_log_stream_leaves_no_tail_on_the_node() {
+    let sshd = LocalSshd::start();
+    let control = Control::connect(&[sshd.node("n1")], T).unwrap();
+    let log = sshd.path("quiet.log");
+    let pattern = format!("pgrep -f '[t]ail -c .1 -F -- {}' || true", log.display());
+    let stream = control.stream_log("n1", &log, false, T).unwrap();
+    // Positive control: the tail runs while the stream is open (the script
+    // says it is ready just before it starts `tail`: wait for it).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while control
+        .exec_ok("n1", &pattern, T)
+        .unwrap()
+        .stdout
+        .trim()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "tail not found while following");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = control.exec_ok("n1", &pattern, T).unwrap();
+        if out.stdout.trim().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tail left running: {}",
+            out.stdout
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Measurement (run by hand: `cargo test -p splitbrain-core --test control
+/// -- --ignored --nocapture wrapper_overhead`): mean time of 200 `true`
+/// commands with and without the node-side deadline, interleaved in rounds
+/// of 20 so load from elsewhere hits both alike.
+#[test]
+#[ignore]
+fn wrapper_overhead() {
+    let sshd = LocalSshd::start();
+    let mut s = Session::connect(&sshd.node("n1"), T).unwrap();
+    let mut total = [Duration::ZERO; 2];
+    for _round in 0..10 {
+        for (i, on) in [false, true].into_iter().enumerate() {
+            s.set_node_timeouts(on);
+            let started = Instant::now();
+            for _ in 0..20 {
+                assert!(s.exec("true", T).unwrap().success());
+            }
+            total[i] += started.elapsed();
+        }
+    }
+    let mean = |d: Duration| d.as_secs_f64() * 1000.0 / 200.0;
+    eprintln!(
+        "200 `true`: without wrapper mean {:.2} ms, with wrapper mean {:.2} ms",
+        mean(total[0]),
+        mean(total[1])
+    );
+    assert!(mean(total[1]) < mean(total[0]) + 20.0);
+}
+
+/// A login user made for one test on this machine (netns nodes and this
+/// harness share its /etc/passwd), with a unique name; removed with its
+/// sudoers file on every path out of the test (Drop runs on panics too).
+struct TempUser {
+    name: String,
+    sudoers: PathBuf,
+}
+
+impl TempUser {
+    fn create(sshd: &LocalSshd, tag: &str) -> TempUser {
+        let name = format!("sbctl{tag}{}", std::process::id());
+        let user = TempUser {
+            sudoers: PathBuf::from("/etc/sudoers.d").join(&name),
+            name,
+        };
+        let home = sshd.path(&format!("home-{}", user.name));
+        std::fs::create_dir_all(&home).unwrap();
+        // `*`, not useradd's locked `!`: sshd without PAM refuses locked
+        // accounts even for key logins. /bin/sh (dash): a POSIX login shell.
+        let status = Command::new("useradd")
+            .args(["-M", "-s", "/bin/sh", "-p", "*", "-d"])
+            .arg(&home)
+            .arg(&user.name)
+            .status()
+            .expect("useradd");
+        assert!(status.success(), "useradd {}", user.name);
+        let chown = Command::new("chown")
+            .arg(&user.name)
+            .arg(&home)
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        // sshd reads authorized_keys as the user.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(sshd.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            sshd.path("authorized_keys"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        user
+    }
+
+    /// Lets the user run anything through sudo without a password.
+    fn allow_nopasswd(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all("/etc/sudoers.d").unwrap();
+        std::fs::write(
+            &self.sudoers,
+            format!("{} ALL=(ALL) NOPASSWD: ALL\n", self.name),
+        )
+        .unwrap();
+        std::fs::set_permissions(&self.sudoers, std::fs::Permissions::from_mode(0o440)).unwrap();
+        let ok = Command::new("visudo")
+            .arg("-cf")
+            .arg(&self.sudoers)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "sudoers line rejected");
+    }
+}
+
+impl Drop for TempUser {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.sudoers);
+        let _ = Command::new("userdel")
+            .arg("-f")
+            .arg(&self.name)
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn privileged_commands_of_a_non_root_login_go_through_sudo() {
+    if Command::new("sudo").arg("-V").output().is_err() {
+        panic!("sudo is not installed: run `sudo scripts/setup` (it installs sudo)");
+    }
+    let sshd = LocalSshd::start();
+    let user = TempUser::create(&sshd, "s");
+    let mut node = sshd.node("u1");
+    node.user = user.name.clone();
+    let mut s = Session::connect(&node, T).unwrap();
+    assert_eq!(s.exec_ok("id -un", T).unwrap().stdout.trim(), user.name);
+    assert!(s.node_timeouts(), "the wrapper works under dash too");
+
+    // Without a sudoers line: a clear error saying the fix.
+    let err = s.exec_privileged_ok("id -u", T).unwrap_err();
+    match &err {
+        ControlError::SudoPassword {
+            user: u, command, ..
+        } => {
+            assert_eq!(
+                (u.as_str(), command.as_str()),
+                (user.name.as_str(), "id -u")
+            )
+        }
+        other => panic!("expected SudoPassword, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("{} ALL=(ALL) NOPASSWD: ALL", user.name)),
+        "{text}"
+    );
+
+    // With one: root, with sudo's secure_path (iptables is in /usr/sbin,
+    // which the user's own non-login PATH lacks).
+    user.allow_nopasswd();
+    assert_eq!(s.exec_privileged_ok("id -u", T).unwrap().stdout, "0\n");
+    let control = Control::connect(&[node.clone()], T).unwrap();
+    let out = control.exec_privileged_ok("u1", "id -un", T).unwrap();
+    assert_eq!(out.stdout, "root\n");
+    drop(control);
+    let own = s.exec("command -v iptables", T).unwrap();
+    assert!(!own.success(), "user PATH has iptables: {own:?}");
+    let root = s.exec_privileged_ok("command -v iptables", T).unwrap();
+    assert_eq!(root.stdout.trim(), "/usr/sbin/iptables");
+    // A failing privileged command is a plain failure, not a sudo problem.
+    let err = s.exec_privileged_ok("exit 3", T).unwrap_err();
+    assert!(
+        matches!(err, ControlError::Failed { status: 3, .. }),
+        "{err:?}"
+    );
+    // The firewall's commands run through it (read-only here: this is the
+    // host's own firewall).
+    splitbrain_core::firewall::blocked(&mut s, T).unwrap();
+
+    // A privileged command that times out is stopped on the node too:
+    // SIGTERM reaches it through sudo.
+    let pids = sshd.path("root-pids");
+    let cmd = format!(
+        "echo $$ > {p}; sleep 300 & echo $! >> {p}; wait",
+        p = pids.display()
+    );
+    let err = s.exec_privileged(&cmd, Duration::from_secs(1)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ControlError::Timeout {
+                stopped_on_node: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let learned = read_pids(&pids);
+    let gone = all_gone(&learned, Duration::from_secs(5));
+    kill_pids(&learned);
+    assert!(gone, "root command left running: {learned:?}");
+    drop(s);
 }

@@ -46,6 +46,25 @@ const CHECK_INTERVAL: Duration = Duration::from_millis(200);
 /// Most probe rounds of one partition verification.
 const PROBE_ROUNDS: u32 = 3;
 
+/// The layer that cuts `node` off from the nodes of `servers`, itself
+/// excepted: a node is never cut from itself. With ZooKeeper and Kafka
+/// colocated, a moved broker's own node runs an old ZooKeeper server; cut
+/// off from the rest of the old ensemble, that server loses its quorum and
+/// stops serving, so the broker's session can still only move to the new
+/// servers.
+fn cut_node_from(node: &str, servers: &[Server]) -> Cuts {
+    let mut cuts = Cuts::new();
+    cuts.insert(
+        node.to_string(),
+        servers
+            .iter()
+            .map(|s| s.node.clone())
+            .filter(|n| n != node)
+            .collect::<BTreeSet<_>>(),
+    );
+    cuts
+}
+
 /// Every `(node, peer)` a layer of cuts drops: the node cannot reach the peer.
 fn pairs_of(cuts: &Cuts) -> Vec<(String, String)> {
     cuts.iter()
@@ -832,17 +851,7 @@ impl<'a> Nemesis<'a> {
         added: &[Server],
         original: &[i64],
     ) -> Result<Value, NemesisError> {
-        let cut_from = |servers: &[Server]| -> Cuts {
-            let mut cuts = Cuts::new();
-            cuts.insert(
-                b.node.clone(),
-                servers
-                    .iter()
-                    .map(|s| s.node.clone())
-                    .collect::<BTreeSet<_>>(),
-            );
-            cuts
-        };
+        let cut_from = |servers: &[Server]| cut_node_from(&b.node, servers);
         let set_undo = |nemesis: &mut Self, cut: Option<LayerId>| {
             nemesis.active.insert(
                 id,
@@ -881,6 +890,7 @@ impl<'a> Nemesis<'a> {
         let from_broker = |servers: &[Server]| -> Vec<(String, String)> {
             servers
                 .iter()
+                .filter(|s| s.node != b.node)
                 .map(|s| (b.node.clone(), s.node.clone()))
                 .collect()
         };
@@ -913,7 +923,7 @@ impl<'a> Nemesis<'a> {
             "broker": b.id,
             "node": b.node,
             "connect": connect,
-            "cut_from": old.iter().map(|s| s.node.clone()).collect::<Vec<_>>(),
+            "cut_from": old.iter().map(|s| s.node.clone()).filter(|n| *n != b.node).collect::<Vec<_>>(),
             "held-ms": hold.as_millis() as u64,
             "advanced_past_zxid": format!("{beyond:#x}"),
             "zxid_writes": writes,
@@ -1201,6 +1211,26 @@ impl<'a> Nemesis<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moved_broker_is_cut_from_other_nodes_never_from_its_own() {
+        let zk = |id: i64, node: &str| Server {
+            kind: ServerKind::Zookeeper,
+            id,
+            node: node.into(),
+            address: "10.0.0.1".parse().unwrap(),
+        };
+        // Separate nodes: every old server's node is cut.
+        let old = [zk(1, "n1"), zk(2, "n2"), zk(3, "n3")];
+        let cuts = cut_node_from("n6", &old);
+        let peers: Vec<&str> = cuts["n6"].iter().map(String::as_str).collect();
+        assert_eq!(peers, ["n1", "n2", "n3"]);
+        // Colocated: broker 3 shares n3 with ZooKeeper server 3.
+        let cuts = cut_node_from("n3", &old);
+        let peers: Vec<&str> = cuts["n3"].iter().map(String::as_str).collect();
+        assert_eq!(peers, ["n1", "n2"]);
+        assert_eq!(pairs_of(&cuts).len(), 2);
+    }
 
     #[test]
     fn faults_serialize_with_their_names() {

@@ -25,6 +25,15 @@ pub struct CampaignArgs {
     /// Override every test's time limit (seconds), e.g. for a short CI run.
     #[arg(long)]
     pub time_limit: Option<u64>,
+    /// Run every test with ZooKeeper (or KRaft controllers) and Kafka on
+    /// the same nodes (cluster.colocate = true; hosts needed:
+    /// docs/environments.md).
+    #[arg(long)]
+    pub colocate: bool,
+    /// Override every test's env.nodes (nodes to create; 0: as many as
+    /// the test needs).
+    #[arg(long, value_name = "N")]
+    pub nodes: Option<usize>,
 }
 
 /// Runs the command.
@@ -37,9 +46,42 @@ pub fn run(args: CampaignArgs) -> anyhow::Result<Exit> {
             c.time_limit = t;
         }
     }
+    let mut kept = Vec::with_capacity(tests.len());
+    for mut c in tests {
+        if args.colocate {
+            c.cluster.colocate = true;
+        }
+        if let Some(n) = args.nodes {
+            c.env.nodes = n;
+        }
+        // Overrides may make a test invalid. A fault a colocated layout
+        // cannot make (zk-from-kafka, majorities-ring on 3 nodes) leaves
+        // that test out, said here, so the rest of the campaign still runs.
+        match c.validate() {
+            Ok(()) => kept.push(c),
+            Err(e) if args.colocate => {
+                eprintln!("[splitbrain] not run with --colocate: {}: {e}", c.name)
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("test {} with the options given", c.name))
+            }
+        }
+    }
+    let tests = kept;
+    if tests.is_empty() {
+        anyhow::bail!(
+            "no test of {} can run with the options given (see the lines above)",
+            args.file.display()
+        );
+    }
     if args.dry_run {
         for t in &tests {
-            println!("# {}\n{}", t.name, t.to_toml());
+            println!(
+                "# {}\n# hosts needed: {}\n{}",
+                t.name,
+                t.nodes_needed(),
+                t.to_toml()
+            );
         }
         return Ok(Exit::Success);
     }

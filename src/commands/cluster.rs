@@ -1,7 +1,8 @@
 //! `splitbrain cluster`: real ZooKeeper and Kafka on an environment's nodes.
 //!
 //! `cluster up` needs an environment first (`splitbrain env up --nodes N`,
-//! N ≥ zk + kafka: ZooKeeper and Kafka run on separate nodes). It records the
+//! N ≥ zk + kafka: ZooKeeper and Kafka run on separate nodes; with
+//! `--colocate` N ≥ max(zk, kafka), they share nodes). It records the
 //! layout in the environment's state directory *before* starting anything,
 //! so `cluster down` (or `env down`, which kills every process of the
 //! environment) cleans up after a failed or interrupted `up`.
@@ -12,7 +13,9 @@ use clap::{Args, Subcommand};
 use splitbrain_core::cluster::Observation;
 use splitbrain_core::control::Control;
 use splitbrain_environments::db::artifacts::Artifacts;
-use splitbrain_environments::db::cluster::{self, ClusterGuard, ClusterLayout, LAYOUT_FILE};
+use splitbrain_environments::db::cluster::{
+    self, ClusterGuard, ClusterLayout, Placement, LAYOUT_FILE,
+};
 use splitbrain_environments::db::kraft::{self, KraftSettings};
 use splitbrain_environments::probes::observe;
 use splitbrain_environments::EnvState;
@@ -38,8 +41,9 @@ pub struct ClusterArgs {
 #[derive(Debug, Subcommand)]
 pub enum ClusterAction {
     /// Configure and start ZooKeeper on the first `--zk` nodes and Kafka on
-    /// the next `--kafka` nodes; returns once every ZooKeeper server serves
-    /// and every broker is registered and answering.
+    /// the next `--kafka` nodes (with `--colocate`, on the same nodes);
+    /// returns once every ZooKeeper server serves and every broker is
+    /// registered and answering.
     Up {
         /// `zookeeper` (Kafka on ZooKeeper) or `kraft` (Kafka's own Raft
         /// quorum: `--controllers` controllers on their own nodes, no
@@ -63,6 +67,11 @@ pub enum ClusterAction {
         /// Seconds to wait for ZooKeeper, then for Kafka, to be ready.
         #[arg(long, default_value_t = 90)]
         timeout: u64,
+        /// Put ZooKeeper server i (KRaft: controller i) and broker i on
+        /// node i, each with its own directory, pid file and ports: needs
+        /// max(--zk, --kafka) nodes instead of their sum.
+        #[arg(long)]
+        colocate: bool,
     },
     /// Ask every server what it believes (mode, zxid, membership, controller).
     Status {
@@ -95,11 +104,13 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<Exit> {
             zk,
             kafka,
             timeout,
+            colocate,
         } => {
+            let placement = Placement::from_colocate(colocate);
             if mode == "kraft" {
-                up_kraft(&name, controllers, &quorum, kafka, timeout)
+                up_kraft(&name, controllers, &quorum, kafka, timeout, placement)
             } else {
-                up(&name, zk, kafka, timeout)
+                up(&name, zk, kafka, timeout, placement)
             }
         }
         ClusterAction::Status { json } => status(&name, json),
@@ -134,7 +145,13 @@ fn connect(state: &EnvState, nodes: &[splitbrain_core::control::Node]) -> anyhow
     })
 }
 
-fn up(name: &str, zk: usize, kafka: usize, timeout: u64) -> anyhow::Result<Exit> {
+fn up(
+    name: &str,
+    zk: usize,
+    kafka: usize,
+    timeout: u64,
+    placement: Placement,
+) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let state = load_env(name)?;
     let path = layout_path(name);
@@ -145,7 +162,7 @@ fn up(name: &str, zk: usize, kafka: usize, timeout: u64) -> anyhow::Result<Exit>
         );
     }
     let artifacts = Artifacts::for_env(&state)?;
-    let layout = ClusterLayout::plan(name, &state.nodes, zk, kafka, artifacts)?;
+    let layout = ClusterLayout::plan_placed(name, &state.nodes, zk, kafka, placement, artifacts)?;
     // Intent first: a crash from here on leaves a layout `cluster down` can use.
     layout.save(&path)?;
     let t_connect = Instant::now();
@@ -205,6 +222,7 @@ fn up_kraft(
     quorum: &str,
     kafka: usize,
     timeout: u64,
+    placement: Placement,
 ) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let state = load_env(name)?;
@@ -220,8 +238,15 @@ fn up_kraft(
         quorum: quorum.parse().map_err(anyhow::Error::msg)?,
         ..KraftSettings::default()
     };
-    let layout =
-        ClusterLayout::plan_kraft(name, &state.nodes, controllers, kafka, settings, artifacts)?;
+    let layout = ClusterLayout::plan_kraft_placed(
+        name,
+        &state.nodes,
+        controllers,
+        kafka,
+        settings,
+        placement,
+        artifacts,
+    )?;
     layout.artifacts.check()?;
     // Intent first: a crash from here on leaves a layout `cluster down` can use.
     layout.save(&path)?;

@@ -4,6 +4,7 @@ use crate::exit::Exit;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use splitbrain_environments::db::artifacts::Artifacts;
+use splitbrain_environments::db::prepare;
 use splitbrain_environments::nodes::netns::{self, Subnet, UpOptions};
 use splitbrain_environments::nodes::OwnerStatus;
 use splitbrain_environments::nodes::{docker, ssh};
@@ -79,12 +80,27 @@ pub enum EnvAction {
         hosts: Option<PathBuf>,
         #[command(flatten)]
         docker: DockerUpArgs,
+        /// Install what the hosts lack (Java 17+, iptables) with their
+        /// package manager, apt-get or dnf (ssh); without it a host that
+        /// lacks them is an error naming what is missing.
+        #[arg(long)]
+        install: bool,
+        /// Where the ZooKeeper and Kafka jars go on every host (ssh),
+        /// content-addressed, kept by `env down` for the next environment
+        /// (`env down --purge-artifacts` removes them).
+        #[arg(long, value_name = "DIR", default_value = prepare::DEFAULT_NODE_ARTIFACTS_DIR)]
+        artifacts_dir: PathBuf,
     },
     /// Show each node, its address and whether its sshd answers.
     Status,
     /// Remove everything the environment created (idempotent; works after a
     /// crash of `env up`).
-    Down,
+    Down {
+        /// Also remove the jars uploaded to ssh hosts (kept otherwise, so the
+        /// next environment on those hosts reuses them).
+        #[arg(long)]
+        purge_artifacts: bool,
+    },
     /// List environments that have a state file.
     List,
 }
@@ -99,10 +115,15 @@ pub fn run(args: EnvArgs) -> anyhow::Result<Exit> {
             subnet,
             hosts,
             docker,
-        } => up(&name, kind, nodes, subnet, hosts, docker),
+            install,
+            artifacts_dir,
+        } => {
+            let prepare = prepare::PrepareOptions::from_settings(install, Some(&artifacts_dir));
+            up(&name, kind, nodes, subnet, hosts, docker, prepare)
+        }
         EnvAction::Status => status(&name),
-        EnvAction::Down => {
-            let summary = splitbrain_environments::nodes::down(&name)
+        EnvAction::Down { purge_artifacts } => {
+            let summary = splitbrain_environments::nodes::down_with(&name, purge_artifacts)
                 .with_context(|| format!("env down {name}"))?;
             println!("{summary}");
             Ok(Exit::Success)
@@ -155,8 +176,12 @@ fn up(
     subnet: Option<String>,
     hosts: Option<PathBuf>,
     docker_args: DockerUpArgs,
+    prepare_opts: prepare::PrepareOptions,
 ) -> anyhow::Result<Exit> {
     let started = Instant::now();
+    if prepare_opts.install && kind != KindArg::Ssh {
+        bail!("--install is for --kind ssh (hosts splitbrain did not make); netns and docker nodes come with Java");
+    }
     let state = match kind {
         KindArg::Netns => {
             if hosts.is_some() {
@@ -188,8 +213,32 @@ fn up(
             if subnet.is_some() {
                 bail!("--subnet is for --kind netns");
             }
-            ssh::up(name, &hosts, Duration::from_secs(15))
-                .with_context(|| format!("env up {name} --kind ssh"))?
+            let mut state = ssh::up(name, &hosts, Duration::from_secs(15))
+                .with_context(|| format!("env up {name} --kind ssh"))?;
+            // Ctrl-C stops the preparation between steps; then it is removed.
+            ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+                .context("install the Ctrl-C handler")?;
+            let prepared = prepare::prepare(
+                &mut state,
+                &prepare_opts,
+                &mut |line| println!("env up {name}: {line}"),
+                Some(&INTERRUPTED),
+            );
+            match prepared {
+                Ok(report) => println!("env up {name}: {}", report.summary()),
+                Err(e) => {
+                    // Half-prepared hosts are of no use: leave them as found.
+                    if let Err(down) = splitbrain_environments::nodes::down(name) {
+                        eprintln!("env up {name}: removing it again failed too: {down}");
+                    }
+                    if INTERRUPTED.load(Ordering::SeqCst) {
+                        eprintln!("env up {name}: interrupted; removed what it had put on the hosts (uploaded jars are kept)");
+                        return Ok(Exit::Interrupted);
+                    }
+                    return Err(e).with_context(|| format!("env up {name} --kind ssh"));
+                }
+            }
+            state
         }
         KindArg::Docker => {
             if hosts.is_some() {
@@ -239,7 +288,7 @@ fn up(
             node.key_path.display(),
             node.known_hosts.display(),
             node.user,
-            node.address
+            node.host_name()
         );
     }
     Ok(Exit::Success)
@@ -299,6 +348,20 @@ fn status(name: &str) -> anyhow::Result<Exit> {
     }
     if state.kind == splitbrain_environments::EnvKind::Docker {
         docker_status(name);
+    }
+    if state.kind == splitbrain_environments::EnvKind::Ssh {
+        match prepare::NodeArtifacts::load(name) {
+            Ok(Some(record)) => println!(
+                "  jars on every host: {} (java: {})",
+                record.artifacts().root.display(),
+                record.java
+            ),
+            Ok(None) => println!(
+                "  no jars uploaded (not prepared, or ${} names them)",
+                splitbrain_environments::db::artifacts::NODE_ARTIFACTS_ENV
+            ),
+            Err(e) => println!("  jar record unreadable: {e}"),
+        }
     }
     let mut all_answer = true;
     for node in splitbrain_environments::nodes::node_status(&state, Duration::from_secs(3)) {

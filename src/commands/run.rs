@@ -51,12 +51,26 @@ pub struct RunArgs {
     /// Nodes to create (default: 0 = ZooKeeper + Kafka + newcomers needed).
     #[arg(long)]
     pub nodes: Option<usize>,
+    /// For --env ssh: install what the hosts lack (Java 17+, iptables) with
+    /// their package manager (env.install; default: no, a host that lacks
+    /// them is an error).
+    #[arg(long)]
+    pub install: bool,
+    /// For --env ssh: where the jars go on the hosts (env.artifacts_dir;
+    /// default /opt/splitbrain/artifacts).
+    #[arg(long, value_name = "DIR")]
+    pub artifacts_dir: Option<String>,
     /// ZooKeeper servers (default: 3).
     #[arg(long)]
     pub zk: Option<usize>,
     /// Kafka brokers (default: 3).
     #[arg(long)]
     pub kafka: Option<usize>,
+    /// ZooKeeper server i and broker i share node i (cluster.colocate):
+    /// max(--zk, --kafka) nodes instead of their sum, plus the newcomers a
+    /// rapid-add/safe-add needs.
+    #[arg(long)]
+    pub colocate: bool,
     /// Producer acks: all, 1 or 0 (default: all).
     #[arg(long)]
     pub acks: Option<String>,
@@ -158,9 +172,18 @@ fn apply(args: &RunArgs, c: &mut TestConfig) {
     if args.env_name.is_some() {
         c.env.name = args.env_name.clone();
     }
+    if args.install {
+        c.env.install = true;
+    }
+    if args.artifacts_dir.is_some() {
+        c.env.artifacts_dir = args.artifacts_dir.clone();
+    }
     set!(c.env.nodes, args.nodes);
     set!(c.cluster.zookeeper, args.zk);
     set!(c.cluster.kafka, args.kafka);
+    if args.colocate {
+        c.cluster.colocate = true;
+    }
     set!(c.kafka.acks, args.acks);
     set!(c.kafka.idempotence, args.idempotence);
     set!(c.kafka.min_insync_replicas, args.min_insync_replicas);

@@ -28,6 +28,11 @@ pub struct Artifacts {
     pub root: PathBuf,
     /// The `java` command on the nodes.
     pub java: String,
+    /// `root` is a path on the nodes only (ssh hosts: the tree their
+    /// preparation uploaded and checked there, or `$SPLITBRAIN_NODE_ARTIFACTS`),
+    /// not on this machine: [`Artifacts::check`] cannot look at it here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_nodes: bool,
 }
 
 impl Artifacts {
@@ -36,6 +41,17 @@ impl Artifacts {
         Self {
             root: root.to_path_buf(),
             java: "java".into(),
+            on_nodes: false,
+        }
+    }
+
+    /// A tree at `root` on every node (not on this machine), run with
+    /// `java` there.
+    pub fn on_nodes(root: &Path, java: &str) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            java: java.to_string(),
+            on_nodes: true,
         }
     }
 
@@ -68,10 +84,11 @@ impl Artifacts {
     /// unchecked: it is on the nodes, not here); else the local cache for
     /// netns nodes (they share this file system, see [`Artifacts::locate`])
     /// and the cache recorded for a docker environment (mounted read-only at
-    /// the same path). SSH hosts have no cache of their own to find.
+    /// the same path); for ssh hosts the tree their preparation uploaded
+    /// (recorded by [`crate::db::prepare::prepare`] with the environment).
     pub fn for_env(state: &EnvState) -> Result<Self, ClusterError> {
         if let Some(path) = std::env::var_os(NODE_ARTIFACTS_ENV) {
-            return Ok(Self::at(&PathBuf::from(path)));
+            return Ok(Self::on_nodes(&PathBuf::from(path), "java"));
         }
         match state.kind {
             EnvKind::Netns => Self::locate(),
@@ -86,15 +103,22 @@ impl Artifacts {
                 artifacts.check()?;
                 Ok(artifacts)
             }
-            kind => Err(ClusterError::ArtifactsNotShared {
-                env: state.name.clone(),
-                kind,
-            }),
+            EnvKind::Ssh => match super::prepare::NodeArtifacts::load(&state.name)? {
+                Some(record) => Ok(record.artifacts()),
+                None => Err(ClusterError::NotPreparedEnv {
+                    env: state.name.clone(),
+                }),
+            },
         }
     }
 
-    /// Checks that both servers' main jars are in the cache.
+    /// Checks that both servers' main jars are in the cache. A tree
+    /// [`Artifacts::on_nodes`] is not on this machine to look at: it passes
+    /// (an uploaded tree was checked on each node when it was made).
     pub fn check(&self) -> Result<(), ClusterError> {
+        if self.on_nodes {
+            return Ok(());
+        }
         for (dir, prefix) in [("zookeeper", "zookeeper-3."), ("kafka", "kafka_2.13-")] {
             let lib = self.root.join(dir).join("lib");
             let found = std::fs::read_dir(&lib)
@@ -115,6 +139,43 @@ impl Artifacts {
         Ok(())
     }
 
+    /// [`Artifacts::check`] where the jars are: here for a local cache; on
+    /// every node of `control` for a tree [`Artifacts::on_nodes`] (one `ls`
+    /// each, in parallel), so a tree removed since it was uploaded (e.g. by
+    /// another environment's `env down --purge-artifacts`) is named before
+    /// any server fails to start.
+    pub fn check_where_used(
+        &self,
+        control: &splitbrain_core::control::Control,
+    ) -> Result<(), ClusterError> {
+        if !self.on_nodes {
+            return self.check();
+        }
+        let cmd = format!(
+            "ls {}/zookeeper-3.*.jar {}/kafka_2.13-*.jar >/dev/null",
+            splitbrain_core::control::shell_quote(
+                &self.root.join("zookeeper/lib").to_string_lossy()
+            ),
+            splitbrain_core::control::shell_quote(&self.root.join("kafka/lib").to_string_lossy()),
+        );
+        let mut missing = Vec::new();
+        for (node, result) in control.exec_all(&cmd, std::time::Duration::from_secs(30)) {
+            match result {
+                Ok(out) if out.success() => {}
+                Ok(_) => missing.push(node),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ClusterError::JarsGoneFromNodes {
+                root: self.root.clone(),
+                nodes: missing,
+            })
+        }
+    }
+
     /// `-cp` value for ZooKeeper.
     pub fn zookeeper_classpath(&self) -> String {
         format!("{}/zookeeper/lib/*", self.root.display())
@@ -131,7 +192,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ssh_hosts_need_the_cache_named_by_the_node_variable() {
+    fn ssh_hosts_need_a_preparation_or_the_node_variable() {
         let state = EnvState {
             name: "hosts".into(),
             kind: EnvKind::Ssh,
@@ -146,15 +207,33 @@ mod tests {
         match std::env::var_os(NODE_ARTIFACTS_ENV) {
             // Set by whoever runs the tests: it wins, for every kind.
             Some(path) => assert_eq!(
-                Artifacts::for_env(&state).unwrap().root,
-                PathBuf::from(path)
+                Artifacts::for_env(&state).unwrap(),
+                Artifacts::on_nodes(&PathBuf::from(path), "java")
             ),
             None => {
                 let err = Artifacts::for_env(&state).unwrap_err().to_string();
-                assert!(err.contains("'hosts' is of kind Ssh"), "{err}");
+                assert!(err.contains("'hosts' (ssh hosts) has no jars"), "{err}");
+                assert!(err.contains("env up --kind ssh"), "{err}");
                 assert!(err.contains(NODE_ARTIFACTS_ENV), "{err}");
             }
         }
+    }
+
+    /// A node-side tree is not looked for on this machine (where it is
+    /// not), so `cluster up` on real remote hosts does not fail there; and
+    /// layouts written before the field read as local caches.
+    #[test]
+    fn node_side_trees_are_not_checked_here_and_old_layouts_still_read() {
+        let remote = Artifacts::on_nodes(Path::new("/opt/splitbrain/artifacts/trees/x"), "java");
+        remote.check().unwrap();
+        assert!(Artifacts::at(&remote.root).check().is_err());
+        let json = serde_json::to_string(&Artifacts::at(Path::new("/c"))).unwrap();
+        assert!(!json.contains("on_nodes"), "{json}");
+        let old: Artifacts = serde_json::from_str(r#"{"root":"/c","java":"java"}"#).unwrap();
+        assert_eq!(old, Artifacts::at(Path::new("/c")));
+        let back: Artifacts =
+            serde_json::from_str(&serde_json::to_string(&remote).unwrap()).unwrap();
+        assert_eq!(back, remote);
     }
 
     #[test]

@@ -2,10 +2,15 @@
 //! node runs what ([`ClusterLayout`]), bringing it all up and down, topics,
 //! log collection, and the incident's rapid addition of ZooKeeper servers.
 //!
-//! Placement: ZooKeeper on the first nodes, Kafka on the next ones, never
-//! both on one node. Separate nodes cost only an idle sshd each, and they let
-//! a partition cut brokers off from ZooKeeper while the brokers still reach
-//! each other (the `zk-from-kafka` nemesis), which co-location would rule out.
+//! Placement ([`Placement`]): by default ZooKeeper on the first nodes, Kafka
+//! on the next ones, never both on one node. Separate nodes cost only an
+//! idle sshd each, and they let a partition cut brokers off from ZooKeeper
+//! while the brokers still reach each other (the `zk-from-kafka` nemesis),
+//! which co-location rules out. [`Placement::Colocated`] puts ZooKeeper
+//! server i and broker i on node i (each in its own directory, with its own
+//! pid file and ports) for users with fewer machines; a partition of a node
+//! then cuts both servers on it. Servers added later (`rapid_add`,
+//! `safe_add`, added controllers) always take nodes of their own.
 
 use crate::db::artifacts::Artifacts;
 use crate::db::kafka::{self, Broker, KafkaSettings};
@@ -46,6 +51,75 @@ pub struct ClusterLayout {
 /// Name of the layout file in the environment's state directory.
 pub const LAYOUT_FILE: &str = "cluster.json";
 
+/// Where the metadata servers (ZooKeeper, or KRaft controllers) and the
+/// brokers go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Placement {
+    /// Metadata servers on the first nodes, brokers on the next ones: no
+    /// node runs two servers (the default).
+    #[default]
+    Separate,
+    /// Metadata server i and broker i on node i (`cluster.colocate`): each
+    /// server keeps its own directory (`<node dir>/zookeeper`,
+    /// `<node dir>/kafka`, `<node dir>/kafka-controller`), pid file and
+    /// ports, so kills and pauses still hit one process; a partition of a
+    /// node cuts both.
+    Colocated,
+}
+
+impl Placement {
+    /// `Colocated` when `colocate` is set, else `Separate`.
+    pub fn from_colocate(colocate: bool) -> Self {
+        if colocate {
+            Placement::Colocated
+        } else {
+            Placement::Separate
+        }
+    }
+
+    /// Nodes that run the initial servers: `metadata + kafka` when
+    /// separate, the larger of the two when colocated.
+    pub fn nodes_needed(self, metadata: usize, kafka: usize) -> usize {
+        match self {
+            Placement::Separate => metadata + kafka,
+            Placement::Colocated => metadata.max(kafka),
+        }
+    }
+
+    /// Words for messages.
+    fn describe(self, metadata: &str) -> String {
+        match self {
+            Placement::Separate => format!("{metadata} and Kafka run on separate nodes"),
+            Placement::Colocated => format!("{metadata} and Kafka share nodes"),
+        }
+    }
+
+    /// The nodes of the metadata servers and of the brokers, or why there
+    /// are too few.
+    fn split<'a>(
+        self,
+        env: &str,
+        nodes: &'a [Node],
+        metadata: usize,
+        kafka: usize,
+        what: &str,
+    ) -> Result<(&'a [Node], &'a [Node]), ClusterError> {
+        let need = self.nodes_needed(metadata, kafka);
+        if nodes.len() < need {
+            return Err(ClusterError::Layout(format!(
+                "environment '{env}' has {} nodes; {metadata} {what} + {kafka} Kafka need {need} \
+                 ({}): recreate it with `splitbrain env up --nodes {need}`",
+                nodes.len(),
+                self.describe(what),
+            )));
+        }
+        Ok(match self {
+            Placement::Separate => (&nodes[..metadata], &nodes[metadata..metadata + kafka]),
+            Placement::Colocated => (&nodes[..metadata], &nodes[..kafka]),
+        })
+    }
+}
+
 impl ClusterLayout {
     /// ZooKeeper ids 1..=zk on the first `zk` nodes, broker ids 1..=kafka on
     /// the next `kafka` nodes; every server with default settings (Kafka's
@@ -57,23 +131,27 @@ impl ClusterLayout {
         kafka: usize,
         artifacts: Artifacts,
     ) -> Result<Self, ClusterError> {
+        Self::plan_placed(env, nodes, zk, kafka, Placement::Separate, artifacts)
+    }
+
+    /// As [`ClusterLayout::plan`], with the servers placed as `placement`
+    /// says: colocated, ZooKeeper id i and broker id i both run on node i.
+    pub fn plan_placed(
+        env: &str,
+        nodes: &[Node],
+        zk: usize,
+        kafka: usize,
+        placement: Placement,
+        artifacts: Artifacts,
+    ) -> Result<Self, ClusterError> {
         if zk == 0 {
             return Err(ClusterError::Layout(
                 "at least one ZooKeeper server is needed (--zk 1 or more)".into(),
             ));
         }
-        if nodes.len() < zk + kafka {
-            return Err(ClusterError::Layout(format!(
-                "environment '{env}' has {} nodes; {zk} ZooKeeper + {kafka} Kafka need {} \
-                 (ZooKeeper and Kafka run on separate nodes): recreate it with \
-                 `splitbrain env up --nodes {}`",
-                nodes.len(),
-                zk + kafka,
-                zk + kafka
-            )));
-        }
+        let (zk_nodes, kafka_nodes) = placement.split(env, nodes, zk, kafka, "ZooKeeper")?;
         let zk_settings = ZkSettings::default();
-        let members: Vec<ZkMember> = nodes[..zk]
+        let members: Vec<ZkMember> = zk_nodes
             .iter()
             .enumerate()
             .map(|(i, n)| ZkMember {
@@ -82,7 +160,7 @@ impl ClusterLayout {
                 role: ZkRole::Participant,
             })
             .collect();
-        let zookeeper: Vec<ZkServer> = nodes[..zk]
+        let zookeeper: Vec<ZkServer> = zk_nodes
             .iter()
             .zip(&members)
             .map(|(n, m)| ZkServer {
@@ -96,7 +174,7 @@ impl ClusterLayout {
             .iter()
             .map(|s| s.client_addr(&zk_settings))
             .collect();
-        let kafka_servers = nodes[zk..zk + kafka]
+        let kafka_servers = kafka_nodes
             .iter()
             .enumerate()
             .map(|(i, n)| Broker {
@@ -128,23 +206,40 @@ impl ClusterLayout {
         settings: KraftSettings,
         artifacts: Artifacts,
     ) -> Result<Self, ClusterError> {
+        Self::plan_kraft_placed(
+            env,
+            nodes,
+            controllers,
+            kafka,
+            settings,
+            Placement::Separate,
+            artifacts,
+        )
+    }
+
+    /// As [`ClusterLayout::plan_kraft`], with the servers placed as
+    /// `placement` says: colocated, controller i (id
+    /// [`kraft::FIRST_CONTROLLER_ID`] + i) and broker i + 1 both run on node
+    /// i, as two processes (listeners on `controller_port` and `port`; not
+    /// KRaft's combined mode, one process with both roles).
+    pub fn plan_kraft_placed(
+        env: &str,
+        nodes: &[Node],
+        controllers: usize,
+        kafka: usize,
+        settings: KraftSettings,
+        placement: Placement,
+        artifacts: Artifacts,
+    ) -> Result<Self, ClusterError> {
         if controllers == 0 || kafka == 0 {
             return Err(ClusterError::Layout(
                 "KRaft mode needs at least one controller and one broker (--controllers 1 --kafka 1 or more)".into(),
             ));
         }
-        if nodes.len() < controllers + kafka {
-            return Err(ClusterError::Layout(format!(
-                "environment '{env}' has {} nodes; {controllers} controllers + {kafka} Kafka need {} \
-                 (controllers and brokers run on separate nodes): recreate it with \
-                 `splitbrain env up --nodes {}`",
-                nodes.len(),
-                controllers + kafka,
-                controllers + kafka
-            )));
-        }
-        let k = KraftCluster::plan(&nodes[..controllers], settings);
-        let brokers = nodes[controllers..controllers + kafka]
+        let (controller_nodes, broker_nodes) =
+            placement.split(env, nodes, controllers, kafka, "controllers")?;
+        let k = KraftCluster::plan(controller_nodes, settings);
+        let brokers = broker_nodes
             .iter()
             .enumerate()
             .map(|(i, n)| Broker {
@@ -211,6 +306,16 @@ impl ClusterLayout {
             }
         }
         out
+    }
+
+    /// Nodes running more than one server (colocated layouts), each once,
+    /// in layout order.
+    pub fn shared_nodes(&self) -> Vec<Node> {
+        let services = self.services();
+        self.nodes()
+            .into_iter()
+            .filter(|n| services.iter().filter(|(name, _)| *name == n.name).count() > 1)
+            .collect()
     }
 
     /// Nodes of `env_nodes` that run no server of this layout.
@@ -303,7 +408,8 @@ pub fn install(control: &Control, layout: &ClusterLayout) -> Result<(), ClusterE
     if let Some(k) = &layout.kraft {
         return install_kraft(control, layout, k);
     }
-    // ZooKeeper and Kafka nodes are distinct, so all installs run at once.
+    // All installs at once (two servers sharing a node write to their own
+    // directories; that node's commands take turns on its one session).
     let (zk, kafka) = std::thread::scope(|scope| {
         let zk = scope.spawn(|| {
             first_error(concurrently(&layout.zookeeper, |s| {
@@ -479,7 +585,7 @@ pub fn up(
     layout: &ClusterLayout,
     timeout: Duration,
 ) -> Result<(), ClusterError> {
-    layout.artifacts.check()?;
+    layout.artifacts.check_where_used(control)?;
     if layout.is_kraft() {
         return install_and_start_kraft(control, layout, timeout);
     }
@@ -1185,6 +1291,143 @@ mod tests {
         assert!(l.zookeeper.iter().all(|s| s.config_members.len() == 3));
         // A node already running a server cannot take a newcomer.
         assert!(plan_rapid_add(&l, &all[2..4]).is_err());
+    }
+
+    #[test]
+    fn colocated_plan_puts_server_i_and_broker_i_on_node_i() {
+        let all = nodes(5);
+        let l = ClusterLayout::plan_placed(
+            "t",
+            &all,
+            3,
+            3,
+            Placement::Colocated,
+            Artifacts::at(Path::new("/a")),
+        )
+        .unwrap();
+        let zk: Vec<_> = l
+            .zookeeper
+            .iter()
+            .map(|s| (s.node.name.as_str(), s.id))
+            .collect();
+        assert_eq!(zk, [("n1", 1), ("n2", 2), ("n3", 3)]);
+        let k: Vec<_> = l
+            .kafka
+            .iter()
+            .map(|b| (b.node.name.as_str(), b.id))
+            .collect();
+        assert_eq!(k, [("n1", 1), ("n2", 2), ("n3", 3)]);
+        let names = |ns: Vec<Node>| ns.into_iter().map(|n| n.name).collect::<Vec<_>>();
+        assert_eq!(names(l.nodes()), ["n1", "n2", "n3"]);
+        assert_eq!(names(l.shared_nodes()), ["n1", "n2", "n3"]);
+        assert_eq!(names(l.free_nodes(&all)), ["n4", "n5"]);
+        assert_eq!(
+            l.bootstrap_servers(),
+            "10.88.9.2:9092,10.88.9.3:9092,10.88.9.4:9092"
+        );
+        // Both servers of a node: own directory, config, data, logs, pid
+        // file and ports, so a kill or pause of one cannot hit the other.
+        let zk_svc = l.zookeeper[0].service();
+        let kafka_svc = l.kafka[0].service();
+        assert_ne!(zk_svc.dir, kafka_svc.dir);
+        assert_ne!(zk_svc.config_path(), kafka_svc.config_path());
+        assert_ne!(zk_svc.data_dir(), kafka_svc.data_dir());
+        assert_ne!(zk_svc.log_dir(), kafka_svc.log_dir());
+        assert_ne!(zk_svc.pid_path(), kafka_svc.pid_path());
+        // Each service's process marker (its config path) does not match
+        // the other's command line.
+        let zk_cfg = zk_svc.config_path().to_string_lossy().into_owned();
+        let kafka_cfg = kafka_svc.config_path().to_string_lossy().into_owned();
+        assert!(!kafka_cfg.contains(&zk_cfg) && !zk_cfg.contains(&kafka_cfg));
+        let zs = &l.zk_settings;
+        let ports = [
+            zs.client_port,
+            zs.quorum_port,
+            zs.election_port,
+            l.kafka_settings.port,
+        ];
+        let mut distinct = ports.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        assert_eq!(l.services().len(), 6);
+        // The incident's newcomers still need nodes of their own.
+        assert!(plan_rapid_add(&l, &all[2..4]).is_err());
+        let added = plan_rapid_add(&l, &all[3..]).unwrap();
+        let on: Vec<_> = added.iter().map(|s| s.node.name.as_str()).collect();
+        assert_eq!(on, ["n4", "n5"]);
+    }
+
+    #[test]
+    fn colocated_plan_needs_the_larger_count_and_says_how_many() {
+        let a = || Artifacts::at(Path::new("/a"));
+        assert_eq!(Placement::Colocated.nodes_needed(3, 3), 3);
+        assert_eq!(Placement::Colocated.nodes_needed(3, 5), 5);
+        assert_eq!(Placement::Separate.nodes_needed(3, 3), 6);
+        // More brokers than ZooKeeper servers: the extra brokers alone.
+        let l =
+            ClusterLayout::plan_placed("t", &nodes(5), 3, 5, Placement::Colocated, a()).unwrap();
+        assert_eq!(l.nodes().len(), 5);
+        assert_eq!(l.shared_nodes().len(), 3);
+        let err = ClusterLayout::plan_placed("t", &nodes(2), 3, 3, Placement::Colocated, a())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--nodes 3") && err.contains("share nodes"),
+            "{err}"
+        );
+        // Separate placement is what `plan` does.
+        assert_eq!(
+            ClusterLayout::plan_placed("t", &nodes(6), 3, 3, Placement::Separate, a()).unwrap(),
+            ClusterLayout::plan("t", &nodes(6), 3, 3, a()).unwrap()
+        );
+        assert!(ClusterLayout::plan("t", &nodes(6), 3, 3, a())
+            .unwrap()
+            .shared_nodes()
+            .is_empty());
+    }
+
+    #[test]
+    fn colocated_kraft_plan_puts_controller_and_broker_side_by_side() {
+        let l = ClusterLayout::plan_kraft_placed(
+            "t",
+            &nodes(3),
+            3,
+            3,
+            KraftSettings::default(),
+            Placement::Colocated,
+            Artifacts::at(Path::new("/a")),
+        )
+        .unwrap();
+        let on = |ns: Vec<&str>| ns.join(",");
+        assert_eq!(
+            on(l.controllers()
+                .iter()
+                .map(|c| c.node.name.as_str())
+                .collect()),
+            "n1,n2,n3"
+        );
+        assert_eq!(
+            on(l.kafka.iter().map(|b| b.node.name.as_str()).collect()),
+            "n1,n2,n3"
+        );
+        let c = l.controllers()[0].service();
+        let b = l.kafka[0].service();
+        assert_ne!(c.dir, b.dir);
+        assert_ne!(c.pid_path(), b.pid_path());
+        let k = l.kraft.as_ref().unwrap();
+        assert_ne!(k.settings.controller_port, l.kafka_settings.port);
+        assert!(l.controllers().iter().all(|c| c.id != l.kafka[0].id));
+        assert!(ClusterLayout::plan_kraft_placed(
+            "t",
+            &nodes(2),
+            3,
+            3,
+            KraftSettings::default(),
+            Placement::Colocated,
+            Artifacts::at(Path::new("/a")),
+        )
+        .is_err());
     }
 
     #[test]

@@ -272,6 +272,81 @@ impl EnvCluster {
         }
     }
 
+    /// Restarts (SIGKILL, start, wait until serving) every server sharing
+    /// server `zk_id`'s configured membership, all at once, until `zk_id`'s
+    /// epoch (the high 32 bits of its zxid) reaches `epoch`: each election
+    /// starts a new epoch, so this is how an ensemble's zxid can pass one
+    /// from a later epoch. Returns the restarts made.
+    fn raise_epoch(&self, zk_id: i64, epoch: u32, deadline: Instant) -> Result<u32, DbError> {
+        let what = || format!("raise the epoch of ZooKeeper server {zk_id} to {epoch}");
+        let me = self.zk(zk_id)?;
+        let (ensemble, settings): (Vec<ZkServer>, ZkSettings) = {
+            let layout = self.lock();
+            (
+                layout
+                    .zookeeper
+                    .iter()
+                    .filter(|s| s.config_members == me.config_members)
+                    .cloned()
+                    .collect(),
+                layout.zk_settings.clone(),
+            )
+        };
+        let addr = me.client_addr(&settings);
+        let mut restarts = 0;
+        loop {
+            // A follower's zxid enters a new epoch only with the epoch's
+            // first transaction: write one through it before asking.
+            if restarts > 0 {
+                if let Ok(mut session) =
+                    ZkSession::connect(addr, Duration::from_secs(10), Duration::from_secs(5))
+                {
+                    let _ = session.create("/splitbrain-nemesis", b"");
+                    let _ = session.create(&format!("/splitbrain-nemesis/epoch-{restarts}"), b"");
+                    let _ = session.close();
+                }
+            }
+            let current = self.zxid(zk_id)?.map(|z| (z >> 32) as u32);
+            if current.is_some_and(|e| e >= epoch) {
+                tracing::info!("{}: done after {restarts} restart(s)", what());
+                return Ok(restarts);
+            }
+            if Instant::now() >= deadline || restarts >= 10 {
+                return Err(DbError::failed(
+                    what(),
+                    format!("epoch {current:?} after {restarts} restart(s) of its ensemble"),
+                ));
+            }
+            let each = |s: &ZkServer| -> Result<(), DbError> {
+                let svc = s.service();
+                svc.kill(&self.control, &s.node.name)
+                    .and_then(|_| svc.start(&self.control, &s.node.name))
+                    .map(|_| ())
+                    .map_err(|e| DbError::failed(what(), e))
+            };
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = ensemble
+                    .iter()
+                    .map(|s| scope.spawn(move || each(s)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(DbError::failed(what(), "panicked")))
+                    })
+                    .collect::<Result<Vec<()>, DbError>>()
+            })?;
+            restarts += 1;
+            zookeeper::wait_serving(
+                &ensemble,
+                &settings,
+                deadline.saturating_duration_since(Instant::now()),
+            )
+            .map_err(|e| DbError::failed(what(), e))?;
+        }
+    }
+
     fn to_server_zk(s: &ZkServer) -> Server {
         Server {
             kind: ServerKind::Zookeeper,
@@ -700,20 +775,25 @@ impl ClusterControl for EnvCluster {
         let deadline = Instant::now() + timeout;
         let addr = self.zk_addr(zk_id)?;
         let what = || format!("advance the zxid of ZooKeeper server {zk_id} past {beyond:#x}");
-        let now = self
+        let mut now = self
             .zxid(zk_id)?
             .ok_or_else(|| DbError::failed(what(), "the server does not serve"))?;
         if now > beyond {
             return Ok(0);
         }
         if now >> 32 < beyond >> 32 {
-            return Err(DbError::Unsupported(format!(
-                "{}: its epoch {} is below {}; writes cannot pass an epoch (restart its leader \
-                 to start a new epoch)",
-                what(),
-                now >> 32,
-                beyond >> 32
-            )));
+            // Writes cannot pass an epoch; elections can. The old ensemble
+            // re-elected meanwhile (e.g. its leader was cut off: with
+            // ZooKeeper and Kafka colocated, the moved broker's node may
+            // run it), so restart this server's ensemble until its epoch
+            // has caught up.
+            self.raise_epoch(zk_id, (beyond >> 32) as u32, deadline)?;
+            now = self
+                .zxid(zk_id)?
+                .ok_or_else(|| DbError::failed(what(), "the server stopped serving"))?;
+            if now > beyond {
+                return Ok(0);
+            }
         }
         let mut session = ZkSession::connect(addr, Duration::from_secs(10), Duration::from_secs(5))
             .map_err(|e| DbError::failed(what(), e))?;

@@ -14,6 +14,7 @@ pub mod cluster_control;
 pub mod controller_membership;
 pub mod kafka;
 pub mod kraft;
+pub mod prepare;
 pub mod segments;
 pub mod service;
 pub mod zookeeper;
@@ -106,6 +107,27 @@ pub enum ClusterError {
     /// The runtime for the Kafka admin client could not start.
     #[error("kafka admin: starting a runtime: {0}")]
     AdminRuntime(#[source] std::io::Error),
+    /// Some nodes could not be prepared (Java, commands, jars); each
+    /// problem names its node, what is missing and the fix.
+    #[error("preparing the nodes failed: {}", problems.join("; "))]
+    NotPrepared {
+        /// One line per node that failed.
+        problems: Vec<String>,
+    },
+    /// An ssh environment whose nodes were never given the jars.
+    #[error("environment '{env}' (ssh hosts) has no jars on its nodes: recreate it with `splitbrain env up --kind ssh --hosts FILE` (it uploads them), or copy the artifact cache to the same path on every node and set {} to that path", artifacts::NODE_ARTIFACTS_ENV)]
+    NotPreparedEnv {
+        /// The environment.
+        env: String,
+    },
+    /// The uploaded jars are no longer where the environment recorded them.
+    #[error("the ZooKeeper/Kafka jars are not in {root} on {} (removed since the environment was prepared, e.g. by `env down --purge-artifacts` of another environment?): run again (`splitbrain run` prepares its hosts), or re-create the environment with `splitbrain env up --kind ssh`", nodes.join(", "))]
+    JarsGoneFromNodes {
+        /// The tree looked for.
+        root: PathBuf,
+        /// The nodes without it.
+        nodes: Vec<String>,
+    },
     /// A broker refused to create a topic.
     #[error("kafka admin: create topic {topic}: {code} (does it exist already? are {replication} brokers up?)")]
     TopicNotCreated {

@@ -135,6 +135,26 @@ pub enum EnvError {
     /// `up` was interrupted (Ctrl-C); everything it created was removed.
     #[error("interrupted; everything `env up` had created was removed")]
     Cancelled,
+    /// A login user other than root may not use sudo without a password.
+    #[error("{node}: {what} needs root, and user {user}'s `sudo -n` wants a password; allow it passwordless sudo on that host (`echo '{user} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/splitbrain` as root, mode 0440), or log in as root (user = \"root\" in the hosts file)")]
+    SudoNeedsPassword {
+        /// The node.
+        node: String,
+        /// The login user.
+        user: String,
+        /// What needed root.
+        what: String,
+    },
+    /// A login user other than root, on a host without sudo.
+    #[error("{node}: {what} needs root, user {user} is not root and the host has no sudo; install sudo there and allow {user} passwordless sudo (`{user} ALL=(ALL) NOPASSWD: ALL` in /etc/sudoers.d/splitbrain), or log in as root (user = \"root\" in the hosts file)")]
+    NoSudo {
+        /// The node.
+        node: String,
+        /// The login user.
+        user: String,
+        /// What needed root.
+        what: String,
+    },
     /// `down` could not remove everything.
     #[error("env down {name}: could not remove everything: {}; re-run `splitbrain env down --env-name {name}` (it is idempotent)", problems.join("; "))]
     Incomplete {

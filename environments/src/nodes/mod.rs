@@ -27,6 +27,13 @@ use std::time::Duration;
 /// state file was written, or a deleted state dir).
 /// Returns a one-line summary of what was removed.
 pub fn down(name: &str) -> Result<String, EnvError> {
+    down_with(name, false)
+}
+
+/// [`down`]; with `purge_kept`, an ssh environment's hosts also lose the
+/// directories kept on purpose (the uploaded jars, see
+/// [`ssh::down_purging`]); other kinds keep nothing on their nodes.
+pub fn down_with(name: &str, purge_kept: bool) -> Result<String, EnvError> {
     let loaded = EnvState::try_load(name);
     let had_state = matches!(loaded, Ok(Some(_)));
     let kind = match loaded {
@@ -71,8 +78,27 @@ pub fn down(name: &str) -> Result<String, EnvError> {
             })
         }
         EnvKind::Ssh => {
-            ssh::down(name, Duration::from_secs(10))?;
-            Ok(format!("removed splitbrain's files, processes and firewall rules from the hosts of {name}, and its state"))
+            let kept = ssh::down_purging(name, Duration::from_secs(10), purge_kept)?;
+            let kept_note = match (kept.is_empty(), purge_kept) {
+                (true, _) => String::new(),
+                (false, true) => format!(
+                    "; also removed the uploaded jars ({})",
+                    kept.iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                (false, false) => format!(
+                    "; kept the uploaded jars in {} on each host, for the next environment \
+                     there to reuse (`splitbrain env down --purge-artifacts` removes them with \
+                     the environment; now that it is gone, `rm -rf` that directory on each host)",
+                    kept.iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            Ok(format!("removed splitbrain's files, processes and firewall rules from the hosts of {name}, and its state{kept_note}"))
         }
         EnvKind::Docker => {
             docker::down(name, true).map_err(|e| EnvError::Incomplete {

@@ -77,6 +77,21 @@ pub struct NetnsDetails {
 pub struct SshDetails {
     /// The hosts file given to `env up`.
     pub hosts_file: PathBuf,
+    /// Directories made on every host that `env down` keeps on purpose (the
+    /// jar store, so the next environment reuses the uploaded jars) unless
+    /// asked to purge them (`env down --purge-artifacts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_dirs: Vec<KeptDir>,
+}
+
+/// A directory on the hosts that outlives its environment (see
+/// [`SshDetails::kept_dirs`]); removed only when it still carries `marker`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptDir {
+    /// The directory, the same on every host.
+    pub dir: PathBuf,
+    /// The marker file inside it that says splitbrain made it.
+    pub marker: String,
 }
 
 /// An environment's recorded state.

@@ -27,6 +27,11 @@ pub const OBSERVER_STOPPED: &str = "observer-stopped";
 pub const DELIVERY: &str = "delivery";
 /// The nemeses' event for a fault that did not happen as planned.
 pub const FAULT_ERROR: &str = "fault-error";
+/// The `f` of the event the runner records for each change in a node's SSH
+/// session during the load (process `control`): `{"node", "kind":
+/// "dropped"|"reconnected"|"gave-up", "attempts", "elapsed_ms", "cause"}`.
+/// Informational: the checkers and the outcome ignore it.
+pub const SSH_RECONNECT: &str = "ssh-reconnect";
 /// What results.json and the report say when no message went to the DLQ.
 pub const DLQ_NOT_EXERCISED: &str = "DLQ not exercised in this run";
 

@@ -86,6 +86,20 @@ pub struct EnvConfig {
     /// without one, `splitbrain/bookworm-base`, made with debootstrap).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub docker_base: Option<String>,
+    /// Kind `ssh`: install what a host lacks (Java 17+, iptables) with its
+    /// package manager (apt-get or dnf; through `sudo -n` for a login user
+    /// other than root) before the cluster starts. False (the default): a
+    /// host that lacks them stops the run with an error naming the host,
+    /// what is missing and this fix.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub install: bool,
+    /// Kind `ssh`: the directory on every host the ZooKeeper and Kafka jars
+    /// are uploaded to (absolute; default `/opt/splitbrain/artifacts`).
+    /// Content-addressed: jars already there are not uploaded again, and
+    /// the directory outlives the run so the next run reuses them
+    /// (`splitbrain env down --purge-artifacts` removes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts_dir: Option<String>,
 }
 
 impl Default for EnvConfig {
@@ -96,6 +110,8 @@ impl Default for EnvConfig {
             hosts: None,
             name: None,
             docker_base: None,
+            install: false,
+            artifacts_dir: None,
         }
     }
 }
@@ -123,6 +139,14 @@ pub struct ClusterConfig {
     /// KRaft mode: `dynamic` (KIP-853, the default) or `static` voters.
     #[serde(skip_serializing_if = "ClusterConfig::is_dynamic_quorum")]
     pub quorum: String,
+    /// ZooKeeper server i (KRaft: controller i) and broker i share node i,
+    /// each with its own directory, pid file and ports; servers added by
+    /// `rapid-add`/`safe-add` still take nodes of their own. Needs
+    /// max(zookeeper, kafka) nodes instead of their sum; a partition of a
+    /// node cuts both servers on it, so `partition:zk-from-kafka` cannot
+    /// run (docs/environments.md, Colocated layout).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub colocate: bool,
 }
 
 impl Default for ClusterConfig {
@@ -135,6 +159,7 @@ impl Default for ClusterConfig {
             mode: "zookeeper".into(),
             controllers: 3,
             quorum: "dynamic".into(),
+            colocate: false,
         }
     }
 }
@@ -162,6 +187,16 @@ impl ClusterConfig {
         } else {
             self.zookeeper
         }
+    }
+    /// Where the servers go: separate nodes, or colocated (`colocate`).
+    pub fn placement(&self) -> splitbrain_environments::db::cluster::Placement {
+        splitbrain_environments::db::cluster::Placement::from_colocate(self.colocate)
+    }
+    /// Nodes running the initial servers: metadata servers + brokers, or
+    /// the larger of the two when colocated.
+    pub fn server_nodes(&self) -> usize {
+        self.placement()
+            .nodes_needed(self.metadata_servers(), self.kafka)
     }
 }
 
@@ -362,6 +397,48 @@ impl Default for NemesisConfig {
 }
 
 impl TestConfig {
+    /// Partitions a colocated layout cannot make, refused before anything
+    /// starts: `zk-from-kafka` (every broker shares a node with a ZooKeeper
+    /// server or sits beside none) and `majorities-ring` on fewer than 4
+    /// nodes running servers (every node's majority would be everybody).
+    fn validate_colocated_faults(&self) -> std::result::Result<(), String> {
+        use splitbrain_nemeses::{Fault, PartitionKind};
+        if !self.cluster.colocate {
+            return Ok(());
+        }
+        let Ok(faults) = super::faults::mix(self) else {
+            return Ok(()); // reported by the fault check
+        };
+        for f in faults {
+            match f {
+                Fault::Partition {
+                    kind: PartitionKind::ZkFromKafka,
+                } => {
+                    return Err(
+                        "nemesis fault partition:zk-from-kafka cuts brokers off from \
+                                ZooKeeper by node, which cluster.colocate = true rules out (they \
+                                share nodes): remove it or set cluster.colocate = false"
+                            .into(),
+                    )
+                }
+                Fault::Partition {
+                    kind: PartitionKind::MajoritiesRing,
+                } if self.cluster.server_nodes() < 4 => {
+                    return Err(format!(
+                        "nemesis fault partition:majorities-ring needs at least 4 nodes running \
+                         servers; colocated, {} ZooKeeper + {} Kafka run on {}: raise \
+                         cluster.zookeeper or cluster.kafka, or set cluster.colocate = false",
+                        self.cluster.metadata_servers(),
+                        self.cluster.kafka,
+                        self.cluster.server_nodes()
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Parses a TOML test file.
     pub fn from_toml(text: &str) -> Result<TestConfig, toml::de::Error> {
         toml::from_str(text)
@@ -397,7 +474,7 @@ impl TestConfig {
         if self.env.nodes > 0 {
             self.env.nodes
         } else {
-            self.cluster.metadata_servers() + self.cluster.kafka + self.extra_nodes()
+            self.cluster.server_nodes() + self.extra_nodes()
         }
     }
 
@@ -420,6 +497,19 @@ impl TestConfig {
         }
         if self.env.kind == "ssh" && self.env.hosts.is_none() {
             return Err("env.kind = \"ssh\" needs env.hosts (a hosts TOML file)".into());
+        }
+        if (self.env.install || self.env.artifacts_dir.is_some()) && self.env.kind != "ssh" {
+            return Err(format!(
+                "env.install and env.artifacts_dir are for env.kind = \"ssh\" (hosts splitbrain did not make), not {:?}",
+                self.env.kind
+            ));
+        }
+        if let Some(dir) = &self.env.artifacts_dir {
+            if !dir.starts_with('/') || dir.trim_end_matches('/').is_empty() {
+                return Err(format!(
+                    "env.artifacts_dir {dir:?} must be an absolute path other than / (it is on the hosts)"
+                ));
+            }
         }
         if self.env.kind == "existing" && self.env.name.is_none() {
             return Err("env.kind = \"existing\" needs env.name".into());
@@ -448,12 +538,9 @@ impl TestConfig {
                     .into(),
             );
         }
-        if self.env.nodes > 0
-            && self.env.nodes
-                < self.cluster.metadata_servers() + self.cluster.kafka + self.extra_nodes()
-        {
+        if self.env.nodes > 0 && self.env.nodes < self.cluster.server_nodes() + self.extra_nodes() {
             return Err(format!(
-                "env.nodes = {} is too few: {} {} + {} Kafka + {} newcomers",
+                "env.nodes = {} is too few: {} {} + {} Kafka{} + {} newcomers",
                 self.env.nodes,
                 self.cluster.metadata_servers(),
                 if self.cluster.is_kraft() {
@@ -462,9 +549,15 @@ impl TestConfig {
                     "ZooKeeper"
                 },
                 self.cluster.kafka,
+                if self.cluster.colocate {
+                    " (colocated: the larger count)"
+                } else {
+                    ""
+                },
                 self.extra_nodes()
             ));
         }
+        self.validate_colocated_faults()?;
         if self.seed > i64::MAX as u64 {
             return Err(format!(
                 "seed {} is too large: at most {}",
@@ -593,6 +686,32 @@ mod tests {
     }
 
     #[test]
+    fn ssh_preparation_fields_parse_validate_and_stay_out_of_default_configs() {
+        let c = TestConfig::from_toml(
+            "[env]\nkind = \"ssh\"\nhosts = \"h.toml\"\ninstall = true\nartifacts_dir = \"/srv/jars\"\n",
+        )
+        .unwrap();
+        assert!(c.env.install);
+        assert_eq!(c.env.artifacts_dir.as_deref(), Some("/srv/jars"));
+        assert!(c.validate().is_ok());
+        assert_eq!(TestConfig::from_toml(&c.to_toml()).unwrap(), c);
+        // A config that does not set them reads as before.
+        let text = TestConfig::default().to_toml();
+        assert!(
+            !text.contains("install") && !text.contains("artifacts_dir"),
+            "{text}"
+        );
+        let mut bad = c.clone();
+        bad.env.artifacts_dir = Some("jars".into());
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("absolute"), "{err}");
+        let mut bad = c;
+        bad.env.kind = "netns".into();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("env.install") && err.contains("ssh"), "{err}");
+    }
+
+    #[test]
     fn defaults_round_trip_and_validate() {
         let c = TestConfig::default();
         assert!(c.validate().is_ok());
@@ -664,6 +783,74 @@ mod tests {
         bad.nemesis.faults = vec!["crash:consumer".into()];
         assert!(reason(&bad).contains("queue workload"));
         assert!(TestConfig::from_toml("[workload.txn]\nabort = 0.1\n").is_err());
+    }
+
+    #[test]
+    fn colocation_is_opt_in_and_needs_the_larger_count_plus_newcomers() {
+        let c = TestConfig::default();
+        assert!(!c.cluster.colocate);
+        assert!(!c.to_toml().contains("colocate"), "{}", c.to_toml());
+        let k = TestConfig::from_toml(
+            "name = \"k\"\n[cluster]\ncolocate = true\n[nemesis]\nfaults = [\"kill:kafka\", \"kill:zk\"]\n",
+        )
+        .unwrap();
+        assert!(k.cluster.colocate);
+        assert_eq!(k.nodes_needed(), 3);
+        k.validate().unwrap();
+        assert!(k.to_toml().contains("colocate = true"));
+        assert_eq!(TestConfig::from_toml(&k.to_toml()).unwrap(), k);
+        // The incident: 3 old nodes (ZooKeeper and brokers) + 4 newcomers.
+        let mut incident = k.clone();
+        incident.nemesis.faults = vec!["rapid-add".into()];
+        assert_eq!(incident.nodes_needed(), 7);
+        incident.cluster.colocate = false;
+        assert_eq!(incident.nodes_needed(), 10);
+        // More brokers than ZooKeeper servers: the brokers' count.
+        let mut wide = k.clone();
+        wide.cluster.kafka = 5;
+        assert_eq!(wide.nodes_needed(), 5);
+        // KRaft: controllers beside brokers.
+        let mut kraft = k.clone();
+        kraft.cluster.mode = "kraft".into();
+        kraft.cluster.controllers = 3;
+        assert_eq!(kraft.nodes_needed(), 3);
+        kraft.validate().unwrap();
+        // env.nodes is checked against the colocated count.
+        let mut few = k.clone();
+        few.env.nodes = 2;
+        let reason = few.validate().unwrap_err().to_string();
+        assert!(reason.contains("colocated"), "{reason}");
+        few.env.nodes = 3;
+        few.validate().unwrap();
+    }
+
+    #[test]
+    fn colocation_refuses_partitions_it_cannot_make() {
+        let mut c = TestConfig::default();
+        c.cluster.colocate = true;
+        let reason = |c: &TestConfig| c.validate().unwrap_err().to_string();
+        c.nemesis.faults = vec!["partition:zk-from-kafka".into()];
+        assert!(reason(&c).contains("zk-from-kafka"), "{}", reason(&c));
+        c.nemesis.faults = vec!["partition:majorities-ring".into()];
+        assert!(reason(&c).contains("at least 4 nodes"), "{}", reason(&c));
+        // Five colocated nodes make a ring.
+        c.cluster.zookeeper = 5;
+        c.cluster.kafka = 5;
+        c.validate().unwrap();
+        // Kinds that work on shared nodes.
+        c.nemesis.faults = vec![
+            "partition:halves".into(),
+            "partition:isolate-zk-leader".into(),
+            "partition:isolate-kafka-controller".into(),
+        ];
+        c.validate().unwrap();
+        // The same faults are fine on separate nodes.
+        let mut s = TestConfig::default();
+        s.nemesis.faults = vec![
+            "partition:zk-from-kafka".into(),
+            "partition:majorities-ring".into(),
+        ];
+        s.validate().unwrap();
     }
 
     #[test]

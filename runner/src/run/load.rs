@@ -5,15 +5,17 @@
 //! and the fault schedule (the nemesis, with a watcher that publishes the
 //! fault in effect and turns Ctrl-C into the schedule's stop). Stopping it,
 //! or dropping it on an error path, stops and joins them all, so no fault
-//! outlives the load and no thread outlives the run.
+//! outlives the load and no thread outlives the run. It also records the
+//! control layer's session events (a node's SSH session dropped,
+//! reconnected, given up on) into the history as `ssh-reconnect`.
 
 use super::config::TestConfig;
 use super::interrupt::Interrupt;
 use super::{faults, TOPIC};
 use crate::error::{Result, RunError};
-use crate::report::run_events::{DELIVERY, FAULT_ERROR, OBSERVER_STOPPED};
+use crate::report::run_events::{DELIVERY, FAULT_ERROR, OBSERVER_STOPPED, SSH_RECONNECT};
 use serde_json::json;
-use splitbrain_core::control::Control;
+use splitbrain_core::control::{Control, SessionEvent};
 use splitbrain_core::history::{HistoryWriter, OpType, Process};
 use splitbrain_environments::db::cluster_control::EnvCluster;
 use splitbrain_environments::probes::observe;
@@ -26,7 +28,7 @@ use splitbrain_workloads::queue::{QueueOptions, QueueReport};
 use splitbrain_workloads::txn::TxnOptions;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -41,6 +43,8 @@ pub(super) struct LoadThreads {
     current_fault: Arc<Mutex<String>>,
     /// Where the observer's stop is recorded.
     writer: HistoryWriter,
+    /// Records the nodes' SSH session events while the load runs.
+    session_events: Option<SessionEventRecorder>,
 }
 
 impl LoadThreads {
@@ -65,7 +69,12 @@ impl LoadThreads {
             schedule: None,
             current_fault: Arc::new(Mutex::new(String::new())),
             writer: writer.clone(),
+            session_events: None,
         };
+        threads.session_events = Some(SessionEventRecorder::start(
+            control.subscribe(),
+            writer.clone(),
+        )?);
         // On an error here, dropping `threads` stops the observer.
         threads.schedule = Some(spawn_schedule(
             plan.clone(),
@@ -105,7 +114,11 @@ impl LoadThreads {
         for p in self.stop_faults() {
             tracing::error!("faults: {p}");
         }
-        self.stop_observer()
+        let report = self.stop_observer();
+        if let Some(recorder) = self.session_events.take() {
+            recorder.stop();
+        }
+        report
     }
 
     /// Stops the observer and records how it ended (`observer-stopped`):
@@ -142,6 +155,73 @@ impl Drop for LoadThreads {
                 tracing::warn!(%error, "observer stopped with an error");
             }
         }
+        if let Some(recorder) = self.session_events.take() {
+            recorder.stop();
+        }
+    }
+}
+
+/// A thread that writes each [`SessionEvent`] of the run's [`Control`] to
+/// the history as it arrives (`ssh-reconnect`, process `control`), until
+/// stopped; events still queued then are written before it ends.
+struct SessionEventRecorder {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl SessionEventRecorder {
+    fn start(
+        events: mpsc::Receiver<SessionEvent>,
+        writer: HistoryWriter,
+    ) -> Result<SessionEventRecorder> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("ssh-events".into())
+            .spawn(move || loop {
+                match events.recv_timeout(Duration::from_millis(100)) {
+                    Ok(event) => record_session_event(&writer, &event),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if thread_stop.load(Ordering::SeqCst) {
+                            for event in events.try_iter() {
+                                record_session_event(&writer, &event);
+                            }
+                            return;
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            })
+            .map_err(RunError::io(
+                "cannot start the thread recording SSH session events; free some memory or \
+                 threads and run again",
+            ))?;
+        Ok(SessionEventRecorder { stop, thread })
+    }
+
+    /// Writes what is queued, then ends the thread.
+    fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.thread.join();
+    }
+}
+
+/// Records one session event (docs/history.md, `ssh-reconnect`).
+fn record_session_event(writer: &HistoryWriter, event: &SessionEvent) {
+    let value = json!({
+        "node": event.node,
+        "kind": event.kind.as_str(),
+        "attempts": event.attempts,
+        "elapsed_ms": event.elapsed.as_millis() as u64,
+        "cause": event.cause,
+    });
+    if let Err(e) = writer.record(
+        &Process::Named("control".into()),
+        OpType::Info,
+        SSH_RECONNECT,
+        &value,
+    ) {
+        tracing::error!("cannot record an SSH session event ({event:?}): {e}");
     }
 }
 
@@ -321,7 +401,65 @@ pub(super) fn txn_options(cfg: &TestConfig, bootstrap: String) -> TxnOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use splitbrain_core::control::SessionEventKind;
     use splitbrain_workloads::effects::CommitOrder;
+
+    #[test]
+    fn session_events_are_recorded_and_the_history_still_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        let writer = HistoryWriter::create(&path).unwrap();
+        let producer = writer.client(0);
+        producer.invoke_send("queue-0", 1).unwrap();
+        producer.ok_send("queue-0", 1, 0).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let recorder = SessionEventRecorder::start(rx, writer.clone()).unwrap();
+        let event = |kind, attempts, ms| SessionEvent {
+            node: "n2".into(),
+            kind,
+            attempts,
+            elapsed: Duration::from_millis(ms),
+            cause: "`echo x`: ssh error: socket disconnect".into(),
+        };
+        tx.send(event(SessionEventKind::Dropped, 0, 0)).unwrap();
+        tx.send(event(SessionEventKind::Reconnected, 2, 840))
+            .unwrap();
+        // Queued when the load ends: still recorded.
+        tx.send(event(SessionEventKind::GaveUp, 10, 90_000))
+            .unwrap();
+        recorder.stop();
+        writer.client(1).invoke_poll().unwrap();
+        writer
+            .record(
+                &Process::Client(1),
+                OpType::Ok,
+                "poll",
+                &json!({"records": {"queue-0": [[0, 1]]}}),
+            )
+            .unwrap();
+        drop(writer);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|v: &serde_json::Value| v["f"] == SSH_RECONNECT)
+            .collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0]["process"], "control");
+        assert_eq!(lines[0]["type"], "info");
+        assert_eq!(
+            lines[1]["value"],
+            json!({"node": "n2", "kind": "reconnected", "attempts": 2, "elapsed_ms": 840,
+                   "cause": "`echo x`: ssh error: socket disconnect"})
+        );
+        assert_eq!(lines[2]["value"]["kind"], "gave-up");
+        // The checkers and the run's outcome ignore the events.
+        let analysis =
+            crate::report::analyze(&path, &splitbrain_checkers::CheckOptions::default()).unwrap();
+        assert_eq!(analysis.operations, 7);
+        assert!(crate::report::found(&analysis.verdict).is_empty());
+        assert_eq!(analysis.events.problems(), vec![]);
+    }
 
     #[test]
     fn crash_consumer_and_the_controls_reach_the_workload() {

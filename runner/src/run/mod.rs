@@ -31,6 +31,7 @@ use splitbrain_core::history::HistoryWriter;
 use splitbrain_environments::db::artifacts::Artifacts;
 use splitbrain_environments::db::cluster::{self, ClusterGuard, ClusterLayout, LAYOUT_FILE};
 use splitbrain_environments::db::cluster_control::{enable_reconfig, EnvCluster};
+use splitbrain_environments::db::prepare;
 use splitbrain_environments::nodes::{docker, netns};
 use splitbrain_environments::EnvState;
 use splitbrain_nemeses::Schedule;
@@ -205,7 +206,7 @@ fn phases(
 
     progress.phase("env up");
     // Dropped last: removes the environment the run created.
-    let env = env_up(cfg, interrupt)?;
+    let mut env = env_up(cfg, interrupt)?;
     progress.line(&format!(
         "environment {} ({} nodes)",
         env.state.name,
@@ -219,9 +220,13 @@ fn phases(
         });
     }
     check_interrupt(interrupt)?;
+    let prepared = prepare_nodes(cfg, &mut env.state, interrupt, progress)?;
+    check_interrupt(interrupt)?;
 
     progress.phase("cluster up");
-    let cluster = cluster_up(cfg, &env.state)?;
+    let mut cluster = cluster_up(cfg, &env.state)?;
+    cluster.prepared = prepared;
+    progress.line(&placement_line(&cluster.layout));
     let result = check_interrupt(interrupt)
         .and_then(|()| load(cfg, dir, history, &plan, &cluster, interrupt, progress));
 
@@ -237,6 +242,49 @@ fn phases(
     cluster_down(cluster, progress);
     progress.phase("env down");
     result
+}
+
+/// One line saying which node runs which server, e.g. `servers: ZooKeeper
+/// on n1,n2,n3; Kafka on n1,n2,n3 (colocated: n1,n2,n3 run two servers
+/// each)`.
+fn placement_line(layout: &ClusterLayout) -> String {
+    let names = |nodes: Vec<&str>| nodes.join(",");
+    let metadata = if layout.is_kraft() {
+        format!(
+            "KRaft controllers on {}",
+            names(
+                layout
+                    .controllers()
+                    .iter()
+                    .map(|c| c.node.name.as_str())
+                    .collect()
+            )
+        )
+    } else {
+        format!(
+            "ZooKeeper on {}",
+            names(
+                layout
+                    .zookeeper
+                    .iter()
+                    .map(|s| s.node.name.as_str())
+                    .collect()
+            )
+        )
+    };
+    let shared = layout.shared_nodes();
+    format!(
+        "servers: {metadata}; Kafka on {}{}",
+        names(layout.kafka.iter().map(|b| b.node.name.as_str()).collect()),
+        if shared.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (colocated: {} run two servers each)",
+                names(shared.iter().map(|n| n.name.as_str()).collect())
+            )
+        }
+    )
 }
 
 /// Settings librdkafka would refuse, caught before anything starts.
@@ -391,6 +439,49 @@ fn docker_options(cfg: &TestConfig, name: String) -> docker::DockerOptions {
 /// The variable naming the Docker node image's base (as for `env up`).
 pub const DOCKER_BASE_ENV: &str = "SPLITBRAIN_DOCKER_BASE";
 
+/// Kind `ssh`: gets the hosts ready for the cluster (Java, iptables, the
+/// jars: `environments::db::prepare`) with the test's `env.install` and
+/// `env.artifacts_dir`; returns what it did, for the history. Other kinds'
+/// nodes come ready.
+fn prepare_nodes(
+    cfg: &TestConfig,
+    state: &mut EnvState,
+    interrupt: &Interrupt,
+    progress: &mut Progress,
+) -> Result<Option<prepare::PrepareReport>> {
+    if cfg.env.kind != "ssh" {
+        return Ok(None);
+    }
+    let opts = prepare::PrepareOptions::from_settings(
+        cfg.env.install,
+        cfg.env.artifacts_dir.as_deref().map(Path::new),
+    );
+    progress.line(&format!(
+        "preparing {} host(s): Java {}+, iptables{}{}",
+        state.nodes.len(),
+        prepare::MIN_JAVA,
+        if opts.upload {
+            format!(", jars into {}", opts.artifacts_dir.display())
+        } else {
+            String::new()
+        },
+        if opts.install {
+            " (installing what is missing)"
+        } else {
+            ""
+        }
+    ));
+    let report = prepare::prepare(
+        state,
+        &opts,
+        &mut |line| progress.line(line),
+        Some(interrupt.flag()),
+    )?;
+    tracing::info!(report = ?report, "nodes prepared");
+    progress.line(&report.summary());
+    Ok(Some(report))
+}
+
 /// ZooKeeper and Kafka running on the run's nodes.
 struct RunCluster {
     control: Control,
@@ -402,6 +493,9 @@ struct RunCluster {
     /// The cluster as the nemeses see it (added servers included), shared
     /// with the observer.
     db: Arc<EnvCluster>,
+    /// What preparing the hosts did (kind `ssh`), recorded as the history's
+    /// `prepare` event (process `env`) when the history opens.
+    prepared: Option<prepare::PrepareReport>,
 }
 
 /// Phase "cluster up": plans the layout with the test's settings, starts
@@ -420,20 +514,22 @@ fn cluster_up(cfg: &TestConfig, state: &EnvState) -> Result<RunCluster> {
             broker_session_timeout_ms: cfg.cluster.zk_session_timeout_ms,
             ..Default::default()
         };
-        ClusterLayout::plan_kraft(
+        ClusterLayout::plan_kraft_placed(
             &state.name,
             &state.nodes,
             cfg.cluster.controllers,
             cfg.cluster.kafka,
             settings,
+            cfg.cluster.placement(),
             artifacts,
         )?
     } else {
-        ClusterLayout::plan(
+        ClusterLayout::plan_placed(
             &state.name,
             &state.nodes,
             cfg.cluster.zookeeper,
             cfg.cluster.kafka,
+            cfg.cluster.placement(),
             artifacts,
         )?
     };
@@ -477,6 +573,7 @@ fn cluster_up(cfg: &TestConfig, state: &EnvState) -> Result<RunCluster> {
         layout_path,
         guard,
         db,
+        prepared: None,
     })
 }
 
@@ -495,6 +592,14 @@ fn load(
 ) -> Result<()> {
     let writer = HistoryWriter::create(history)?;
     crate::evidence::write_clock(dir, writer.started_at())?;
+    if let Some(report) = &cluster.prepared {
+        writer.record(
+            &splitbrain_core::history::Process::Named("env".into()),
+            splitbrain_core::history::OpType::Info,
+            "prepare",
+            report,
+        )?;
+    }
     let mut threads =
         LoadThreads::start(cfg, plan, &cluster.db, &cluster.control, &writer, interrupt)?;
     if cfg.workload.kind == "txn" {
