@@ -1,4 +1,5 @@
-//! End-to-end tests of `env.kind = "ssh"` on plain SSH hosts: containers of
+//! End-to-end tests of `env.kind = "ssh"` on plain SSH hosts (issue #14's
+//! "Must show"): containers of
 //! a bare Debian image (stock sshd, sudo; no Java, no iptables, no artifact
 //! mount), one logged into as a non-root user with passwordless sudo, listed
 //! in a hosts TOML file, packages through a private apt proxy on this
@@ -6,6 +7,7 @@
 //! (started by the tests; skipped with a reason when impossible, failed
 //! under CI).
 
+use serde_json::Value;
 use splitbrain_core::control::Session;
 use splitbrain_environments::nodes::docker::ssh_hosts::{SshHosts, SshHostsOptions};
 use splitbrain_environments::nodes::docker::{find_resources, test_env::lease_for_test};
@@ -116,4 +118,230 @@ fn walk_size(dir: &std::path::Path) -> u64 {
             _ => e.metadata().map(|m| m.len()).unwrap_or(0),
         })
         .sum()
+}
+
+/// The shipped campaigns/incident-2020.toml (its 70 s of load, its
+/// workload and expected anomalies), on plain SSH hosts: ZooKeeper and Kafka
+/// colocated on the 3 old nodes, the 4 newcomers on the others (7 hosts);
+/// Java, iptables and the jars installed by the run.
+fn incident_on(hosts_file: &str) -> String {
+    let shipped = include_str!("../campaigns/incident-2020.toml");
+    let cluster = "cluster = { zookeeper = 3, kafka = 3, zk_session_timeout_ms = 6000 }";
+    assert!(shipped.contains(cluster) && shipped.contains("[defaults]\n"));
+    shipped
+        .replace(
+            cluster,
+            "cluster = { zookeeper = 3, kafka = 3, zk_session_timeout_ms = 6000, colocate = true }",
+        )
+        .replace(
+            "[defaults]\n",
+            &format!(
+                "[defaults]\nenv = {{ kind = \"ssh\", hosts = \"{hosts_file}\", install = true }}\n"
+            ),
+        )
+        .replace("name = \"incident-2020\"", "name = \"incident-ssh\"")
+}
+
+/// A short run without faults on the same hosts, to time their preparation
+/// when Java and the jars are there (or only Java).
+const AGAIN: &str = r#"
+name = "again-ssh"
+time_limit = 5
+env = { kind = "ssh", hosts = "HOSTS", install = true }
+cluster = { zookeeper = 3, kafka = 3, colocate = true }
+workload = { rate = 50, senders = 2, consumers = 1 }
+"#;
+
+/// Runs `splitbrain ARGS… --store STORE` and returns the test's
+/// results.json, history's `prepare` event and the wall time.
+fn run_splitbrain(
+    args: &[&str],
+    file: &std::path::Path,
+    store: &std::path::Path,
+    test: &str,
+) -> (Value, Value, Duration, bool) {
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_splitbrain"))
+        .args(args)
+        .arg(file)
+        .arg("--store")
+        .arg(store)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "{}{stderr}\n{} took {took:?}",
+        String::from_utf8_lossy(&out.stdout),
+        test
+    );
+    let run = store.join(test).join("latest");
+    let results: Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("results.json"))
+            .unwrap_or_else(|e| panic!("{test}: no results.json ({e}): {stderr}")),
+    )
+    .unwrap();
+    let prepare = std::fs::read_to_string(run.join("history.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|op| op["f"] == "prepare")
+        .map(|op| op["value"].clone())
+        .unwrap_or_else(|| panic!("{test}: no prepare event in the history"));
+    (results, prepare, took, out.status.success())
+}
+
+fn count(results: &Value, anomaly: &str) -> u64 {
+    results["anomalies"][anomaly]["count"].as_u64().unwrap_or(0)
+}
+
+fn sum(prepare: &Value, field: &str) -> u64 {
+    prepare["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n[field].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// The issue's end-to-end test: bare hosts, one logged into as a sudo user;
+/// the run installs Java and iptables, uploads the jars and runs the
+/// incident colocated on 7 hosts with the netns verdict; afterwards only the
+/// jar store and the packages are left; a second run uploads nothing.
+#[test]
+fn incident_on_plain_ssh_hosts_installs_what_it_needs_and_reuses_the_jars() {
+    let Some(lease) = lease_for_test() else {
+        return;
+    };
+    let opts = SshHostsOptions {
+        hosts: 7,
+        sudo_hosts: vec![1],
+        ..SshHostsOptions::default()
+    };
+    let hosts = SshHosts::up(lease, "ssh-incident", &opts).expect("plain SSH hosts up");
+    let hosts_file = hosts.hosts_file().display().to_string();
+    // Kept when the test fails, for its runs' reports and logs.
+    let dir = KeepOnPanic(Some(tempfile::tempdir().unwrap()));
+    eprintln!("runs kept in {} if the test fails", dir.path().display());
+    let incident = dir.path().join("incident-ssh.toml");
+    std::fs::write(&incident, incident_on(&hosts_file)).unwrap();
+    let again = dir.path().join("again-ssh.toml");
+    std::fs::write(&again, AGAIN.replace("HOSTS", &hosts_file)).unwrap();
+
+    // 1. Bare hosts: everything installed and uploaded; the netns verdict
+    // (checked at the end, so that the other measurements are made anyway).
+    let (results, first, took, ok) = run_splitbrain(
+        &["campaign"],
+        &incident,
+        &dir.path().join("store"),
+        "incident-ssh",
+    );
+    let mut verdict = Vec::new();
+    if !ok || results["passed"] != true {
+        verdict.push(format!("incident-ssh did not pass: {}", results["outcome"]));
+    }
+    for found in ["split-brain", "multiple-controllers", "divergent-ensembles"] {
+        if count(&results, found) == 0 {
+            verdict.push(format!("{found} not found"));
+        }
+    }
+    for absent in ["lost-write", "dlq-lost", "effect-duplicate"] {
+        if count(&results, absent) > 0 {
+            verdict.push(format!("{absent}: {}", count(&results, absent)));
+        }
+    }
+    eprintln!(
+        "run 1 verdict: {}; split-brain {}, multiple-controllers {}, divergent-ensembles {}, \
+         lost-write {}, dlq-lost {}, effect-duplicate {}; acknowledged {}",
+        results["outcome"],
+        count(&results, "split-brain"),
+        count(&results, "multiple-controllers"),
+        count(&results, "divergent-ensembles"),
+        count(&results, "lost-write"),
+        count(&results, "dlq-lost"),
+        count(&results, "effect-duplicate"),
+        results["counts"]["acknowledged"]
+    );
+    let nodes = first["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 7);
+    for n in nodes {
+        assert_eq!(n["java_installed"], true, "{n}");
+        assert!(n["jars_uploaded"].as_u64().unwrap() > 0, "{n}");
+    }
+    eprintln!(
+        "run 1 (install + upload): {took:?}; preparing took {:.1} s, {} jars, {:.1} MB uploaded",
+        first["seconds"].as_f64().unwrap(),
+        sum(&first, "jars_uploaded"),
+        sum(&first, "bytes_uploaded") as f64 / 1e6
+    );
+
+    // 2. What is left on the hosts: the jar store and the packages only.
+    for node in hosts.nodes(Some("root")) {
+        let mut s = Session::connect(&node, CMD).unwrap();
+        for (cmd, want) in [
+            ("test -e /var/lib/splitbrain", false),
+            ("pgrep -x java", false),
+            ("iptables -S SPLITBRAIN", false),
+            ("test -d /opt/splitbrain/artifacts", true),
+            ("command -v java && command -v iptables", true),
+        ] {
+            let (status, out) = sh(&mut s, cmd);
+            assert_eq!(status == 0, want, "{}: `{cmd}`: {out}", node.name);
+        }
+    }
+
+    // 3. Again: nothing installed, nothing uploaded.
+    let (_, reused, took, ok) =
+        run_splitbrain(&["run"], &again, &dir.path().join("store"), "again-ssh");
+    assert!(ok, "again-ssh failed");
+    assert_eq!(sum(&reused, "jars_uploaded"), 0, "{reused}");
+    assert!(reused["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["java_installed"] == false));
+    eprintln!(
+        "run 2 (jars there): {took:?}; preparing took {:.1} s",
+        reused["seconds"].as_f64().unwrap()
+    );
+
+    // 4. Control: without the jars on the hosts the same run uploads them
+    // again, which is the time the reuse saves.
+    for node in hosts.nodes(Some("root")) {
+        let mut s = Session::connect(&node, CMD).unwrap();
+        assert_eq!(sh(&mut s, "rm -rf /opt/splitbrain").0, 0);
+    }
+    let (_, uploaded, took, ok) =
+        run_splitbrain(&["run"], &again, &dir.path().join("store2"), "again-ssh");
+    assert!(ok, "again-ssh (jars removed) failed");
+    assert!(sum(&uploaded, "jars_uploaded") > 0, "{uploaded}");
+    eprintln!(
+        "run 3 (jars removed): {took:?}; preparing took {:.1} s: reusing the jars saved {:.1} s per run",
+        uploaded["seconds"].as_f64().unwrap(),
+        uploaded["seconds"].as_f64().unwrap() - reused["seconds"].as_f64().unwrap()
+    );
+    hosts.down().expect("down");
+    assert!(
+        verdict.is_empty(),
+        "the incident's verdict differs from netns': {verdict:?}"
+    );
+}
+
+/// A temporary directory kept (and named on stderr) when the test panics.
+struct KeepOnPanic(Option<tempfile::TempDir>);
+
+impl KeepOnPanic {
+    fn path(&self) -> &std::path::Path {
+        self.0.as_ref().expect("present").path()
+    }
+}
+
+impl Drop for KeepOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(d) = self.0.take() {
+                let _ = d.keep();
+            }
+        }
+    }
 }
