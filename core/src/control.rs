@@ -910,6 +910,12 @@ impl Session {
     /// ([`ControlError::Failed`]) carrying the status and stderr.
     pub fn exec_ok(&mut self, cmd: &str, timeout: Duration) -> Result<Output, ControlError> {
         let out = self.exec(cmd, timeout)?;
+        self.succeeded(cmd, out)
+    }
+
+    /// `out` if `cmd` exited 0, else [`ControlError::Failed`] with its
+    /// status and stderr.
+    fn succeeded(&self, cmd: &str, out: Output) -> Result<Output, ControlError> {
         if out.success() {
             Ok(out)
         } else {
@@ -962,16 +968,7 @@ impl Session {
         timeout: Duration,
     ) -> Result<Output, ControlError> {
         let out = self.exec_privileged(cmd, timeout)?;
-        if out.success() {
-            Ok(out)
-        } else {
-            Err(ControlError::Failed {
-                node: self.node.name.clone(),
-                command: cmd.to_string(),
-                status: out.status,
-                stderr: out.stderr.trim().to_string(),
-            })
-        }
+        self.succeeded(cmd, out)
     }
 
     /// Whether a failed `sudo -n` command failed because sudo wants a

@@ -1068,18 +1068,7 @@ mod tests {
         }
     }
 
-    fn sh(cmd: &str) -> (i32, String, String) {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
+    use crate::nodes::ssh::tests::sh;
 
     /// A small cache: two jars in zookeeper/lib, one of them also in
     /// kafka/lib (the same content: one blob).

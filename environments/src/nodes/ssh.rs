@@ -415,7 +415,7 @@ pub fn down_purging(name: &str, timeout: Duration, purge: bool) -> Result<Vec<Pa
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -484,17 +484,29 @@ mod tests {
         }
     }
 
-    fn sh(cmd: &str) -> (i32, String, String) {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .output()
-            .unwrap();
+    /// Runs `cmd` in a local `sh` (exit status, stdout, stderr); with
+    /// `bin` first on PATH when given (stand-in commands).
+    pub(crate) fn sh_in(bin: Option<&Path>, cmd: &str) -> (i32, String, String) {
+        let mut command = std::process::Command::new("sh");
+        command.arg("-c").arg(cmd);
+        if let Some(bin) = bin {
+            let path = format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            );
+            command.env("PATH", path);
+        }
+        let out = command.output().unwrap();
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    pub(crate) fn sh(cmd: &str) -> (i32, String, String) {
+        sh_in(None, cmd)
     }
 
     #[test]
@@ -623,22 +635,7 @@ mod tests {
     }
 
     fn sh_with_path(bin: &Path, cmd: &str) -> (i32, String, String) {
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .env("PATH", path)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        sh_in(Some(bin), cmd)
     }
 
     /// The non-root commands run for real, with a stand-in `sudo` (this

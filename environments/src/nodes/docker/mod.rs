@@ -270,6 +270,63 @@ fn used_subnets(cli: &DockerCli) -> Result<Vec<DockerSubnet>, EnvError> {
         .collect())
 }
 
+/// What `docker run` needs to start one node container. The environment's
+/// nodes and the plain-SSH-host fixture differ only in `env` and `mounts`.
+pub(crate) struct ContainerSpec<'a> {
+    /// The environment (label, network).
+    pub record: &'a DockerRecord,
+    /// Node name, also the container's hostname.
+    pub node: &'a str,
+    /// The container's name.
+    pub container: &'a str,
+    /// Its address on the environment's network.
+    pub address: IpAddr,
+    /// The other nodes as `name:address`, for /etc/hosts.
+    pub peers: Vec<String>,
+    /// `KEY=value` environment of the container's init.
+    pub env: Vec<String>,
+    /// `--mount` values.
+    pub mounts: Vec<String>,
+}
+
+/// Starts the container `spec` describes: labelled with its environment
+/// and node, with NET_ADMIN for iptables partitions inside its own network
+/// namespace.
+pub(crate) fn start_container(cli: &DockerCli, spec: &ContainerSpec) -> Result<(), EnvError> {
+    let label_env = format!("{ENV_LABEL}={}", spec.record.env);
+    let label_node = format!("{NODE_LABEL}={}", spec.node);
+    let ip = spec.address.to_string();
+    let mut args: Vec<&str> = vec![
+        "run",
+        "--detach",
+        "--name",
+        spec.container,
+        "--hostname",
+        spec.node,
+        "--network",
+        &spec.record.network,
+        "--ip",
+        &ip,
+        "--cap-add",
+        "NET_ADMIN",
+        "--label",
+        &label_env,
+        "--label",
+        &label_node,
+    ];
+    for e in &spec.env {
+        args.extend(["--env", e]);
+    }
+    for h in &spec.peers {
+        args.extend(["--add-host", h]);
+    }
+    for m in &spec.mounts {
+        args.extend(["--mount", m]);
+    }
+    args.push(&spec.record.image);
+    cli.ok(&args, QUICK).map(|_| ())
+}
+
 /// Starts one node's container.
 fn run_container(
     cli: &DockerCli,
@@ -278,11 +335,7 @@ fn run_container(
     node: &DockerNode,
     public_key: &str,
 ) -> Result<(), EnvError> {
-    let label_env = format!("{ENV_LABEL}={}", record.env);
-    let label_node = format!("{NODE_LABEL}={}", node.name);
-    let ip = node.address.to_string();
-    let key_env = format!("SPLITBRAIN_AUTHORIZED_KEY={public_key}");
-    let hosts: Vec<String> = record
+    let peers: Vec<String> = record
         .nodes
         .iter()
         .filter(|n| n.name != node.name)
@@ -305,35 +358,16 @@ fn run_container(
             shared.node_path.display()
         ));
     }
-    let mut args: Vec<&str> = vec![
-        "run",
-        "--detach",
-        "--name",
-        &node.container,
-        "--hostname",
-        &node.name,
-        "--network",
-        &record.network,
-        "--ip",
-        &ip,
-        // iptables partitions inside the node's own network namespace.
-        "--cap-add",
-        "NET_ADMIN",
-        "--label",
-        &label_env,
-        "--label",
-        &label_node,
-        "--env",
-        &key_env,
-    ];
-    for h in &hosts {
-        args.extend(["--add-host", h]);
-    }
-    for m in &mounts {
-        args.extend(["--mount", m]);
-    }
-    args.push(&record.image);
-    cli.ok(&args, QUICK).map(|_| ())
+    let spec = ContainerSpec {
+        record,
+        node: &node.name,
+        container: &node.container,
+        address: node.address,
+        peers,
+        env: vec![format!("SPLITBRAIN_AUTHORIZED_KEY={public_key}")],
+        mounts,
+    };
+    start_container(cli, &spec)
 }
 
 /// `path` with `.` and `..` resolved by name only (as Docker cleans a mount

@@ -18,8 +18,8 @@
 use super::engine::EngineLease;
 use super::image::{ensure_image, LOCAL_BASE_IMAGE};
 use super::{
-    await_node, create_network, ensure_key_pair, parallel, remove_resources, DockerCli, DockerNode,
-    DockerRecord, ENV_LABEL, NODE_LABEL,
+    await_node, create_network, ensure_key_pair, parallel, remove_resources, start_container,
+    ContainerSpec, DockerCli, DockerNode, DockerRecord,
 };
 use crate::nodes::EnvError;
 use splitbrain_core::control::Node;
@@ -385,49 +385,27 @@ impl SshHosts {
         sudo_user: &str,
         proxy: Option<&str>,
     ) -> Result<(), EnvError> {
-        let label_env = format!("{ENV_LABEL}={}", self.name);
-        let label_node = format!("{NODE_LABEL}={}", host.name);
-        let ip = host.address.to_string();
-        let key_env = format!("SPLITBRAIN_AUTHORIZED_KEY={public_key}");
-        let user_env = format!("SPLITBRAIN_SUDO_USER={sudo_user}");
-        let proxy_env = proxy.map(|p| format!("SPLITBRAIN_APT_PROXY={p}"));
-        let others: Vec<String> = self
+        let mut env = vec![
+            format!("SPLITBRAIN_AUTHORIZED_KEY={public_key}"),
+            format!("SPLITBRAIN_SUDO_USER={sudo_user}"),
+        ];
+        env.extend(proxy.map(|p| format!("SPLITBRAIN_APT_PROXY={p}")));
+        let peers: Vec<String> = self
             .hosts
             .iter()
             .filter(|h| h.name != host.name)
             .map(|h| format!("{}:{}", h.name, h.address))
             .collect();
-        let mut args: Vec<&str> = vec![
-            "run",
-            "--detach",
-            "--name",
-            &host.container,
-            "--hostname",
-            &host.name,
-            "--network",
-            &record.network,
-            "--ip",
-            &ip,
-            // A VM may change its own firewall: iptables partitions.
-            "--cap-add",
-            "NET_ADMIN",
-            "--label",
-            &label_env,
-            "--label",
-            &label_node,
-            "--env",
-            &key_env,
-            "--env",
-            &user_env,
-        ];
-        if let Some(p) = &proxy_env {
-            args.extend(["--env", p]);
-        }
-        for h in &others {
-            args.extend(["--add-host", h]);
-        }
-        args.push(&record.image);
-        self.cli.ok(&args, QUICK).map(|_| ())
+        let spec = ContainerSpec {
+            record,
+            node: &host.name,
+            container: &host.container,
+            address: host.address,
+            peers,
+            env,
+            mounts: Vec::new(),
+        };
+        start_container(&self.cli, &spec)
     }
 
     /// The hosts file: one `[[nodes]]` per host (name, address, user, the
