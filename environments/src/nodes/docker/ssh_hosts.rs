@@ -186,6 +186,10 @@ impl Drop for AptProxy {
 
 /// Installs Debian's apt-cacher-ng if its daemon is missing.
 fn install_apt_cacher_ng() -> Result<(), EnvError> {
+    // Tests in one binary start proxies at once: one installs, the others
+    // wait here (and dpkg's lock covers other processes).
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     if Path::new(APT_CACHER_NG).exists() {
         return Ok(());
     }
@@ -195,8 +199,8 @@ fn install_apt_cacher_ng() -> Result<(), EnvError> {
             "-c",
             // The package's own system service is not needed (each test
             // runs a private instance): stopped and disabled again.
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-             apt-get install -y -qq --no-install-recommends apt-cacher-ng && \
+            "apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive \
+             apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends apt-cacher-ng && \
              { systemctl disable --now apt-cacher-ng 2>/dev/null || \
                service apt-cacher-ng stop 2>/dev/null || true; }",
         ],
