@@ -11,6 +11,8 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Instant;
+mod common;
+use common::KeepOnPanic;
 
 /// kills.toml's safe test, shortened: 40 s of load with a fault every 10 s
 /// (5 s calm, 5 s fault), two spare nodes (`env.nodes = 5`) that must stay
@@ -25,24 +27,6 @@ kafka = { acks = "all", idempotence = true, min_insync_replicas = 2, unclean_lea
 workload = { rate = 200, senders = 8, consumers = 2, message_timeout_ms = 5000, max_attempts = 3, read_timeout = 40 }
 nemesis = { faults = ["kill:kafka", "kill:zk", "pause:kafka", "pause:zk"], quiet = 5, duration = 5 }
 "#;
-
-struct KeepOnPanic(Option<tempfile::TempDir>);
-
-impl KeepOnPanic {
-    fn path(&self) -> &std::path::Path {
-        self.0.as_ref().expect("present").path()
-    }
-}
-
-impl Drop for KeepOnPanic {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Some(d) = self.0.take() {
-                let _ = d.keep();
-            }
-        }
-    }
-}
 
 /// The observer's samples: (time in ns, value).
 fn observations(history: &str) -> Vec<(u64, Value)> {

@@ -5,6 +5,8 @@
 use serde_json::Value;
 use std::process::Command;
 use std::time::Instant;
+mod common;
+use common::KeepOnPanic;
 
 /// campaigns/incident-2020.toml's first test, shortened for CI, with the
 /// campaign's own client settings (a 1.5 s message timeout and one attempt,
@@ -25,24 +27,6 @@ kafka = { acks = "all", idempotence = true, replication_factor = 3, min_insync_r
 workload = { rate = 200, senders = 8, consumers = 2, message_timeout_ms = 1500, max_attempts = 1, read_timeout = 40 }
 nemesis = { faults = ["rapid-add"], quiet = 5, duration = 50, max_faults = 1, add_count = 4, move_broker = true }
 "#;
-
-struct KeepOnPanic(Option<tempfile::TempDir>);
-
-impl KeepOnPanic {
-    fn path(&self) -> &std::path::Path {
-        self.0.as_ref().expect("present").path()
-    }
-}
-
-impl Drop for KeepOnPanic {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Some(d) = self.0.take() {
-                let _ = d.keep();
-            }
-        }
-    }
-}
 
 #[test]
 fn shortened_incident_2020_detects_the_split_and_loses_nothing() {

@@ -13,6 +13,8 @@ use splitbrain_environments::nodes::docker::ssh_hosts::{SshHosts, SshHostsOption
 use splitbrain_environments::nodes::docker::{find_resources, test_env::lease_for_test};
 use splitbrain_environments::nodes::ssh::parse_hosts;
 use std::time::{Duration, Instant};
+mod common;
+use common::KeepOnPanic;
 
 const CMD: Duration = Duration::from_secs(30);
 
@@ -325,23 +327,4 @@ fn incident_on_plain_ssh_hosts_installs_what_it_needs_and_reuses_the_jars() {
         verdict.is_empty(),
         "the incident's verdict differs from netns': {verdict:?}"
     );
-}
-
-/// A temporary directory kept (and named on stderr) when the test panics.
-struct KeepOnPanic(Option<tempfile::TempDir>);
-
-impl KeepOnPanic {
-    fn path(&self) -> &std::path::Path {
-        self.0.as_ref().expect("present").path()
-    }
-}
-
-impl Drop for KeepOnPanic {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Some(d) = self.0.take() {
-                let _ = d.keep();
-            }
-        }
-    }
 }

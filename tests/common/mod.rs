@@ -23,3 +23,24 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// A temporary directory kept (not deleted) when the test panics, so the
+/// failed run's store can be read afterwards.
+pub struct KeepOnPanic(pub Option<tempfile::TempDir>);
+
+impl KeepOnPanic {
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        self.0.as_ref().expect("present").path()
+    }
+}
+
+impl Drop for KeepOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(d) = self.0.take() {
+                let _ = d.keep();
+            }
+        }
+    }
+}
