@@ -230,17 +230,7 @@ fn state_dir_can_be_moved_with_splitbrain_state_dir() {
 fn ssh_kind_through_the_binary() {
     let hosts_env = netns::TestEnv::up("cli_ssh_hosts", 2);
     let work = tempfile::tempdir().unwrap();
-    let mut toml = String::new();
-    for node in hosts_env.nodes() {
-        toml.push_str(&format!(
-            "[[nodes]]\nname = \"{}\"\naddress = \"{}\"\nkey_path = \"{}\"\nknown_hosts = \"{}\"\ndir = \"{}\"\n\n",
-            node.name,
-            node.address,
-            node.key_path.display(),
-            node.known_hosts.display(),
-            work.path().join(&node.name).display()
-        ));
-    }
+    let toml = hosts_env.hosts_toml(|n| work.path().join(n));
     let hosts = work.path().join("hosts.toml");
     std::fs::write(&hosts, toml).unwrap();
     let name = env_name("ssh");

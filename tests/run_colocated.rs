@@ -9,8 +9,6 @@
 
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::process::Command;
-use std::time::Instant;
 mod common;
 use common::KeepOnPanic;
 
@@ -43,25 +41,16 @@ fn colocated_kills_on_five_nodes_pass_and_hit_one_process_each() {
     let dir = tempfile::tempdir().unwrap();
     eprintln!("run kept in {} if the test fails", dir.path().display());
     let dir = KeepOnPanic(Some(dir));
-    let test = dir.path().join("kills-colocated.toml");
-    std::fs::write(&test, TEST).unwrap();
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
-        .arg("run")
-        .arg(&test)
-        .arg("--store")
-        .arg(dir.path().join("store"))
-        .output()
-        .expect("run splitbrain");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}\n{stderr}\nrun took {:?}", started.elapsed());
-    let run_dir = dir.path().join("store/kills-colocated-ci/latest");
-    let results: Value = serde_json::from_str(
-        &std::fs::read_to_string(run_dir.join("results.json"))
-            .unwrap_or_else(|e| panic!("no results.json ({e}); stderr:\n{stderr}")),
-    )
-    .unwrap();
+    let common::FinishedRun {
+        out,
+        run_dir,
+        results,
+    } = common::run_test_file(
+        dir.path(),
+        "kills-colocated.toml",
+        TEST,
+        "kills-colocated-ci",
+    );
     eprintln!("outcome: {}", results["outcome"]);
     assert_eq!(results["config"]["cluster"]["colocate"], true);
 

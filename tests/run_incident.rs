@@ -2,7 +2,6 @@
 //! ZooKeeper and Kafka in network namespaces (root, the artifact cache and
 //! sshd needed: scripts/setup), asserting the verdict from results.json.
 
-use serde_json::Value;
 use std::process::Command;
 use std::time::Instant;
 mod common;
@@ -34,25 +33,11 @@ fn shortened_incident_2020_detects_the_split_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     eprintln!("run kept in {} if the test fails", dir.path().display());
     let dir = KeepOnPanic(Some(dir));
-    let test = dir.path().join("incident.toml");
-    std::fs::write(&test, TEST).unwrap();
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_splitbrain"))
-        .arg("run")
-        .arg(&test)
-        .arg("--store")
-        .arg(dir.path().join("store"))
-        .output()
-        .expect("run splitbrain");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}\n{stderr}\nrun took {:?}", started.elapsed());
-    let run_dir = dir.path().join("store/incident-2020-ci/latest");
-    let results: Value = serde_json::from_str(
-        &std::fs::read_to_string(run_dir.join("results.json"))
-            .unwrap_or_else(|e| panic!("no results.json ({e}); stderr:\n{stderr}")),
-    )
-    .unwrap();
+    let common::FinishedRun {
+        out,
+        run_dir,
+        results,
+    } = common::run_test_file(dir.path(), "incident.toml", TEST, "incident-2020-ci");
     let count = |name: &str| results["anomalies"][name]["count"].as_u64().unwrap();
     let counts = &results["counts"];
     eprintln!("anomalies: {}", results["outcome"]);

@@ -11,21 +11,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-fn hosts_toml(env: &TestEnv, base: &Path) -> String {
-    let mut text = String::new();
-    for node in env.nodes() {
-        text.push_str(&format!(
-            "[[nodes]]\nname = \"{}\"\naddress = \"{}\"\nkey_path = \"{}\"\nknown_hosts = \"{}\"\ndir = \"{}\"\n\n",
-            node.name,
-            node.address,
-            node.key_path.display(),
-            node.known_hosts.display(),
-            base.join("hosts").join(&node.name).display()
-        ));
-    }
-    text
-}
-
 /// The `prepare` event of a run's history.
 fn prepare_event(run_dir: &Path) -> Value {
     let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
@@ -41,7 +26,11 @@ fn run_prepares_ssh_hosts_and_a_second_run_uploads_nothing() {
     let hosts_env = TestEnv::up("run_ssh_hosts", 2);
     let work = tempfile::tempdir().unwrap();
     let hosts = work.path().join("hosts.toml");
-    std::fs::write(&hosts, hosts_toml(&hosts_env, work.path())).unwrap();
+    std::fs::write(
+        &hosts,
+        hosts_env.hosts_toml(|n| work.path().join("hosts").join(n)),
+    )
+    .unwrap();
     // The hosts share this machine's file system: the jar store goes under
     // the test's directory, not /opt/splitbrain.
     let store = work.path().join("jars");

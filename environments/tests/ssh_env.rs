@@ -13,27 +13,12 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(10);
 
-fn hosts_toml(env: &TestEnv, base: &Path) -> String {
-    let mut text = String::new();
-    for node in env.nodes() {
-        text.push_str(&format!(
-            "[[nodes]]\nname = \"{}\"\naddress = \"{}\"\nkey_path = \"{}\"\nknown_hosts = \"{}\"\ndir = \"{}\"\n\n",
-            node.name,
-            node.address,
-            node.key_path.display(),
-            node.known_hosts.display(),
-            base.join(&node.name).display()
-        ));
-    }
-    text
-}
-
 #[test]
 fn ssh_env_checks_hosts_and_down_removes_only_its_own_things() {
     let netns = TestEnv::up("ssh_env", 2);
     let work = tempfile::tempdir().unwrap();
     let hosts = work.path().join("hosts.toml");
-    std::fs::write(&hosts, hosts_toml(&netns, work.path())).unwrap();
+    std::fs::write(&hosts, netns.hosts_toml(|n| work.path().join(n))).unwrap();
     let name = format!("t-ssh-{}", std::process::id());
 
     let state = ssh::up(&name, &hosts, T).unwrap();
@@ -150,7 +135,7 @@ fn ssh_env_down_with_unreachable_hosts_keeps_state_and_says_so() {
     let netns = TestEnv::up("ssh_env_gone", 1);
     let work = tempfile::tempdir().unwrap();
     let hosts = work.path().join("hosts.toml");
-    std::fs::write(&hosts, hosts_toml(&netns, work.path())).unwrap();
+    std::fs::write(&hosts, netns.hosts_toml(|n| work.path().join(n))).unwrap();
     let name = format!("t-sshgone-{}", std::process::id());
     let state = ssh::up(&name, &hosts, T).unwrap();
     assert!(state.control(T).is_ok());
@@ -162,23 +147,6 @@ fn ssh_env_down_with_unreachable_hosts_keeps_state_and_says_so() {
     // The state is kept so `down` can be re-run later; remove it by hand here.
     let state = EnvState::load(&name).unwrap();
     std::fs::remove_dir_all(state.dir()).unwrap();
-}
-
-/// A hosts file whose node directories are `<base>/<node>/a/b`: `up` must
-/// create `<base>/<node>` and its children, and `down` remove exactly those.
-fn hosts_toml_deep(env: &TestEnv, base: &Path) -> String {
-    let mut text = String::new();
-    for node in env.nodes() {
-        text.push_str(&format!(
-            "[[nodes]]\nname = \"{}\"\naddress = \"{}\"\nkey_path = \"{}\"\nknown_hosts = \"{}\"\ndir = \"{}\"\n\n",
-            node.name,
-            node.address,
-            node.key_path.display(),
-            node.known_hosts.display(),
-            base.join(&node.name).join("a/b").display()
-        ));
-    }
-    text
 }
 
 /// Removes the ssh environment (its state and what it put on the hosts,
@@ -214,7 +182,11 @@ fn ssh_prepare_uploads_jars_once_and_down_removes_what_up_made() {
     let netns = TestEnv::up("ssh_prepare", 2);
     let work = tempfile::tempdir().unwrap();
     let hosts = work.path().join("hosts.toml");
-    std::fs::write(&hosts, hosts_toml_deep(&netns, work.path())).unwrap();
+    std::fs::write(
+        &hosts,
+        netns.hosts_toml(|n| work.path().join(n).join("a/b")),
+    )
+    .unwrap();
     let store = work.path().join("jars/store");
     let hashes = work.path().join("hashes.json");
     let name = format!("t-sshprep-{}", std::process::id());

@@ -102,6 +102,24 @@ impl TestEnv {
         &self.state.nodes
     }
 
+    /// A hosts file (the `ssh` environment's format) listing these nodes as
+    /// SSH hosts, each with its node directory at `dir_of(node name)`.
+    pub fn hosts_toml(&self, dir_of: impl Fn(&str) -> std::path::PathBuf) -> String {
+        self.nodes()
+            .iter()
+            .map(|node| {
+                format!(
+                    "[[nodes]]\nname = \"{}\"\naddress = \"{}\"\nkey_path = \"{}\"\nknown_hosts = \"{}\"\ndir = \"{}\"\n\n",
+                    node.name,
+                    node.address,
+                    node.key_path.display(),
+                    node.known_hosts.display(),
+                    dir_of(&node.name).display()
+                )
+            })
+            .collect()
+    }
+
     /// Node `name`; panics if there is none.
     pub fn node(&self, name: &str) -> &Node {
         self.state
