@@ -123,18 +123,16 @@ fn walk_size(dir: &std::path::Path) -> u64 {
 }
 
 /// The shipped campaigns/incident-2020.toml (its 70 s of load, its
-/// workload and expected anomalies), on plain SSH hosts: ZooKeeper and Kafka
-/// colocated on the 3 old nodes, the 4 newcomers on the others (7 hosts);
-/// Java, iptables and the jars installed by the run.
+/// workload and expected anomalies) in the netns layout, on plain SSH hosts:
+/// 3 ZooKeeper, 3 Kafka and the 4 newcomers each on a host of its own (10
+/// hosts); Java, iptables and the jars installed by the run. Not colocated:
+/// colocated, the move also cuts broker 3 from brokers 1 and 2, and one of
+/// six such runs found a real duplicate (docs/campaign-results.md), so that
+/// verdict is not the netns one.
 fn incident_on(hosts_file: &str) -> String {
     let shipped = include_str!("../campaigns/incident-2020.toml");
-    let cluster = "cluster = { zookeeper = 3, kafka = 3, zk_session_timeout_ms = 6000 }";
-    assert!(shipped.contains(cluster) && shipped.contains("[defaults]\n"));
+    assert!(shipped.contains("[defaults]\n"));
     shipped
-        .replace(
-            cluster,
-            "cluster = { zookeeper = 3, kafka = 3, zk_session_timeout_ms = 6000, colocate = true }",
-        )
         .replace(
             "[defaults]\n",
             &format!(
@@ -145,7 +143,8 @@ fn incident_on(hosts_file: &str) -> String {
 }
 
 /// A short run without faults on the same hosts, to time their preparation
-/// when Java and the jars are there (or only Java).
+/// when Java and the jars are there (or only Java); colocated on h1-h3, so
+/// two servers share each of those hosts' stock sshd.
 const AGAIN: &str = r#"
 name = "again-ssh"
 time_limit = 5
@@ -208,7 +207,7 @@ fn sum(prepare: &Value, field: &str) -> u64 {
 
 /// The issue's end-to-end test: bare hosts, one logged into as a sudo user;
 /// the run installs Java and iptables, uploads the jars and runs the
-/// incident colocated on 7 hosts with the netns verdict; afterwards only the
+/// incident on 10 hosts with the netns verdict; afterwards only the
 /// jar store and the packages are left; a second run uploads nothing.
 #[test]
 fn incident_on_plain_ssh_hosts_installs_what_it_needs_and_reuses_the_jars() {
@@ -216,7 +215,7 @@ fn incident_on_plain_ssh_hosts_installs_what_it_needs_and_reuses_the_jars() {
         return;
     };
     let opts = SshHostsOptions {
-        hosts: 7,
+        hosts: 10,
         sudo_hosts: vec![1],
         ..SshHostsOptions::default()
     };
@@ -265,7 +264,7 @@ fn incident_on_plain_ssh_hosts_installs_what_it_needs_and_reuses_the_jars() {
         results["counts"]["acknowledged"]
     );
     let nodes = first["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 7);
+    assert_eq!(nodes.len(), 10);
     for n in nodes {
         assert_eq!(n["java_installed"], true, "{n}");
         assert!(n["jars_uploaded"].as_u64().unwrap() > 0, "{n}");
