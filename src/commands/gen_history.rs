@@ -66,17 +66,7 @@ pub fn run(args: GenHistoryArgs) -> anyhow::Result<Exit> {
         plants,
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut out = open_output(&args)?;
-    let mut chunk = Vec::with_capacity(4096);
-    loop {
-        chunk.clear();
-        let more = synth.next_chunk(&mut chunk);
-        out.write_all(&chunk).context("writing the history")?;
-        if !more {
-            break;
-        }
-    }
-    out.flush().context("writing the history")?;
+    write_chunks(&args, |chunk| synth.next_chunk(chunk))?;
     let unplaced = synth.unplaced();
     if !unplaced.is_empty() {
         bail!(
@@ -117,17 +107,7 @@ fn run_txn(args: GenHistoryArgs) -> anyhow::Result<Exit> {
         ..TxnSynthOptions::default()
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut out = open_output(&args)?;
-    let mut chunk = Vec::with_capacity(4096);
-    loop {
-        chunk.clear();
-        let more = synth.next_chunk(&mut chunk);
-        out.write_all(&chunk).context("writing the history")?;
-        if !more {
-            break;
-        }
-    }
-    out.flush().context("writing the history")?;
+    write_chunks(&args, |chunk| synth.next_chunk(chunk))?;
     let unplaced = synth.unplaced();
     if !unplaced.is_empty() {
         bail!("could not plant {unplaced:?} within the transaction budget; raise --ops or plant fewer");
@@ -138,4 +118,24 @@ fn run_txn(args: GenHistoryArgs) -> anyhow::Result<Exit> {
         synth.lines()
     );
     Ok(Exit::Success)
+}
+
+/// Streams a generator's history to the output `args` names, chunk by
+/// chunk (`next_chunk` appends to the buffer and says whether more follow),
+/// so a history of millions of operations never sits in memory whole.
+fn write_chunks(
+    args: &GenHistoryArgs,
+    mut next_chunk: impl FnMut(&mut Vec<u8>) -> bool,
+) -> anyhow::Result<()> {
+    let mut out = open_output(args)?;
+    let mut chunk = Vec::with_capacity(4096);
+    loop {
+        chunk.clear();
+        let more = next_chunk(&mut chunk);
+        out.write_all(&chunk).context("writing the history")?;
+        if !more {
+            break;
+        }
+    }
+    out.flush().context("writing the history")
 }
