@@ -63,7 +63,7 @@ pub struct DockerUpArgs {
 /// What to do with the environment.
 #[derive(Debug, Subcommand)]
 pub enum EnvAction {
-    /// Create the environment and wait until every node answers over SSH.
+    /// Create the environment and wait until every node answers over SSH (ssh hosts are also prepared: Java, iptables, the jars).
     Up {
         /// Kind of environment (`--env docker` is the same as `--kind docker`).
         #[arg(long, visible_alias = "env", value_enum, default_value = "netns")]
@@ -75,7 +75,7 @@ pub enum EnvAction {
         /// (docker); default: a free one.
         #[arg(long)]
         subnet: Option<String>,
-        /// TOML file listing the hosts (ssh); see docs/environments.md.
+        /// TOML file listing the hosts (ssh): name, address or host name, user, key, known_hosts; see docs/ssh-hosts.md.
         #[arg(long)]
         hosts: Option<PathBuf>,
         #[command(flatten)]
