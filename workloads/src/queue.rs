@@ -818,10 +818,12 @@ pub fn run(
         }
     };
     // Each rise of the external stop is recorded when it is noticed.
-    let stop_watcher = runtime.spawn(record_stops(opts.stop.clone(), writer.clone()));
+    let stops = StopRecorder::new(opts.stop.clone(), writer.clone());
+    let stop_watcher = runtime.spawn(stops.clone().watch());
     // The heal hook runs outside the runtime (it may block, or run its own),
     // and runs even when the load phase failed: faults must not outlive us.
     let load = runtime.block_on(load_phase(shared.clone()));
+    stops.record_reached();
     let healing = workload_event(writer, "phase", &json!({"phase": "heal"}));
     heal();
     let result = load.and_then(|load_elapsed| {
@@ -901,20 +903,43 @@ fn crash_schedule(schedule: CrashSchedule, requests: &[Arc<AtomicBool>], load_ov
 }
 
 /// Records a `stop` event (`{"level": "load"|"now"}`) each time the
-/// external stop rises.
-pub(crate) async fn record_stops(stop: StopHandle, writer: HistoryWriter) {
-    let mut recorded = StopLevel::Running;
-    while recorded < StopLevel::Now {
-        let next = if recorded == StopLevel::Running {
-            StopLevel::Load
-        } else {
-            StopLevel::Now
-        };
-        stop.wait_for(next).await;
-        recorded = stop.level();
-        tracing::info!(level = ?recorded, "workload: external stop");
-        if let Err(e) = workload_event(&writer, "stop", &json!({ "level": recorded })) {
-            tracing::warn!(error = %e, "could not record the stop");
+/// external stop rises. A watcher task records rises as it notices them;
+/// the workload also calls [`StopRecorder::record_reached`] before it writes
+/// what a stop causes (the `heal` phase), so the history never shows the
+/// effect of a stop before the stop, however late the watcher is scheduled.
+pub(crate) struct StopRecorder {
+    stop: StopHandle,
+    writer: HistoryWriter,
+    recorded: Mutex<StopLevel>,
+}
+
+impl StopRecorder {
+    pub(crate) fn new(stop: StopHandle, writer: HistoryWriter) -> Arc<Self> {
+        Arc::new(Self {
+            stop,
+            writer,
+            recorded: Mutex::new(StopLevel::Running),
+        })
+    }
+
+    /// Records the stop's level if it rose since the last record.
+    pub(crate) fn record_reached(&self) {
+        let mut recorded = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
+        let level = self.stop.level();
+        if level > *recorded {
+            *recorded = level;
+            tracing::info!(?level, "workload: external stop");
+            if let Err(e) = workload_event(&self.writer, "stop", &json!({ "level": level })) {
+                tracing::warn!(error = %e, "could not record the stop");
+            }
+        }
+    }
+
+    /// Records each rise of the stop until it reaches `Now`.
+    pub(crate) async fn watch(self: Arc<Self>) {
+        for next in [StopLevel::Load, StopLevel::Now] {
+            self.stop.wait_for(next).await;
+            self.record_reached();
         }
     }
 }
@@ -1096,5 +1121,53 @@ mod tests {
         std::fs::write(dir.path().join("dlq.jsonl"), "").unwrap();
         let e = run(&o, &w, Arc::new(AtomicU64::new(0)), || {}).unwrap_err();
         assert!(e.to_string().contains("earlier run"), "{e}");
+    }
+
+    /// The stop events in a history file, as (time, level).
+    fn stop_events(path: &std::path::Path) -> Vec<(u64, String)> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|op| op["f"] == "stop")
+            .map(|op| {
+                let level = op["value"]["level"].as_str().unwrap().to_string();
+                (op["time"].as_u64().unwrap(), level)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stop_is_recorded_before_its_effects_even_when_the_watcher_is_late() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        let w = HistoryWriter::create(&path).unwrap();
+        let stop = StopHandle::new();
+        let stops = StopRecorder::new(stop.clone(), w.clone());
+        // Nothing raised: nothing recorded.
+        stops.record_reached();
+        assert!(stop_events(&path).is_empty());
+        // The stop rises while no watcher has run yet: the workload's own
+        // call records it before it writes the heal phase.
+        stop.request(StopLevel::Load);
+        stops.record_reached();
+        workload_event(&w, "phase", &json!({"phase": "heal"})).unwrap();
+        // The watcher runs late and records nothing twice; a later rise to
+        // `now` is recorded once.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        stop.request(StopLevel::Now);
+        rt.block_on(stops.clone().watch());
+        stops.record_reached();
+        let events = stop_events(&path);
+        let levels: Vec<&str> = events.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(levels, ["load", "now"]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let heal_at = text.find("\"heal\"").unwrap();
+        let load_at = text.find("\"load\"").unwrap();
+        let now_at = text.find("\"now\"").unwrap();
+        assert!(load_at < heal_at && heal_at < now_at, "{text}");
     }
 }

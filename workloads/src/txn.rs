@@ -36,7 +36,7 @@ use crate::consumer::RebalanceContext;
 use crate::consumer::{log_key, poll_call, PollGatherer, ReadProgress};
 use crate::error::WorkloadError;
 use crate::producer::{QueueProducer, SendOutcome};
-use crate::queue::{payload, record_stops, workload_event, ReadUp};
+use crate::queue::{payload, workload_event, ReadUp, StopRecorder};
 use crate::settings::{ConsumerSettings, ProducerSettings};
 use crate::stop::{StopHandle, StopLevel};
 use rand::rngs::StdRng;
@@ -1001,8 +1001,9 @@ pub fn run(
     // Each rise of the external stop is recorded when it is noticed, until
     // the workload ends.
     let workload_over = StopHandle::new();
+    let stops = StopRecorder::new(opts.stop.clone(), writer.clone());
     let stop_watcher = {
-        let (stop, w, over) = (opts.stop.clone(), writer.clone(), workload_over.clone());
+        let (stops, over) = (stops.clone(), workload_over.clone());
         std::thread::Builder::new()
             .name("txn-stop-watcher".into())
             .spawn(move || {
@@ -1011,7 +1012,7 @@ pub fn run(
                     .build()?;
                 rt.block_on(async {
                     tokio::select! {
-                        () = record_stops(stop, w) => {}
+                        () = stops.watch() => {}
                         () = over.wait_for(StopLevel::Load) => {}
                     }
                 });
@@ -1083,6 +1084,7 @@ pub fn run(
             None => Ok(elapsed),
         }
     })();
+    stops.record_reached();
     let healing = workload_event(writer, "phase", &json!({"phase": "heal"}));
     heal();
     let result = load.and_then(|elapsed| {
