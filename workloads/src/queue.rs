@@ -922,15 +922,19 @@ impl StopRecorder {
         })
     }
 
-    /// Records the stop's level if it rose since the last record.
+    /// Records each level the stop rose through since the last record, in
+    /// order: `now` implies the load stopped too, so a stop that went
+    /// `load` -> `now` before anyone looked is still recorded as both.
     pub(crate) fn record_reached(&self) {
         let mut recorded = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
-        let level = self.stop.level();
-        if level > *recorded {
-            *recorded = level;
-            tracing::info!(?level, "workload: external stop");
-            if let Err(e) = workload_event(&self.writer, "stop", &json!({ "level": level })) {
-                tracing::warn!(error = %e, "could not record the stop");
+        let reached = self.stop.level();
+        for level in [StopLevel::Load, StopLevel::Now] {
+            if level > *recorded && level <= reached {
+                *recorded = level;
+                tracing::info!(?level, "workload: external stop");
+                if let Err(e) = workload_event(&self.writer, "stop", &json!({ "level": level })) {
+                    tracing::warn!(error = %e, "could not record the stop");
+                }
             }
         }
     }
@@ -1164,6 +1168,17 @@ mod tests {
         let events = stop_events(&path);
         let levels: Vec<&str> = events.iter().map(|(_, l)| l.as_str()).collect();
         assert_eq!(levels, ["load", "now"]);
+        // A stop that rose through both levels before anything was recorded
+        // (two Ctrl-C in quick succession, a late watcher): both, in order.
+        let path2 = dir.path().join("h2.jsonl");
+        let stop2 = StopHandle::new();
+        let stops2 = StopRecorder::new(stop2.clone(), HistoryWriter::create(&path2).unwrap());
+        stop2.escalate();
+        stop2.escalate();
+        stops2.record_reached();
+        rt.block_on(stops2.watch());
+        let levels2: Vec<String> = stop_events(&path2).into_iter().map(|(_, l)| l).collect();
+        assert_eq!(levels2, ["load", "now"]);
         let text = std::fs::read_to_string(&path).unwrap();
         let heal_at = text.find("\"heal\"").unwrap();
         let load_at = text.find("\"load\"").unwrap();
