@@ -183,8 +183,23 @@ fn dropped_sessions_are_reconnected_and_recorded_during_a_run() {
         !events.iter().any(|e| e["value"]["kind"] == "gave-up"),
         "{events:?}"
     );
-    // The run went on over the new sessions: it reported and tore down.
-    assert!(dir.join("results.json").is_file());
+    // The run went on over the new sessions: it reported and tore down;
+    // results.json and the report say which sessions dropped and came back.
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    let ssh = &results["ssh-sessions"];
+    eprintln!("MEASURED: {}", ssh["summary"]);
+    assert_eq!(ssh["dropped"], dropped.len(), "{ssh}");
+    assert_eq!(ssh["gave-up"], 0, "{ssh}");
+    assert!(
+        ssh["reconnected"].as_u64().unwrap() >= dropped.len() as u64,
+        "{ssh}"
+    );
+    let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        report.contains("id=\"ssh-sessions\""),
+        "no SSH line in report.html"
+    );
     assert!(
         seen.iter().any(|l| l.contains("phase: env down")),
         "no env down"

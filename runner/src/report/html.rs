@@ -119,6 +119,13 @@ pub fn render(analysis: &Analysis, info: &RunInfo) -> String {
     for w in &analysis.warnings {
         let _ = writeln!(h, "<p class=\"note\">warning: {}</p>", escape(w));
     }
+    if let Some(ssh) = analysis.events.ssh_sessions_summary() {
+        let _ = writeln!(
+            h,
+            "<p id=\"ssh-sessions\" class=\"note\">{}</p>",
+            escape(&ssh)
+        );
+    }
 
     // Anomalies: every one that ran, non-zero first; each example in words
     // with its raw JSON folded under it.

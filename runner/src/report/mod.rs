@@ -328,6 +328,7 @@ pub fn results_json(analysis: &Analysis, info: &RunInfo) -> Value {
         "problems": outcome.problems.iter().map(Problem::to_json).collect::<Vec<_>>(),
         "interrupted": info.interrupted,
         "delivery": delivery_json(analysis),
+        "ssh-sessions": analysis.events.ssh_sessions_json(),
         "history": analysis.history,
         "operations": analysis.operations,
         "warnings": analysis.warnings,

@@ -83,6 +83,8 @@ pub struct RunEvents {
     /// The transactional workload ran (its `txn-settings` event): it has
     /// no DLQ.
     pub txn_workload: bool,
+    /// `ssh-reconnect` events: (time ns, value).
+    pub ssh_sessions: Vec<(u64, Value)>,
 }
 
 /// What results.json and the report say of the DLQ of a txn run.
@@ -110,6 +112,7 @@ impl RunEvents {
             ("workload", "final-read") => self.final_read = Some(value_of(op)),
             ("workload", DELIVERY) => self.delivery = Some(value_of(op)),
             ("workload", "txn-settings") => self.txn_workload = true,
+            ("control", SSH_RECONNECT) => self.ssh_sessions.push((op.time, value_of(op))),
             _ => {}
         }
     }
@@ -212,6 +215,95 @@ impl RunEvents {
         }
         problems.sort_by_key(|p| std::cmp::Reverse(p.kind));
         problems
+    }
+
+    /// What happened to the control node's SSH sessions during the load,
+    /// as results.json shows it (`ssh-sessions`): counts per kind and each
+    /// event; `null` when no session dropped. Informational: while a
+    /// session is given up on, faults aimed at its node fail, and those
+    /// fault errors are what make the run ERROR.
+    pub fn ssh_sessions_json(&self) -> Value {
+        if self.ssh_sessions.is_empty() {
+            return Value::Null;
+        }
+        let count = |kind: &str| {
+            self.ssh_sessions
+                .iter()
+                .filter(|(_, v)| v["kind"] == kind)
+                .count()
+        };
+        let events: Vec<Value> = self
+            .ssh_sessions
+            .iter()
+            .map(|(t, v)| {
+                let mut e = v.clone();
+                if let Value::Object(m) = &mut e {
+                    m.insert("at_s".into(), json!((*t as f64 / 1e8).round() / 10.0));
+                }
+                e
+            })
+            .collect();
+        json!({
+            "dropped": count("dropped"),
+            "reconnected": count("reconnected"),
+            "gave-up": count("gave-up"),
+            "summary": self.ssh_sessions_summary(),
+            "events": events,
+        })
+    }
+
+    /// One sentence on the SSH sessions (`None` when none dropped), e.g.
+    /// "SSH sessions: 2 dropped, 2 reconnected (in 0.1-0.4 s), none given up:
+    /// n1, n3".
+    pub fn ssh_sessions_summary(&self) -> Option<String> {
+        if self.ssh_sessions.is_empty() {
+            return None;
+        }
+        let of = |kind: &str| -> Vec<&Value> {
+            self.ssh_sessions
+                .iter()
+                .map(|(_, v)| v)
+                .filter(|v| v["kind"] == kind)
+                .collect()
+        };
+        let (dropped, reconnected, gave_up) = (of("dropped"), of("reconnected"), of("gave-up"));
+        let took: Vec<f64> = reconnected
+            .iter()
+            .filter_map(|v| v["elapsed_ms"].as_u64())
+            .map(|ms| ms as f64 / 1e3)
+            .collect();
+        let range = match (
+            took.iter().cloned().reduce(f64::min),
+            took.iter().cloned().reduce(f64::max),
+        ) {
+            (Some(lo), Some(hi)) if (hi - lo).abs() < 0.05 => format!(" (in {lo:.1} s)"),
+            (Some(lo), Some(hi)) => format!(" (in {lo:.1}-{hi:.1} s)"),
+            _ => String::new(),
+        };
+        let mut nodes: Vec<&str> = self
+            .ssh_sessions
+            .iter()
+            .filter_map(|(_, v)| v["node"].as_str())
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        let given_up = if gave_up.is_empty() {
+            "none given up".to_string()
+        } else {
+            let lost: Vec<&str> = gave_up.iter().filter_map(|v| v["node"].as_str()).collect();
+            format!(
+                "{} given up ({}: commands to it fail until it answers again; a fault that \
+                 fails so is a fault error, which makes the run ERROR)",
+                gave_up.len(),
+                lost.join(", ")
+            )
+        };
+        Some(format!(
+            "SSH sessions: {} dropped, {} reconnected{range}, {given_up}: {}",
+            dropped.len(),
+            reconnected.len(),
+            nodes.join(", ")
+        ))
     }
 
     /// What the run says of its DLQ, from the workload's delivery counts
@@ -388,5 +480,60 @@ mod tests {
         assert!(RunEvents::default()
             .dlq_status(Some(2))
             .starts_with("2 messages went to the DLQ"));
+    }
+
+    fn ssh(node: &str, kind: &str, ms: u64) -> String {
+        format!(
+            r#""process":"control","type":"info","f":"ssh-reconnect","value":{{"node":"{node}","kind":"{kind}","attempts":1,"elapsed_ms":{ms},"cause":"x"}}"#
+        )
+    }
+
+    #[test]
+    fn dropped_and_reconnected_sessions_are_counted_and_named() {
+        let lines = [
+            CONFIG.to_string(),
+            ssh("n3", "dropped", 0),
+            ssh("n1", "dropped", 0),
+            ssh("n3", "reconnected", 150),
+            ssh("n1", "reconnected", 360),
+            COMPLETE.to_string(),
+        ];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let e = events(&refs);
+        assert_eq!(
+            e.ssh_sessions_summary().unwrap(),
+            "SSH sessions: 2 dropped, 2 reconnected (in 0.1-0.4 s), none given up: n1, n3"
+        );
+        let j = e.ssh_sessions_json();
+        assert_eq!(
+            (
+                j["dropped"].clone(),
+                j["reconnected"].clone(),
+                j["gave-up"].clone()
+            ),
+            (json!(2), json!(2), json!(0))
+        );
+        assert_eq!(j["events"][0]["node"], "n3");
+        assert_eq!(j["events"][0]["at_s"], 2.0);
+        // Informational: the outcome is not changed by them.
+        assert!(e.problems().is_empty());
+    }
+
+    #[test]
+    fn a_session_given_up_on_is_named() {
+        let lines = [ssh("n2", "dropped", 0), ssh("n2", "gave-up", 90_000)];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let s = events(&refs).ssh_sessions_summary().unwrap();
+        assert!(
+            s.starts_with("SSH sessions: 1 dropped, 0 reconnected, 1 given up (n2"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn without_session_events_nothing_is_said() {
+        let e = events(&[CONFIG, COMPLETE]);
+        assert_eq!(e.ssh_sessions_summary(), None);
+        assert_eq!(e.ssh_sessions_json(), Value::Null);
     }
 }
