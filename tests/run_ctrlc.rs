@@ -246,11 +246,14 @@ fn ctrl_c_stops_the_load_heals_at_once_and_still_reports() {
 
 #[test]
 fn a_second_ctrl_c_skips_replay_and_final_read_and_still_reports() {
-    // Every broker paused: every sender has a send in flight or waiting
-    // to be retried when Ctrl-C comes, so the DLQ has entries to replay.
+    // Every broker paused from 2 s on: a send gives up after 3 attempts of
+    // 5 s (and backoff), so by 25 s the DLQ has entries to replay whatever
+    // the second Ctrl-C finds in flight. (At 15 s it could hold none: the
+    // first Ctrl-C heals at once, and the sends in flight could all be
+    // acknowledged by the resumed brokers before the second, 0.3 s later.)
     let mut run = Run::start("ctrlc2", "pause:kafka:all");
     run.wait_for_line("phase: load", Duration::from_secs(180));
-    std::thread::sleep(Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(25));
     let first = run.interrupt();
     std::thread::sleep(Duration::from_millis(300));
     let second = run.interrupt();
@@ -295,6 +298,7 @@ fn a_second_ctrl_c_skips_replay_and_final_read_and_still_reports() {
         .find(|o| o["f"] == "phase" && o["value"]["phase"] == "replay")
         .expect("no replay phase event");
     let entries = replay_phase["value"]["dlq-entries"].as_u64().unwrap();
+    eprintln!("MEASURED: {entries} DLQ entries when the replay was skipped");
     assert!(
         entries > 0,
         "the DLQ is empty: the test cannot tell a skipped replay"
