@@ -226,12 +226,6 @@ impl RunEvents {
         if self.ssh_sessions.is_empty() {
             return Value::Null;
         }
-        let count = |kind: &str| {
-            self.ssh_sessions
-                .iter()
-                .filter(|(_, v)| v["kind"] == kind)
-                .count()
-        };
         let events: Vec<Value> = self
             .ssh_sessions
             .iter()
@@ -244,9 +238,9 @@ impl RunEvents {
             })
             .collect();
         json!({
-            "dropped": count("dropped"),
-            "reconnected": count("reconnected"),
-            "gave-up": count("gave-up"),
+            "dropped": self.ssh_events_of("dropped").len(),
+            "reconnected": self.ssh_events_of("reconnected").len(),
+            "gave-up": self.ssh_events_of("gave-up").len(),
             "summary": self.ssh_sessions_summary(),
             "events": events,
         })
@@ -259,14 +253,11 @@ impl RunEvents {
         if self.ssh_sessions.is_empty() {
             return None;
         }
-        let of = |kind: &str| -> Vec<&Value> {
-            self.ssh_sessions
-                .iter()
-                .map(|(_, v)| v)
-                .filter(|v| v["kind"] == kind)
-                .collect()
-        };
-        let (dropped, reconnected, gave_up) = (of("dropped"), of("reconnected"), of("gave-up"));
+        let (dropped, reconnected, gave_up) = (
+            self.ssh_events_of("dropped"),
+            self.ssh_events_of("reconnected"),
+            self.ssh_events_of("gave-up"),
+        );
         let took: Vec<f64> = reconnected
             .iter()
             .filter_map(|v| v["elapsed_ms"].as_u64())
@@ -292,8 +283,8 @@ impl RunEvents {
         } else {
             let lost: Vec<&str> = gave_up.iter().filter_map(|v| v["node"].as_str()).collect();
             format!(
-                "{} given up ({}: commands to it fail until it answers again; a fault that \
-                 fails so is a fault error, which makes the run ERROR)",
+                "{} given up ({}: commands to a node given up on fail until it answers \
+                 again; a fault that fails so is a fault error, which makes the run ERROR)",
                 gave_up.len(),
                 lost.join(", ")
             )
@@ -304,6 +295,15 @@ impl RunEvents {
             reconnected.len(),
             nodes.join(", ")
         ))
+    }
+
+    /// The values of the `ssh-reconnect` events of one `kind`.
+    fn ssh_events_of(&self, kind: &str) -> Vec<&Value> {
+        self.ssh_sessions
+            .iter()
+            .map(|(_, v)| v)
+            .filter(|v| v["kind"] == kind)
+            .collect()
     }
 
     /// What the run says of its DLQ, from the workload's delivery counts
